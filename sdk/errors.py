@@ -1,0 +1,42 @@
+"""One error hierarchy for the SDK. Messages say what was expected, what came, and what to do."""
+from __future__ import annotations
+
+
+class SegEdgeError(Exception):
+    """Base class of every error the SDK raises on purpose; the CLI prints these as one line (exit 1)."""
+
+
+class CheckpointError(SegEdgeError):
+    """A checkpoint is unreadable, unsafe, truncated, or does not match the SegFormer layouts we know."""
+
+
+class LabelsError(SegEdgeError):
+    """Class names or palette do not match the checkpoint's head."""
+
+
+class InputError(SegEdgeError, ValueError):
+    """An image or batch of the wrong shape, dtype or colour order."""
+
+
+class ArtifactError(SegEdgeError):
+    """An artifact folder is missing files, has a bad manifest, or was made for another runtime or device."""
+
+
+class ExportError(SegEdgeError):
+    """ONNX export failed or its parity check against PyTorch did not hold."""
+
+
+class MissingDependencyError(SegEdgeError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra that provides it."""
+
+
+def require(module: str, extra: str):
+    """Import an optional heavy dependency where it is used; a missing one names the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module} is not installed (needed here: {exc}). Install it with: pip install 'segedge[{extra}]'"
+        ) from exc
