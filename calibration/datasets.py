@@ -12,20 +12,11 @@ from typing import Iterator
 import numpy as np
 
 from sdk.errors import InputError
+from sdk.preprocess import read_rgb
 
 IGNORE_INDEX = 255
 CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car",
                   "pedestrian", "bicyclist"]
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; a clear error if it cannot be decoded."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"image {path}: cannot be read or decoded (missing, truncated or not an image)")
-    return np.ascontiguousarray(img[..., ::-1])
 
 
 @dataclass(frozen=True)

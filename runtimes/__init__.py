@@ -1,0 +1,44 @@
+"""Runtimes behind one interface. Choose one by name from ``RUNTIMES``, or ``"auto"``.
+
+``runtimes`` never imports ``converters`` or ``calibration``; heavy backends load only when a runtime opens.
+"""
+from __future__ import annotations
+
+import logging
+from importlib.util import find_spec
+from pathlib import Path
+
+from runtimes.base import Runtime
+from runtimes.onnxruntime import OnnxRuntime
+from sdk.errors import ArtifactError, MissingDependencyError
+from sdk.manifest import Manifest, read_manifest
+
+log = logging.getLogger("segedge")
+
+RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime}
+# which Python module each runtime needs, and the pip extra that installs it
+_NEEDS = {"onnxruntime": ("onnxruntime", "cpu")}
+
+
+def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runtime:
+    """Open an artifact folder on a runtime. ``"auto"`` picks the first runtime, in ``RUNTIMES`` order, that runs
+    the artifact's format and is installed, and logs what it picked. ``options`` go to the runtime's constructor."""
+    manifest: Manifest = read_manifest(artifact)
+    if runtime != "auto":
+        if runtime not in RUNTIMES:
+            raise ArtifactError(f"runtime: expected 'auto' or one of {sorted(RUNTIMES)}, got {runtime!r}")
+        return RUNTIMES[runtime](artifact, manifest, **options)
+    candidates = [name for name, cls in RUNTIMES.items() if manifest.format in cls.formats]
+    for name in candidates:
+        module, _ = _NEEDS[name]
+        if find_spec(module) is not None:
+            log.info("runtime auto: %s artifact -> %s", manifest.format, name)
+            return RUNTIMES[name](artifact, manifest, **options)
+    if not candidates:
+        raise ArtifactError(f"artifact {artifact}: no runtime runs format {manifest.format!r}")
+    extras = ", ".join(f"segedge[{_NEEDS[n][1]}]" for n in candidates)
+    raise MissingDependencyError(f"artifact {artifact} ({manifest.format}) needs one of {candidates}; none is "
+                                 f"installed. Install: pip install '{extras}'")
+
+
+__all__ = ["RUNTIMES", "Runtime", "OnnxRuntime", "open_runtime"]

@@ -1,0 +1,27 @@
+"""segedge: trained SegFormer -> INT8 edge artifacts (TensorRT, OpenVINO, ONNX Runtime) behind one API.
+
+``from sdk import Segmenter``. Heavy modules load on first use, so ``import sdk`` stays light.
+"""
+from __future__ import annotations
+
+from sdk.errors import (ArtifactError, CheckpointError, ExportError, InputError, LabelsError,
+                        MissingDependencyError, SegEdgeError)
+
+__all__ = ["Segmenter", "SegmentationResult", "PreprocessSpec", "Manifest", "SegEdgeError", "CheckpointError",
+           "LabelsError", "InputError", "ArtifactError", "ExportError", "MissingDependencyError"]
+
+
+def __getattr__(name: str):
+    if name == "Segmenter":
+        from sdk.segmenter import Segmenter
+        return Segmenter
+    if name == "SegmentationResult":
+        from sdk.result import SegmentationResult
+        return SegmentationResult
+    if name == "PreprocessSpec":
+        from sdk.preprocess import PreprocessSpec
+        return PreprocessSpec
+    if name == "Manifest":
+        from sdk.manifest import Manifest
+        return Manifest
+    raise AttributeError(f"module 'sdk' has no attribute {name!r}")

@@ -5,6 +5,7 @@ Leaf module: imports numpy and OpenCV only.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -72,6 +73,16 @@ def check_image(image: object, name: str = "image") -> np.ndarray:
     if image.shape[0] < 32 or image.shape[1] < 32:
         raise InputError(f"{name}: expected at least 32x32 pixels, got {image.shape[0]}x{image.shape[1]}")
     return image
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; a clear error if it cannot be decoded."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"image {path}: cannot be read or decoded (missing, truncated or not an image)")
+    return np.ascontiguousarray(img[..., ::-1])
 
 
 def network_size(spec: PreprocessSpec, image_hw: tuple[int, int]) -> tuple[int, int]:

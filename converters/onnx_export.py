@@ -1,0 +1,213 @@
+"""Checkpoint -> ONNX artifact (``model.onnx`` + ``model.json``), with a parity check against PyTorch.
+
+The graph: input ``pixel_values`` (N, 3, H, W) float32 with dynamic N/H/W, opset >= 17 (real LayerNormalization).
+Heads (see ``sdk.manifest.Manifest``):
+- ``logits``: output ``logits`` (N, K, H/4, W/4) float32.
+- ``mask`` (default): a second input ``output_size`` (int64 [2], the image's (H, W)) and output ``mask`` (N, H, W)
+  uint8 class ids (int32 above 256 classes), so no (N, K, H, W) float tensor ever leaves the runtime.
+  ``upsample="exact"``: bilinear logits -> output size, argmax (what transformers' post-processing does).
+  ``upsample="fast"``: bilinear logits -> network input size, argmax, nearest -> output size. Cheaper when the
+  network runs below the image's resolution (e.g. 512x1024 for 1024x2048 frames).
+"""
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sdk.errors import ExportError, require
+from sdk.manifest import HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
+from sdk.preprocess import PreprocessSpec
+
+MIN_OPSET = 17
+
+
+def _mask_dtype(num_classes: int) -> tuple[int, str]:
+    from onnx import TensorProto
+
+    return (TensorProto.UINT8, "uint8") if num_classes <= 256 else (TensorProto.INT32, "int32")
+
+
+def append_mask_head(model, num_classes: int, upsample: str):
+    """Append resize + argmax to an exported logits graph (in place); returns the ModelProto."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    logits = g.output[0].name
+    pix = g.input[0].name
+    onnx_dtype, _ = _mask_dtype(num_classes)
+    g.input.append(helper.make_tensor_value_info("output_size", TensorProto.INT64, [2]))
+    for value in ((0, 2) if upsample == "exact" else (0, 1, 2, 4)):
+        g.initializer.append(helper.make_tensor(f"head_{value}", TensorProto.INT64, [1], [value]))
+    linear = dict(mode="linear", coordinate_transformation_mode="half_pixel")
+    nodes = [
+        helper.make_node("Shape", [logits], ["head_logits_shape"]),
+        helper.make_node("Slice", ["head_logits_shape", "head_0", "head_2"], ["head_nk"]),
+    ]
+    if upsample == "exact":
+        nodes += [
+            helper.make_node("Concat", ["head_nk", "output_size"], ["head_sizes"], axis=0),
+            helper.make_node("Resize", [logits, "", "", "head_sizes"], ["head_up"], **linear),
+            helper.make_node("ArgMax", ["head_up"], ["head_argmax"], axis=1, keepdims=0),
+            helper.make_node("Cast", ["head_argmax"], ["mask"], to=onnx_dtype),
+        ]
+    else:
+        nodes += [
+            helper.make_node("Shape", [pix], ["head_pix_shape"]),
+            helper.make_node("Slice", ["head_pix_shape", "head_2", "head_4"], ["head_in_hw"]),
+            helper.make_node("Concat", ["head_nk", "head_in_hw"], ["head_sizes"], axis=0),
+            helper.make_node("Resize", [logits, "", "", "head_sizes"], ["head_up"], **linear),
+            helper.make_node("ArgMax", ["head_up"], ["head_argmax"], axis=1, keepdims=1),
+            helper.make_node("Cast", ["head_argmax"], ["head_small"], to=onnx_dtype),
+            helper.make_node("Slice", ["head_logits_shape", "head_0", "head_1"], ["head_n"]),
+            helper.make_node("Concat", ["head_n", "head_1", "output_size"], ["head_out_sizes"], axis=0),
+            helper.make_node("Resize", ["head_small", "", "", "head_out_sizes"], ["head_mask4"], mode="nearest",
+                             coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+            helper.make_node("Squeeze", ["head_mask4", "head_1"], ["mask"]),
+        ]
+    g.node.extend(nodes)
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("mask", onnx_dtype, ["batch", "out_height", "out_width"]))
+    return model
+
+
+def _torch_reference_mask(logits: np.ndarray, out_hw: tuple[int, int], upsample: str, in_hw: tuple[int, int]):
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(logits)
+    if upsample == "exact":
+        return F.interpolate(t, size=out_hw, mode="bilinear", align_corners=False).argmax(1).numpy()
+    small = F.interpolate(t, size=in_hw, mode="bilinear", align_corners=False).argmax(1, keepdim=True).float()
+    return F.interpolate(small, size=out_hw, mode="nearest")[:, 0].long().numpy()
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    output: str | Path,
+    *,
+    size_hw: tuple[int, int] | None = None,
+    opset: int = 17,
+    head: str = "mask",
+    upsample: str = "exact",
+    class_names: list[str] | None = None,
+    parity_atol: float = 1e-4,
+    progress: bool = True,
+) -> Path:
+    """Export a SegFormer checkpoint (any supported layout) to an ONNX artifact folder; returns the folder.
+
+    size_hw: network input (height, width) recorded in the preprocessing spec; None keeps the checkpoint's own
+    (for CamVid-style models: the image's native size). The graph itself accepts any size either way.
+    Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol``.
+    """
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset: expected >= {MIN_OPSET} (LayerNormalization is an ONNX op from 17), got {opset}")
+    if head not in HEADS:
+        raise ExportError(f"head: expected one of {HEADS}, got {head!r}")
+    if upsample not in UPSAMPLE_MODES:
+        raise ExportError(f"upsample: expected one of {UPSAMPLE_MODES}, got {upsample!r}")
+    if head == "logits" and upsample != "exact":
+        raise ExportError("upsample='fast' needs head='mask' (a logits head leaves upsampling to the host)")
+    torch = require("torch", "convert")
+    onnx = require("onnx", "convert")
+    ort = require("onnxruntime", "cpu")
+    from tqdm import tqdm
+
+    from converters.checkpoints import load_checkpoint
+
+    out = Path(output)
+    steps = tqdm(total=5, desc="export", unit="step", disable=not progress)
+    t0 = time.perf_counter()
+    steps.set_postfix_str("load checkpoint")
+    ck = load_checkpoint(checkpoint, class_names=class_names)
+    spec = ck.preprocess if size_hw is None else PreprocessSpec(
+        size_hw=size_hw, mean=ck.preprocess.mean, std=ck.preprocess.std,
+        channel_order=ck.preprocess.channel_order, resize_mode=ck.preprocess.resize_mode)
+    steps.update()
+
+    steps.set_postfix_str("trace to ONNX")
+    probe_hw = spec.size_hw or (256, 320)
+    rng = np.random.default_rng(0)
+    probe = rng.standard_normal((1, 3, *probe_hw)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="segedge-export-") as tmp:
+        logits_path = Path(tmp) / "logits.onnx"
+        with torch.no_grad():
+            torch.onnx.export(
+                ck.model, (torch.from_numpy(probe),), str(logits_path), input_names=["pixel_values"],
+                output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,
+                dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
+                              "logits": {0: "batch", 2: "height_4", 3: "width_4"}},
+            )
+        model = onnx.load(str(logits_path))
+    steps.update()
+
+    steps.set_postfix_str("parity check")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    parity: dict = {"probe_shapes": []}
+    worst = 0.0
+    for shape in [(1, 3, *probe_hw), (2, 3, probe_hw[0] // 2 + 8, probe_hw[1] // 2 + 4)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            ref = ck.model(torch.from_numpy(x)).numpy()
+        got = session.run(["logits"], {"pixel_values": x})[0]
+        worst = max(worst, float(np.abs(got - ref).max()))
+        parity["probe_shapes"].append(list(shape))
+    parity["onnxruntime_vs_torch_max_abs_logit"] = worst
+    if not worst <= parity_atol:
+        raise ExportError(f"parity: ONNX Runtime logits differ from PyTorch by {worst:.3g} (max abs), expected "
+                          f"<= {parity_atol:g}. Try another opset (--opset) or report the checkpoint.")
+    steps.update()
+
+    outputs = [TensorInfo(name="logits", dtype="float32", shape=["batch", ck.config.num_classes, "height_4",
+                                                                 "width_4"])]
+    inputs = [TensorInfo(name="pixel_values", dtype="float32", shape=["batch", 3, "height", "width"])]
+    if head == "mask":
+        steps.set_postfix_str("append mask head")
+        model = append_mask_head(model, ck.config.num_classes, upsample)
+        onnx.checker.check_model(model)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        x = probe
+        out_hw = (probe_hw[0] + 37, probe_hw[1] - 23)  # an output size unlike the input catches axis mix-ups
+        with torch.no_grad():
+            ref = _torch_reference_mask(ck.model(torch.from_numpy(x)).numpy(), out_hw, upsample, probe_hw)
+        got = session.run(["mask"], {"pixel_values": x, "output_size": np.array(out_hw, np.int64)})[0]
+        parity["mask_agreement_vs_torch"] = float(np.mean(got == ref))
+        if parity["mask_agreement_vs_torch"] < 0.999:
+            raise ExportError(f"parity: the in-graph mask agrees with PyTorch on "
+                              f"{parity['mask_agreement_vs_torch']:.4%} of pixels, expected >= 99.9%")
+        inputs.append(TensorInfo(name="output_size", dtype="int64", shape=[2]))
+        outputs = [TensorInfo(name="mask", dtype=_mask_dtype(ck.config.num_classes)[1],
+                              shape=["batch", "out_height", "out_width"])]
+    steps.update()
+
+    steps.set_postfix_str("write artifact")
+    out.mkdir(parents=True, exist_ok=True)
+    model.producer_name = "segedge"
+    onnx.save(model, str(out / "model.onnx"))
+    manifest = Manifest(
+        format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
+        palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs, head=head,
+        upsample=upsample if head == "mask" else None, architecture=ck.config.to_dict(),
+        source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset,
+        versions=_versions(), parity=parity,
+        extra={"export_seconds": round(time.perf_counter() - t0, 2)},
+    )
+    manifest.write(out)
+    steps.update()
+    steps.close()
+    return out
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("segedge", "torch", "onnx", "onnxruntime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,74 @@
+"""The runtime interface: numpy in, numpy out. Backends override ``_infer_impl`` (and ``_close_impl``) only.
+
+``infer`` checks the feeds once, for every backend, against the artifact's manifest. Runtimes are context
+managers; ``close()`` frees the session and any device memory. torch is never needed to run an artifact.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sdk.errors import ArtifactError, InputError
+from sdk.manifest import Manifest, read_manifest
+
+
+class Runtime:
+    """Base class. ``name`` is the key in ``runtimes.RUNTIMES``; ``formats`` the artifact formats it runs."""
+
+    name = "base"
+    formats: tuple[str, ...] = ()
+
+    def __init__(self, artifact: str | Path, manifest: Manifest | None = None) -> None:
+        self.artifact = Path(artifact)
+        self.manifest = manifest or read_manifest(self.artifact)
+        if self.manifest.format not in self.formats:
+            raise ArtifactError(f"artifact {self.artifact}: format {self.manifest.format!r} cannot run on the "
+                                f"{self.name} runtime, which runs {list(self.formats)}. Use runtime='auto'.")
+        self.model_path = self.artifact / self.manifest.model_file
+        self._closed = False
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.manifest.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.manifest.outputs]
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the model. ``feeds`` maps every input name of the manifest to an array of its dtype and rank."""
+        if self._closed:
+            raise ArtifactError(f"{self.name} runtime for {self.artifact} is closed")
+        if set(feeds) != set(self.input_names):
+            raise InputError(f"feeds: expected inputs {self.input_names}, got {sorted(feeds)}")
+        for info in self.manifest.inputs:
+            arr = feeds[info.name]
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(info.dtype) or arr.ndim != len(info.shape):
+                got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+                raise InputError(f"{info.name}: expected {info.dtype} with shape {info.shape}, got {got}")
+            for dim, (want, have) in enumerate(zip(info.shape, arr.shape)):
+                if isinstance(want, int) and want != have:
+                    raise InputError(f"{info.name}: expected size {want} on axis {dim} (shape {info.shape}), "
+                                     f"got shape {arr.shape}")
+        return self._infer_impl(feeds)
+
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if not self._closed:
+            self._close_impl()
+            self._closed = True
+
+    def _close_impl(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return self.name
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,60 @@
+"""ONNX Runtime backend: CPU here; CUDA and TensorRT execution providers selectable where installed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.base import Runtime
+from sdk.errors import ArtifactError, require
+from sdk.manifest import Manifest
+
+PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                    "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+
+
+class OnnxRuntime(Runtime):
+    """Runs ``model.onnx`` artifacts.
+
+    providers: ONNX Runtime execution providers in priority order, by alias ("cpu", "cuda", "tensorrt") or full
+    name; a provider this onnxruntime build lacks is an error (no silent fallback). threads: intra-op threads
+    (0: ONNX Runtime's default).
+    """
+
+    name = "onnxruntime"
+    formats = ("onnx",)
+
+    def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *,
+                 providers: list[str] | tuple[str, ...] = ("cpu",), threads: int = 0) -> None:
+        super().__init__(artifact, manifest)
+        ort = require("onnxruntime", "cpu")
+        wanted = [PROVIDER_ALIASES.get(p, p) for p in providers]
+        available = ort.get_available_providers()
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise ArtifactError(f"onnxruntime providers: {missing} are not in this onnxruntime build (available: "
+                                f"{available}). Install onnxruntime-gpu for CUDA/TensorRT, or use providers=['cpu'].")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ArtifactError(f"artifact {self.artifact}: ONNX Runtime cannot load {self.model_path.name} "
+                                f"({str(exc).splitlines()[0][:300]}). Is the file complete? Re-export it.") from None
+        graph_inputs = sorted(i.name for i in self.session.get_inputs())
+        if graph_inputs != sorted(self.input_names):
+            raise ArtifactError(f"artifact {self.artifact}: the model's inputs {graph_inputs} differ from the "
+                                f"manifest's {sorted(self.input_names)}. Re-export the artifact.")
+        self.providers = self.session.get_providers()
+
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, values))
+
+    def _close_impl(self) -> None:
+        del self.session
+
+    def describe(self) -> str:
+        return f"onnxruntime {require('onnxruntime', 'cpu').__version__} ({', '.join(self.providers)})"

@@ -1,0 +1,202 @@
+"""``segedge``: one subcommand per job, each a thin wrapper over a public function.
+
+Exit codes: 0 success, 1 an SDK error (one line; traceback with -v), 2 a usage error. ``--help`` needs no extras.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from sdk.errors import InputError, SegEdgeError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "segformer-b0-camvid-demo"
+DEMO_IMAGES = Path("../shared/data/camvid")
+
+
+def _labels(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    return [v.strip() for v in value.split(",")]
+
+
+def _image_paths(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"images: folder {p} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths.extend(found)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InputError(f"images: {p} is neither an image file nor a folder")
+    return paths
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from converters.onnx_export import export_onnx
+
+    out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
+                      opset=args.opset, head=args.head, upsample=args.upsample, class_names=_labels(args.labels),
+                      progress=not args.quiet)
+    manifest = json.loads((out / "model.json").read_text())
+    print(f"exported {manifest['architecture']['variant']} ({len(manifest['class_names'])} classes) to "
+          f"{out / manifest['model_file']} in {manifest['extra']['export_seconds']} s; ONNX Runtime vs PyTorch max "
+          f"|logit diff| {manifest['parity']['onnxruntime_vs_torch_max_abs_logit']:.2e}")
+    print(f"next: segedge predict {out} IMAGE_OR_FOLDER --output masks/")
+    return 0
+
+
+def predict_files(artifact: str | Path, images: list[str], output: str | Path, *, runtime: str = "auto",
+                  overlay: bool = True, batch_size: int = 1) -> list[Path]:
+    """Segment image files; writes ``<output>/<stem>.png`` (class ids) and ``<stem>_overlay.png``."""
+    import cv2
+    from tqdm import tqdm
+
+    from sdk.preprocess import read_rgb
+    from sdk.segmenter import Segmenter
+
+    written: list[Path] = []
+    with Segmenter.from_artifact(artifact, runtime=runtime) as seg:
+        paths = _image_paths(images)
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        for start in tqdm(range(0, len(paths), batch_size), desc="predict", unit="batch",
+                          disable=len(paths) < 2):
+            chunk = paths[start:start + batch_size]
+            imgs = [read_rgb(p) for p in chunk]
+            for path, img, res in zip(chunk, imgs, seg.predict_batch(imgs, batch_size=batch_size)):
+                mask_path = out / f"{path.stem}.png"
+                cv2.imwrite(str(mask_path), res.mask if res.mask.dtype == "uint8" else res.mask.astype("uint16"))
+                if overlay:
+                    cv2.imwrite(str(out / f"{path.stem}_overlay.png"), res.overlay(img)[..., ::-1])
+                written.append(mask_path)
+    return written
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    written = predict_files(args.artifact, args.images, args.output, runtime=args.runtime,
+                            overlay=not args.no_overlay, batch_size=args.batch_size)
+    print(f"wrote {len(written)} masks (class ids as PNG{' + overlays' if not args.no_overlay else ''}) to "
+          f"{args.output}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if (path / "model.json").exists():
+        from sdk.manifest import read_manifest
+
+        m = read_manifest(path)
+        info = {"artifact": str(path), "format": m.format, "precision": m.precision, "head": m.head,
+                "upsample": m.upsample, "variant": m.architecture.get("variant"), "classes": m.class_names,
+                "preprocess": m.preprocess.to_dict(), "inputs": [vars(t) for t in m.inputs],
+                "outputs": [vars(t) for t in m.outputs], "opset": m.opset, "source": m.source, "parity": m.parity,
+                "versions": m.versions}
+    else:
+        from converters.checkpoints import load_checkpoint
+
+        ck = load_checkpoint(path)
+        info = {"checkpoint": str(path), "layout": ck.layout, "variant": ck.config.variant,
+                "num_classes": ck.config.num_classes, "classes": ck.class_names,
+                "parameters": sum(p.numel() for p in ck.model.parameters()),
+                "preprocess": ck.preprocess.to_dict(), "sha256": ck.sha256}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the bundled default: export the demo checkpoint, segment CamVid images, score them."""
+    import numpy as np
+
+    from calibration.datasets import CamVid
+    from calibration.metrics import ConfusionMatrix
+    from converters.onnx_export import export_onnx
+    from sdk.segmenter import Segmenter
+
+    out = Path(args.output)
+    artifact = export_onnx(args.checkpoint, out / "artifact", progress=not args.quiet)
+    data = CamVid(args.camvid, args.split)
+    pairs = data.pairs()[: args.limit or None]
+    written = predict_files(artifact, [str(p) for p, _ in pairs[: args.save]], out / "masks")
+    cm = ConfusionMatrix(len(data.class_names))
+    with Segmenter.from_artifact(artifact) as seg:
+        for (img, label), _ in zip(data, pairs):
+            cm.update(seg(img).mask, label)
+    summary = {"artifact": str(artifact), "split": args.split, "images": len(pairs), "miou": cm.miou(),
+               "pixel_accuracy": cm.pixel_accuracy(),
+               "iou_per_class": dict(zip(data.class_names, [None if np.isnan(v) else v for v in cm.iou()]))}
+    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"demo: CamVid {args.split} mIoU {cm.miou():.4f} over {len(pairs)} images (ONNX Runtime); "
+          f"{len(written)} masks + overlays in {out / 'masks'}; summary in {out / 'demo.json'}")
+    print(f"next: segedge predict {artifact} YOUR_IMAGES --output masks/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="segedge", description="Trained SegFormer -> edge artifacts and inference.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and info logs")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="checkpoint -> ONNX artifact (model.onnx + model.json)")
+    p.add_argument("checkpoint", help="Hugging Face folder, NVlabs .pth or mmsegmentation 1.x .pth")
+    p.add_argument("--output", required=True, help="artifact folder to write")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="network input size recorded in the preprocessing (default: the checkpoint's own)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--head", choices=["mask", "logits"], default="mask",
+                   help="mask: resize+argmax inside the graph (default); logits: raw 1/4-resolution logits")
+    p.add_argument("--upsample", choices=["exact", "fast"], default="exact",
+                   help="exact: bilinear logits to full size then argmax; fast: argmax at network size, nearest up")
+    p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="segment images with an artifact")
+    p.add_argument("artifact")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--output", required=True, help="folder for <name>.png class-id masks and overlays")
+    p.add_argument("--runtime", default="auto", help="auto or onnxruntime")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--no-overlay", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("inspect", help="describe an artifact or a checkpoint")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("demo", help="offline demo on the bundled checkpoint: export, predict, score on CamVid")
+    p.add_argument("--checkpoint", default=str(DEMO_CHECKPOINT), help="default: the bundled demo model")
+    p.add_argument("--camvid", default=str(DEMO_IMAGES), help="CamVid root in the SegNet layout")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--limit", type=int, default=0, help="score only the first N images (0: all)")
+    p.add_argument("--save", type=int, default=5, help="how many masks + overlays to write")
+    p.add_argument("--output", default="out/demo")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except SegEdgeError as exc:
+        if args.verbose:
+            raise
+        print(f"segedge {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
