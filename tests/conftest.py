@@ -1,0 +1,42 @@
+"""Shared fixtures. Data comes from ../shared (read-only): tests that need it skip with the reason if absent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+HF_MODEL = SHARED / "models" / "segformer-b0-camvid-hf"
+NVLABS_MODEL = SHARED / "models" / "segformer-b0-camvid-nvlabs.pth"
+CAMVID = SHARED / "data" / "camvid"
+DEMO_MODEL = ROOT / "sdk" / "assets" / "segformer-b0-camvid-demo"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the ../shared data folder beside the project)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hf_model() -> Path:
+    return need(HF_MODEL)
+
+
+@pytest.fixture(scope="session")
+def nvlabs_model() -> Path:
+    return need(NVLABS_MODEL)
+
+
+@pytest.fixture(scope="session")
+def camvid() -> Path:
+    return need(CAMVID)
+
+
+@pytest.fixture(scope="session")
+def hf_artifact(tmp_path_factory, hf_model) -> Path:
+    """The shared HF checkpoint exported once per session (mask head, exact upsampling)."""
+    from converters.onnx_export import export_onnx
+
+    return export_onnx(hf_model, tmp_path_factory.mktemp("art") / "b0-fp32", progress=False)
