@@ -20,9 +20,10 @@ Lazily, only when building those layers / optimizers (never in the parity test):
 Every placeholder raises ``NotImplementedError`` when called, so a test that strays into compiled ops fails loudly
 instead of computing something wrong. ``install()`` does nothing when a real, compiled mmcv is importable.
 
-Usage (before importing mmseg)::
+Usage (before importing mmseg), from a test module in tests/ (pytest puts tests/ on sys.path; note that the
+mmsegmentation wheel installs a top-level ``tests`` package of its own, which shadows ``tests.mmcv_ops_stub``)::
 
-    from tests.mmcv_ops_stub import install
+    from mmcv_ops_stub import install
     install()
 """
 from __future__ import annotations

@@ -9,15 +9,19 @@ Run from the repository root: ``python -m pytest tests/test_parity_mmseg.py -q``
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
 pytest.importorskip("mmcv", reason="mmcv(-lite) not installed: mmsegmentation parity test needs the reference")
+# tests/ has no __init__.py, so pytest (prepend import mode) puts tests/ itself on sys.path. Do not rely on
+# ``tests.mmcv_ops_stub``: the mmsegmentation wheel installs its own top-level ``tests`` package into site-packages,
+# which shadows this folder as a namespace package.
 try:
-    from tests.mmcv_ops_stub import install as _install_mmcv_ops_stub
-except ImportError:  # pytest run with tests/ (not the repo root) first on sys.path
     from mmcv_ops_stub import install as _install_mmcv_ops_stub
+except ImportError:  # tests/ became a package (tests/__init__.py): imported as tests.*
+    from tests.mmcv_ops_stub import install as _install_mmcv_ops_stub
 
 _install_mmcv_ops_stub()
 pytest.importorskip("mmseg", reason="mmsegmentation 1.x not installed: it is the reference for this parity test")
@@ -63,10 +67,19 @@ def _build_mmseg(variant: str) -> tuple[MixVisionTransformer, SegformerHead]:
     return backbone, head
 
 
+# mmseg MiT tensors that write into a LayerNorm's input: patch-embedding conv and LN (the residual stream starts
+# there), the spatial-reduction conv, the attention output projection and the Mix-FFN's last 1x1 conv.
+_FEEDS_A_LAYERNORM = re.compile(r"layers\.\d\.(0\.(projection|norm)|1\.\d+\.(attn\.sr|attn\.attn\.out_proj|ffn\.layers\.4))\.")
+
+
 @torch.no_grad()
-def _randomize(module: torch.nn.Module, gen: torch.Generator) -> None:
+def _randomize(module: torch.nn.Module, gen: torch.Generator, *, tiny_norm_inputs: bool = False) -> None:
     """Every parameter and BN running stat gets non-trivial random values with sane magnitudes: matrices/kernels
-    ~ N(0, 1/fan_in), norm scales ~ 1 + N(0, 0.2), biases ~ N(0, 0.2), running mean ~ N(0, 0.5), var ~ U(0.5, 2)."""
+    ~ N(0, 1/fan_in), norm scales ~ 1 + N(0, 0.2), biases ~ N(0, 0.2), running mean ~ N(0, 0.5), var ~ U(0.5, 2).
+
+    ``tiny_norm_inputs`` scales everything that feeds a LayerNorm by 1e-3, so every encoder LayerNorm sees inputs of
+    variance ~1e-6, the size of its eps: the logits then depend on each eps (1e-6 vs 1e-5 is an O(1) change), which
+    unit-variance activations would hide below the tolerance."""
     for name, t in module.state_dict(keep_vars=True).items():
         if not t.is_floating_point():
             continue  # num_batches_tracked
@@ -82,6 +95,8 @@ def _randomize(module: torch.nn.Module, gen: torch.Generator) -> None:
             t.copy_(1.0 + 0.2 * torch.randn(t.shape, generator=gen))
         else:  # biases (incl. in_proj_bias)
             t.copy_(0.2 * torch.randn(t.shape, generator=gen))
+        if tiny_norm_inputs and _FEEDS_A_LAYERNORM.match(name):
+            t.mul_(1e-3)
 
 
 def _save_mmseg_checkpoint(path, backbone, head) -> None:
@@ -99,28 +114,31 @@ def mmseg_model_cache():
     return {}
 
 
-def _reference(variant: str, cache: dict):
-    if variant not in cache:
+def _reference(variant: str, cache: dict, profile: str = "unit"):
+    if (variant, profile) not in cache:
         torch.manual_seed(0)
         backbone, head = _build_mmseg(variant)
-        _randomize(backbone, torch.Generator().manual_seed(1234))
+        _randomize(backbone, torch.Generator().manual_seed(1234), tiny_norm_inputs=profile == "tiny_norm_inputs")
         _randomize(head, torch.Generator().manual_seed(5678))
-        cache[variant] = (backbone.eval(), head.eval())
-    return cache[variant]
+        cache[variant, profile] = (backbone.eval(), head.eval())
+    return cache[variant, profile]
 
 
 @pytest.mark.parametrize(
-    "variant, shape",
+    "variant, shape, profile",
     [
-        ("b0", (1, 3, 128, 160)),
-        ("b0", (1, 3, 100, 132)),  # odd size: every stage's H, W is odd or not a multiple of the sr ratio
-        ("b0", (2, 3, 64, 64)),    # batch of 2
-        ("b1", (1, 3, 64, 96)),
-        ("b2", (1, 3, 64, 96)),    # deeper stages and a 768-wide decoder
+        ("b0", (1, 3, 128, 160), "unit"),
+        ("b0", (1, 3, 100, 132), "unit"),  # odd size: stage sizes 25x33, 13x17, 7x9, 4x5; sr convs drop rows
+        ("b0", (2, 3, 64, 64), "unit"),    # batch of 2
+        ("b0", (1, 3, 128, 160), "tiny_norm_inputs"),  # pins every LayerNorm eps
+        ("b0", (1, 3, 100, 132), "tiny_norm_inputs"),
+        ("b1", (1, 3, 64, 96), "unit"),
+        ("b1", (1, 3, 64, 96), "tiny_norm_inputs"),
+        ("b2", (1, 3, 64, 96), "unit"),    # deeper stages and a 768-wide decoder
     ],
 )
-def test_mmseg_checkpoint_parity(tmp_path, mmseg_model_cache, variant, shape):
-    backbone, head = _reference(variant, mmseg_model_cache)
+def test_mmseg_checkpoint_parity(tmp_path, mmseg_model_cache, variant, shape, profile):
+    backbone, head = _reference(variant, mmseg_model_cache, profile)
     path = tmp_path / f"segformer_mit-{variant}_mmseg.pth"
     _save_mmseg_checkpoint(path, backbone, head)
 
@@ -139,7 +157,7 @@ def test_mmseg_checkpoint_parity(tmp_path, mmseg_model_cache, variant, shape):
     assert ours.shape == ref.shape
     diff = (ours - ref).abs().max().item()
     scale = ref.abs().max().item()
-    print(f"mmseg parity {variant} {tuple(shape)}: max|diff|={diff:.3e} (max|logit|={scale:.3g})")
+    print(f"mmseg parity {variant} {tuple(shape)} {profile}: max|diff|={diff:.3e} (max|logit|={scale:.3g})")
     assert scale > 1e-2, "degenerate reference logits: the test would prove nothing"
     assert diff <= TOL, f"{variant} {shape}: max abs logit difference {diff:.3e} > {TOL}"
     # Identical predictions too (where the reference's top-2 margin is not within numerical noise).
@@ -155,3 +173,46 @@ def test_mmseg_checkpoint_labels_from_meta(tmp_path, mmseg_model_cache):
     loaded = load_checkpoint(path)
     assert loaded.class_names == list(CLASSES)
     assert loaded.palette == PALETTE
+
+
+def test_mmseg_segmentor_from_shipped_config(tmp_path):
+    """The checkpoint layout above is what mmseg's own ``EncoderDecoder`` (built from the B0 config mmseg ships)
+    saves, and its ``mode="tensor"`` output (the 1/4-resolution logits) matches ours after loading."""
+    import os
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import mmseg
+
+    cfg_file = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", "_base_", "models",
+                            "segformer_mit-b0.py")
+    if not os.path.exists(cfg_file):
+        pytest.skip(f"mmseg's shipped configs are not installed ({cfg_file})")
+    cfg = Config.fromfile(cfg_file)
+    cfg.model.decode_head.norm_cfg = dict(type="BN", requires_grad=True)  # SyncBN needs a process group
+    cfg.model.decode_head.num_classes = NUM_CLASSES
+    init_default_scope("mmseg")
+    torch.manual_seed(0)
+    segmentor = MODELS.build(cfg.model)
+    _randomize(segmentor, torch.Generator().manual_seed(99), tiny_norm_inputs=True)
+    segmentor.eval()
+
+    backbone, head = _build_mmseg("b0")
+    emulated = {f"backbone.{k}" for k in backbone.state_dict()} | {f"decode_head.{k}" for k in head.state_dict()}
+    assert set(segmentor.state_dict()) == emulated
+
+    path = tmp_path / "segmentor.pth"
+    torch.save({"meta": {"dataset_meta": {"classes": CLASSES, "palette": PALETTE}},
+                "state_dict": segmentor.state_dict()}, path)
+    loaded = load_checkpoint(path)
+    x = torch.randn((1, 3, 100, 132), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = segmentor(x, mode="tensor")
+        ours = loaded.model(x)
+    diff = (ours - ref).abs().max().item()
+    print(f"mmseg parity EncoderDecoder b0 (1, 3, 100, 132) tiny_norm_inputs: max|diff|={diff:.3e} "
+          f"(max|logit|={ref.abs().max().item():.3g})")
+    assert ours.shape == ref.shape == (1, NUM_CLASSES, 25, 33)
+    assert diff <= TOL
