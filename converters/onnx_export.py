@@ -14,6 +14,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,10 @@ def export_onnx(
     probe = rng.standard_normal((1, 3, *probe_hw)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="segedge-export-") as tmp:
         logits_path = Path(tmp) / "logits.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript-based exporter: dynamic H/W export with plain ops; its deprecation notice is noise
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
                 ck.model, (torch.from_numpy(probe),), str(logits_path), input_names=["pixel_values"],
                 output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,

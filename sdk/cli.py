@@ -116,29 +116,43 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the bundled default: export the demo checkpoint, segment CamVid images, score them."""
-    import numpy as np
-
     from calibration.datasets import CamVid
-    from calibration.metrics import ConfusionMatrix
+    from calibration.evaluate import evaluate
     from converters.onnx_export import export_onnx
     from sdk.segmenter import Segmenter
 
     out = Path(args.output)
     artifact = export_onnx(args.checkpoint, out / "artifact", progress=not args.quiet)
     data = CamVid(args.camvid, args.split)
-    pairs = data.pairs()[: args.limit or None]
-    written = predict_files(artifact, [str(p) for p, _ in pairs[: args.save]], out / "masks")
-    cm = ConfusionMatrix(len(data.class_names))
+    written = predict_files(artifact, [str(p) for p, _ in data.pairs()[: args.save]], out / "masks")
     with Segmenter.from_artifact(artifact) as seg:
-        for (img, label), _ in zip(data, pairs):
-            cm.update(seg(img).mask, label)
-    summary = {"artifact": str(artifact), "split": args.split, "images": len(pairs), "miou": cm.miou(),
-               "pixel_accuracy": cm.pixel_accuracy(),
-               "iou_per_class": dict(zip(data.class_names, [None if np.isnan(v) else v for v in cm.iou()]))}
+        result = evaluate(seg, data, total=len(data), progress=not args.quiet)
+    summary = {"artifact": str(artifact), "split": args.split, **result.to_dict()}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"demo: CamVid {args.split} mIoU {cm.miou():.4f} over {len(pairs)} images (ONNX Runtime); "
+    print(f"demo: CamVid {args.split} mIoU {result.miou:.4f} over {result.images} images (ONNX Runtime); "
           f"{len(written)} masks + overlays in {out / 'masks'}; summary in {out / 'demo.json'}")
     print(f"next: segedge predict {artifact} YOUR_IMAGES --output masks/")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from calibration.datasets import CamVid
+    from calibration.evaluate import evaluate
+    from sdk.segmenter import Segmenter
+
+    data = CamVid(args.camvid, args.split)
+    with Segmenter.from_artifact(args.artifact, runtime=args.runtime) as seg:
+        ref = Segmenter.from_artifact(args.reference) if args.reference else None
+        result = evaluate(seg, data, class_names=data.class_names, reference=ref, total=len(data),
+                          progress=not args.quiet)
+        if ref is not None:
+            ref.close()
+    summary = {"artifact": str(args.artifact), "dataset": "camvid", "split": args.split, **result.to_dict()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    agree = f", agreement with reference {result.agreement:.4%}" if result.agreement is not None else ""
+    print(f"CamVid {args.split}: mIoU {result.miou:.4f}, pixel accuracy {result.pixel_accuracy:.4f} over "
+          f"{result.images} images{agree}")
     return 0
 
 
@@ -174,11 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("eval", help="mIoU of an artifact on a labelled set (CamVid layout)")
+    p.add_argument("artifact")
+    p.add_argument("--camvid", required=True, help="CamVid root in the SegNet layout")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--reference", help="another artifact (e.g. FP32) to measure pixel agreement with")
+    p.add_argument("--runtime", default="auto")
+    p.add_argument("--json", help="write the result here")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("demo", help="offline demo on the bundled checkpoint: export, predict, score on CamVid")
     p.add_argument("--checkpoint", default=str(DEMO_CHECKPOINT), help="default: the bundled demo model")
     p.add_argument("--camvid", default=str(DEMO_IMAGES), help="CamVid root in the SegNet layout")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--limit", type=int, default=0, help="score only the first N images (0: all)")
     p.add_argument("--save", type=int, default=5, help="how many masks + overlays to write")
     p.add_argument("--output", default="out/demo")
     p.add_argument("-q", "--quiet", action="store_true")

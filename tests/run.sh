@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): install the project with its CPU, conversion and test extras plus the
+# mmsegmentation 1.x reference, then run pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q --disable-pip-version-check -e '.[cpu,convert,test]'
+# mmseg's reference classes, test-only: --no-deps, because their declared deps would pull a different torch/mmcv.
+python -m pip install -q --disable-pip-version-check --no-deps \
+    mmsegmentation==1.2.2 mmengine==0.10.7 mmcv-lite==2.1.0
+python -m pip install -q --disable-pip-version-check \
+    addict==2.4.0 yapf==0.43.0 termcolor==3.3.0 ftfy==6.3.1 scipy rich regex pyyaml
+exec python -m pytest -q "$@"
