@@ -50,12 +50,43 @@ def _linear_as_conv(w: torch.Tensor) -> torch.Tensor:
     return w[:, :, None, None] if w.ndim == 2 else w
 
 
+# transformers >= 5 names its modules differently in memory (``model.state_dict()``) than on the hub; it renames
+# them back in ``save_pretrained``. A ``torch.save(model.state_dict())`` made with it carries the in-memory names:
+# these rules (the inverse of transformers' own conversion mapping) turn them into the hub names first.
+_HF_V5_NAMES = [
+    (re.compile(r"^segformer\.stages\.(\d+)\.patch_embeddings\."), r"segformer.encoder.patch_embeddings.\1."),
+    (re.compile(r"^segformer\.stages\.(\d+)\.blocks\."), r"segformer.encoder.block.\1."),
+    (re.compile(r"^segformer\.stages\.(\d+)\.layer_norm\."), r"segformer.encoder.layer_norm.\1."),
+    (re.compile(r"\.attention\.q_proj\."), ".attention.self.query."),
+    (re.compile(r"\.attention\.k_proj\."), ".attention.self.key."),
+    (re.compile(r"\.attention\.v_proj\."), ".attention.self.value."),
+    (re.compile(r"\.attention\.o_proj\."), ".attention.output.dense."),
+    (re.compile(r"\.attention\.sequence_reduction\.sequence_reduction\."), ".attention.self.sr."),
+    (re.compile(r"\.attention\.sequence_reduction\.layer_norm\."), ".attention.self.layer_norm."),
+    (re.compile(r"\.mlp\.fc1\."), ".mlp.dense1."),
+    (re.compile(r"\.mlp\.fc2\."), ".mlp.dense2."),
+    (re.compile(r"\.layernorm_before\."), ".layer_norm_1."),
+    (re.compile(r"\.layernorm_after\."), ".layer_norm_2."),
+    (re.compile(r"^decode_head\.linear_projections\."), "decode_head.linear_c."),
+]
+
+
+def _hub_name(key: str) -> str:
+    if not key.startswith(("segformer.stages.", "decode_head.linear_projections.")):
+        return key
+    for pattern, repl in _HF_V5_NAMES:
+        key = pattern.sub(repl, key)
+    return key
+
+
 def remap_huggingface(sd: StateDict) -> StateDict:
-    """transformers' SegformerForSemanticSegmentation keys -> ours."""
+    """transformers' SegformerForSemanticSegmentation keys (hub names, or transformers >= 5 in-memory names) -> ours."""
     out: StateDict = {}
     kv: dict[str, dict[str, torch.Tensor]] = {}
     enc = "segformer.encoder."
+    v5 = any(k.startswith("segformer.stages.") for k in sd)
     for key, t in sd.items():
+        key = _hub_name(key) if v5 else key
         if m := re.fullmatch(enc + r"patch_embeddings\.(\d)\.(proj|layer_norm)\.(\w+)", key):
             i, part, p = m.groups()
             out[f"encoder.stages.{i}.patch_embed.{'proj' if part == 'proj' else 'norm'}.{p}"] = t
@@ -254,37 +285,53 @@ def _read_safetensors(path: Path) -> StateDict:
         ) from None
 
 
+def _load_error_reason(exc: Exception) -> str:
+    """One short line from a torch.load error, prefixed by its type: the line naming the refused global if there is
+    one (torch's first line is generic advice), without terminal colour codes."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    named = [line for line in lines if re.search(r"GLOBAL|Unsupported|truncated", line)]
+    line = (named or lines or [""])[0][:200]
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
 def _read_torch(path: Path) -> dict:
     import pickle
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        reason = _load_error_reason(exc)
+        if re.search(r"Unsupported operand|truncated", reason):  # not a pickle at all, or cut short
+            raise CheckpointError(
+                f"checkpoint {path}: cannot be read ({reason}); expected a PyTorch checkpoint, it may be corrupt "
+                "or not a PyTorch file. Download or copy it again."
+            ) from None
         raise CheckpointError(
             f"checkpoint {path}: refusing to load it, because reading it would run arbitrary code "
-            f"(weights_only unpickling failed: {str(exc).splitlines()[0][:200]}). "
-            "Re-save only the tensors, e.g. torch.save({'state_dict': model.state_dict(), 'meta': {...}}, path), "
+            f"(weights_only unpickling failed: {reason}). Expected only tensors and plain containers: "
+            "re-save only the tensors, e.g. torch.save({'state_dict': model.state_dict(), 'meta': {...}}, path), "
             "or convert it to safetensors."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # truncated or corrupt files surface as EOFError, RuntimeError, KeyError, ...
         raise CheckpointError(
-            f"checkpoint {path}: cannot be read ({str(exc).splitlines()[0][:200]}); it may be truncated or "
-            "not a PyTorch file. Download or copy it again."
-        ) from None
+            f"checkpoint {path}: cannot be read ({_load_error_reason(exc)}); expected a PyTorch checkpoint, it may "
+            "be truncated or not a PyTorch file. Download or copy it again."
+        ) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict of tensors, got {type(obj).__name__}")
     return obj
 
 
-def _hf_config(folder: Path) -> dict:
+def _hf_config(folder: Path, name: str = "config.json") -> dict:
     try:
-        return json.loads((folder / "config.json").read_text())
+        return json.loads((folder / name).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {folder}: config.json is unreadable ({exc})") from None
+        raise CheckpointError(f"checkpoint {folder}: {name} is unreadable ({exc}); expected a JSON file") from None
 
 
 def _detect_layout(keys: list[str]) -> str:
-    if any(k.startswith("segformer.encoder.") for k in keys):
+    if any(k.startswith(("segformer.encoder.", "segformer.stages.")) for k in keys):
         return "huggingface"
     if any(k.startswith("backbone.block1.") for k in keys):
         return "nvlabs"
@@ -311,7 +358,7 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict, str]:
             )
         meta["config"] = _hf_config(path)
         if (path / "preprocessor_config.json").exists():
-            meta["preprocessor"] = json.loads((path / "preprocessor_config.json").read_text())
+            meta["preprocessor"] = _hf_config(path, "preprocessor_config.json")
         if (path / "model.safetensors").exists():
             sd = _read_safetensors(path / "model.safetensors")
         elif (path / "pytorch_model.bin").exists():
@@ -324,6 +371,8 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict, str]:
             meta["config"] = _hf_config(path.parent)
     else:
         obj = _read_torch(path)
+        if path.suffix == ".bin" and (path.parent / "config.json").exists():  # like .safetensors above: the
+            meta["config"] = _hf_config(path.parent)  # config gives the heads, strides and labels
         if isinstance(obj.get("state_dict"), dict):
             sd, meta = obj["state_dict"], dict(obj.get("meta") or {})
         elif isinstance(obj.get("model"), dict):
