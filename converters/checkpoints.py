@@ -296,6 +296,51 @@ def _load_error_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
+# Training checkpoints written by mmengine's CheckpointHook (mmsegmentation 1.x ``iter_*.pth``) carry bookkeeping
+# objects beside the weights (message hub, history buffers, numpy scalars). Globals from these packages only are
+# replaced by inert placeholders while unpickling: their code is never imported or run, and only the tensors in
+# ``state_dict`` and plain ``meta`` values are kept. Any other global is refused.
+_BOOKKEEPING_GLOBALS = re.compile(r"^((mmengine|numpy|_codecs)\.|builtins\.getattr$)")
+
+
+class _Inert:
+    """Stands in for a bookkeeping class or function while unpickling; does nothing with what it is given."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(_Inert)
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+
+def _plain(value):
+    """Drop placeholders from metadata: keep only plain JSON-like values."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not isinstance(v, _Inert)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value if not isinstance(v, _Inert)]
+    return value
+
+
+def _load_with_inert_bookkeeping(path: Path) -> dict | None:
+    """Second try for mmengine training checkpoints; None when a global outside the bookkeeping set is needed."""
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:
+        return None
+    if not unsafe or not all(_BOOKKEEPING_GLOBALS.match(g) for g in unsafe):
+        return None
+    with torch.serialization.safe_globals([(_Inert, name) for name in unsafe]):
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
+        return None
+    return {"state_dict": {k: v for k, v in obj["state_dict"].items() if isinstance(v, torch.Tensor)},
+            "meta": _plain(obj.get("meta") or {})}
+
+
 def _read_torch(path: Path) -> dict:
     import pickle
 
@@ -308,6 +353,9 @@ def _read_torch(path: Path) -> dict:
                 f"checkpoint {path}: cannot be read ({reason}); expected a PyTorch checkpoint, it may be corrupt "
                 "or not a PyTorch file. Download or copy it again."
             ) from None
+        obj = _load_with_inert_bookkeeping(path)
+        if obj is not None:
+            return obj
         raise CheckpointError(
             f"checkpoint {path}: refusing to load it, because reading it would run arbitrary code "
             f"(weights_only unpickling failed: {reason}). Expected only tensors and plain containers: "

@@ -95,6 +95,7 @@ def export_onnx(
     head: str = "mask",
     upsample: str = "exact",
     class_names: list[str] | None = None,
+    layer_norm_eps: float | None = None,
     parity_atol: float = 1e-4,
     progress: bool = True,
 ) -> Path:
@@ -102,6 +103,7 @@ def export_onnx(
 
     size_hw: network input (height, width) recorded in the preprocessing spec; None keeps the checkpoint's own
     (for CamVid-style models: the image's native size). The graph itself accepts any size either way.
+    class_names, layer_norm_eps: see ``converters.checkpoints.load_checkpoint``.
     Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol``.
     """
     if opset < MIN_OPSET:
@@ -123,7 +125,7 @@ def export_onnx(
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress)
     t0 = time.perf_counter()
     steps.set_postfix_str("load checkpoint")
-    ck = load_checkpoint(checkpoint, class_names=class_names)
+    ck = load_checkpoint(checkpoint, class_names=class_names, layer_norm_eps=layer_norm_eps)
     spec = ck.preprocess if size_hw is None else PreprocessSpec(
         size_hw=size_hw, mean=ck.preprocess.mean, std=ck.preprocess.std,
         channel_order=ck.preprocess.channel_order, resize_mode=ck.preprocess.resize_mode)

@@ -47,7 +47,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
                       opset=args.opset, head=args.head, upsample=args.upsample, class_names=_labels(args.labels),
-                      progress=not args.quiet)
+                      layer_norm_eps=args.layer_norm_eps, progress=not args.quiet)
     manifest = json.loads((out / "model.json").read_text())
     print(f"exported {manifest['architecture']['variant']} ({len(manifest['class_names'])} classes) to "
           f"{out / manifest['model_file']} in {manifest['extra']['export_seconds']} s; ONNX Runtime vs PyTorch max "
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upsample", choices=["exact", "fast"], default="exact",
                    help="exact: bilinear logits to full size then argmax; fast: argmax at network size, nearest up")
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    p.add_argument("--layer-norm-eps", type=float,
+                   help="override the blocks' LayerNorm eps (e.g. 1e-6 for the NVlabs code's exact numerics)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 

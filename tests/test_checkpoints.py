@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -366,3 +367,23 @@ def test_hf_unknown_key_is_an_error(tmp_path, key):
     with pytest.raises(CheckpointError, match=re.escape(key)) as err:
         load_checkpoint(_hf_variant(tmp_path, add={key: torch.zeros(2)}))
     print(f"\n[error] {err.value}")
+
+
+def test_training_checkpoint_with_numpy_bookkeeping_loads(nvlabs_obj, tmp_path):
+    """mmengine's CheckpointHook saves numpy scalars/arrays and history buffers beside the weights: those globals
+    become inert placeholders (never imported or run) and only the weights and plain metadata are kept."""
+    path = tmp_path / "iter_100.pth"
+    meta = {"dataset_meta": {"classes": CAMVID, "palette": nvlabs_obj["meta"]["PALETTE"]}, "seed": np.int64(3)}
+    torch.save({"meta": meta, "state_dict": nvlabs_obj["state_dict"],
+                "message_hub": {"log_scalars": {"loss": np.array([0.5, 0.4])}, "step": np.float64(100.0)}}, path)
+    ck = load_checkpoint(path)
+    assert ck.class_names == CAMVID and ck.layout == "nvlabs"
+
+
+def test_bookkeeping_does_not_open_the_door_to_code(tmp_path, nvlabs_obj):
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "mixed.pth"
+    torch.save({"state_dict": nvlabs_obj["state_dict"], "meta": {"seed": np.int64(1), "x": _Payload(marker)}}, path)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_checkpoint(path)
+    assert not marker.exists()
