@@ -1,0 +1,119 @@
+"""Calibration sets: frames from a folder, a video, a text list or Python arrays, through the inference preprocessing.
+
+A calibration set is a list of RGB uint8 frames plus the artifact's ``PreprocessSpec`` (NNCF's dataset + transform):
+every toolkit adapter in ``calibration/`` feeds ``preprocess(frame, spec)`` -- the function inference uses.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from sdk.errors import InputError
+from sdk.preprocess import PreprocessSpec, check_image, preprocess, read_rgb
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".h264"}
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Frames (RGB uint8, (H, W, 3)) and where they came from; ``fingerprint`` identifies the exact selection."""
+
+    frames: list[np.ndarray]
+    description: str
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def inputs(self, spec: PreprocessSpec) -> Iterator[np.ndarray]:
+        """(1, 3, h, w) float32 network inputs, one per frame, made by the inference preprocessing."""
+        for frame in self.frames:
+            yield preprocess(frame, spec)
+
+
+def _pick(n_total: int, num_samples: int, seed: int) -> list[int]:
+    if num_samples <= 0 or num_samples >= n_total:
+        return list(range(n_total))
+    return sorted(np.random.default_rng(seed).choice(n_total, size=num_samples, replace=False).tolist())
+
+
+def _from_paths(paths: list[Path], num_samples: int, seed: int, what: str) -> CalibrationSet:
+    chosen = [paths[i] for i in _pick(len(paths), num_samples, seed)]
+    frames = [read_rgb(p) for p in chosen]
+    digest = hashlib.sha256("\n".join(p.name for p in chosen).encode()).hexdigest()[:16]
+    return CalibrationSet(frames, f"{len(frames)} of {len(paths)} images from {what} (seed {seed})", digest)
+
+
+def _from_video(path: Path, num_samples: int) -> CalibrationSet:
+    """Frames spread evenly over the whole clip (not the first N), decoded in one sequential pass."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise InputError(f"calibration video {path}: cannot be opened by OpenCV (missing, not a video, or a codec "
+                         "this OpenCV build lacks). Extract frames with ffmpeg into a folder and pass the folder.")
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if count <= 0:
+        raise InputError(f"calibration video {path}: reports no frames; expected a decodable video file")
+    wanted = set(np.linspace(0, count - 1, num=min(num_samples or count, count)).round().astype(int).tolist())
+    frames, index = [], 0
+    while index <= max(wanted):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index in wanted:
+            frames.append(np.ascontiguousarray(frame[..., ::-1]))
+        index += 1
+    cap.release()
+    if not frames:
+        raise InputError(f"calibration video {path}: no frame could be decoded (expected {len(wanted)}); the file "
+                         "may be truncated or use an unsupported codec")
+    digest = hashlib.sha256(f"{path.name}:{count}:{sorted(wanted)}".encode()).hexdigest()[:16]
+    return CalibrationSet(frames, f"{len(frames)} frames spread over {count} of video {path.name}", digest)
+
+
+def load_calibration_set(source: str | Path | Iterable[np.ndarray], *, num_samples: int = 300,
+                         seed: int = 0) -> CalibrationSet:
+    """A calibration set from ``source``:
+
+    - a folder of images (``num_samples`` chosen at random with ``seed``, all if fewer);
+    - a video file (``num_samples`` frames spread evenly over the clip);
+    - a ``.txt`` list of image paths, one per line, relative to the list's folder (CamVid's ``image label`` lines
+      work: the first column is used);
+    - an iterable of (H, W, 3) uint8 RGB arrays (the first ``num_samples``).
+    """
+    if not isinstance(source, (str, Path)):
+        frames = []
+        for i, frame in enumerate(source):
+            if num_samples and i >= num_samples:
+                break
+            frames.append(check_image(frame, f"calibration frame {i}"))
+        if not frames:
+            raise InputError("calibration set: the iterable gave no frames; expected (H, W, 3) uint8 RGB arrays")
+        digest = hashlib.sha256(b"".join(f[::16, ::16].tobytes() for f in frames)).hexdigest()[:16]
+        return CalibrationSet(frames, f"{len(frames)} frames from a Python iterable", digest)
+    path = Path(source)
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise InputError(f"calibration folder {path}: expected images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+                             "found none. Point --calib at a folder of frames, a video or a .txt list.")
+        return _from_paths(paths, num_samples, seed, f"folder {path}")
+    if not path.is_file():
+        raise InputError(f"calibration source {path}: no such file or folder")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return _from_video(path, num_samples)
+    if path.suffix.lower() == ".txt":
+        lines = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
+        if not lines:
+            raise InputError(f"calibration list {path}: is empty; expected one image path per line")
+        return _from_paths([path.parent / ln for ln in lines], num_samples, seed, f"list {path}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return _from_paths([path], 0, seed, f"image {path}")
+    raise InputError(f"calibration source {path}: expected a folder of images, a video "
+                     f"({', '.join(sorted(VIDEO_SUFFIXES))}) or a .txt list, got a {path.suffix or 'suffix-less'} file")
