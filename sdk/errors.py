@@ -40,3 +40,11 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module} is not installed (needed here: {exc}). Install it with: pip install 'segedge[{extra}]'"
         ) from exc
+
+
+class SourceError(SegEdgeError):
+    """A video source (camera, file, URL, image folder, GStreamer pipeline) cannot be opened, or died."""
+
+
+class OutputError(SegEdgeError):
+    """A stream output (video file, display window) cannot be opened or written."""

@@ -1,0 +1,459 @@
+"""Stream pipeline: reader -> inference -> render/writer, each in its own thread, joined by bounded queues.
+
+>>> from sdk import Segmenter
+>>> from sdk.pipeline import StreamConfig, StreamPipeline
+>>> from sdk.sources import open_source
+>>> with Segmenter.from_artifact("out/b0-fp32") as seg:
+...     stats = StreamPipeline(seg, open_source("clip.mp4"), StreamConfig(output="run.mp4")).run()
+
+Live sources (cameras, network streams, paced replays) hand over only their newest frame: a frame still waiting
+when a newer one arrives is dropped and counted, so latency stays bounded. Files and folders are lossless and
+may be batched. ``run()`` renders and writes in the calling thread; Ctrl-C there, ``stop()`` from any thread, a
+display's q/Esc, the end of the stream or ``max_frames`` end it cleanly: the mp4 is finalised, the stats JSON
+written. A live source that drops is reopened with backoff and the gap recorded. ``segedge stream`` wraps this.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from sdk.errors import InputError, SegEdgeError, SourceError
+from sdk.render import Renderer, RenderOptions, VideoSink, Window
+from sdk.stream_stats import SourceGap, StreamStats
+
+if TYPE_CHECKING:
+    from sdk.result import SegmentationResult
+    from sdk.segmenter import Segmenter
+    from sdk.sources import Source
+
+log = logging.getLogger("segedge")
+END = object()  # end-of-stream marker passed through the queues
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame: index (0-based count of frames read from the source), image (H, W, 3) uint8 BGR, captured_s
+    (when it became available, time.perf_counter() clock), name (file name for image folders, else None)."""
+
+    index: int
+    image: np.ndarray
+    captured_s: float
+    name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamConfig:
+    """batch_size: frames per inference call for files/folders (live sources run their newest frame alone).
+    queue_size: frames held between stages for files. max_frames: stop after this many frames read (None: to the
+    end). output: an .mp4 to write (None: none). output_fps: its rate (None: the source's, else 30). display: show
+    a window (needs a screen and OpenCV HighGUI). stats_path: JSON written at the end (None: not written).
+    reconnect_timeout_s: how long a live source that dropped is retried, with backoff, before the run fails."""
+
+    batch_size: int = 1
+    queue_size: int = 4
+    max_frames: int | None = None
+    output: str | Path | None = None
+    output_fps: float | None = None
+    display: bool = False
+    stats_path: str | Path | None = None
+    reconnect_timeout_s: float = 30.0
+    render: RenderOptions = RenderOptions()
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.queue_size < 1:
+            raise InputError(f"batch_size, queue_size: expected >= 1, got {self.batch_size}, {self.queue_size}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise InputError(f"max_frames: expected >= 1 or None, got {self.max_frames}")
+        if self.reconnect_timeout_s < 0:
+            raise InputError(f"reconnect_timeout_s: expected >= 0 (0: never reopen), got {self.reconnect_timeout_s}")
+
+
+class Channel:
+    """A bounded hand-off between two threads. ``latest=True``: put() never blocks; when full the oldest item is
+    dropped (``dropped`` counts them). Else put() waits while full (lossless). close(): get() gives END once
+    empty. cancel(): contents discarded, put() returns False, get() returns END."""
+
+    def __init__(self, maxsize: int, *, latest: bool = False) -> None:
+        self.maxsize, self.latest = maxsize, latest
+        self.items: list[Any] = []
+        self.dropped = 0
+        self._closed = self._cancelled = False
+        self._cond = threading.Condition()
+
+    def put(self, item: Any) -> bool:
+        with self._cond:
+            while not self.latest and len(self.items) >= self.maxsize and not self._cancelled:
+                self._cond.wait()
+            if self._cancelled or self._closed:
+                return False
+            if len(self.items) >= self.maxsize:
+                self.items.pop(0)
+                self.dropped += 1
+            self.items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The next item, END at the end, or None if ``timeout`` seconds passed first."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.items or self._closed or self._cancelled, timeout):
+                return None
+            if self._cancelled or not self.items:
+                return END
+            item = self.items.pop(0)
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def cancel(self) -> int:
+        """Discard the contents (returns how many) and wake everyone."""
+        with self._cond:
+            n = 0 if self._cancelled else len(self.items)
+            self.items.clear()
+            self._cancelled = True
+            self._cond.notify_all()
+            return n
+
+
+class _TimedRuntime:
+    """Forwards to the segmenter's runtime and records when each infer() call starts and ends, so the pipeline
+    splits Segmenter.predict_batch into preprocess / inference / postprocess without copying its logic."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime, self.manifest = runtime, runtime.manifest
+        self.calls: list[tuple[float, float]] = []
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        out = self.runtime.infer(feeds)
+        self.calls.append((start, time.perf_counter()))
+        return out
+
+    def close(self) -> None:  # the caller's Segmenter owns the runtime
+        pass
+
+    def describe(self) -> str:
+        return self.runtime.describe()
+
+
+class StreamPipeline:
+    """Segment a stream. ``on_result(frame, result, picture)`` is called in the render thread for every frame
+    after it is drawn and written (picture: the rendered (H, W, 3) or (H, 2W, 3) uint8 BGR image).
+    ``run()`` closes the source when it returns."""
+
+    def __init__(self, segmenter: "Segmenter", source: "Source", config: StreamConfig = StreamConfig(), *,
+                 on_result: Callable[[Frame, "SegmentationResult", np.ndarray], None] | None = None) -> None:
+        from sdk.segmenter import Segmenter
+
+        live = source.live
+        if live and config.batch_size > 1:
+            raise InputError(f"batch_size: expected 1 for the live source {source.spec.text} (it runs the newest "
+                             f"frame alone), got {config.batch_size}. Batch files or folders instead")
+        self.source, self.config, self.on_result = source, config, on_result
+        self._timed = _TimedRuntime(segmenter.runtime)
+        self._seg = Segmenter(self._timed, color_order="bgr")  # type: ignore[arg-type]  # frames come as BGR
+        self.renderer = Renderer(segmenter.class_names, segmenter.palette, config.render)
+        self.stats = StreamStats(source=source.spec.text, mode="live" if live else "file",
+                                 batch_size=config.batch_size, source_frame_count=source.frame_count,
+                                 output=str(config.output) if config.output else None)
+        self._in = Channel(1, latest=True) if live else Channel(config.queue_size)
+        self._out = Channel(1 if live else config.queue_size)
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._interrupts = 0
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End the run soon, from any thread: frames not yet inferred are discarded, the rest written."""
+        self._set_ended(reason)
+        self._stop.set()
+        self.stats.discarded_at_stop += self._in.cancel()
+
+    def _on_sigint(self, *_) -> None:
+        """First Ctrl-C: stop reading, write what was already inferred. Second: stop writing too."""
+        self._interrupts += 1
+        self.stop("interrupted")
+        if self._interrupts > 1:
+            self._out.cancel()
+
+    def _set_ended(self, reason: str) -> None:
+        if self.stats.ended == "running":
+            self.stats.ended = reason
+
+    def _fail(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        self.stats.error = str(exc)
+        self._set_ended("error")
+
+    # -- reader thread ---------------------------------------------------------------------------------------------
+    def _read(self) -> None:
+        src, stats, max_frames = self.source, self.stats, self.config.max_frames
+        index, down_since, attempts, delay, reason, last = 0, None, 0, 0.0, "", ""
+        try:
+            while not self._stop.is_set():
+                if max_frames is not None and index >= max_frames:
+                    self._set_ended("max_frames")
+                    break
+                t0 = time.perf_counter()
+                try:
+                    image, why = src.read(), "read() gave no frame"
+                except Exception as exc:  # noqa: BLE001 -- a live source is reopened; a file's error ends the run
+                    if not src.live:
+                        raise SourceError(f"source {src.spec.text}: failed at frame {index} ({type(exc).__name__}: "
+                                          f"{exc}). The frames before it were processed and written") from exc
+                    image, why = None, f"{type(exc).__name__}: {exc}"
+                t1 = time.perf_counter()
+                if image is None:
+                    if not src.live:
+                        self._set_ended("end_of_stream")
+                        break
+                    if down_since is None:  # reopen at once, then after 0.5, 1, 2, 4, 8, 8 ... s
+                        down_since, reason, last, attempts, delay = t1, why, "", 0, 0.0
+                        log.warning("source %s dropped after frame %d (%s); reopening", src.spec.text, index - 1, why)
+                    if t1 - down_since > self.config.reconnect_timeout_s:
+                        raise SourceError(f"source {src.spec.text}: dropped after frame {index - 1} ({reason}) and "
+                                          f"could not be reopened in {self.config.reconnect_timeout_s:g} s "
+                                          f"({attempts} attempts{'; last: ' + last if last else ''}). Check the "
+                                          "camera or network; allow longer with --reconnect-timeout")
+                    if self._stop.wait(delay):
+                        break
+                    attempts, delay = attempts + 1, min(max(0.5, delay * 2), 8.0)
+                    try:
+                        src.close()
+                        src.open()
+                    except SourceError as exc:
+                        last = str(exc)
+                    continue
+                if down_since is not None:
+                    stats.gaps.append(SourceGap(after_frame=index - 1, gap_s=round(t1 - down_since, 3),
+                                                attempts=attempts,
+                                                reason=f"{reason}; reopen failed with: {last}" if last else reason))
+                    log.warning("source %s back after %.1f s (%d attempts)", src.spec.text, t1 - down_since, attempts)
+                    down_since = None
+                due = src.timestamp_s  # set by sources that know when the frame became available
+                captured = due if due is not None else t1
+                stats.add("capture", (t1 - (t0 if due is None else min(max(t0, due), t1))) * 1e3)
+                frame = Frame(index, image, captured, src.name)
+                index += 1
+                stats.frames_read = index
+                ok = self._in.put(frame)
+                stats.dropped, stats.skipped_by_source = self._in.dropped, getattr(src, "skipped", 0)
+                if not ok:  # stopped while waiting to hand it over
+                    stats.discarded_at_stop += 1
+                    break
+        except BaseException as exc:  # noqa: BLE001 -- handed to run(), which raises it after a clean shutdown
+            self._fail(exc)
+        finally:
+            self._in.close()
+
+    # -- inference thread ------------------------------------------------------------------------------------------
+    def _infer(self) -> None:
+        stats, size = self.stats, self.stats.batch_size
+        try:
+            done = False
+            while not done:
+                item = self._in.get()
+                if item is END:
+                    break
+                batch = [item]
+                while len(batch) < size:
+                    item = self._in.get()
+                    if item is END:
+                        done = True
+                        break
+                    batch.append(item)
+                results, pre, inf, post = self._predict(batch)
+                for i, (frame, result) in enumerate(zip(batch, results)):
+                    stats.add("preprocess", pre / len(batch))
+                    stats.add("inference", inf / len(batch))
+                    stats.add("postprocess", post / len(batch))
+                    if not self._out.put((frame, result)):  # the render side is gone (second Ctrl-C, error)
+                        stats.discarded_at_stop += len(batch) - i
+                        return
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+            self._stop.set()
+            self._in.cancel()
+        finally:
+            self._out.close()
+
+    def _predict(self, frames: list[Frame]) -> tuple[list, float, float, float]:
+        """Segmenter.predict_batch on the frames; returns results and preprocess/inference/postprocess ms."""
+        calls = self._timed.calls
+        calls.clear()
+        t0 = time.perf_counter()
+        results = self._seg.predict_batch([f.image for f in frames], batch_size=len(frames))
+        t1 = time.perf_counter()
+        inf = sum(end - start for start, end in calls)
+        pre = sum(start - (calls[i - 1][1] if i else t0) for i, (start, _) in enumerate(calls))
+        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][1]) * 1e3
+
+    # -- render/writer: the calling thread -------------------------------------------------------------------------
+    def run(self) -> StreamStats:
+        """Process the stream to its end (or stop()/Ctrl-C/max_frames) and return the stats. Raises the first error
+        of any stage (a SourceError for a source that failed) after shutting everything down cleanly."""
+        cfg = self.config
+        fps = cfg.output_fps or self.source.fps or 30.0
+        try:
+            sink = VideoSink(cfg.output, fps) if cfg.output else None
+            window = Window(f"segedge: {self.source.spec.text}") if cfg.display else None
+        except SegEdgeError:
+            self.source.close()
+            raise
+        threads = [threading.Thread(target=self._read, name="segedge-reader", daemon=True),
+                   threading.Thread(target=self._infer, name="segedge-inference", daemon=True)]
+        # Ctrl-C as a flag, not an exception, so it cannot land between writing a frame and counting it
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if main else None
+        self.stats.started_s = time.perf_counter()
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                try:
+                    self._render_loop(sink, window)
+                    break
+                except KeyboardInterrupt:  # not the main thread, or another handler raised it
+                    self._on_sigint()
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+            self._shutdown(threads, sink, window)
+        if self._errors:
+            raise self._errors[0]
+        return self.stats
+
+    def _render_loop(self, sink: VideoSink | None, window: Window | None) -> None:
+        stats, on_result = self.stats, self.on_result
+        while True:
+            item = self._out.get(timeout=0.2)  # a timeout lets Ctrl-C in while waiting
+            if item is None:
+                continue
+            if item is END:
+                return
+            frame, result = item
+            t0 = time.perf_counter()
+            picture = self.renderer.annotate(frame.image, result, stats.hud_lines())
+            t1 = time.perf_counter()
+            if sink is not None:
+                sink.write(picture)
+            if window is not None and not window.show(picture):
+                self.stop("stopped")
+            if on_result is not None:
+                on_result(frame, result, picture)
+            t2 = time.perf_counter()
+            stats.add("render", (t1 - t0) * 1e3)
+            stats.add("write", (t2 - t1) * 1e3)
+            stats.add("latency", (t2 - frame.captured_s) * 1e3)
+            stats.frame_done(t2)
+
+    def _shutdown(self, threads: list[threading.Thread], sink: VideoSink | None, window: Window | None) -> None:
+        self._stop.set()
+        self.stats.discarded_at_stop += self._in.cancel()
+        self._out.cancel()
+        for t in threads:  # the reader may sit in a blocking camera/network read: bounded wait
+            t.join(timeout=10.0)
+        if sink is not None:
+            sink.close()
+        if window is not None:
+            window.close()
+        if threads[0].is_alive():
+            log.warning("source %s: the reader is still blocked in read(); leaving it open", self.source.spec.text)
+        else:
+            self.source.close()
+        self.stats.finished_s = time.perf_counter()
+        if self.config.stats_path:
+            self.stats.write_json(self.config.stats_path)
+
+
+# -- CLI glue: sdk/cli.py's build_parser calls add_stream_parser(sub) ---------------------------------------------
+def add_stream_parser(subparsers) -> None:
+    """Register ``segedge stream`` on an argparse subparsers object. Imports nothing heavy."""
+    p = subparsers.add_parser("stream", help="segment a camera, video file, RTSP/HTTP stream or image folder live")
+    p.add_argument("artifact", help="artifact folder (model.json + model file)")
+    p.add_argument("--source", required=True,
+                   help="camera index (0), csi://N (Jetson CSI camera), rtsp://... or http://... URL, a video file, "
+                        "an image folder, or a GStreamer pipeline ending in appsink")
+    p.add_argument("--output", help="write the rendered stream to this .mp4 (mp4v)")
+    p.add_argument("--stats", help="stats JSON path (default: beside --output as NAME.stats.json, else "
+                                   "out/stream-stats.json)")
+    disp = p.add_mutually_exclusive_group()
+    disp.add_argument("--display", dest="display", action="store_true", default=None,
+                      help="show a window (error if there is no screen or HighGUI)")
+    disp.add_argument("--no-display", dest="display", action="store_false",
+                      help="never show a window (default: show one only if a screen and HighGUI exist)")
+    p.add_argument("--mode", choices=["auto", "live", "file"], default="auto",
+                   help="live: newest frame only, drops when slow; file: every frame (default: from the source)")
+    p.add_argument("--runtime", default="auto", help="auto or a runtime name")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (files and folders)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--loop", action="store_true", help="replay a file or folder from the start at its end")
+    p.add_argument("--pace-fps", type=float, help="replay a file at this rate as a live camera would")
+    p.add_argument("--output-fps", type=float, help="frame rate written to --output (default: the source's)")
+    p.add_argument("--reconnect-timeout", type=float, default=30.0,
+                   help="seconds to keep reopening a live source that dropped (0: fail at once)")
+    p.add_argument("--alpha", type=float, default=0.5, help="mask opacity over the frame")
+    p.add_argument("--side-by-side", action="store_true", help="original and overlay next to each other")
+    p.add_argument("--no-legend", action="store_true")
+    p.add_argument("--no-hud", action="store_true")
+    p.add_argument("--csi-size", type=int, nargs=2, default=(1080, 1920), metavar=("H", "W"))
+    p.add_argument("--csi-fps", type=int, default=30)
+    p.add_argument("--csi-flip", type=int, default=0, help="nvvidconv flip-method (0..7)")
+    p.set_defaults(func=cmd_stream)
+
+
+def cmd_stream(args) -> int:
+    from sdk.render import display_status
+    from sdk.segmenter import Segmenter
+    from sdk.sources import CsiOptions, open_source
+
+    display = args.display if args.display is not None else display_status()[0]
+    stats_path = Path(args.stats) if args.stats else (
+        Path(args.output).with_suffix(".stats.json") if args.output else Path("out") / "stream-stats.json")
+    config = StreamConfig(batch_size=args.batch_size, max_frames=args.max_frames, output=args.output,
+                          output_fps=args.output_fps, display=display, stats_path=stats_path,
+                          reconnect_timeout_s=args.reconnect_timeout,
+                          render=RenderOptions(alpha=args.alpha, side_by_side=args.side_by_side,
+                                               legend=not args.no_legend, hud=not args.no_hud))
+    live = {"auto": None, "live": True, "file": False}[args.mode]
+    options = {"threads": args.threads} if args.threads else {}
+    with Segmenter.from_artifact(args.artifact, runtime=args.runtime, **options) as seg:
+        source = open_source(args.source, live=live, loop=args.loop, pace_fps=args.pace_fps,
+                             csi=CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip))
+        pipeline = StreamPipeline(seg, source, config)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("stopped")) if main else None
+        print(f"streaming {source} with {seg} ({pipeline.stats.mode} mode"
+              f"{', window' if display else ''}); Ctrl-C to stop", flush=True)
+        try:
+            stats = pipeline.run()
+        except SegEdgeError:
+            _report(pipeline.stats, config)
+            raise
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+    _report(stats, config)
+    return 0
+
+
+def _report(stats: StreamStats, config: StreamConfig) -> None:
+    print(stats.table())
+    if config.output and stats.frames_processed:
+        print(f"output: {config.output} ({stats.frames_processed} frames, mp4v)")
+    print(f"stats: {stats.stats_path}")
+    if config.output and stats.frames_processed:
+        print(f"next: ffprobe {config.output}   # or open it in a player")

@@ -1,0 +1,190 @@
+"""Rendering for streams: palette overlay + legend + HUD (``Renderer.annotate``), an mp4 writer and a display
+window that opens only where a display exists. Pictures are (H, W, 3) uint8 BGR, OpenCV's order, throughout.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.errors import InputError, OutputError
+from sdk.result import SegmentationResult
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderOptions:
+    """alpha: weight of the colour mask over the frame (0..1). side_by_side: original left, overlay right (output
+    twice as wide). legend: swatches of the classes present, largest first, at most legend_max. hud: FPS and
+    per-stage latency text."""
+
+    alpha: float = 0.5
+    side_by_side: bool = False
+    legend: bool = True
+    legend_max: int = 12
+    hud: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"alpha: expected 0..1, got {self.alpha}")
+        if self.legend_max < 1:
+            raise InputError(f"legend_max: expected >= 1, got {self.legend_max}")
+
+
+class Renderer:
+    """Draws a result over its frame with the artifact's palette: ``annotate(image_bgr, result, hud_lines)``.
+
+    The colour picture is ``result.colorize()`` with channels reversed to BGR, computed with a cv2.LUT; the blend is
+    ``result.overlay`` in BGR (cv2.addWeighted, rounding may differ by 1)."""
+
+    def __init__(self, class_names: list[str], palette: list[list[int]], options: RenderOptions = RenderOptions()):
+        if len(palette) != len(class_names):
+            raise InputError(f"palette: expected {len(class_names)} colours, got {len(palette)}")
+        self.class_names, self.options = list(class_names), options
+        self.palette_bgr = np.asarray(palette, np.uint8).reshape(-1, 3)[:, ::-1].copy()
+        lut = np.zeros((256, 1, 3), np.uint8)
+        lut[: min(256, len(palette)), 0] = self.palette_bgr[:256]
+        self._lut = lut
+
+    def colorize(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) class ids -> (H, W, 3) uint8 BGR in the palette's colours."""
+        import cv2
+
+        if mask.dtype == np.uint8 and len(self.palette_bgr) <= 256:
+            return cv2.LUT(cv2.merge([mask, mask, mask]), self._lut)
+        return self.palette_bgr[mask]
+
+    def annotate(self, image: np.ndarray, result: SegmentationResult, hud_lines: list[str] | tuple = ()) -> np.ndarray:
+        """image: (H, W, 3) uint8 BGR, the frame ``result`` came from. Returns a new picture."""
+        import cv2
+
+        if image.shape[:2] != result.mask.shape:
+            raise InputError(f"image: expected (H, W, 3) with (H, W) = {result.mask.shape}, got {image.shape}")
+        a = self.options.alpha
+        picture = cv2.addWeighted(image, 1.0 - a, self.colorize(result.mask), a, 0.0)
+        if self.options.legend:
+            self._legend(picture, result.mask)
+        if self.options.side_by_side:
+            picture = np.hstack([image, picture])
+        if self.options.hud and hud_lines:
+            _text_box(picture, list(hud_lines), (8, 8))
+        return picture
+
+    def _legend(self, picture: np.ndarray, mask: np.ndarray) -> None:
+        counts = np.bincount(mask[::4, ::4].ravel(), minlength=len(self.class_names))
+        present = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0][: self.options.legend_max]
+        names = [self.class_names[i] for i in present]
+        colours = [(int(b), int(g), int(r)) for b, g, r in self.palette_bgr[present]]
+        h = picture.shape[0]
+        _, line_h = _font(picture)
+        _text_box(picture, names, (8, h - 8 - line_h * len(names) - 8), swatches=colours)
+
+
+def _font(picture: np.ndarray) -> tuple[float, int]:
+    scale = max(0.4, min(picture.shape[:2]) / 1000.0)
+    return scale, int(26 * scale) + 4
+
+
+def _text_box(picture: np.ndarray, lines: list[str], origin_xy: tuple[int, int],
+              swatches: list[tuple[int, int, int]] | None = None) -> None:
+    """Opaque dark box with white text lines (and colour swatches) drawn in place at origin (x, y)."""
+    import cv2
+
+    if not lines:
+        return
+    scale, line_h = _font(picture)
+    sw = line_h - 4 if swatches else 0
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines) + sw + 16
+    x, y = origin_xy
+    y = max(0, y)
+    cv2.rectangle(picture, (x, y), (min(picture.shape[1] - 1, x + width), y + line_h * len(lines) + 8),
+                  (32, 32, 32), -1)
+    for i, text in enumerate(lines):
+        top = y + 4 + i * line_h
+        if swatches:
+            cv2.rectangle(picture, (x + 6, top + 2), (x + 6 + sw, top + sw), swatches[i], -1)
+        cv2.putText(picture, text, (x + 10 + sw, top + line_h - 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+
+
+class VideoSink:
+    """Writes pictures to an mp4 (cv2.VideoWriter, fourcc mp4v). Opens on the first picture, whose size every later
+    picture must have (a different size is resized to it: image folders of mixed sizes)."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise OutputError(f"output {self.path}: expected a video file name ending in {'/'.join(VIDEO_SUFFIXES)} "
+                              f"(written as mp4v), got {self.path.suffix or 'no suffix'!r}")
+        if not 0 < fps <= 1000:
+            raise OutputError(f"output fps: expected 0 < fps <= 1000, got {fps}")
+        self.fps, self.frames, self._size_wh = float(fps), 0, (0, 0)
+        self._writer: Any = None
+
+    def write(self, picture: np.ndarray) -> None:
+        import cv2
+
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._size_wh = (picture.shape[1], picture.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, self._size_wh)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise OutputError(f"output {self.path}: OpenCV cannot open an mp4v writer there (folder not "
+                                  "writable, or this OpenCV has no FFMPEG video writer). Try another path")
+        if (picture.shape[1], picture.shape[0]) != self._size_wh:
+            picture = cv2.resize(picture, self._size_wh, interpolation=cv2.INTER_AREA)
+        self._writer.write(picture)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()  # writes the mp4 index: without it the file does not play
+            self._writer = None
+
+
+def display_status() -> tuple[bool, str]:
+    """(True, "") where a window can open: DISPLAY or WAYLAND_DISPLAY is set and this OpenCV has HighGUI;
+    else (False, why)."""
+    import cv2
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    match = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    if match and match.group(1).upper() == "NONE":
+        return False, (f"this OpenCV ({cv2.__version__}) has no HighGUI ('GUI: NONE': opencv-python-headless). "
+                       "Install opencv-python, or on JetPack use the system OpenCV")
+    return True, ""
+
+
+class Window:
+    """A HighGUI window. ``show(picture)`` returns False once the user pressed q or Esc, or closed the window."""
+
+    def __init__(self, title: str = "segedge") -> None:
+        ok, why = display_status()
+        if not ok:
+            raise OutputError(f"display: expected a screen and OpenCV HighGUI, got {why}. Use --no-display "
+                              "(and --output FILE.mp4)")
+        self.title, self._shown = title, False
+
+    def show(self, picture: np.ndarray) -> bool:
+        import cv2
+
+        cv2.imshow(self.title, picture)
+        key = cv2.waitKey(1) & 0xFF
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            return False
+        self._shown = True
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        import cv2
+
+        if self._shown:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)

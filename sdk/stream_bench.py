@@ -1,0 +1,229 @@
+"""Stream benchmark (a command, not a test): file-mode end-to-end throughput side by side with the model-only
+throughput of the same artifact, live-mode latency with the video paced at 30 fps, and a memory soak.
+
+    python -m sdk.stream_bench out/b0-fp32 --video ../shared/video/sidewalk.mp4 --frames 300 --soak-frames 10000
+
+model only: ``Segmenter.predict_batch`` on frames already decoded in memory (preprocess + runtime + postprocess);
+runtime only: ``runtime.infer`` on one preprocessed tensor. file mode: the full pipeline (decode, inference,
+overlay + legend + HUD, mp4 write) on the video, looped to ``--frames``. The two are measured alternately
+``--repeats`` times in one process, and the medians compared. live: the video replayed as a 30 fps camera through
+the latest-frame policy; latency = frame available -> rendered and written. soak: file mode looped for
+``--soak-frames``, VmRSS from /proc/self/status sampled every 100 frames, growth measured from after warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sdk.errors import SegEdgeError
+from sdk.pipeline import StreamConfig, StreamPipeline
+from sdk.segmenter import Segmenter
+from sdk.sources import open_source
+
+DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "video" / "sidewalk.mp4"
+
+
+def rss_mib() -> float:
+    """This process's resident memory (VmRSS) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise SegEdgeError("VmRSS: expected a line in /proc/self/status, got none (Linux only)")
+
+
+def _decode(video: str, n: int) -> list[np.ndarray]:
+    src = open_source(video)
+    frames = [f for f in (src.read() for _ in range(n)) if f is not None]
+    src.close()
+    return frames
+
+
+def model_only(seg: Segmenter, frames: list[np.ndarray], n: int, batch_size: int) -> dict:
+    """Segmenter.predict_batch over in-memory BGR frames (cycled) for n frames."""
+    bgr = Segmenter(seg.runtime, color_order="bgr")
+    bgr.predict_batch(frames[:batch_size], batch_size=batch_size)  # warm-up
+    t0, done = time.perf_counter(), 0
+    while done < n:
+        chunk = [frames[(done + i) % len(frames)] for i in range(min(batch_size, n - done))]
+        bgr.predict_batch(chunk, batch_size=batch_size)
+        done += len(chunk)
+    dt = time.perf_counter() - t0
+    return {"frames": n, "seconds": round(dt, 3), "fps": round(n / dt, 3)}
+
+
+def runtime_only(seg: Segmenter, frame: np.ndarray, n: int, batch_size: int) -> dict:
+    """runtime.infer on one preprocessed batch, repeated: the model alone."""
+    from sdk.preprocess import preprocess
+
+    feeds = {"pixel_values": preprocess([frame] * batch_size, seg.manifest.preprocess, color_order="bgr")}
+    if seg.manifest.head == "mask":
+        feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
+    seg.runtime.infer(feeds)
+    calls = max(1, n // batch_size)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        seg.runtime.infer(feeds)
+    dt = time.perf_counter() - t0
+    return {"frames": calls * batch_size, "seconds": round(dt, 3), "fps": round(calls * batch_size / dt, 3)}
+
+
+def file_mode(seg: Segmenter, video: str, n: int, batch_size: int, out_dir: Path) -> dict:
+    """The whole pipeline, lossless, writing an mp4 (deleted afterwards)."""
+    out = out_dir / "file_mode.mp4"
+    stats = StreamPipeline(seg, open_source(video, loop=True),
+                           StreamConfig(max_frames=n, batch_size=batch_size, output=out)).run()
+    d = stats.to_dict()
+    out.unlink(missing_ok=True)
+    return {"frames": d["frames_processed"], "seconds": d["duration_s"], "fps": d["throughput_fps"],
+            "stages_ms": d["stages_ms"], "table": stats.table()}
+
+
+def live_mode(seg: Segmenter, video: str, n: int, fps: float) -> dict:
+    """The video as a live camera at ``fps``: latency (available -> rendered) and drops."""
+    latency: list[float] = []
+    stats = StreamPipeline(seg, open_source(video, loop=True, pace_fps=fps), StreamConfig(max_frames=n),
+                           on_result=lambda f, r, p: latency.append((time.perf_counter() - f.captured_s) * 1e3)).run()
+    lat = np.asarray(latency)
+    third = max(1, len(lat) // 3)
+    p = np.percentile(lat, [50, 90, 99])
+    return {"pace_fps": fps, "frames_read": stats.frames_read, "processed": stats.frames_processed,
+            "dropped": stats.dropped, "skipped_by_source": stats.skipped_by_source,
+            "processed_fps": round(stats.frames_processed / stats.duration_s, 3),
+            "latency_ms": {"p50": round(p[0], 1), "p90": round(p[1], 1), "p99": round(p[2], 1),
+                           "max": round(float(lat.max()), 1)},
+            "latency_p50_first_third_ms": round(float(np.median(lat[:third])), 1),
+            "latency_p50_last_third_ms": round(float(np.median(lat[-third:])), 1),
+            "table": stats.table()}
+
+
+def soak(seg: Segmenter, video: str, n: int, out_dir: Path, *, write: bool = True) -> dict:
+    """File mode looped for n frames; VmRSS every 100 frames; growth from the sample after warm-up."""
+    samples: list[tuple[int, float]] = []
+    warm = min(max(100, n // 20), n - 1)
+
+    def sample(frame, result, picture) -> None:
+        if frame.index % 100 == 0 or frame.index == warm:
+            samples.append((frame.index, rss_mib()))
+
+    out = out_dir / "soak.mp4" if write else None
+    stats = StreamPipeline(seg, open_source(video, loop=True), StreamConfig(max_frames=n, output=out),
+                           on_result=sample).run()
+    samples.append((stats.frames_processed, rss_mib()))
+    if out is not None:
+        out.unlink(missing_ok=True)
+    base = next(m for i, m in samples if i >= warm)
+    after = [m for i, m in samples if i >= warm]
+    return {"frames": stats.frames_processed, "seconds": round(stats.duration_s, 1),
+            "fps": round(stats.frames_processed / stats.duration_s, 3), "warmup_frames": warm,
+            "rss_mib_baseline": round(base, 1), "rss_mib_end": round(after[-1], 1), "rss_mib_max": round(max(after), 1),
+            "rss_growth_pct": round(100 * (after[-1] - base) / base, 2),
+            "rss_max_growth_pct": round(100 * (max(after) - base) / base, 2),
+            "rss_samples": [(i, round(m, 1)) for i, m in samples]}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sdk.stream_bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("artifact")
+    ap.add_argument("--video", default=str(DEFAULT_VIDEO))
+    ap.add_argument("--frames", type=int, default=300, help="frames per throughput run and for the live run")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating model-only / file-mode rounds")
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    ap.add_argument("--live-fps", type=float, default=30.0)
+    ap.add_argument("--soak-frames", type=int, default=0, help="memory soak length (0: skip), e.g. 10000")
+    ap.add_argument("--soak-no-output", action="store_true", help="soak without writing the mp4")
+    ap.add_argument("--json", default="out/stream_bench.json")
+    args = ap.parse_args(argv)
+
+    options = {"threads": args.threads} if args.threads else {}
+    report: dict = {"artifact": args.artifact, "video": args.video, "batch_size": args.batch_size, "cpu": _cpu(),
+                    "cpu_count": os.cpu_count(), "threads": args.threads,
+                    "python": sys.version.split()[0], "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+    with Segmenter.from_artifact(args.artifact, **options) as seg, tempfile.TemporaryDirectory() as tmp:
+        m = seg.manifest
+        size = m.preprocess.size_hw
+        report["model"] = {"runtime": seg.runtime.describe(), "precision": m.precision, "head": m.head,
+                           "upsample": m.upsample, "network_hw": list(size) if size else "frame size"}
+        frames = _decode(args.video, 32)
+        report["frame_hw"] = list(frames[0].shape[:2])
+        rounds = []
+        for _ in range(args.repeats):
+            rounds.append({"runtime_only": runtime_only(seg, frames[0], args.frames, args.batch_size),
+                           "model_only": model_only(seg, frames, args.frames, args.batch_size),
+                           "file_mode": file_mode(seg, args.video, args.frames, args.batch_size, Path(tmp))})
+        med = {k: statistics.median(r[k]["fps"] for r in rounds) for k in ("runtime_only", "model_only", "file_mode")}
+        report["throughput"] = {"rounds": [{k: {kk: vv for kk, vv in v.items() if kk != "table"} for k, v in r.items()}
+                                           for r in rounds],
+                                "median_fps": med, "file_vs_model_only": round(med["file_mode"] / med["model_only"], 3),
+                                "file_vs_runtime_only": round(med["file_mode"] / med["runtime_only"], 3)}
+        report["live"] = live_mode(seg, args.video, args.frames, args.live_fps)
+        if args.soak_frames:
+            report["soak"] = soak(seg, args.video, args.soak_frames, Path(tmp), write=not args.soak_no_output)
+
+    print(_table(report, rounds))
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report["live"].pop("table")
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"json: {path}")
+    return 0
+
+
+def _table(r: dict, rounds: list[dict]) -> str:
+    t, lv = r["throughput"], r["live"]
+    model = r["model"]
+    lines = [f"stream benchmark: {r['artifact']} ({model['precision']}, {model['head']} head {model['upsample']}, "
+             f"network {model['network_hw']}, {model['runtime']})",
+             f"on {r['cpu']} ({r['cpu_count']} cores); video {r['video']} {r['frame_hw'][0]}x{r['frame_hw'][1]}",
+             f"{'throughput, batch ' + str(r['batch_size']):<34}"
+             + "".join(f"{'round ' + str(i + 1):>10}" for i in range(len(rounds))) + f"{'median':>10}"]
+    names = {"runtime_only": "runtime only (infer), FPS", "model_only": "model only (Segmenter), FPS",
+             "file_mode": "file mode end-to-end, FPS"}
+    for k, label in names.items():
+        lines.append(f"{label:<34}" + "".join(f"{rd[k]['fps']:>10.2f}" for rd in rounds)
+                     + f"{t['median_fps'][k]:>10.2f}")
+    lines.append(f"file mode / model only: {t['file_vs_model_only']:.3f}x   (file mode / runtime only: "
+                 f"{t['file_vs_runtime_only']:.3f}x)")
+    lines.append("file mode stages (last round):")
+    lines.append(rounds[-1]["file_mode"]["table"])
+    lat = lv["latency_ms"]
+    lines.append(f"live, paced at {lv['pace_fps']:g} fps: {lv['processed']} of {lv['frames_read']} frames processed "
+                 f"({lv['processed_fps']:.2f} FPS), dropped {lv['dropped']} (+{lv['skipped_by_source']} skipped by the "
+                 f"source); latency capture->rendered p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max "
+                 f"{lat['max']} ms; p50 first third {lv['latency_p50_first_third_ms']} ms, last third "
+                 f"{lv['latency_p50_last_third_ms']} ms")
+    if "soak" in r:
+        s = r["soak"]
+        lines.append(f"soak: {s['frames']} frames in {s['seconds']} s ({s['fps']:.2f} FPS); VmRSS after "
+                     f"{s['warmup_frames']} warm-up frames {s['rss_mib_baseline']} MiB, end {s['rss_mib_end']} MiB, "
+                     f"max {s['rss_mib_max']} MiB: growth {s['rss_growth_pct']:+.2f} % (max "
+                     f"{s['rss_max_growth_pct']:+.2f} %)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SegEdgeError as exc:
+        print(f"stream_bench: error: {exc}", file=sys.stderr)
+        sys.exit(1)

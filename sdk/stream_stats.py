@@ -1,0 +1,149 @@
+"""Stream statistics: per-stage timings (p50/p90/p99), frame counts, drops, source gaps; a table and JSON.
+
+Memory stays flat however long a stream runs: each stage keeps its last ``window`` samples in a fixed ring
+(percentiles over that window; count, mean and max over the whole run). Each stage is written by one thread.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("capture", "preprocess", "inference", "postprocess", "render", "write", "latency")
+ENDINGS = ("running", "end_of_stream", "max_frames", "stopped", "interrupted", "error")
+
+
+class StageTimes:
+    """Milliseconds of one stage: a fixed ring of the last ``window`` samples plus running count/sum/max."""
+
+    def __init__(self, window: int = 16384) -> None:
+        self._ring = np.full(window, np.nan)  # touched now, so resident memory does not grow while it fills
+        self.count, self.total_ms, self.max_ms, self.last_ms = 0, 0.0, 0.0, 0.0
+        self.recent_ms = 0.0  # exponential moving average for the HUD
+
+    def add(self, ms: float) -> None:
+        self._ring[self.count % len(self._ring)] = ms
+        self.count += 1
+        self.total_ms += ms
+        self.max_ms = max(self.max_ms, ms)
+        self.last_ms = ms
+        self.recent_ms = ms if self.count == 1 else 0.9 * self.recent_ms + 0.1 * ms
+
+    def values(self) -> np.ndarray:
+        return self._ring[: min(self.count, len(self._ring))]
+
+    def summary(self) -> dict:
+        if not self.count:
+            return {"count": 0}
+        p50, p90, p99 = np.percentile(self.values(), [50, 90, 99])
+        return {"count": self.count, "mean_ms": round(self.total_ms / self.count, 3), "p50_ms": round(p50, 3),
+                "p90_ms": round(p90, 3), "p99_ms": round(p99, 3), "max_ms": round(self.max_ms, 3)}
+
+
+@dataclass
+class SourceGap:
+    """A live source that dropped and was reopened: after which frame, for how long, after how many attempts."""
+
+    after_frame: int
+    gap_s: float
+    attempts: int
+    reason: str
+
+
+@dataclass
+class StreamStats:
+    """Everything measured during one run. ``dropped``: live frames read but replaced by a newer one before
+    inference; ``skipped_by_source``: frames a paced replay skipped because the reader came late (a camera
+    overwrites them); ``discarded_at_stop``: frames read but left unprocessed when the run was stopped."""
+
+    source: str = ""
+    mode: str = "file"  # "file" (lossless) or "live" (latest frame)
+    batch_size: int = 1
+    frames_read: int = 0
+    frames_processed: int = 0
+    dropped: int = 0
+    skipped_by_source: int = 0
+    discarded_at_stop: int = 0
+    source_frame_count: int | None = None
+    ended: str = "running"
+    error: str | None = None
+    output: str | None = None
+    stats_path: str | None = None
+    gaps: list[SourceGap] = field(default_factory=list)
+    stages: dict[str, StageTimes] = field(default_factory=lambda: {s: StageTimes() for s in STAGES})
+    started_s: float = field(default_factory=time.perf_counter)
+    finished_s: float | None = None
+    _fps_ema: float = 0.0
+    _last_done_s: float | None = None
+
+    def add(self, stage: str, ms: float) -> None:
+        self.stages[stage].add(ms)
+
+    def frame_done(self, now_s: float) -> None:
+        """One frame rendered and written: counts it and updates the HUD's FPS."""
+        self.frames_processed += 1
+        if self._last_done_s is not None and now_s > self._last_done_s:
+            fps = 1.0 / (now_s - self._last_done_s)
+            self._fps_ema = fps if self._fps_ema == 0 else 0.9 * self._fps_ema + 0.1 * fps
+        self._last_done_s = now_s
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_s or time.perf_counter()) - self.started_s
+
+    @property
+    def source_ended_early(self) -> bool:
+        """A file that stopped decoding before its header's frame count: truncated or corrupt."""
+        return (self.ended == "end_of_stream" and self.source_frame_count is not None
+                and self.mode == "file" and 0 < self.frames_read < self.source_frame_count - 1)
+
+    def hud_lines(self) -> list[str]:
+        s = self.stages
+        ms = {k: s[k].recent_ms for k in ("capture", "preprocess", "inference", "postprocess", "render")}
+        return [f"{self._fps_ema:.1f} FPS  latency {s['latency'].recent_ms:.0f} ms"
+                + (f"  dropped {self.dropped + self.skipped_by_source}" if self.mode == "live" else ""),
+                "cap {capture} pre {preprocess} inf {inference} post {postprocess} render {render} ms".format(
+                    **{k: f"{v:.1f}" if v < 10 else f"{v:.0f}" for k, v in ms.items()})]
+
+    def to_dict(self) -> dict:
+        d = {"source": self.source, "mode": self.mode, "batch_size": self.batch_size, "ended": self.ended,
+             "error": self.error, "frames_read": self.frames_read, "frames_processed": self.frames_processed,
+             "dropped": self.dropped, "skipped_by_source": self.skipped_by_source,
+             "discarded_at_stop": self.discarded_at_stop,
+             "source_frame_count": self.source_frame_count, "source_ended_early": self.source_ended_early,
+             "duration_s": round(self.duration_s, 3),
+             "throughput_fps": round(self.frames_processed / self.duration_s, 3) if self.duration_s > 0 else None,
+             "stages_ms": {k: v.summary() for k, v in self.stages.items()},
+             "gaps": [vars(g) for g in self.gaps], "output": self.output}
+        return d
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.stats_path = str(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def table(self) -> str:
+        """Per-stage p50/p90/p99 and the frame counts, as printed at the end of ``segedge stream``."""
+        rows = [f"{'stage':<12}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'count':>8}"]
+        for name, times in self.stages.items():
+            s = times.summary()
+            if s["count"]:
+                rows.append(f"{name:<12}{s['p50_ms']:>9.1f}{s['p90_ms']:>9.1f}{s['p99_ms']:>9.1f}"
+                            f"{s['mean_ms']:>9.1f}{s['count']:>8}")
+        d = self.to_dict()
+        rows.append(f"{d['frames_processed']} of {d['frames_read']} frames processed in {d['duration_s']:.1f} s "
+                    f"({d['throughput_fps'] or 0:.2f} FPS, {self.mode} mode); dropped {self.dropped}"
+                    + (f" (+{self.skipped_by_source} skipped by the source)" if self.skipped_by_source else "")
+                    + f", discarded at stop {self.discarded_at_stop}; ended: {self.ended}")
+        for g in self.gaps:
+            rows.append(f"source gap after frame {g.after_frame}: {g.gap_s:.1f} s, {g.attempts} attempt(s) "
+                        f"({g.reason})")
+        if self.source_ended_early:
+            rows.append(f"warning: the file ended after {self.frames_read} of its {self.source_frame_count} frames "
+                        "(truncated or corrupt?)")
+        return "\n".join(rows)
