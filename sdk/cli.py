@@ -156,6 +156,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from calibration.sets import load_calibration_set
+
+    source, out = Path(args.checkpoint), Path(args.output)
+    if (source / "model.json").is_file():
+        fp32 = source  # already an FP32 ONNX artifact
+    else:
+        from converters.onnx_export import export_onnx
+
+        fp32 = export_onnx(source, out / "fp32", size_hw=tuple(args.size) if args.size else None,
+                           class_names=_labels(args.labels), progress=not args.quiet)
+    calib = load_calibration_set(args.calib, num_samples=args.num_samples, seed=args.seed)
+    if args.backend in ("onnxruntime", "tensorrt"):
+        from calibration.quantize_ort import quantize_onnxruntime
+
+        if args.max_drop is not None:
+            raise InputError("--max-drop with --backend onnxruntime/tensorrt: accuracy-aware selection of float "
+                             "layers is available with --backend openvino; use --keep-float here")
+        art = quantize_onnxruntime(fp32, calib, out, target=args.backend, method=args.method,
+                                   keep_float=tuple(args.keep_float), progress=not args.quiet)
+    else:
+        raise InputError(f"--backend {args.backend}: not available in this build")
+    print(f"quantized to INT8 ({args.backend}, {args.method}, {calib.description}) -> {art}")
+    if args.backend == "tensorrt":
+        print(f"next: on the device, segedge build {art} --output {art}-engine --int8")
+    else:
+        print(f"next: segedge predict {art} IMAGE_OR_FOLDER --output masks/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="segedge", description="Trained SegFormer -> edge artifacts and inference.")
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and info logs")
@@ -176,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the blocks' LayerNorm eps (e.g. 1e-6 for the NVlabs code's exact numerics)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="checkpoint or FP32 artifact -> INT8 artifact, calibrated on your frames")
+    p.add_argument("checkpoint", help="a checkpoint (any supported layout) or an FP32 ONNX artifact folder")
+    p.add_argument("--backend", required=True, choices=["onnxruntime", "openvino", "tensorrt"],
+                   help="tensorrt: a Q/DQ ONNX that TensorRT builds as INT8 on the device (segedge build)")
+    p.add_argument("--calib", required=True, help="folder of images, a video, or a .txt list of image paths")
+    p.add_argument("--output", required=True)
+    p.add_argument("--num-samples", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size (static)")
+    p.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
+                   help="keep nodes whose ONNX name matches in float (repeatable; must match something)")
+    p.add_argument("--eval", help="labelled set (CamVid layout) for accuracy-aware quantization")
+    p.add_argument("--max-drop", type=float, help="largest mIoU drop in points allowed with --eval")
+    p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("predict", help="segment images with an artifact")
     p.add_argument("artifact")

@@ -1,0 +1,157 @@
+"""INT8 post-training quantization with ONNX Runtime's quantizer (static, QDQ format).
+
+Two targets from one FP32 ONNX artifact:
+- ``target="onnxruntime"``: for ONNX Runtime on CPUs. Activations uint8 (asymmetric), weights int8 symmetric per
+  output channel. Only layers with weights are quantized -- the Linear MatMuls (q, kv, proj, fc1, fc2) and the
+  dense convolutions (patch merging, spatial reduction, decoder Linears) -- so LayerNorm, Softmax, the attention
+  matmuls, the GELU region, the depthwise conv feeding GELU, residual adds, the classifier and the resize/argmax head
+  stay float. ONNX Runtime's default (everything) quantizes LayerNorm, Softmax, Add, Mul, Resize too, and its
+  QLinearSoftmax becomes the most expensive kernel; quantizing the depthwise conv breaks the Gelu fusion.
+- ``target="tensorrt"``: an explicitly quantized Q/DQ model that TensorRT 8.6-11 builds as INT8: int8 activations
+  and weights, symmetric (zero points 0), weights per output channel (axis 0 for Conv, 1 for MatMul), Q/DQ pairs on the
+  inputs of Conv/MatMul (where TensorRT fuses them), including the depthwise convs. Made with ONNX Runtime's quantizer
+  rather than NVIDIA ModelOpt because ``nvidia-modelopt[onnx]`` pulls ``onnxruntime-gpu`` (which clashes with the CPU
+  ``onnxruntime``) and pins an older ``onnx``; the settings above are the ones TensorRT documents for explicit
+  quantization. It runs in ONNX Runtime here (slowly: it is for TensorRT), so its accuracy is measured on this machine.
+
+Calibration methods: minmax, entropy, percentile (ONNX Runtime's calibrators). Scratch files go to a temporary
+directory, never the current one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from calibration.sets import CalibrationSet
+from sdk.errors import InputError, require
+from sdk.manifest import Manifest, read_manifest
+
+METHODS = ("minmax", "entropy", "percentile")
+TARGETS = ("onnxruntime", "tensorrt")
+
+
+def quantizable_nodes(model, target: str) -> list[str]:
+    """Names of the nodes the recipe quantizes (see the module docstring)."""
+    inits = {i.name for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    classifier = convs[-1].name if convs else None  # the last conv is the decoder's classifier
+    names = []
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and node.input[1] in inits:
+            names.append(node.name)
+        elif node.op_type == "Conv" and node.name != classifier:
+            depthwise = any(a.name == "group" and a.i > 1 for a in node.attribute)
+            if target == "tensorrt" or not depthwise:
+                names.append(node.name)
+    return names
+
+
+def _apply_keep_float(names: list[str], keep_float: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Remove nodes matching any ``keep_float`` regex; every pattern must match at least one quantizable node."""
+    kept: list[str] = []
+    for pattern in keep_float:
+        hits = [n for n in names if re.search(pattern, n)]
+        if not hits:
+            raise InputError(f"keep_float pattern {pattern!r} matches none of the {len(names)} quantizable nodes "
+                             f"(e.g. {names[:3]}). Use a regex on ONNX node names, e.g. '/encoder/stages.0/'.")
+        kept.extend(hits)
+    return [n for n in names if n not in set(kept)], sorted(set(kept))
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over a calibration set: ``get_next()`` -> feeds or None."""
+
+    def __init__(self, calib: CalibrationSet, manifest: Manifest, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self._frames = iter(calib.frames)
+        self._manifest = manifest
+        self._bar = tqdm(total=len(calib), desc="calibrate", unit="frame", disable=not progress)
+
+    def get_next(self) -> dict | None:
+        from sdk.preprocess import preprocess
+
+        frame = next(self._frames, None)
+        if frame is None:
+            self._bar.close()
+            return None
+        self._bar.update()
+        feeds = {"pixel_values": preprocess(frame, self._manifest.preprocess)}
+        if self._manifest.head == "mask":
+            feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
+        return feeds
+
+    def rewind(self) -> None:  # part of the protocol; each quantization builds a fresh reader
+        raise NotImplementedError
+
+
+def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, output: str | Path, *,
+                         target: str = "onnxruntime", method: str = "minmax", keep_float: tuple[str, ...] = (),
+                         percentile: float = 99.999, progress: bool = True) -> Path:
+    """FP32 ONNX artifact + calibration set -> INT8 (QDQ) ONNX artifact folder; returns the folder."""
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
+    if target not in TARGETS:
+        raise InputError(f"target: expected one of {TARGETS}, got {target!r}")
+    if len(calib) == 0:
+        raise InputError("calibration set: expected at least one frame, got none")
+    onnx = require("onnx", "convert")
+    require("onnxruntime", "cpu")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = Path(fp32_artifact)
+    manifest = read_manifest(src)
+    if manifest.format != "onnx" or manifest.precision != "fp32":
+        raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (segedge export), got "
+                         f"{manifest.format} {manifest.precision}")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="segedge-quant-", dir=out) as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src / manifest.model_file), str(pre), skip_symbolic_shape=False)
+        nodes, kept = _apply_keep_float(quantizable_nodes(onnx.load(str(pre)), target), tuple(keep_float))
+        trt = target == "tensorrt"
+        extra = {
+            "WeightSymmetric": True,
+            "ActivationSymmetric": trt,
+            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+            "CalibTensorRangeSymmetric": trt,
+        }
+        if method == "percentile":
+            extra["CalibPercentile"] = percentile
+        calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile}[method]
+        quantize_static(
+            str(pre), str(out / "model.onnx"), _Reader(calib, manifest, progress), quant_format=QuantFormat.QDQ,
+            per_channel=True, activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
+            weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul"], nodes_to_quantize=nodes,
+            calibrate_method=calib_method, extra_options=extra,
+        )
+    ort = require("onnxruntime", "cpu")
+    result = dataclasses.replace(
+        manifest,
+        precision="int8",
+        parity={},
+        extra={
+            **manifest.extra,
+            "quantization": {
+                "tool": f"onnxruntime {ort.__version__} quantize_static (QDQ)", "target": target,
+                "method": method, "activations": "int8 symmetric" if trt else "uint8 asymmetric",
+                "weights": "int8 symmetric per output channel", "quantized_nodes": len(nodes),
+                "kept_float_by_user": kept, "keep_float_patterns": list(keep_float),
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
+            "calibration": {"description": calib.description, "fingerprint": calib.fingerprint,
+                            "frames": len(calib)},
+            "fp32_source": str(src),
+        },
+    )
+    result.write(out)
+    return out

@@ -1,0 +1,135 @@
+"""INT8 with ONNX Runtime's quantizer: the CPU recipe and the TensorRT-ready Q/DQ model, plus calibration sets."""
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from calibration.datasets import CamVid
+from calibration.evaluate import evaluate
+from calibration.quantize_ort import quantize_onnxruntime
+from calibration.sets import load_calibration_set
+from converters.onnx_export import export_onnx
+from sdk import Segmenter
+from sdk.cli import main
+from sdk.errors import InputError
+from sdk.manifest import read_manifest
+
+SHARED_VIDEO = "video/sidewalk.mp4"
+
+
+@pytest.fixture(scope="module")
+def small_fp32(tmp_path_factory, hf_model):
+    return export_onnx(hf_model, tmp_path_factory.mktemp("q") / "fp32", size_hw=(180, 240), progress=False)
+
+
+@pytest.fixture(scope="module")
+def calib(camvid):
+    return load_calibration_set(camvid / "train.txt", num_samples=8, seed=0)
+
+
+def _int8_ops(path) -> dict[str, str]:
+    """Nodes ONNX Runtime will run in int8: every activation input comes from a DequantizeLinear and the output
+    goes to a QuantizeLinear (the QDQ pattern it turns into QLinear* kernels). name -> op type."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name for i in graph.initializer}
+    from_dq = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    to_q = {n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    out = {}
+    for n in graph.node:
+        acts = [i for i in n.input if i and i not in inits]
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and acts and all(i in from_dq for i in acts) \
+                and any(o in to_q for o in n.output):
+            out[n.name] = n.op_type
+    return out
+
+
+def test_cpu_recipe_keeps_sensitive_ops_float(tmp_path, small_fp32, calib, camvid):
+    art = quantize_onnxruntime(small_fp32, calib, tmp_path / "int8", progress=False)
+    m = read_manifest(art)
+    assert m.precision == "int8" and m.extra["calibration"]["frames"] == 8
+    assert m.extra["quantization"]["target"] == "onnxruntime" and m.extra["quantization"]["quantized_nodes"] > 40
+    int8 = _int8_ops(art / "model.onnx")
+    # LayerNorm, Softmax, GELU, residual Add, Resize, ArgMax stay float; only data movement may ride along
+    assert set(int8.values()) <= {"MatMul", "Conv", "Reshape", "Transpose", "Slice", "Gather", "Squeeze"}, int8
+    assert "MatMul" in int8.values() and "Conv" in int8.values()
+    graph = onnx.load(str(art / "model.onnx")).graph
+    weights_dq = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    assert convs["/decoder/classifier/Conv"].input[1] not in weights_dq  # the classifier stays float
+    assert all(c.input[1] not in weights_dq for name, c in convs.items() if "dwconv" in name)
+    # it runs through Segmenter and agrees with FP32 on held-out frames
+    pairs = list(itertools.islice(CamVid(camvid, "val"), 0, 101, 25))
+    with Segmenter.from_artifact(small_fp32) as fp32, Segmenter.from_artifact(art) as int8:
+        result = evaluate(int8, pairs, reference=fp32, progress=False)
+    assert result.agreement >= 0.95
+
+
+def test_tensorrt_qdq_is_symmetric_int8_per_channel(tmp_path, small_fp32, calib):
+    art = quantize_onnxruntime(small_fp32, calib, tmp_path / "qdq", target="tensorrt", method="percentile",
+                               progress=False)
+    graph = onnx.load(str(art / "model.onnx")).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    qs = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qs
+    for node in qs:
+        if len(node.input) > 2 and node.input[2] in inits:
+            zp = inits[node.input[2]]
+            assert not zp.any(), node.name  # symmetric: zero points 0
+            assert zp.dtype == (np.int32 if node.name.endswith("bias_DequantizeLinear") else np.int8), node.name
+    # weights per output channel: a DQ of a Conv weight has one scale per output channel
+    conv = next(n for n in graph.node if n.op_type == "Conv" and "patch_embed" in n.name)
+    dq = next(n for n in graph.node if n.output[0] == conv.input[1])
+    assert inits[dq.input[1]].shape == (inits[dq.input[0]].shape[0],)
+    assert any("dwconv" in n.name for n in graph.node if n.op_type == "Conv")
+    with Segmenter.from_artifact(art) as seg:
+        assert seg(np.zeros((90, 120, 3), np.uint8)).mask.shape == (90, 120)
+
+
+def test_keep_float_must_match(tmp_path, small_fp32, calib):
+    with pytest.raises(InputError, match="matches none"):
+        quantize_onnxruntime(small_fp32, calib, tmp_path / "x", keep_float=("nothing-like-this",), progress=False)
+    art = quantize_onnxruntime(small_fp32, calib, tmp_path / "y", keep_float=("/encoder/stages.0/",),
+                               progress=False)
+    kept = read_manifest(art).extra["quantization"]["kept_float_by_user"]
+    assert kept and all("/encoder/stages.0/" in k for k in kept)
+
+
+def test_calibration_sources(tmp_path, camvid):
+    with pytest.raises(InputError, match="expected images"):
+        load_calibration_set(tmp_path)  # empty folder
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="cannot be read or decoded"):
+        load_calibration_set(tmp_path)
+    video = camvid.parents[1] / SHARED_VIDEO
+    if video.exists():
+        cs = load_calibration_set(video, num_samples=5)
+        assert len(cs) == 5 and cs.frames[0].shape == (1280, 720, 3) or cs.frames[0].shape == (720, 1280, 3)
+        assert "spread over" in cs.description
+        broken = tmp_path / "broken.mp4"
+        broken.write_bytes(video.read_bytes()[:2000])
+        with pytest.raises(InputError, match="calibration video"):
+            load_calibration_set(broken, num_samples=5)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 50, 3), i * 20, np.uint8))
+    a = load_calibration_set(folder, num_samples=3, seed=1)
+    b = load_calibration_set(folder, num_samples=3, seed=1)
+    assert len(a) == 3 and a.fingerprint == b.fingerprint
+    arrays = load_calibration_set(iter([np.zeros((40, 40, 3), np.uint8)] * 4), num_samples=2)
+    assert len(arrays) == 2
+    with pytest.raises(InputError):
+        load_calibration_set(iter([np.zeros((40, 40), np.uint8)]))
+
+
+def test_cli_quantize_from_checkpoint(tmp_path, hf_model, camvid, capsys):
+    out = tmp_path / "ort-int8"
+    assert main(["quantize", str(hf_model), "--backend", "onnxruntime", "--calib", str(camvid / "train.txt"),
+                 "--num-samples", "4", "--size", "128", "160", "--output", str(out), "-q"]) == 0
+    assert "next: segedge predict" in capsys.readouterr().out
+    assert read_manifest(out).precision == "int8" and read_manifest(out / "fp32").precision == "fp32"
