@@ -1,0 +1,271 @@
+"""DeepStream (Gst-nvinfer) and Triton configurations from an artifact: one model.json drives every deployment.
+
+DeepStream: a ``[property]`` config for a segmentation nvinfer (network-type=2). nvinfer feeds only the image input
+and its segmentation parser takes the first output as (C, H, W) float class scores, labelling a pixel -1 unless a
+score beats max(-1, segmentation-threshold). So the engine must have a logits head with Softmax appended
+(``segedge export --head logits`` then ``segedge build --softmax``); other artifacts are refused with that fix.
+Preprocessing maps to ``y = net-scale-factor * (x - offsets[c])``: offsets = the mean, and one scale for all
+channels, so a per-channel std is approximated by its harmonic mean when the channels differ by at most
+``std_tolerance`` (SegFormer's ImageNet std: 1.3%).
+
+Triton: a model repository (``<repo>/<name>/config.pbtxt``, ``1/model.plan|model.onnx|model.xml+bin``,
+``labels.txt``) for the tensorrt_plan, onnxruntime_onnx and openvino backends. The mask head's ``output_size``
+input has no batch dimension, so those models get ``max_batch_size: 0`` (full shapes, batch included);
+logits-head models batch dynamically.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from runtimes.tensorrt import engine_manifest_info, resolve_artifact
+from sdk.errors import ArtifactError, InputError
+from sdk.manifest import Manifest, read_manifest
+
+DEEPSTREAM_CONFIG = "config_infer_primary_segformer.txt"
+LABELS_FILE = "labels.txt"
+# Gst-nvinfer values: network-mode 0 FP32, 1 INT8, 2 FP16; model-color-format 0 RGB, 1 BGR;
+# scaling-filter = NvBufSurfTransform_Inter: 0 nearest, 1 bilinear
+DS_NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2, "int8+fp16": 1}
+DS_COLOR_FORMAT = {"rgb": 0, "bgr": 1}
+DS_SCALING_FILTER = {"nearest": 0, "bilinear": 1, "area": 1}
+TRITON_TYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8", "int32": "TYPE_INT32",
+                "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32"}
+# format -> (config key, value, the file name Triton looks for in the version folder)
+TRITON_BACKENDS = {"tensorrt": ("platform", "tensorrt_plan", "model.plan"),
+                   "onnx": ("platform", "onnxruntime_onnx", "model.onnx"),
+                   "openvino": ("backend", "openvino", "model.xml")}
+
+
+def _network_hw(manifest: Manifest) -> tuple[int, int]:
+    """The network input size DeepStream scales frames to: the preprocessing size, else the engine profile's opt."""
+    if manifest.preprocess.size_hw is not None:
+        return manifest.preprocess.size_hw
+    _, profile, _ = engine_manifest_info(manifest)
+    opt = profile[manifest.inputs[0].name].opt
+    return opt[2], opt[3]
+
+
+def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str = LABELS_FILE, batch_size: int = 1,
+                      gpu_id: int = 0, segmentation_threshold: float = 0.0, std_tolerance: float = 0.02,
+                      gie_unique_id: int = 1, interval: int = 0) -> str:
+    """The Gst-nvinfer config text for a TensorRT engine artifact (see the module docstring for what it needs).
+
+    engine_file / labels_file: paths as nvinfer should read them (relative paths resolve against the config's
+    folder). batch_size: frames per inference, at most the engine profile's max batch.
+    """
+    if manifest.format != "tensorrt":
+        raise ArtifactError(f"DeepStream config: expected a TensorRT engine artifact (segedge build), got format "
+                            f"{manifest.format!r}")
+    fingerprint, profile, command = engine_manifest_info(manifest)
+    build = manifest.extra["tensorrt"].get("build", {})
+    if manifest.head != "logits" or not build.get("softmax"):
+        raise ArtifactError(f"DeepStream config: expected an engine with a logits head and Softmax (nvinfer feeds only "
+                            f"the image and its segmentation parser reads class probabilities), got head "
+                            f"{manifest.head!r}{'' if manifest.head != 'logits' else ' without Softmax'}. Export "
+                            "with segedge export --head logits, then segedge build ... --softmax")
+    pixel = profile[manifest.inputs[0].name]
+    if not 1 <= batch_size <= pixel.max[0]:
+        raise InputError(f"batch_size: expected 1..{pixel.max[0]} (the engine's max batch), got {batch_size}. "
+                         f"Rebuild with --max-batch: {command}")
+    h, w = _network_hw(manifest)
+    if not pixel.contains((batch_size, pixel.min[1], h, w)):
+        raise ArtifactError(f"DeepStream config: the network size {h}x{w} is outside the engine's profile "
+                            f"{pixel.describe()}. Rebuild with --opt-hw {h} {w}: {command}")
+    spec = manifest.preprocess
+    inv = [1.0 / s for s in spec.std]
+    scale = sum(inv) / len(inv)  # one scale for all channels: the mean of 1/std (the harmonic mean of std)
+    deviation = max(abs(scale * s - 1.0) for s in spec.std)
+    if deviation > std_tolerance:
+        raise ArtifactError(f"DeepStream config: nvinfer takes one net-scale-factor for all channels; expected the "
+                            f"per-channel std {list(spec.std)} within {std_tolerance:.1%} of one value, got "
+                            f"{deviation:.1%}. Pass std_tolerance={deviation:.3f} to accept the approximation.")
+    notes = []
+    if spec.resize_mode == "area":
+        notes.append("# preprocessing resizes with 'area'; nvinfer has no area filter, bilinear is used")
+    output = manifest.outputs[0].name
+    lines = [
+        f"# Gst-nvinfer config written by segedge for {manifest.architecture.get('variant', 'SegFormer')} "
+        f"({manifest.num_classes} classes).",
+        f"# Engine: TensorRT {fingerprint.tensorrt_version}, {fingerprint.sm}, {fingerprint.precision}: run it with "
+        "the DeepStream whose TensorRT is that version, on that GPU.",
+        f"# Rebuild on another device: {command}",
+        f"# Preprocessing: y = net-scale-factor * (x - offsets); std {list(spec.std)} -> one scale "
+        f"(max deviation {deviation:.2%}).",
+        *notes,
+        "[property]",
+        f"gpu-id={gpu_id}",
+        f"net-scale-factor={scale:.10g}",
+        "offsets=" + ";".join(f"{m:.6g}" for m in spec.mean),
+        f"model-color-format={DS_COLOR_FORMAT[spec.channel_order]}",
+        f"scaling-filter={DS_SCALING_FILTER[spec.resize_mode]}",
+        "maintain-aspect-ratio=0",
+        f"model-engine-file={engine_file}",
+        f"labelfile-path={labels_file}",
+        f"infer-dims={pixel.min[1]};{h};{w}",
+        f"batch-size={batch_size}",
+        f"network-mode={DS_NETWORK_MODE[fingerprint.precision]}",
+        "network-type=2",
+        f"num-detected-classes={manifest.num_classes}",
+        f"output-blob-names={output}",
+        f"segmentation-threshold={segmentation_threshold:g}",
+        "process-mode=1",
+        f"gie-unique-id={gie_unique_id}",
+        f"interval={interval}",
+        "output-tensor-meta=0",
+    ]
+    if fingerprint.dla_core is not None:
+        lines += ["enable-dla=1", f"use-dla-core={fingerprint.dla_core}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_deepstream_config(artifact: str | Path, output_dir: str | Path, *, config_name: str = DEEPSTREAM_CONFIG,
+                            **options) -> Path:
+    """Write the nvinfer config and labels.txt into ``output_dir``; the engine stays in the artifact and is named by
+    a path relative to the config. ``options`` go to ``deepstream_config``. Returns the config path."""
+    folder = resolve_artifact(artifact)
+    manifest = read_manifest(folder)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    engine = os.path.relpath(folder.resolve() / manifest.model_file, out.resolve())
+    text = deepstream_config(manifest, engine_file=engine, labels_file=LABELS_FILE, **options)
+    (out / LABELS_FILE).write_text("\n".join(manifest.class_names) + "\n")
+    path = out / config_name
+    path.write_text(text)
+    return path
+
+
+def _dims(shape: list) -> list[int]:
+    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
+
+
+def _triton_tensors(manifest: Manifest) -> tuple[list[dict], list[dict]]:
+    """(inputs, outputs) as the backend sees them: name, dtype name, full shape with -1, shape-tensor flag."""
+    if manifest.format == "tensorrt":
+        io = manifest.extra["tensorrt"].get("io") or []
+        if not io:
+            raise ArtifactError("Triton config: expected the engine's I/O in model.json (extra.tensorrt.io), got "
+                                "none. Rebuild with segedge build.")
+        tensors = [{"name": t["name"], "dtype": t["dtype"], "shape": _dims(t["shape"]), "shape_tensor": t["host"],
+                    "input": t["input"]} for t in io]
+        return [t for t in tensors if t["input"]], [t for t in tensors if not t["input"]]
+    ins = [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape), "shape_tensor": False} for t in manifest.inputs]
+    outs = [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape), "shape_tensor": False}
+            for t in manifest.outputs]
+    return ins, outs
+
+
+def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | None = None,
+                  instance_count: int = 1, kind: str | None = None, gpus: list[int] | None = None,
+                  dynamic_batching: bool = True, labels_file: str | None = LABELS_FILE) -> str:
+    """config.pbtxt text (protobuf text format of Triton's ModelConfig) for an artifact.
+
+    max_batch_size: None -> 0 for mask heads; for logits heads the engine profile's max batch (TensorRT) or 8.
+    kind: "KIND_GPU" / "KIND_CPU" / "KIND_AUTO"; default GPU for TensorRT, CPU for ONNX Runtime and OpenVINO.
+    A DLA engine gets its DLA core as a secondary device of the instance group.
+    """
+    if manifest.format not in TRITON_BACKENDS:
+        raise ArtifactError(f"Triton config: expected one of {sorted(TRITON_BACKENDS)} artifacts, got "
+                            f"{manifest.format!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", model_name):
+        raise InputError(f"model_name: expected letters, digits, '_', '-' or '.', got {model_name!r}")
+    key, value, _ = TRITON_BACKENDS[manifest.format]
+    fingerprint, engine_max = None, None
+    if manifest.format == "tensorrt":
+        fingerprint, profile, _ = engine_manifest_info(manifest)
+        engine_max = profile[manifest.inputs[0].name].max[0]
+    if manifest.head == "mask":
+        if max_batch_size:
+            raise InputError(f"max_batch_size: expected 0 for a mask-head model (its output_size input [2] has no "
+                             f"batch dimension for Triton to batch along), got {max_batch_size}. Export with "
+                             "--head logits for dynamic batching.")
+        max_batch_size = 0
+    elif max_batch_size is None:
+        max_batch_size = engine_max or 8
+    if max_batch_size < 0 or (engine_max is not None and max_batch_size > engine_max):
+        raise InputError(f"max_batch_size: expected 0..{engine_max if engine_max is not None else 'any'} (the "
+                         f"engine's max batch), got {max_batch_size}")
+    kind = kind or ("KIND_GPU" if manifest.format == "tensorrt" else "KIND_CPU")
+    if kind not in ("KIND_GPU", "KIND_CPU", "KIND_AUTO"):
+        raise InputError(f"kind: expected KIND_GPU, KIND_CPU or KIND_AUTO, got {kind!r}")
+    if instance_count < 1:
+        raise InputError(f"instance_count: expected >= 1, got {instance_count}")
+
+    def tensor_block(t: dict, is_output: bool) -> list[str]:
+        if t["dtype"] not in TRITON_TYPES:
+            raise ArtifactError(f"Triton config: tensor {t['name']} has dtype {t['dtype']}, expected one of "
+                                f"{sorted(TRITON_TYPES)}")
+        shape = t["shape"]
+        if max_batch_size:
+            shape = shape[1:]  # Triton adds the batch dimension itself
+        body = [f'    name: "{t["name"]}"', f"    data_type: {TRITON_TYPES[t['dtype']]}",
+                "    dims: [ " + ", ".join(str(d) for d in shape) + " ]"]
+        if t["shape_tensor"]:
+            body.append("    is_shape_tensor: true")
+        if is_output and labels_file:
+            body.append(f'    label_filename: "{labels_file}"')
+        return ["  {", *body, "  }"]
+
+    def section(name: str, tensors: list[dict], is_output: bool) -> list[str]:
+        blocks = [tensor_block(t, is_output) for t in tensors]
+        lines = [f"{name} ["]
+        for i, block in enumerate(blocks):
+            lines += block[:-1] + ["  }," if i < len(blocks) - 1 else "  }"]
+        return lines + ["]"]
+
+    inputs, outputs = _triton_tensors(manifest)
+    wanted = {t.name for t in manifest.outputs}
+    outputs = [t for t in outputs if t["name"] in wanted]
+    lines = [f"# Triton model configuration written by segedge: {manifest.num_classes} classes, {manifest.precision}, "
+             f"head {manifest.head}."]
+    if fingerprint is not None:
+        lines.append(f"# TensorRT plan built with TensorRT {fingerprint.tensorrt_version} for {fingerprint.sm}: serve "
+                     "it with a Triton release built on that TensorRT, on that GPU.")
+    lines += [f'name: "{model_name}"', f'{key}: "{value}"', f"max_batch_size: {max_batch_size}"]
+    if manifest.format == "openvino":
+        lines.append('default_model_filename: "model.xml"')
+    lines += section("input", inputs, False) + section("output", outputs, True)
+    group = ["instance_group [", "  {", f"    count: {instance_count}", f"    kind: {kind}"]
+    if gpus:
+        group.append("    gpus: [ " + ", ".join(str(g) for g in gpus) + " ]")
+    if fingerprint is not None and fingerprint.dla_core is not None:
+        group += ["    secondary_devices [", "      {", "        kind: KIND_NVDLA",
+                  f"        device_id: {fingerprint.dla_core}",
+                  "      }", "    ]"]
+    lines += group + ["  }", "]"]
+    if max_batch_size and dynamic_batching:
+        lines.append("dynamic_batching { }")
+    return "\n".join(lines) + "\n"
+
+
+def default_model_name(folder: Path) -> str:
+    """A Triton model name from an artifact folder name: "b0.engine" -> "b0_engine"."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", folder.resolve().name) or "segformer"
+
+
+def write_triton_repository(artifact: str | Path, repository: str | Path, *, model_name: str | None = None,
+                            version: int = 1, **options) -> Path:
+    """Add the artifact to a Triton model repository: ``<repository>/<model_name>/config.pbtxt``, ``labels.txt``
+    and ``<version>/model.plan`` (or model.onnx, or model.xml + model.bin). ``options`` go to ``triton_config``.
+    Returns the model folder."""
+    folder = resolve_artifact(artifact)
+    manifest = read_manifest(folder)
+    name = model_name or default_model_name(folder)
+    text = triton_config(manifest, model_name=name, **options)
+    if version < 1:
+        raise InputError(f"version: expected >= 1, got {version}")
+    model_dir = Path(repository) / name
+    version_dir = model_dir / str(version)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    target = TRITON_BACKENDS[manifest.format][2]
+    shutil.copyfile(folder / manifest.model_file, version_dir / target)
+    if manifest.format == "openvino":
+        weights = (folder / manifest.model_file).with_suffix(".bin")
+        if not weights.is_file():
+            raise ArtifactError(f"artifact {folder}: expected {weights.name} beside {manifest.model_file}, found none")
+        shutil.copyfile(weights, version_dir / "model.bin")
+    (model_dir / LABELS_FILE).write_text("\n".join(manifest.class_names) + "\n")
+    (model_dir / "config.pbtxt").write_text(text)
+    return model_dir

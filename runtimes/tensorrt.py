@@ -1,0 +1,420 @@
+"""TensorRT backend: runs ``model.engine`` artifacts made by ``segedge build`` (``converters.tensorrt_build``).
+
+The engine file is a plain serialized TensorRT engine (``trtexec --loadEngine`` and Polygraphy read it); everything
+else lives in ``model.json``: labels, preprocessing, and under ``extra["tensorrt"]`` the fingerprint (TensorRT
+version, GPU, compute capability, DLA core, precision), the optimization profile and the engine's own I/O.
+
+Memory: one CUDA stream; page-locked host buffers and device buffers per tensor, allocated on first use and grown
+only when a larger shape arrives; copies and execution are asynchronous with one synchronize per call. Optional
+CUDA-graph capture of the enqueue (re-captured when a shape changes).
+
+API generations: TensorRT >= 8.5 runs by tensor name (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``); 8.4 (JetPack 5.0) by binding index (``set_binding_shape``, ``execute_async_v2``).
+TensorRT and pycuda are imported when a runtime opens, never at import time; the logger subclass is built in a
+factory for the same reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtimes.base import Runtime
+from runtimes.tensorrt_device import (CudaDriver, CudaGraph, EngineFingerprint, HostInfo, check_compatibility,
+                                      host_platform, version_tuple)
+from sdk.errors import ArtifactError, InputError, MissingDependencyError, require
+from sdk.manifest import MANIFEST_NAME, Manifest
+
+log = logging.getLogger("segedge")
+
+ENGINE_FILE = "model.engine"
+TENSORRT_MIN = (8, 4)  # set_memory_pool_limit (builder) and the binding-index runtime path
+
+
+def require_tensorrt() -> str:
+    """Check that the real TensorRT Python package is importable; return its version.
+
+    ``tensorrt-stubs`` installs an empty ``tensorrt`` namespace package, so a successful import is not enough.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"tensorrt is not installed ({exc}). On a Jetson use JetPack's TensorRT (apt python3-libnvinfer, then "
+            "a venv with --system-site-packages); on a CUDA host pip install tensorrt. See docs/JETSON.md.") from exc
+    if not hasattr(trt, "Builder"):
+        raise MissingDependencyError(
+            "tensorrt is not installed (only type stubs found: 'import tensorrt' resolves to the tensorrt-stubs "
+            "package). Install TensorRT itself: JetPack's python3-libnvinfer on a Jetson, pip install tensorrt on a "
+            "CUDA host. See docs/JETSON.md.")
+    version = str(trt.__version__)
+    if version_tuple(version, 2) < TENSORRT_MIN:
+        raise MissingDependencyError(f"tensorrt: expected >= {TENSORRT_MIN[0]}.{TENSORRT_MIN[1]} (JetPack >= 5.0), "
+                                     f"got {version}. Upgrade JetPack or TensorRT.")
+    return version
+
+
+_LOGGER: Any = None
+
+
+def tensorrt_logger() -> Any:
+    """The process-wide ``trt.ILogger``: TensorRT's messages go to the "segedge" logger (INFO and VERBOSE at DEBUG)
+    and errors are kept in ``.errors`` for our own messages. The subclass is defined here, on first use."""
+    global _LOGGER
+    if _LOGGER is None:
+        import tensorrt as trt
+
+        levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
+                  trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
+                  trt.ILogger.VERBOSE: logging.DEBUG}
+
+        class _Logger(trt.ILogger):
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+
+            def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+                level = levels.get(severity, logging.INFO)
+                if level >= logging.ERROR:
+                    self.errors.append(msg)
+                log.log(level, "TensorRT: %s", msg)
+
+            def last_error(self) -> str:
+                return self.errors[-1].splitlines()[0][:300] if self.errors else "no error logged"
+
+        _LOGGER = _Logger()
+    return _LOGGER
+
+
+def resolve_artifact(path: str | Path) -> Path:
+    """An artifact folder, or a file inside one (``out/b0.engine/model.engine``, ``.../model.json``) -> the folder.
+
+    A model file with no ``model.json`` naming it beside it is an error: a bare engine (e.g. from trtexec) has no
+    labels or preprocessing.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return p
+    manifest = p.parent / MANIFEST_NAME
+    if p.name == MANIFEST_NAME:
+        return p.parent
+    if manifest.is_file():
+        try:
+            named = json.loads(manifest.read_text()).get("model_file")
+        except (OSError, ValueError, AttributeError):
+            return p.parent  # read_manifest reports the broken manifest properly
+        if named == p.name:
+            return p.parent
+    raise ArtifactError(f"artifact {p}: expected an artifact folder, or the model file inside one with a "
+                        f"{MANIFEST_NAME} naming it, got a file without one. A bare engine has no labels or "
+                        "preprocessing: build it with segedge build ONNX_ARTIFACT --output FOLDER.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapeRange:
+    """One optimization-profile entry. Execution tensors: min/opt/max are shapes. Shape tensors (``values=True``,
+    e.g. ``output_size``): min/opt/max are the tensor's values, here the (H, W) range of the mask."""
+
+    name: str
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+    values: bool = False
+
+    def __post_init__(self) -> None:
+        lo, mid, hi = (tuple(int(v) for v in x) for x in (self.min, self.opt, self.max))
+        if not (len(lo) == len(mid) == len(hi)) or not all(a <= b <= c for a, b, c in zip(lo, mid, hi)):
+            raise InputError(f"profile {self.name}: expected min <= opt <= max elementwise with equal lengths, got "
+                             f"min={lo} opt={mid} max={hi}")
+        object.__setattr__(self, "min", lo)
+        object.__setattr__(self, "opt", mid)
+        object.__setattr__(self, "max", hi)
+
+    def contains(self, value: tuple[int, ...]) -> bool:
+        return len(value) == len(self.min) and all(a <= v <= b for a, v, b in zip(self.min, value, self.max))
+
+    def describe(self) -> str:
+        return "[" + ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in zip(self.min, self.max)) + "]"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max),
+                "values": self.values}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ShapeRange":
+        return cls(name=str(d["name"]), min=tuple(d["min"]), opt=tuple(d["opt"]), max=tuple(d["max"]),
+                   values=bool(d.get("values", False)))
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    name: str
+    index: int
+    is_input: bool
+    dtype: np.dtype
+    on_host: bool  # a shape-tensor input whose values TensorRT reads from host memory
+
+
+class _Buffer:
+    """A page-locked host array and a device allocation of ``count`` elements; grown, never shrunk."""
+
+    def __init__(self, cuda: Any, dtype: np.dtype, count: int) -> None:
+        self.count = count
+        self.host: np.ndarray = cuda.pagelocked_empty(max(count, 1), dtype)
+        self.device: Any = cuda.mem_alloc(max(self.host.nbytes, 1))
+
+    def free(self) -> None:
+        self.device.free()
+        allocation: Any = self.host.base  # pycuda's PagelockedHostAllocation behind the array
+        allocation.free()
+
+
+def engine_manifest_info(manifest: Manifest) -> tuple[EngineFingerprint, dict[str, ShapeRange], str]:
+    """(fingerprint, profile by tensor name, rebuild command) from a TensorRT artifact's manifest."""
+    info = manifest.extra.get("tensorrt")
+    if not isinstance(info, dict) or "fingerprint" not in info:
+        raise ArtifactError("manifest extra.tensorrt: expected the engine fingerprint written by segedge build, got "
+                            "none. Rebuild the engine with segedge build ONNX_ARTIFACT --output FOLDER.")
+    try:
+        profile = {r.name: r for r in (ShapeRange.from_dict(d) for d in info.get("profile", []))}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"manifest extra.tensorrt.profile: expected a list of shape ranges, got "
+                            f"{info.get('profile')!r} ({exc}). Rebuild with segedge build.") from None
+    command = str(info.get("build", {}).get("command") or "segedge build ONNX_ARTIFACT --output FOLDER")
+    return EngineFingerprint.from_dict(info["fingerprint"]), profile, command
+
+
+class TensorRTRuntime(Runtime):
+    """Runs ``model.engine`` artifacts with TensorRT and pycuda.
+
+    device: CUDA device index. dla_core: run a DLA engine on this core (default: the core it was built for).
+    cuda_graph: replay the enqueue as a CUDA graph, captured per input shape; worth it for fixed-size streams
+    (GPU-only engines, TensorRT >= 8.5).
+    Opening checks the engine's fingerprint against this host first: a TensorRT or GPU mismatch is one line that
+    says how to rebuild.
+    """
+
+    name = "tensorrt"
+    formats = ("tensorrt",)
+
+    def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *, device: int = 0,
+                 dla_core: int | None = None, cuda_graph: bool = False) -> None:
+        super().__init__(resolve_artifact(artifact), manifest)
+        self.fingerprint, self.profile, self.rebuild_command = engine_manifest_info(self.manifest)
+        version = require_tensorrt()
+        cuda = require("pycuda.driver", "jetson")
+        import tensorrt as trt
+
+        self._driver = CudaDriver()
+        gpu_name, capability = self._driver.device(device)
+        self._logger = tensorrt_logger()
+        self._trt_runtime = trt.Runtime(self._logger)
+        host = HostInfo(tensorrt_version=version, gpu_name=gpu_name, compute_capability=capability,
+                        dla_cores=int(self._trt_runtime.num_DLA_cores), platform=host_platform())
+        for warning in check_compatibility(self.fingerprint, host, rebuild_command=self.rebuild_command,
+                                           dla_core=dla_core):
+            log.warning(warning)
+        self.dla_core = self.fingerprint.dla_core if dla_core is None else dla_core
+        self.host = host
+        cuda.init()
+        self._cuda = cuda
+        self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's CUDA runtime uses
+        self._ctx.push()
+        try:
+            if self.dla_core is not None:
+                self._trt_runtime.DLA_core = self.dla_core
+            engine = self._trt_runtime.deserialize_cuda_engine(self.model_path.read_bytes())
+            if engine is None:
+                raise ArtifactError(f"artifact {self.artifact}: TensorRT cannot deserialize {self.model_path.name} "
+                                    f"({self._logger.last_error()}). Is the file complete? Rebuild it: "
+                                    f"{self.rebuild_command}")
+            self._engine = engine
+            self._context = engine.create_execution_context()
+            self._stream = cuda.Stream()
+            self._v3 = hasattr(self._context, "execute_async_v3")
+            self._tensors = self._discover(trt)
+        except BaseException:
+            self._ctx.pop()
+            self._ctx.detach()
+            raise
+        self._ctx.pop()
+        if cuda_graph and (not self._v3 or self.dla_core is not None):
+            self._close_impl()
+            raise ArtifactError("cuda_graph: expected a GPU-only engine on TensorRT >= 8.5, got "
+                                f"{'a DLA engine' if self.dla_core is not None else 'TensorRT ' + version}. "
+                                "Open it with cuda_graph=False.")
+        self.cuda_graph = cuda_graph
+        self._buffers: dict[str, _Buffer] = {}
+        self._host_values: dict[str, np.ndarray] = {}
+        self._bindings: list[int] = [0] * len(self._tensors)
+        self._generation = 0
+        self._graph: CudaGraph | None = None
+        self._graph_key: tuple | None = None
+
+    def _discover(self, trt: Any) -> list[_Tensor]:
+        """The engine's I/O tensors; checks that they match the manifest."""
+        tensors = []
+        if self._v3:
+            for i in range(self._engine.num_io_tensors):
+                name = self._engine.get_tensor_name(i)
+                is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+                on_host = is_input and self._engine.get_tensor_location(name) == trt.TensorLocation.HOST
+                tensors.append(_Tensor(name, i, is_input, np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))),
+                                       on_host))
+        else:  # TensorRT 8.4: binding indices
+            engine: Any = self._engine
+            for i in range(engine.num_bindings):
+                is_input = bool(engine.binding_is_input(i))
+                tensors.append(_Tensor(engine.get_binding_name(i), i, is_input,
+                                       np.dtype(trt.nptype(engine.get_binding_dtype(i))),
+                                       is_input and bool(engine.is_shape_binding(i))))
+        inputs = sorted(t.name for t in tensors if t.is_input)
+        outputs = {t.name for t in tensors if not t.is_input}
+        if inputs != sorted(self.input_names) or not set(self.output_names) <= outputs:
+            raise ArtifactError(f"artifact {self.artifact}: the engine's inputs {inputs} / outputs {sorted(outputs)} "
+                                f"differ from the manifest's {sorted(self.input_names)} / {self.output_names}. "
+                                f"Rebuild: {self.rebuild_command}")
+        return tensors
+
+    def _check_profile(self, feeds: dict[str, np.ndarray]) -> None:
+        for name, arr in feeds.items():
+            rng = self.profile.get(name)
+            if rng is None:
+                continue
+            got = tuple(int(v) for v in arr.reshape(-1)) if rng.values else tuple(arr.shape)
+            if not rng.contains(got):
+                what = "values" if rng.values else "shape"
+                hint = ("--min-output-hw/--max-output-hw" if rng.values else "--min-hw/--max-hw/--max-batch")
+                raise InputError(f"{name}: expected {what} within the engine's profile {rng.describe()}, got "
+                                 f"{list(got)}. Rebuild with a wider {hint}: {self.rebuild_command}")
+
+    def _engine_array(self, t: _Tensor, arr: np.ndarray) -> np.ndarray:
+        """The feed in the engine's dtype: int64 output_size -> the int32 the engine was built with (range-checked)."""
+        if arr.dtype == t.dtype:
+            return np.ascontiguousarray(arr)
+        if arr.dtype.kind in "iu" and t.dtype.kind in "iu":
+            info = np.iinfo(t.dtype)
+            if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                raise InputError(f"{t.name}: expected values that fit {t.dtype}, got {arr.min()}..{arr.max()}")
+            return np.ascontiguousarray(arr.astype(t.dtype))
+        raise ArtifactError(f"{t.name}: the engine takes {t.dtype}, the manifest says {arr.dtype}. Rebuild: "
+                            f"{self.rebuild_command}")
+
+    def _buffer(self, t: _Tensor, count: int) -> _Buffer:
+        buf = self._buffers.get(t.name)
+        if buf is None or buf.count < count:
+            if buf is not None:
+                buf.free()
+            buf = self._buffers[t.name] = _Buffer(self._cuda, t.dtype, count)
+            self._generation += 1  # addresses changed: a captured graph is stale
+        return buf
+
+    def _set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
+        ctx: Any = self._context
+        for t in self._tensors:
+            if not t.is_input:
+                continue
+            arr = feeds[t.name]
+            if t.on_host:
+                values = self._host_values.get(t.name)
+                if values is None or values.shape != arr.shape:
+                    values = self._host_values[t.name] = np.empty(arr.shape, t.dtype)
+                values[...] = arr
+                if self._v3:
+                    ctx.set_tensor_address(t.name, values.ctypes.data)
+                    continue
+                ctx.set_shape_input(t.index, values)  # 8.4; the binding also gets a device copy below
+            elif self._v3:
+                if not ctx.set_input_shape(t.name, tuple(arr.shape)):
+                    raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} ({self._logger.last_error()})")
+            elif not ctx.set_binding_shape(t.index, tuple(arr.shape)):
+                raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} ({self._logger.last_error()})")
+            buf = self._buffer(t, arr.size)
+            np.copyto(buf.host[:arr.size], arr.reshape(-1))
+            self._cuda.memcpy_htod_async(buf.device, buf.host[:arr.size], self._stream)
+            self._bindings[t.index] = int(buf.device)
+            if self._v3:
+                ctx.set_tensor_address(t.name, int(buf.device))
+
+    def _output_shape(self, t: _Tensor) -> tuple[int, ...]:
+        dims = (self._context.get_tensor_shape(t.name) if self._v3 else
+                getattr(self._context, "get_binding_shape")(t.index))
+        shape = tuple(int(dims[i]) for i in range(len(dims)))
+        if any(d < 0 for d in shape):
+            raise ArtifactError(f"{t.name}: TensorRT could not infer the output shape ({shape}; "
+                                f"{self._logger.last_error()})")
+        return shape
+
+    def _enqueue(self) -> bool:
+        if self._v3:
+            return bool(self._context.execute_async_v3(self._stream.handle))
+        return bool(getattr(self._context, "execute_async_v2")(self._bindings, self._stream.handle))
+
+    def _execute(self, key: tuple) -> None:
+        if not self.cuda_graph:
+            if not self._enqueue():
+                raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error()})")
+            return
+        if self._graph is None or self._graph_key != key:
+            if self._graph is not None:
+                self._graph.close()
+                self._graph = None
+            # one plain enqueue first: it applies the new shapes (TensorRT's deferred updates) outside the capture
+            if not self._enqueue():
+                raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error()})")
+            self._graph = self._driver.capture_graph(self._stream.handle, self._enqueue)
+            self._graph_key = key
+        self._graph.launch()
+
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._check_profile(feeds)
+        by_name = {t.name: t for t in self._tensors}
+        engine_feeds = {name: self._engine_array(by_name[name], arr) for name, arr in feeds.items()}
+        self._ctx.push()
+        try:
+            self._set_inputs(engine_feeds)
+            outputs = []
+            for t in self._tensors:
+                if t.is_input:
+                    continue
+                shape = self._output_shape(t)
+                buf = self._buffer(t, math.prod(shape))
+                self._bindings[t.index] = int(buf.device)
+                if self._v3:
+                    self._context.set_tensor_address(t.name, int(buf.device))
+                outputs.append((t, shape, buf))
+            key = (tuple((n, a.shape, tuple(a.reshape(-1).tolist()) if by_name[n].on_host else ())
+                         for n, a in sorted(engine_feeds.items())), self._generation)
+            self._execute(key)
+            for t, shape, buf in outputs:
+                self._cuda.memcpy_dtoh_async(buf.host[:math.prod(shape)], buf.device, self._stream)
+            self._stream.synchronize()
+        finally:
+            self._ctx.pop()
+        wanted = {info.name: np.dtype(info.dtype) for info in self.manifest.outputs}
+        return {t.name: buf.host[:math.prod(shape)].reshape(shape).astype(wanted[t.name], copy=True)
+                for t, shape, buf in outputs if t.name in wanted}
+
+    def _close_impl(self) -> None:
+        self._ctx.push()
+        try:
+            graph = getattr(self, "_graph", None)
+            if graph is not None:
+                graph.close()
+            for buf in getattr(self, "_buffers", {}).values():
+                buf.free()
+            self._buffers = {}
+            del self._context, self._engine
+        finally:
+            self._ctx.pop()
+            self._ctx.detach()
+
+    def describe(self) -> str:
+        where = f"DLA core {self.dla_core} + GPU" if self.dla_core is not None else self.host.gpu_name
+        return (f"TensorRT {self.host.tensorrt_version} on {where} ({self.host.sm}), {self.fingerprint.precision}"
+                f"{', CUDA graph' if self.cuda_graph else ''}")
