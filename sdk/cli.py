@@ -167,15 +167,28 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
         fp32 = export_onnx(source, out / "fp32", size_hw=tuple(args.size) if args.size else None,
                            class_names=_labels(args.labels), progress=not args.quiet)
+    if (args.eval is None) != (args.max_drop is None):
+        raise InputError("--eval and --max-drop go together: give both for accuracy-aware quantization")
     calib = load_calibration_set(args.calib, num_samples=args.num_samples, seed=args.seed)
     if args.backend in ("onnxruntime", "tensorrt"):
         from calibration.quantize_ort import quantize_onnxruntime
 
         if args.max_drop is not None:
-            raise InputError("--max-drop with --backend onnxruntime/tensorrt: accuracy-aware selection of float "
-                             "layers is available with --backend openvino; use --keep-float here")
-        art = quantize_onnxruntime(fp32, calib, out, target=args.backend, method=args.method,
-                                   keep_float=tuple(args.keep_float), progress=not args.quiet)
+            from calibration.datasets import open_labelled_set
+            from calibration.sensitivity import quantize_with_max_drop
+
+            if args.keep_float:
+                raise InputError("--keep-float and --max-drop contradict: --max-drop chooses the float blocks")
+            art = quantize_with_max_drop(fp32, calib, list(open_labelled_set(args.eval)), out,
+                                         max_drop=args.max_drop, target=args.backend, method=args.method,
+                                         progress=not args.quiet)
+            report = json.loads((art / "model.json").read_text())["extra"]["accuracy_aware"]
+            status = "met" if report["max_drop_met"] else "NOT met (best model found kept, marked in model.json)"
+            print(f"accuracy-aware: drop {report['measured_drop_points']:.2f} points vs --max-drop "
+                  f"{args.max_drop} {status}; float blocks: {report['float_blocks'] or 'none'}")
+        else:
+            art = quantize_onnxruntime(fp32, calib, out, target=args.backend, method=args.method,
+                                       keep_float=tuple(args.keep_float), progress=not args.quiet)
     else:
         raise InputError(f"--backend {args.backend}: not available in this build")
     print(f"quantized to INT8 ({args.backend}, {args.method}, {calib.description}) -> {art}")
@@ -219,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size (static)")
     p.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
                    help="keep nodes whose ONNX name matches in float (repeatable; must match something)")
-    p.add_argument("--eval", help="labelled set (CamVid layout) for accuracy-aware quantization")
+    p.add_argument("--eval", help="labelled set (CamVid root, ADE20K folder, or images/ + labels/) for "
+                                  "accuracy-aware quantization")
     p.add_argument("--max-drop", type=float, help="largest mIoU drop in points allowed with --eval")
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     p.add_argument("-q", "--quiet", action="store_true")

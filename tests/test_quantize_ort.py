@@ -133,3 +133,27 @@ def test_cli_quantize_from_checkpoint(tmp_path, hf_model, camvid, capsys):
                  "--num-samples", "4", "--size", "128", "160", "--output", str(out), "-q"]) == 0
     assert "next: segedge predict" in capsys.readouterr().out
     assert read_manifest(out).precision == "int8" and read_manifest(out / "fp32").precision == "fp32"
+
+
+def test_max_drop_that_cannot_be_met_keeps_best_and_marks_it(tmp_path, small_fp32, calib, camvid):
+    """An impossible --max-drop (negative): the search runs, says so, and marks the artifact."""
+    from calibration.sensitivity import quantize_with_max_drop
+
+    data = list(itertools.islice(CamVid(camvid, "val"), 0, 101, 50))  # 3 images keep it quick
+    art = quantize_with_max_drop(small_fp32, calib, data, tmp_path / "aa", max_drop=-100.0, probe_frames=4,
+                                 probe_images=3, progress=False)
+    report = read_manifest(art).extra["accuracy_aware"]
+    assert report["max_drop_met"] is False and report["sensitivity"]
+    assert {r["block"] for r in report["sensitivity"]} >= {"decoder", "encoder/stages.0/blocks.0"}
+    with Segmenter.from_artifact(art) as seg:
+        assert seg(data[0][0]).mask.shape == data[0][1].shape
+
+
+def test_labelled_sets_ade20k_and_errors(camvid, tmp_path):
+    from calibration.datasets import open_labelled_set
+
+    ade = open_labelled_set(camvid.parents[0] / "ade20k-samples")
+    image, label = next(iter(ade))
+    assert image.shape[:2] == label.shape and label.max() == 255  # 0 (other) became the ignore index
+    with pytest.raises(InputError, match="expected a CamVid root"):
+        open_labelled_set(tmp_path)

@@ -1,0 +1,155 @@
+"""INT8 benchmark: accuracy and latency of FP32 vs INT8 per backend, side by side in one run.
+
+    python -m calibration.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf \
+        --camvid ../shared/data/camvid --json out/int8_bench.json
+
+Builds, with the same code paths as ``segedge quantize``: the FP32 ONNX artifact; ONNX Runtime INT8 (CPU recipe);
+the TensorRT-ready Q/DQ model (evaluated in ONNX Runtime: its speed here means nothing, TensorRT builds it on the
+device); and, when OpenVINO + NNCF are installed, OpenVINO FP32/default-precision/INT8. Calibrates on CamVid train
+(``--num-samples`` frames), evaluates mIoU and pixel agreement with FP32 on val and test at the native 360x480, and
+measures latency (model only: preprocessed input -> mask, warm-up then ``--repeats`` runs, p50/p90) at 512x512 and
+360x480, alternating variants so that machine noise hits all alike, next to PyTorch eager FP32.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _latency(fns: dict, feeds_for, repeats: int) -> dict[str, dict[str, float]]:
+    """Alternate the variants run by run; p50/p90 in ms."""
+    for name, fn in fns.items():
+        fn(feeds_for(name))  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            feeds = feeds_for(name)
+            t = time.perf_counter()
+            fn(feeds)
+            times[name].append((time.perf_counter() - t) * 1e3)
+    return {k: {"p50_ms": float(np.percentile(v, 50)), "p90_ms": float(np.percentile(v, 90))}
+            for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--camvid", type=Path, required=True)
+    ap.add_argument("--num-samples", type=int, default=300)
+    ap.add_argument("--method", default="minmax")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--splits", default="val,test")
+    ap.add_argument("--workdir", type=Path, help="keep the artifacts here (default: a temporary folder)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from calibration.datasets import CamVid
+    from calibration.evaluate import evaluate
+    from calibration.quantize_ort import quantize_onnxruntime
+    from calibration.sets import load_calibration_set
+    from converters.checkpoints import load_checkpoint
+    from converters.onnx_export import export_onnx
+    from runtimes import RUNTIMES
+    from sdk.preprocess import preprocess
+    from sdk.segmenter import Segmenter
+
+    tmp = tempfile.TemporaryDirectory(prefix="segedge-bench-")
+    work = args.workdir or Path(tmp.name)
+    calib = load_calibration_set(args.camvid / "train.txt", num_samples=args.num_samples, seed=0)
+    fp32 = export_onnx(args.checkpoint, work / "fp32", progress=False)
+    variants: dict[str, tuple[Path, dict]] = {"ort-fp32": (fp32, {"runtime": "onnxruntime"})}
+    build_s: dict[str, float] = {}
+    t = time.perf_counter()
+    variants["ort-int8"] = (quantize_onnxruntime(fp32, calib, work / "ort-int8", method=args.method,
+                                                 progress=False), {"runtime": "onnxruntime"})
+    build_s["ort-int8"] = time.perf_counter() - t
+    t = time.perf_counter()
+    variants["trt-qdq (in ORT)"] = (quantize_onnxruntime(fp32, calib, work / "trt-qdq", target="tensorrt",
+                                                         method=args.method, progress=False),
+                                    {"runtime": "onnxruntime"})
+    build_s["trt-qdq (in ORT)"] = time.perf_counter() - t
+    if "openvino" in RUNTIMES:
+        try:
+            from calibration.quantize_openvino import quantize_openvino
+
+            variants["ov-f32"] = (fp32, {"runtime": "openvino", "precision": "f32"})
+            variants["ov-default"] = (fp32, {"runtime": "openvino", "precision": None})
+            t = time.perf_counter()
+            variants["ov-int8"] = (quantize_openvino(fp32, calib, work / "ov-int8", size_hw=(360, 480),
+                                                     progress=False), {"runtime": "openvino"})
+            build_s["ov-int8"] = time.perf_counter() - t
+        except ImportError as exc:
+            print(f"OpenVINO INT8 skipped: {exc}")
+
+    rows: dict[str, dict] = {name: {"build_s": build_s.get(name)} for name in variants}
+    for split in args.splits.split(","):
+        data = list(CamVid(args.camvid, split))
+        with Segmenter.from_artifact(fp32, runtime="onnxruntime") as ref:
+            for name, (art, opts) in variants.items():
+                with Segmenter.from_artifact(art, **opts) as seg:
+                    r = evaluate(seg, data, reference=None if name == "ort-fp32" else ref, progress=False)
+                rows[name][f"{split}_miou"] = r.miou
+                rows[name][f"{split}_agreement"] = 1.0 if name == "ort-fp32" else r.agreement
+                print(f"{split:>5} {name:<18} mIoU {r.miou:.4f} agreement "
+                      f"{rows[name][f'{split}_agreement']:.4%}", flush=True)
+    for name in rows:
+        for split in args.splits.split(","):
+            rows[name][f"{split}_drop_points"] = 100 * (rows["ort-fp32"][f"{split}_miou"] - rows[name][f"{split}_miou"])
+
+    # latency, model only (preprocessed input -> mask), at a fixed 512x512 and at CamVid's 360x480
+    torch_model = load_checkpoint(args.checkpoint).model
+    frame = next(iter(CamVid(args.camvid, "val")))[0]
+    latency: dict[str, dict] = {}
+    for hw in ((512, 512), (360, 480)):
+        import cv2
+
+        img = cv2.resize(frame, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+        segs = {name: Segmenter.from_artifact(art, **opts) for name, (art, opts) in variants.items()
+                if not name.startswith("trt-")}
+        x = preprocess(img, segs["ort-fp32"].manifest.preprocess)
+        fns = {name: (lambda feeds, s=s: s.runtime.infer(feeds)) for name, s in segs.items()}
+
+        def torch_eager(feeds):
+            with torch.no_grad():
+                logits = torch_model(torch.from_numpy(feeds["pixel_values"]))
+                torch.nn.functional.interpolate(logits, size=hw, mode="bilinear", align_corners=False).argmax(1)
+
+        fns["pytorch-eager-fp32"] = torch_eager
+        feeds = {"pixel_values": x, "output_size": np.asarray(hw, np.int64)}
+        latency[f"{hw[0]}x{hw[1]}"] = _latency(fns, lambda name: feeds, args.repeats)
+        for s in segs.values():
+            s.close()
+
+    env = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "versions": json.loads((fp32 / "model.json").read_text())["versions"]}
+    print(f"\n{'variant':<20} {'val mIoU':>9} {'drop pt':>8} {'agree':>8} {'test mIoU':>9} {'drop pt':>8} "
+          f"{'512 p50':>8} {'512 p90':>8} {'360x480 p50':>11} {'build s':>8}")
+    for name in list(rows) + ["pytorch-eager-fp32"]:
+        r = rows.get(name, {})
+        lat = latency["512x512"].get(name, {})
+        lat2 = latency["360x480"].get(name, {})
+        fmt = lambda v, f: (f"{v:{f}}" if isinstance(v, (int, float)) else "-")  # noqa: E731
+        print(f"{name:<20} {fmt(r.get('val_miou'), '.4f'):>9} {fmt(r.get('val_drop_points'), '.2f'):>8} "
+              f"{fmt(r.get('val_agreement'), '.2%'):>8} {fmt(r.get('test_miou'), '.4f'):>9} "
+              f"{fmt(r.get('test_drop_points'), '.2f'):>8} {fmt(lat.get('p50_ms'), '.1f'):>8} "
+              f"{fmt(lat.get('p90_ms'), '.1f'):>8} {fmt(lat2.get('p50_ms'), '.1f'):>11} "
+              f"{fmt(r.get('build_s'), '.0f'):>8}")
+    result = {"environment": env, "calibration": calib.description, "accuracy": rows, "latency": latency}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
