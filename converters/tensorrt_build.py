@@ -102,22 +102,33 @@ def plan_profile(manifest: Manifest, *, min_hw: HW | None = None, opt_hw: HW | N
 
 
 def check_qdq(model: Any) -> int:
-    """Count Q/DQ nodes; raise if TensorRT cannot take them (it needs symmetric int8: zero point 0 of type int8)."""
+    """Count Q/DQ nodes; raise for what TensorRT's ONNX parser cannot take: zero points other than int8 0
+    (asymmetric or uint8 quantization) and DequantizeLinear of int32 biases (onnx/onnx-tensorrt#850)."""
     from onnx import TensorProto, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    count, bad = 0, []
+    count, asymmetric, biases = 0, [], []
     for node in model.graph.node:
         if node.op_type not in QDQ_OPS:
             continue
         count += 1
+        name = node.name or node.output[0]
+        source = inits.get(node.input[0])
+        if node.op_type == "DequantizeLinear" and source is not None and source.data_type == TensorProto.INT32:
+            biases.append(name)
+            continue
         zero = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if zero is not None and (zero.data_type != TensorProto.INT8 or np.any(numpy_helper.to_array(zero) != 0)):
-            bad.append(node.name or node.output[0])
-    if bad:
-        raise ExportError(f"int8: TensorRT takes symmetric int8 Q/DQ (zero point 0 of type int8), got {len(bad)} of "
-                          f"{count} Q/DQ nodes with another zero point (first: {bad[0]}). Quantize for TensorRT: "
-                          "symmetric int8 activations and weights.")
+            asymmetric.append(name)
+    if asymmetric:
+        raise ExportError(f"int8: TensorRT takes symmetric int8 Q/DQ (zero point 0 of type int8), got {len(asymmetric)} "
+                          f"of {count} Q/DQ nodes with another zero point (first: {asymmetric[0]}). Quantize for "
+                          "TensorRT: segedge quantize FP32_ARTIFACT --backend tensorrt --calib FRAMES --output OUT")
+    if biases:
+        raise ExportError(f"int8: expected float biases, got {len(biases)} DequantizeLinear nodes of int32 biases "
+                          f"(first: {biases[0]}), which TensorRT's ONNX parser refuses (onnx/onnx-tensorrt#850). "
+                          "Quantize with the biases kept float (ONNX Runtime quantize_static: extra_options "
+                          "QuantizeBias=False).")
     return count
 
 
@@ -275,8 +286,8 @@ def build_engine(
     n_qdq = check_qdq(model)
     if int8 and not n_qdq:
         raise ExportError(f"int8: expected a Q/DQ ONNX artifact (explicit quantization), got {src} with no "
-                          "QuantizeLinear/DequantizeLinear nodes. Quantize it for TensorRT first, or build FP16 "
-                          "(--fp16) / FP32 from this artifact.")
+                          f"QuantizeLinear/DequantizeLinear nodes. Quantize it for TensorRT first (segedge quantize {src} "
+                          "--backend tensorrt --calib FRAMES --output OUT), or build FP16 (--fp16) / FP32 from it.")
     if n_qdq and not int8:
         raise ExportError(f"int8: {src} is quantized ({n_qdq} Q/DQ nodes); expected --int8 to build it, got none")
     shapes = dict(min_hw=min_hw, opt_hw=opt_hw, max_hw=max_hw, min_output_hw=min_output_hw,

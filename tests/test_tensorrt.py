@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -89,11 +90,52 @@ def test_prepare_onnx_softmax_keeps_argmax_and_needs_logits_head(tmp_path):
         prepare_onnx(mask_model, softmax=True)
 
 
-def test_check_qdq_counts_symmetric_int8_and_refuses_uint8():
+def _ort_qdq(fp32: Path, out: Path, **extra_options) -> Path:
+    """Quantize an artifact's graph with ONNX Runtime's quantize_static (QDQ, int8 symmetric, per channel)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.feeds = iter([{"pixel_values": rng.standard_normal((1, 3, 64, 96)).astype(np.float32),
+                                "output_size": np.array([64, 96], np.int64)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    quantize_static(str(fp32 / "model.onnx"), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"],
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, **extra_options})
+    return out
+
+
+def test_check_qdq_counts_symmetric_int8_and_refuses_what_tensorrt_cannot_parse(tmp_path):
+    import onnx
+
     assert check_qdq(tiny_logits_model()) == 0
     assert check_qdq(tiny_logits_model(qdq=True)) == 2
     with pytest.raises(ExportError, match=r"symmetric int8 Q/DQ .* got 2 of 2"):
         check_qdq(tiny_logits_model(qdq=True, zero_point_type="uint8"))
+    fp32 = write_onnx_artifact(tmp_path / "fp32")
+    with_bias = onnx.load(str(_ort_qdq(fp32, tmp_path / "bias.onnx")))
+    with pytest.raises(ExportError, match=r"int32 biases .* QuantizeBias=False"):
+        check_qdq(with_bias)
+    float_bias = onnx.load(str(_ort_qdq(fp32, tmp_path / "float_bias.onnx", QuantizeBias=False)))
+    assert check_qdq(float_bias) >= 4
+
+
+def test_prepare_onnx_is_exact_on_a_quantized_mask_graph(tmp_path):
+    import onnx
+
+    model = onnx.load(str(_ort_qdq(write_onnx_artifact(tmp_path / "fp32"), tmp_path / "q.onnx",
+                                   QuantizeBias=False)))
+    prepared = copy.deepcopy(model)
+    prepare_onnx(prepared)
+    onnx.checker.check_model(prepared)
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([70, 90], np.int64)})[0]
+    have = _session(prepared).run(["mask"], {"pixel_values": x, "output_size": np.array([70, 90], np.int32)})[0]
+    np.testing.assert_array_equal(have, want)
 
 
 # ---------------------------------------------------------------- optimization profiles
@@ -365,6 +407,12 @@ def test_gpu_int8_qdq_engine_builds_and_runs(gpu, tmp_path):
         out = rt.infer({"pixel_values": np.zeros((1, 3, 128, 128), np.float32),
                         "output_size": np.array([128, 128], np.int64)})
     assert out["mask"].shape == (1, 128, 128)
+    # ONNX Runtime's Q/DQ (int8 weights as constants + DequantizeLinear, float biases) builds too
+    ortq = tmp_path / "ortq"
+    shutil.copytree(write_onnx_artifact(tmp_path / "fp32"), ortq)
+    _ort_qdq(tmp_path / "fp32", ortq / "model.onnx", QuantizeBias=False)
+    engine_dir = build_engine(ortq, tmp_path / "e2", int8=True, max_hw=(256, 256), timing_cache=None)
+    assert read_manifest(engine_dir).parity["mask_agreement_vs_onnxruntime"] >= 0.9
 
 
 @pytest.mark.gpu
@@ -391,3 +439,32 @@ def test_gpu_real_b0_fp16_agrees_with_onnxruntime_through_segmenter(gpu, tmp_pat
         for path in paths:
             image = read_rgb(path)
             assert np.mean(engine(image).mask == ref(image).mask) >= 0.98
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_segedge_quantize_artifacts_meet_the_preflight_check(tmp_path, target):
+    """``segedge quantize``'s artifacts: the ONNX Runtime recipe (uint8 activations) is refused with the command that
+    makes a TensorRT one; the TensorRT recipe passes, or is refused for int32 bias DequantizeLinear nodes (which
+    ONNX Runtime's quantizer adds unless QuantizeBias=False) with that fix, until the recipe keeps biases float."""
+    import onnx
+
+    from calibration.quantize_ort import quantize_onnxruntime
+    from calibration.sets import load_calibration_set
+
+    fp32 = write_onnx_artifact(tmp_path / "fp32")
+    frames = [np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8) for i in range(4)]
+    art = quantize_onnxruntime(fp32, load_calibration_set(frames), tmp_path / "qdq", target=target, progress=False)
+    model = onnx.load(str(art / "model.onnx"))
+    if target == "onnxruntime":
+        with pytest.raises(ExportError, match="segedge quantize .* --backend tensorrt"):
+            check_qdq(model)
+        return
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    int32_bias = any(n.op_type == "DequantizeLinear" and inits.get(n.input[0]) == 6 for n in model.graph.node)
+    if int32_bias:
+        with pytest.raises(ExportError, match="QuantizeBias=False"):
+            check_qdq(model)
+    else:
+        assert check_qdq(model) >= 2
+        with pytest.raises(MissingDependencyError if not _real_tensorrt() else SegEdgeError):
+            build_engine(art, tmp_path / "e", int8=True)  # past the Q/DQ checks, on to TensorRT itself

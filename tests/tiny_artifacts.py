@@ -21,13 +21,16 @@ ORIN = dict(tensorrt_version="10.3.0.30", gpu_name="Orin", compute_capability="8
 
 
 def tiny_logits_model(num_classes: int = 5, *, qdq: bool = False, zero_point_type: str = "int8", seed: int = 0):
-    """pixel_values (N, 3, H, W) -> Conv 4x4 stride 4 -> logits (N, K, H/4, W/4); dynamic N, H, W; opset 17."""
+    """pixel_values (N, 3, H, W) -> Conv 4x4 stride 4 -> Relu -> Conv 1x1 (the classifier) -> logits (N, K, H/4,
+    W/4); dynamic N, H, W; opset 17. Two convs, like SegFormer's patch embedding and classifier, so a quantizer that
+    keeps the classifier float still has a layer to quantize."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    weight = rng.standard_normal((num_classes, 3, 4, 4)).astype(np.float32)
-    bias = rng.standard_normal(num_classes).astype(np.float32)
-    inits = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")]
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 4, 4)).astype(np.float32) * 0.3, "w1"),
+             numpy_helper.from_array(rng.standard_normal(8).astype(np.float32) * 0.1, "b1"),
+             numpy_helper.from_array(rng.standard_normal((num_classes, 8, 1, 1)).astype(np.float32), "w2"),
+             numpy_helper.from_array(rng.standard_normal(num_classes).astype(np.float32), "b2")]
     nodes, conv_in = [], "pixel_values"
     if qdq:
         zp_type = {"int8": np.int8, "uint8": np.uint8}[zero_point_type]
@@ -36,7 +39,10 @@ def tiny_logits_model(num_classes: int = 5, *, qdq: bool = False, zero_point_typ
         nodes += [helper.make_node("QuantizeLinear", ["pixel_values", "x_scale", "x_zero"], ["x_q"]),
                   helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"])]
         conv_in = "x_dq"
-    nodes.append(helper.make_node("Conv", [conv_in, "w", "b"], ["logits"], kernel_shape=[4, 4], strides=[4, 4]))
+    nodes += [helper.make_node("Conv", [conv_in, "w1", "b1"], ["embed"], kernel_shape=[4, 4], strides=[4, 4],
+                               name="patch_embed"),
+              helper.make_node("Relu", ["embed"], ["embed_relu"]),
+              helper.make_node("Conv", ["embed_relu", "w2", "b2"], ["logits"], kernel_shape=[1, 1], name="classifier")]
     graph = helper.make_graph(
         nodes, "tiny_segformer",
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
