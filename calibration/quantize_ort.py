@@ -9,7 +9,8 @@ Two targets from one FP32 ONNX artifact:
   QLinearSoftmax becomes the most expensive kernel; quantizing the depthwise conv breaks the Gelu fusion.
 - ``target="tensorrt"``: an explicitly quantized Q/DQ model that TensorRT 8.6-11 builds as INT8: int8 activations
   and weights, symmetric (zero points 0), weights per output channel (axis 0 for Conv, 1 for MatMul), Q/DQ pairs on the
-  inputs of Conv/MatMul (where TensorRT fuses them), including the depthwise convs. Made with ONNX Runtime's quantizer
+  inputs of Conv/MatMul (where TensorRT fuses them), including the depthwise convs; biases stay float (TensorRT's
+  ONNX parser rejects int32 DequantizeLinear). Made with ONNX Runtime's quantizer
   rather than NVIDIA ModelOpt because ``nvidia-modelopt[onnx]`` pulls ``onnxruntime-gpu`` (which clashes with the CPU
   ``onnxruntime``) and pins an older ``onnx``; the settings above are the ones TensorRT documents for explicit
   quantization. It runs in ONNX Runtime here (slowly: it is for TensorRT), so its accuracy is measured on this machine.
@@ -123,6 +124,10 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             "ActivationSymmetric": trt,
             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
             "CalibTensorRangeSymmetric": trt,
+            # TensorRT's ONNX parser rejects int32 DequantizeLinear (quantized biases): biases stay float there
+            "QuantizeBias": not trt,
+            # float weights with a Q/DQ pair: the form TensorRT's ONNX parser reads on 8.5 to 11
+            "AddQDQPairToWeight": trt,
         }
         if method == "percentile":
             extra["CalibPercentile"] = percentile

@@ -10,19 +10,21 @@ from pathlib import Path
 
 from runtimes.base import Runtime
 from runtimes.onnxruntime import OnnxRuntime
+from runtimes.tensorrt import TensorRTRuntime, resolve_artifact
 from sdk.errors import ArtifactError, MissingDependencyError
 from sdk.manifest import Manifest, read_manifest
 
 log = logging.getLogger("segedge")
 
-RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime}
+RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "tensorrt": TensorRTRuntime}
 # which Python module each runtime needs, and the pip extra that installs it
-_NEEDS = {"onnxruntime": ("onnxruntime", "cpu")}
+_NEEDS = {"onnxruntime": ("onnxruntime", "cpu"), "tensorrt": ("tensorrt", "jetson")}
 
 
 def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runtime:
     """Open an artifact folder on a runtime. ``"auto"`` picks the first runtime, in ``RUNTIMES`` order, that runs
     the artifact's format and is installed, and logs what it picked. ``options`` go to the runtime's constructor."""
+    artifact = resolve_artifact(artifact)  # the model file inside an artifact folder works too
     manifest: Manifest = read_manifest(artifact)
     if runtime != "auto":
         if runtime not in RUNTIMES:
@@ -41,4 +43,4 @@ def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runt
                                  f"installed. Install: pip install '{extras}'")
 
 
-__all__ = ["RUNTIMES", "Runtime", "OnnxRuntime", "open_runtime"]
+__all__ = ["RUNTIMES", "Runtime", "OnnxRuntime", "TensorRTRuntime", "open_runtime"]

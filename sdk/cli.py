@@ -93,6 +93,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if path.is_file() and (path.parent / "model.json").is_file():
+        path = path.parent  # a model file inside an artifact folder (e.g. out/b0.engine/model.engine)
     if (path / "model.json").exists():
         from sdk.manifest import read_manifest
 
@@ -199,6 +201,49 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hw(values: list[int] | None) -> tuple[int, int] | None:
+    return (values[0], values[1]) if values else None
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from converters.tensorrt_build import build_engine
+
+    out = build_engine(args.onnx_artifact, args.output, fp16=args.fp16, int8=args.int8, dla_core=args.dla,
+                       workspace_mib=args.workspace_mib, min_hw=_hw(args.min_hw), opt_hw=_hw(args.opt_hw),
+                       max_hw=_hw(args.max_hw), opt_batch=args.opt_batch, max_batch=args.max_batch,
+                       min_output_hw=_hw(args.min_output_hw), opt_output_hw=_hw(args.opt_output_hw),
+                       max_output_hw=_hw(args.max_output_hw), softmax=args.softmax,
+                       timing_cache=None if args.timing_cache == "none" else args.timing_cache,
+                       check_parity=not args.no_parity)
+    m = json.loads((out / "model.json").read_text())
+    trt, parity = m["extra"]["tensorrt"], m["parity"]
+    fp = trt["fingerprint"]
+    checked = ", ".join(f"{k} {v:.4f}" for k, v in parity.items() if isinstance(v, float))
+    dla = f", DLA core {fp['dla_core']}" if fp["dla_core"] is not None else ""
+    print(f"built a {m['precision']} engine for {fp['gpu_name']} (sm_{fp['compute_capability'].replace('.', '')}, "
+          f"TensorRT {fp['tensorrt_version']}{dla}) in {trt['build']['seconds']} s: {out / m['model_file']}; "
+          f"vs ONNX Runtime: {checked or parity.get('skipped', 'not checked')}")
+    print(f"next: segedge predict {out} IMAGE_OR_FOLDER --output masks/")
+    return 0
+
+
+def cmd_deploy_config(args: argparse.Namespace) -> int:
+    from converters.deploy_configs import write_deepstream_config, write_triton_repository
+
+    if args.target == "deepstream":
+        path = write_deepstream_config(args.artifact, args.output, batch_size=args.batch_size, gpu_id=args.gpu_id,
+                                       segmentation_threshold=args.segmentation_threshold)
+        print(f"wrote {path} and {path.parent / 'labels.txt'}")
+        print(f"next: set config-file={path.resolve()} in the [primary-gie] group of your deepstream-app config")
+        return 0
+    model_dir = write_triton_repository(args.artifact, args.output, model_name=args.name,
+                                        max_batch_size=args.max_batch_size, instance_count=args.instances,
+                                        kind=args.kind)
+    print(f"wrote {model_dir / 'config.pbtxt'}, {model_dir / 'labels.txt'} and the model under {model_dir / '1'}")
+    print(f"next: tritonserver --model-repository {Path(args.output).resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="segedge", description="Trained SegFormer -> edge artifacts and inference.")
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and info logs")
@@ -243,10 +288,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--output", required=True, help="folder for <name>.png class-id masks and overlays")
-    p.add_argument("--runtime", default="auto", help="auto or onnxruntime")
+    p.add_argument("--runtime", default="auto", help="auto, onnxruntime or tensorrt")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--no-overlay", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("build", help="ONNX artifact -> TensorRT engine artifact, built on this device")
+    p.add_argument("onnx_artifact", help="ONNX artifact folder from segedge export (a Q/DQ ONNX artifact for --int8)")
+    p.add_argument("--output", required=True, help="engine artifact folder to write (model.engine + model.json)")
+    p.add_argument("--fp16", action="store_true", help="allow FP16 kernels (TensorRT < 11)")
+    p.add_argument("--int8", action="store_true", help="build a Q/DQ ONNX artifact as INT8 (explicit quantization)")
+    p.add_argument("--dla", type=int, metavar="CORE",
+                   help="run what the DLA supports on this core, the rest on the GPU (with --fp16 or --int8)")
+    p.add_argument("--workspace-mib", type=int, default=2048, help="TensorRT scratch memory limit (default 2048)")
+    for level, what in (("min", "smallest"), ("opt", "tuned-for"), ("max", "largest")):
+        p.add_argument(f"--{level}-hw", type=int, nargs=2, metavar=("H", "W"),
+                       help=f"{what} network input size (default: the artifact's --size, else 128/512/1024)")
+    for level, what in (("min", "smallest"), ("opt", "tuned-for"), ("max", "largest")):
+        p.add_argument(f"--{level}-output-hw", type=int, nargs=2, metavar=("H", "W"),
+                       help=f"mask head: {what} mask (image) size")
+    p.add_argument("--opt-batch", type=int, default=1)
+    p.add_argument("--max-batch", type=int, default=1)
+    p.add_argument("--softmax", action="store_true", help="append Softmax to a logits head (for DeepStream)")
+    p.add_argument("--timing-cache", default="auto",
+                   help="timing cache file, 'auto' (~/.cache/segedge, per TensorRT version and GPU) or 'none'")
+    p.add_argument("--no-parity", action="store_true", help="skip the engine-vs-ONNX Runtime probe")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("deploy-config", help="DeepStream nvinfer config or Triton model repository from an artifact")
+    p.add_argument("target", choices=["deepstream", "triton"])
+    p.add_argument("artifact", help="artifact folder (DeepStream: an engine built with --softmax from --head logits)")
+    p.add_argument("--output", required=True, help="DeepStream: config folder; Triton: model repository folder")
+    p.add_argument("--batch-size", type=int, default=1, help="DeepStream: frames per inference")
+    p.add_argument("--gpu-id", type=int, default=0, help="DeepStream: gpu-id")
+    p.add_argument("--segmentation-threshold", type=float, default=0.0, help="DeepStream: minimum class probability")
+    p.add_argument("--name", help="Triton: model name (default: the artifact folder's name)")
+    p.add_argument("--max-batch-size", type=int,
+                   help="Triton: default 0 for mask heads, else the engine's max batch (8 for ONNX/OpenVINO)")
+    p.add_argument("--instances", type=int, default=1, help="Triton: instance_group count")
+    p.add_argument("--kind", choices=["KIND_GPU", "KIND_CPU", "KIND_AUTO"],
+                   help="Triton: instance kind (default GPU for TensorRT, CPU otherwise)")
+    p.set_defaults(func=cmd_deploy_config)
 
     p = sub.add_parser("inspect", help="describe an artifact or a checkpoint")
     p.add_argument("path")
