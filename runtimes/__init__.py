@@ -10,15 +10,18 @@ from pathlib import Path
 
 from runtimes.base import Runtime
 from runtimes.onnxruntime import OnnxRuntime
+from runtimes.openvino import OpenVINORuntime
 from runtimes.tensorrt import TensorRTRuntime, resolve_artifact
 from sdk.errors import ArtifactError, MissingDependencyError
 from sdk.manifest import Manifest, read_manifest
 
 log = logging.getLogger("segedge")
 
-RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "tensorrt": TensorRTRuntime}
+# "auto" takes the first entry that runs the artifact's format: ONNX artifacts go to ONNX Runtime, IR to OpenVINO
+RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "openvino": OpenVINORuntime,
+                                      "tensorrt": TensorRTRuntime}
 # which Python module each runtime needs, and the pip extra that installs it
-_NEEDS = {"onnxruntime": ("onnxruntime", "cpu"), "tensorrt": ("tensorrt", "jetson")}
+_NEEDS = {"onnxruntime": ("onnxruntime", "cpu"), "openvino": ("openvino", "cpu"), "tensorrt": ("tensorrt", "jetson")}
 
 
 def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runtime:
@@ -43,4 +46,4 @@ def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runt
                                  f"installed. Install: pip install '{extras}'")
 
 
-__all__ = ["RUNTIMES", "Runtime", "OnnxRuntime", "TensorRTRuntime", "open_runtime"]
+__all__ = ["RUNTIMES", "Runtime", "OnnxRuntime", "OpenVINORuntime", "TensorRTRuntime", "open_runtime"]

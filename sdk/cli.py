@@ -192,7 +192,21 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             art = quantize_onnxruntime(fp32, calib, out, target=args.backend, method=args.method,
                                        keep_float=tuple(args.keep_float), progress=not args.quiet)
     else:
-        raise InputError(f"--backend {args.backend}: not available in this build")
+        from calibration.quantize_openvino import quantize_openvino
+
+        if args.keep_float and args.max_drop is not None:
+            raise InputError("--keep-float and --max-drop contradict: --max-drop chooses the float layers")
+        size = tuple(args.size) if args.size else json.loads((fp32 / "model.json").read_text())["preprocess"]["size_hw"]
+        if not size:
+            raise InputError("--backend openvino: INT8 is calibrated at one static resolution; give --size H W "
+                             "(e.g. your camera's frame size, or the network size you deploy at)")
+        eval_data = None
+        if args.eval:
+            from calibration.datasets import open_labelled_set
+
+            eval_data = list(open_labelled_set(args.eval))
+        art = quantize_openvino(fp32, calib, out, size_hw=tuple(size), ignored_scope=args.keep_float or None,
+                                eval_data=eval_data, max_drop=args.max_drop, progress=not args.quiet)
     print(f"quantized to INT8 ({args.backend}, {args.method}, {calib.description}) -> {art}")
     if args.backend == "tensorrt":
         print(f"next: on the device, segedge build {art} --output {art}-engine --int8")
@@ -288,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--output", required=True, help="folder for <name>.png class-id masks and overlays")
-    p.add_argument("--runtime", default="auto", help="auto, onnxruntime or tensorrt")
+    p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--no-overlay", action="store_true")
     p.set_defaults(func=cmd_predict)
