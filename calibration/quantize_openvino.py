@@ -19,6 +19,12 @@ The recipe (measured on SegFormer-B0 / CamVid on an AVX-512 VNNI+BF16 CPU; see `
   decoder's 1x1 convs + classifier (``keep_decoder_float`` to leave those float). The resize/argmax mask head is
   never quantized. Float layers run at the runtime's precision hint (bf16 by default on such CPUs).
 
+Measured (B0, CamVid, 300 calibration frames, 2-core AVX-512 BF16/VNNI CPU, latency mode): val mIoU drop 0.15 points,
+pixel agreement with FP32 99.6%, 29.7 vs 33.9 ms (OpenVINO's bf16 default) at 512x512, 18.2 vs 20.7 ms at 360x480.
+The gain is bounded: INT8 speeds up the Linears and dense convs (13 of 34 ms in bf16), while the attention kernel,
+depthwise convs, resizes, LayerNorms and the argmax head (about 60%) run as before, and each quantized activation
+costs an elementwise quantize pass. NNCF's defaults (no model type, nothing ignored) gave 34.5 ms and mIoU 2.5.
+
 With ``eval_data`` ((image, label) pairs, e.g. ``calibration.datasets.CamVid``) and ``max_drop`` (mIoU points),
 ``nncf.quantize_with_accuracy_control`` reverts the most harmful quantized layers to float until the drop is met.
 If it cannot be met, the best model NNCF found is kept, marked ``extra.accuracy_aware.max_drop_met = false`` (and
