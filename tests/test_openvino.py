@@ -10,7 +10,6 @@ import pytest
 
 ov = pytest.importorskip("openvino", reason="needs openvino (pip install 'segedge[cpu]')")
 
-import runtimes  # noqa: E402
 from calibration.sets import CalibrationSet, load_calibration_set  # noqa: E402
 from converters.onnx_export import export_onnx  # noqa: E402
 from converters.openvino_export import export_openvino  # noqa: E402
@@ -26,13 +25,6 @@ SIZE = (128, 160)
 
 def _cpu_caps() -> list[str]:
     return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
-@pytest.fixture(autouse=True)
-def _openvino_registered(monkeypatch):
-    """runtime="openvino" by name, whether or not runtimes.RUNTIMES lists it yet."""
-    monkeypatch.setitem(runtimes.RUNTIMES, "openvino", OpenVINORuntime)
-    monkeypatch.setitem(runtimes._NEEDS, "openvino", ("openvino", "cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +101,11 @@ def test_precision_hint_is_applied_and_described(logits_artifact):
 
 
 def test_fp32_and_fp16_ir(tmp_path, ir_fp32, hf_artifact, camvid):
+    from runtimes import RUNTIMES, open_runtime
+
+    assert RUNTIMES["openvino"] is OpenVINORuntime
+    with open_runtime(ir_fp32) as rt:  # auto: an IR goes to OpenVINO
+        assert isinstance(rt, OpenVINORuntime)
     m = read_manifest(ir_fp32)
     assert m.format == "openvino" and m.model_file == "model.xml" and m.precision == "fp32"
     assert (ir_fp32 / "model.bin").is_file() and m.preprocess.size_hw == SIZE
@@ -202,3 +199,18 @@ def test_missing_openvino_names_the_extra(monkeypatch, ir_fp32):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(MissingDependencyError, match=r"segedge\[cpu\]"):
         OpenVINORuntime(ir_fp32)
+
+
+def test_cli_quantize_openvino(tmp_path, hf_artifact, camvid, capsys):
+    pytest.importorskip("nncf", reason="needs nncf")
+    from sdk.cli import main
+
+    out = tmp_path / "cli-int8"
+    code = main(["quantize", str(hf_artifact), "--backend", "openvino", "--calib", str(camvid / "train.txt"),
+                 "--num-samples", "4", "--size", "64", "96", "--output", str(out), "-q"])
+    assert code == 0 and str(out) in capsys.readouterr().out
+    m = read_manifest(out)
+    assert m.format == "openvino" and m.precision == "int8" and m.preprocess.size_hw == (64, 96)
+    assert main(["quantize", str(hf_artifact), "--backend", "openvino", "--calib", str(camvid / "train.txt"),
+                 "--num-samples", "4", "--output", str(tmp_path / "no-size"), "-q"]) == 1
+    assert "--size" in capsys.readouterr().err
