@@ -207,7 +207,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             eval_data = list(open_labelled_set(args.eval))
         art = quantize_openvino(fp32, calib, out, size_hw=tuple(size), ignored_scope=args.keep_float or None,
                                 eval_data=eval_data, max_drop=args.max_drop, progress=not args.quiet)
-    print(f"quantized to INT8 ({args.backend}, {args.method}, {calib.description}) -> {art}")
+        if args.max_drop is not None:
+            report = json.loads((art / "model.json").read_text())["extra"]["accuracy_aware"]
+            status = "met" if report["max_drop_met"] else "NOT met (best model found kept, marked in model.json)"
+            print(f"accuracy-aware: drop {report['measured_drop_points']:.2f} points vs --max-drop "
+                  f"{args.max_drop} {status}; reverted to float: {report['reverted_to_float'] or 'none'}")
+    recipe = "NNCF" if args.backend == "openvino" else args.method
+    print(f"quantized to INT8 ({args.backend}, {recipe}, {calib.description}) -> {art}")
     if args.backend == "tensorrt":
         print(f"next: on the device, segedge build {art} --output {art}-engine --int8")
     else:
