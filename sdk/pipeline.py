@@ -171,7 +171,7 @@ class StreamPipeline:
         self._out = Channel(1 if live else config.queue_size)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
-        self._interrupts = 0
+        self._interrupts, self._started = 0, False
 
     def stop(self, reason: str = "stopped") -> None:
         """End the run soon, from any thread: frames not yet inferred are discarded, the rest written."""
@@ -302,6 +302,9 @@ class StreamPipeline:
     def run(self) -> StreamStats:
         """Process the stream to its end (or stop()/Ctrl-C/max_frames) and return the stats. Raises the first error
         of any stage (a SourceError for a source that failed) after shutting everything down cleanly."""
+        if self._started:
+            raise InputError("run: a StreamPipeline runs once, got a second run(). Make a new one (and source)")
+        self._started = True
         cfg = self.config
         fps = cfg.output_fps or self.source.fps or 30.0
         try:

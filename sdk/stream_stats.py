@@ -1,5 +1,11 @@
 """Stream statistics: per-stage timings (p50/p90/p99), frame counts, drops, source gaps; a table and JSON.
 
+Stages, in ms per frame (a batched stage's time is divided by the batch size): capture = the source's read()
+(decoding; for a camera also the wait for its next frame); preprocess = resize + normalise; inference =
+runtime.infer (with the mask head it includes the in-graph upsampling and argmax); postprocess = outputs -> results
+(the logits head's host upsampling + argmax); render = overlay + legend + HUD; write = mp4 encoding, the window and
+on_result; latency = frame available -> written.
+
 Memory stays flat however long a stream runs: each stage keeps its last ``window`` samples in a fixed ring
 (percentiles over that window; count, mean and max over the whole run). Each stage is written by one thread.
 """
