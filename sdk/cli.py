@@ -350,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Triton: instance kind (default GPU for TensorRT, CPU otherwise)")
     p.set_defaults(func=cmd_deploy_config)
 
+    from sdk.pipeline import add_stream_parser
+
+    add_stream_parser(sub)
+
     p = sub.add_parser("inspect", help="describe an artifact or a checkpoint")
     p.add_argument("path")
     p.set_defaults(func=cmd_inspect)
