@@ -8,7 +8,8 @@ the TensorRT-ready Q/DQ model (evaluated in ONNX Runtime: its speed here means n
 device); and, when OpenVINO + NNCF are installed, OpenVINO FP32/default-precision/INT8. Calibrates on CamVid train
 (``--num-samples`` frames), evaluates mIoU and pixel agreement with FP32 on val and test at the native 360x480, and
 measures latency (model only: preprocessed input -> mask, warm-up then ``--repeats`` runs, p50/p90) at 512x512 and
-360x480, alternating variants so that machine noise hits all alike, next to PyTorch eager FP32.
+360x480 with ``sdk.bench.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
+spinning threads do not slow the next variant), next to PyTorch eager FP32.
 """
 from __future__ import annotations
 
@@ -20,21 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _latency(fns: dict, feeds_for, repeats: int) -> dict[str, dict[str, float]]:
-    """Alternate the variants run by run; p50/p90 in ms."""
-    for name, fn in fns.items():
-        fn(feeds_for(name))  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            feeds = feeds_for(name)
-            t = time.perf_counter()
-            fn(feeds)
-            times[name].append((time.perf_counter() - t) * 1e3)
-    return {k: {"p50_ms": float(np.percentile(v, 50)), "p90_ms": float(np.percentile(v, 90))}
-            for k, v in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from converters.checkpoints import load_checkpoint
     from converters.onnx_export import export_onnx
     from runtimes import RUNTIMES
+    from sdk.bench import measure_latency
     from sdk.preprocess import preprocess
     from sdk.segmenter import Segmenter
 
@@ -124,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
         fns["pytorch-eager-fp32"] = torch_eager
         feeds = {"pixel_values": x, "output_size": np.asarray(hw, np.int64)}
-        latency[f"{hw[0]}x{hw[1]}"] = _latency(fns, lambda name: feeds, args.repeats)
+        latency[f"{hw[0]}x{hw[1]}"] = measure_latency(fns, lambda name: feeds, args.repeats)
         for s in segs.values():
             s.close()
 

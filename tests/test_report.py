@@ -1,0 +1,279 @@
+"""segedge report on a tiny grid (the shared checkpoint at 128x160, 4 calibration frames, 3 labelled images) and
+segedge bench: files, self-contained HTML, numbers equal to an independent evaluation, the recommendation rule,
+the JSON structures. Timings are not asserted (they depend on the machine)."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.datasets import CamVid, open_labelled_set
+from calibration.evaluate import evaluate
+from calibration.report import (CostOptions, Variant, _quantize_command, make_report, pareto_front, plan_variants,
+                                recommend)
+from sdk.bench import add_bench_parser, bench, latency_stats, measure_latency
+from sdk.errors import InputError, MissingDependencyError
+from sdk.segmenter import Segmenter
+
+FAST = CostOptions(repeats=3, warmup=1, batch=2, pause_s=0.0, settle_s=0.5, memory=True)
+NO_GPU_OR_TRT = ("not measured (no GPU)", "not measured (TensorRT is not installed)")
+
+
+@pytest.fixture(scope="module")
+def labelled_set(tmp_path_factory, camvid):
+    """3 CamVid val images as a generic images/ + labels/ set (void 11 -> ignore 255)."""
+    root = tmp_path_factory.mktemp("eval")
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    for img, lab in CamVid(camvid, "val").pairs()[:3]:
+        shutil.copy(img, root / "images" / img.name)
+        label = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(root / "labels" / lab.name), np.where(label == 11, 255, label).astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory, hf_model, camvid, labelled_set):
+    out = tmp_path_factory.mktemp("report")
+    return make_report(hf_model, out, calib=camvid / "train.txt", eval_set=labelled_set, num_samples=4,
+                       size_hw=(128, 160), methods=["minmax"], precisions=["fp32", "bf16", "int8"],
+                       backends=["onnxruntime", "openvino", "tensorrt"], max_drop=0.5, corruptions=["jpeg"],
+                       cost=FAST, examples=2, progress=False)
+
+
+def test_report_files_and_self_contained_html(tiny_report):
+    files = tiny_report["files"]
+    page = open(files["html"]).read()
+    assert page.startswith("<!DOCTYPE html>") and "</html>" in page
+    # nothing fetched from anywhere: no http(s) or protocol-relative src/href, no external scripts or styles
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", page, re.I)
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r"<img[^>]*src='([^']*)'", page))
+    assert page.count("<svg") >= 2  # the Pareto plot and the per-class bars, inline
+    assert len(re.findall(r"<img ", page)) == 4 * len(tiny_report["examples"]) > 0
+    data = json.loads(open(files["json"]).read())
+    assert data["schema"] == "segedge.report/1"
+    assert data["recommendation"]["variant"] in open(files["md"]).read()
+    env = data["environment"]
+    assert env["cpu_model"] and isinstance(env["cpu_flags"], list) and env["versions"]["numpy"]
+
+
+def test_report_grid_and_tensorrt_variant(tiny_report):
+    names = {v["name"]: v for v in tiny_report["variants"]}
+    assert {"ort-fp32", "ort-int8-minmax", "trt-int8-minmax"} <= set(names)
+    assert all(v["status"] == "built" for v in names.values()), [v["error"] for v in names.values()]
+    skipped = {s["name"] for s in tiny_report["skipped"]}
+    assert "ort-bf16" in skipped and "trt-bf16" in skipped
+    trt = names["trt-int8-minmax"]
+    assert trt["runtime"] == "onnxruntime" and trt["accuracy"]["miou"] > 0
+    if "latency_ms" not in trt["cost"]:
+        assert trt["cost"]["latency_note"] in NO_GPU_OR_TRT
+    assert "--backend tensorrt" in trt["command"] and "segedge build" in trt["command"]
+    ort = names["ort-int8-minmax"]
+    for key in ("p50_ms", "p90_ms", "p99_ms"):
+        assert ort["cost"]["latency_ms"][key] > 0
+    assert set(ort["cost"]["throughput_fps"]) == {"1", "2"}
+    assert ort["cost"]["peak_rss_mib"] > ort["cost"]["model_peak_rss_mib"] > 0
+    assert ort["cost"]["load_seconds"] > 0 and ort["cost"]["artifact_bytes"] < names["ort-fp32"]["cost"][
+        "artifact_bytes"]
+    assert set(ort["corruptions"]) == {"jpeg"} and "drop_points" in ort["corruptions"]["jpeg"]
+    busy = ort["cost"]["other_load_before_timing"]
+    assert busy is None or 0 <= busy["busy_pct"] <= 100
+
+
+def test_report_numbers_match_an_independent_evaluation(tiny_report, labelled_set):
+    data = list(open_labelled_set(labelled_set))
+    fp32 = tiny_report["evaluation"]["reference_artifact"]
+    checked = 0
+    with Segmenter.from_artifact(fp32, runtime="onnxruntime") as ref:
+        for v in tiny_report["variants"]:
+            if v["runtime"] not in ("onnxruntime", "openvino"):
+                continue
+            with Segmenter.from_artifact(v["artifact"], runtime=v["runtime"], **v["runtime_options"]) as seg:
+                r = evaluate(seg, data, reference=ref, progress=False)
+            a = v["accuracy"]
+            assert a["images"] == r.images == 3
+            assert a["miou"] == pytest.approx(r.miou, abs=1e-9), v["name"]
+            assert a["pixel_accuracy"] == pytest.approx(r.pixel_accuracy, abs=1e-9)
+            assert a["agreement"] == pytest.approx(r.agreement, abs=1e-9)
+            assert a["iou_per_class"] == pytest.approx(r.iou_per_class, abs=1e-9, nan_ok=True)
+            assert a["drop_points"] == pytest.approx(100 * (tiny_report["evaluation"]["reference_metrics"]["miou"]
+                                                            - r.miou), abs=1e-7)
+            checked += 1
+    assert checked >= 2
+
+
+def test_recommendation_respects_max_drop(tiny_report):
+    rec = tiny_report["recommendation"]
+    variants = {v["name"]: v for v in tiny_report["variants"]}
+    timed = [v for v in variants.values() if "latency_ms" in v["cost"]]
+    best = variants[rec["variant"]]
+    assert best["accuracy"]["drop_points"] <= 0.5
+    faster = [v for v in timed if v["cost"]["latency_ms"]["p50_ms"] < best["cost"]["latency_ms"]["p50_ms"]]
+    assert all(v["accuracy"]["drop_points"] > 0.5 for v in faster)
+    assert rec["command"] == best["command"] and rec["command"].startswith("segedge ")
+
+
+def _variant(name, p50, drop, agreement=0.99, timed=True, precision="int8"):
+    v = Variant(name=name, backend="onnxruntime", precision=precision, method="minmax", preset="default",
+                runtime="onnxruntime", status="built", command=f"cmd {name}",
+                accuracy={"drop_points": drop, "disagreement_points": 100 * (1 - agreement)})
+    if timed:
+        v.cost = {"latency_ms": {"p50_ms": p50}}
+    else:
+        v.cost = {"latency_note": "not measured (no GPU)"}
+    return v
+
+
+def test_recommend_rule():
+    vs = [_variant("fp32", 100, 0.0, 1.0, precision="fp32"), _variant("a", 50, 0.8, 0.97),
+          _variant("b", 60, 0.4, 0.995), _variant("c", 61, 0.1), _variant("t", 10, 0.0, timed=False)]
+    rec = recommend(vs, max_drop=0.5, labelled=True, reference_name="fp32")
+    assert rec["variant"] == "b" and rec["speedup_vs_fp32"] == pytest.approx(100 / 60)
+    assert [p["variant"] for p in rec["passed_over"]] == ["a"]
+    assert rec["within_5_percent"] == ["c"] and rec["not_timed"][0]["variant"] == "t"
+    assert recommend(vs, max_drop=1.0, labelled=True, reference_name="fp32")["variant"] == "a"
+    assert recommend(vs, max_drop=0.0, labelled=True, reference_name="fp32")["variant"] == "fp32"
+    # unlabelled: the share of pixels disagreeing with FP32, in points
+    rec = recommend(vs, max_drop=0.6, labelled=False, reference_name="fp32")
+    assert rec["variant"] == "b" and "unlabelled" in rec["criterion"]
+    assert recommend(vs[1:2], max_drop=0.1, labelled=True, reference_name=None)["variant"] is None
+
+
+def test_pareto_front():
+    pts = {"slow-good": (100, 0.50), "fast-bad": (10, 0.40), "dominated": (50, 0.39), "mid": (50, 0.45),
+           "tie": (50, 0.45)}
+    assert pareto_front(pts) == ["fast-bad", "mid", "tie", "slow-good"]
+
+
+def test_plan_presets_and_commands(tmp_path):
+    variants, skipped = plan_variants(["onnxruntime", "tensorrt"], ["fp32", "int8"], ["minmax", "entropy"],
+                                      ["default", "max-drop"], openvino=("n/a", []), tensorrt_gpu="no GPU")
+    names = [v.name for v in variants]
+    assert names == ["ort-fp32", "ort-int8-minmax", "ort-int8-minmax-maxdrop", "ort-int8-entropy",
+                     "ort-int8-entropy-maxdrop", "trt-int8-minmax", "trt-int8-minmax-maxdrop", "trt-int8-entropy",
+                     "trt-int8-entropy-maxdrop"]
+    assert [s["name"] for s in skipped] == ["trt-fp32"]
+    from calibration.report import _Context
+
+    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=tmp_path / "fp32", artifacts=tmp_path,
+                   calib=None, calib_arg="frames/", num_samples=50, seed=3, size_hw=(128, 160),
+                   ov_size_hw=(128, 160), tune_arg="val/", tune_data=[], max_drop=0.7, latency_hw=(128, 160),
+                   progress=False)
+    cmd = _quantize_command(ctx, variants[2], tmp_path / "out")
+    assert cmd == (f"segedge quantize {tmp_path / 'ckpt'} --backend onnxruntime --calib frames/ --num-samples 50 "
+                   f"--seed 3 --method minmax --size 128 160 --eval val/ --max-drop 0.7 --output {tmp_path / 'out'}")
+    # the command is one segedge quantize accepts
+    from sdk.cli import build_parser
+
+    args = build_parser().parse_args(cmd.split()[1:])
+    assert (args.backend, args.method, args.max_drop, args.num_samples, args.seed) == ("onnxruntime", "minmax", 0.7,
+                                                                                      50, 3)
+
+
+def test_unlabelled_set_reports_agreement_only(tiny_report, labelled_set, camvid, tmp_path):
+    fp32 = tiny_report["evaluation"]["reference_artifact"]
+    report = make_report(fp32, tmp_path / "r", calib=camvid / "train.txt", eval_set=labelled_set / "images",
+                         num_samples=4, backends=["onnxruntime"], precisions=["fp32", "int8"], methods=["minmax"],
+                         cost=CostOptions(repeats=2, warmup=1, batch=2, pause_s=0, settle_s=0, memory=False),
+                         examples=1, progress=False)
+    assert report["evaluation"]["labelled"] is False
+    v = report["variants"][1]
+    assert "miou" not in v["accuracy"] and 0 < v["accuracy"]["agreement"] <= 1
+    assert "unlabelled" in report["recommendation"]["criterion"]
+    page = open(report["files"]["html"]).read()
+    assert "unlabelled" in page and "agreement with the FP32 reference only" in page
+    assert report["variants"][0]["command"].startswith("(the FP32 artifact given")
+
+
+def test_max_drop_preset_uses_the_accuracy_aware_path(tiny_report, labelled_set, camvid, tmp_path):
+    fp32 = tiny_report["evaluation"]["reference_artifact"]
+    report = make_report(fp32, tmp_path / "r", calib=camvid / "train.txt", eval_set=labelled_set, num_samples=4,
+                         backends=["onnxruntime"], precisions=["int8"], methods=["minmax"],
+                         presets=["max-drop"], max_drop=5.0,
+                         cost=CostOptions(repeats=2, warmup=1, batch=2, pause_s=0, settle_s=0, memory=False),
+                         examples=0, progress=False)
+    (v,) = report["variants"]
+    assert v["name"] == "ort-int8-minmax-maxdrop" and v["status"] == "built"
+    assert "--eval" in v["command"] and "--max-drop 5" in v["command"]
+    manifest = json.loads(open(f"{v['artifact']}/model.json").read())
+    assert manifest["extra"]["accuracy_aware"]["max_drop_points"] == 5.0
+    assert report["tuning"]["same_as_evaluation"] is True
+
+
+def test_bad_grid_is_an_error(tmp_path, hf_model, labelled_set):
+    with pytest.raises(InputError, match="precisions"):
+        make_report(hf_model, tmp_path, calib="x", eval_set=labelled_set, precisions=["int4"])
+
+
+# ------------------------------------------------------------------------------------------------------- bench
+def test_measure_latency_alternates_and_reports_percentiles():
+    order = []
+    stats = measure_latency({"a": lambda f: order.append("a"), "b": lambda f: order.append("b")},
+                            lambda name: None, 3, warmup=1, pause_s=0)
+    assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]
+    assert set(stats["a"]) >= {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "n"} and stats["a"]["n"] == 3
+    s = latency_stats([1.0, 2.0, 3.0, 4.0])
+    assert s["p50_ms"] == 2.5 and s["min_ms"] == 1.0 and s["max_ms"] == 4.0
+
+
+def test_bench_json_structure_with_pytorch_baseline(tiny_report, hf_model, tmp_path):
+    pytest.importorskip("transformers")
+    art = tiny_report["evaluation"]["reference_artifact"]
+    ap = argparse.ArgumentParser()
+    add_bench_parser(ap.add_subparsers(dest="command"))
+    out = tmp_path / "bench.json"
+    args = ap.parse_args(["bench", art, "--size", "64", "96", "--size", "96", "64", "--repeats", "2", "--warmup", "1",
+                          "--pause", "0", "--settle", "0.2", "--baseline", "pytorch", str(hf_model), "--json", str(out)])
+    assert args.func(args) == 0
+    result = json.loads(out.read_text())
+    assert result["schema"] == "segedge.bench/1" and result["mode"] == "model"
+    assert [r["size_hw"] for r in result["results"]] == [[64, 96], [96, 64]]
+    for r in result["results"]:
+        for side in ("artifact", "baseline"):
+            assert {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_fps"} <= set(r[side])
+        assert r["speedup_p50"] == pytest.approx(r["baseline"]["p50_ms"] / r["artifact"]["p50_ms"])
+    assert "transformers" in result["baseline"]["description"]
+    assert result["environment"]["versions"]["numpy"]
+    assert result["other_load"] is None or "busy_pct" in result["other_load"]
+
+    e2e = bench(art, sizes_hw=[(90, 120)], batch=2, repeats=2, warmup=1, end_to_end=True, baseline=hf_model,
+                pause_s=0, settle_s=0)
+    (row,) = e2e["results"]
+    assert e2e["mode"] == "end-to-end" and row["network_hw"] == [128, 160]
+    assert row["baseline_network_hw"] == [90, 120] and "different amounts of work" in row["note"]
+
+
+def test_bench_errors(tiny_report, tmp_path, monkeypatch):
+    art = tiny_report["evaluation"]["reference_artifact"]
+    ov = next((v for v in tiny_report["variants"] if v["name"] == "ov-int8"), None)
+    if ov is not None:  # a static-shape IR runs at its size only
+        with pytest.raises(InputError, match="static input 128x160"):
+            bench(ov["artifact"], sizes_hw=[(64, 64)], repeats=1, warmup=0, runtime="openvino", pause_s=0)
+    with pytest.raises(InputError, match="Hugging Face folder"):
+        bench(art, sizes_hw=[(64, 64)], repeats=1, warmup=0, baseline=tmp_path, pause_s=0)
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    with pytest.raises(MissingDependencyError, match="pip install transformers"):
+        bench(art, sizes_hw=[(64, 64)], repeats=1, warmup=0, baseline=tmp_path, pause_s=0)
+
+
+def test_corruptions_are_deterministic_and_checked():
+    from calibration.corruptions import CORRUPTIONS, corrupt
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    for name in CORRUPTIONS:
+        a, b = corrupt(image, name, 3, seed=1), corrupt(image, name, 3, seed=1)
+        assert a.shape == image.shape and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, image), name
+    with pytest.raises(InputError, match="corruptions"):
+        corrupt(image, "fog")
+    with pytest.raises(InputError, match="severity"):
+        corrupt(image, "jpeg", 6)
