@@ -152,11 +152,15 @@ def pareto_svg(report: dict) -> str:
     key = "miou" if labelled else "agreement"
     fig, ax = _figure((8.5, 5.2))
     pts = {v["name"]: v for v in report["variants"] if "latency_ms" in v["cost"] and key in v["accuracy"]}
+    placed: list[tuple[float, float]] = []
     for name, v in pts.items():
         lat, q = v["cost"]["latency_ms"], 100 * v["accuracy"][key]
         ax.errorbar(lat["p50_ms"], q, xerr=[[0], [lat["p90_ms"] - lat["p50_ms"]]], fmt=PRECISION_MARKERS.get(
             v["precision"], "o"), color=BACKEND_COLOURS.get(v["backend"], "grey"), ms=8, capsize=2, lw=0.8)
-        ax.annotate(name, (lat["p50_ms"], q), textcoords="offset points", xytext=(6, 4), fontsize=7.5)
+        # points with (nearly) the same numbers get their labels stacked instead of printed over each other
+        near = sum(1 for x, y in placed if abs(x - lat["p50_ms"]) < 0.08 * lat["p50_ms"] and abs(y - q) < 0.05)
+        placed.append((lat["p50_ms"], q))
+        ax.annotate(name, (lat["p50_ms"], q), textcoords="offset points", xytext=(6, 4 - 10 * near), fontsize=7.5)
     front = [n for n in report["pareto_front"] if n in pts]
     if front:
         xs = [pts[n]["cost"]["latency_ms"]["p50_ms"] for n in front]
@@ -368,8 +372,8 @@ def render_html(report: dict, examples: list[dict], palette: np.ndarray) -> str:
             ["variant", "why"], [[s["name"], s["reason"]] for s in report["skipped"]], left=2, wrap=True))
     parts.append("<h2>Variants: how each was built</h2>" + _html_table(
         ["variant", "command", "notes"],
-        [[v["name"], v["command"] or "-", "; ".join(v["notes"]) + (f" runtime: {v['cost'].get('runtime')}"
-                                                                    if v["cost"].get("runtime") else "")]
+        [[v["name"], v["command"] or "-", "; ".join(v["notes"] + ([f"runtime: {v['cost']['runtime']}"]
+                                                                  if v["cost"].get("runtime") else []))]
          for v in report["variants"]], left=3, wrap=True))
     parts.append("<h2>Environment</h2>" + _html_table(
         ["item", "value"],
@@ -390,7 +394,7 @@ def _corruption_table(report: dict) -> str:
     ev = report["evaluation"]
     key = "miou" if _labelled(report) else "agreement"
     cors = ev["corruptions"]
-    header = ["variant"] + [f"{c} {'mIoU' if key == 'miou' else 'agree %'}" for c in cors] + ["mean", ""]
+    header = ["variant"] + [f"{c} {'mIoU' if key == 'miou' else 'agree %'}" for c in cors] + ["mean"]
     body = []
     for v in report["variants"]:
         if v["status"] != "built":
@@ -400,7 +404,7 @@ def _corruption_table(report: dict) -> str:
         cells = [f"{_f(x, '.2f', 100)}" + (f" ({d:+.2f})" if isinstance(d, float) and key == "miou" else "")
                  for x, d in zip(vals, drops)]
         finite = [x for x in vals if isinstance(x, float)]
-        body.append([v["name"], *cells, _f(float(np.mean(finite)) if finite else None, ".2f", 100), ""])
+        body.append([v["name"], *cells, _f(float(np.mean(finite)) if finite else None, ".2f", 100)])
     return (f"<h3>Under corruptions (severity {ev['corruption_severity']}, {ev['corruption_images']} images; in "
             "brackets the drop vs FP32 under the same corruption)</h3>" + _html_table(header, body, left=1))
 
