@@ -350,9 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Triton: instance kind (default GPU for TensorRT, CPU otherwise)")
     p.set_defaults(func=cmd_deploy_config)
 
+    from calibration.report import add_report_parser
+    from sdk.bench import add_bench_parser
     from sdk.pipeline import add_stream_parser
 
     add_stream_parser(sub)
+    add_report_parser(sub)
+    add_bench_parser(sub)
 
     p = sub.add_parser("inspect", help="describe an artifact or a checkpoint")
     p.add_argument("path")

@@ -3,7 +3,7 @@
 # mmsegmentation 1.x reference, then run pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q --disable-pip-version-check -e '.[cpu,convert,quantize,test]'
+python -m pip install -q --disable-pip-version-check -e '.[cpu,convert,quantize,report,test]'
 # mmseg's reference classes, test-only: --no-deps, because their declared deps would pull a different torch/mmcv.
 python -m pip install -q --disable-pip-version-check --no-deps \
     mmsegmentation==1.2.2 mmengine==0.10.7 mmcv-lite==2.1.0
