@@ -127,7 +127,9 @@ class _Context:
     tune_arg: str | None
     tune_data: list | None
     max_drop: float
-    latency_hw: tuple[int, int]
+    latency_hw: tuple[int, int]  # network input of the timing frame
+    frame_hw: tuple[int, int]  # the timing frame (= mask size)
+    batch: int  # the larger batch timed for throughput
     progress: bool
 
 
@@ -272,6 +274,7 @@ def _build_variant(v: Variant, ctx: _Context, shared: dict) -> None:
     """Build ``v.artifact`` with the SDK's own functions; sets command/run_with."""
     from calibration.quantize_ort import quantize_onnxruntime
     from calibration.sensitivity import quantize_with_max_drop
+    from sdk.manifest import read_manifest
 
     out = ctx.artifacts / v.name
     t = time.perf_counter()
@@ -317,12 +320,24 @@ def _build_variant(v: Variant, ctx: _Context, shared: dict) -> None:
     if v.backend == "tensorrt" and v.latency_runtime == "tensorrt":
         from converters.tensorrt_build import build_engine
 
+        # a profile that holds what the report runs: the timing frame's network size (as opt) and mask size, and
+        # the throughput batch; frames larger than the defaults (1024x1024) widen it
         engine = ctx.artifacts / f"{v.name}-engine"
-        v.latency_artifact = build_engine(v.artifact, engine, fp16=v.precision == "fp16",
-                                          int8=v.precision == "int8", opt_hw=ctx.latency_hw)
+        (nh, nw), (fh, fw) = ctx.latency_hw, ctx.frame_hw
+        dynamic = read_manifest(v.path).preprocess.size_hw is None
+        big = 1024 if dynamic else 0
+        shapes: dict[str, tuple[int, int] | None] = {
+            "opt_hw": (nh, nw), "max_hw": (max(1024, nh), max(1024, nw)) if dynamic else None,
+            "opt_output_hw": (fh, fw), "max_output_hw": (max(fh, 2 * nh, big), max(fw, 2 * nw, big))}
+        v.latency_artifact = build_engine(v.path, engine, fp16=v.precision == "fp16", int8=v.precision == "int8",
+                                          max_batch=ctx.batch, **shapes)  # type: ignore[arg-type]
+        flags = " ".join(f"--{k.replace('_', '-')} {hw[0]} {hw[1]}" for k, hw in shapes.items() if hw)
+        build = (f"segedge build {_q(v.path)} --output {_q(engine)}{' --fp16' if v.precision == 'fp16' else ''}"
+                 f"{' --int8' if v.precision == 'int8' else ''} {flags} --max-batch {ctx.batch}")
         if v.precision != "int8":
-            v.artifact, v.command = engine, f"segedge build {_q(ctx.fp32)} --output {_q(engine)}" + (
-                " --fp16" if v.precision == "fp16" else "")
+            v.artifact, v.command = engine, build
+        else:
+            v.command = v.command.split("  # then on the device")[0] + f" && {build}"
     if v.build_seconds is None:
         v.build_seconds = time.perf_counter() - t
     opts = ", ".join(f"{k}={v2!r}" for k, v2 in v.runtime_options.items())
@@ -624,7 +639,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
                    calib=calib_set, calib_arg=str(calib), num_samples=num_samples, seed=seed, size_hw=size_hw,
                    ov_size_hw=tuple(manifest.preprocess.size_hw or frame.shape[:2]),
                    tune_arg=str(tune) if tune is not None else None, tune_data=tune_data, max_drop=max_drop,
-                   latency_hw=latency_hw, progress=False)
+                   latency_hw=latency_hw, frame_hw=frame.shape[:2], batch=cost.batch, progress=False)
     variants, skipped = plan_variants(
         backends, precisions, methods, presets,
         openvino=_openvino_status() if "openvino" in backends else ("not requested", []),
@@ -685,8 +700,9 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
         if tune_data is not None else None,
         "grid": {"backends": list(backends), "precisions": list(precisions), "methods": list(methods),
                  "presets": list(presets)},
-        "latency_input": {"frame_hw": list(frame.shape[:2]), "what": "preprocessed frame -> inference -> "
-                          "full-resolution mask (model only, preprocessing excluded)", "options": dataclasses.asdict(cost)},
+        "latency_input": {"frame_hw": list(frame.shape[:2]), "options": dataclasses.asdict(cost),
+                          "what": "preprocessed frame -> inference -> full-resolution mask (model only, "
+                                  "preprocessing excluded)"},
         "environment": _environment(),
         "variants": [{**v.to_dict(), "pareto": v.name in front} for v in variants],
         "skipped": skipped, "pareto_front": front, "recommendation": rec,

@@ -165,7 +165,7 @@ def test_plan_presets_and_commands(tmp_path):
     ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=tmp_path / "fp32", artifacts=tmp_path,
                    calib=None, calib_arg="frames/", num_samples=50, seed=3, size_hw=(128, 160),
                    ov_size_hw=(128, 160), tune_arg="val/", tune_data=[], max_drop=0.7, latency_hw=(128, 160),
-                   progress=False)
+                   frame_hw=(360, 480), batch=2, progress=False)
     cmd = _quantize_command(ctx, variants[2], tmp_path / "out")
     assert cmd == (f"segedge quantize {tmp_path / 'ckpt'} --backend onnxruntime --calib frames/ --num-samples 50 "
                    f"--seed 3 --method minmax --size 128 160 --eval val/ --max-drop 0.7 --output {tmp_path / 'out'}")
@@ -230,7 +230,8 @@ def test_bench_json_structure_with_pytorch_baseline(tiny_report, hf_model, tmp_p
     add_bench_parser(ap.add_subparsers(dest="command"))
     out = tmp_path / "bench.json"
     args = ap.parse_args(["bench", art, "--size", "64", "96", "--size", "96", "64", "--repeats", "2", "--warmup", "1",
-                          "--pause", "0", "--settle", "0.2", "--baseline", "pytorch", str(hf_model), "--json", str(out)])
+                          "--pause", "0", "--settle", "0.2", "--baseline", "pytorch", str(hf_model),
+                          "--json", str(out)])
     assert args.func(args) == 0
     result = json.loads(out.read_text())
     assert result["schema"] == "segedge.bench/1" and result["mode"] == "model"
@@ -277,3 +278,39 @@ def test_corruptions_are_deterministic_and_checked():
         corrupt(image, "fog")
     with pytest.raises(InputError, match="severity"):
         corrupt(image, "jpeg", 6)
+
+
+def test_tensorrt_engines_are_built_with_a_profile_that_holds_the_timing_frame(tiny_report, tmp_path, monkeypatch):
+    """With TensorRT and a GPU present, fp32/fp16 engines come from build_engine and are what gets timed and
+    evaluated; checked here with build_engine replaced (no GPU in CI)."""
+    import converters.tensorrt_build as tb
+    from calibration.report import _build_variant, _Context
+
+    calls = []
+
+    def fake_build_engine(onnx_artifact, output, **kw):
+        calls.append(kw)
+        output.mkdir(parents=True)
+        return output
+
+    monkeypatch.setattr(tb, "build_engine", fake_build_engine)
+    (v,) = [x for x in plan_variants(["tensorrt"], ["fp16"], ["minmax"], ["default"], openvino=("n/a", []),
+                                     tensorrt_gpu=None)[0]]
+    assert (v.runtime, v.latency_runtime) == ("tensorrt", "tensorrt")
+    fp32 = tiny_report["evaluation"]["reference_artifact"]
+    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=fp32, artifacts=tmp_path, calib=None,
+                   calib_arg="frames/", num_samples=4, seed=0, size_hw=(128, 160), ov_size_hw=(128, 160),
+                   tune_arg=None, tune_data=None, max_drop=0.5, latency_hw=(128, 160), frame_hw=(360, 480), batch=4,
+                   progress=False)
+    _build_variant(v, ctx, {})
+    (kw,) = calls
+    assert kw["fp16"] and not kw["int8"] and kw["max_batch"] == 4
+    assert kw["opt_hw"] == (128, 160) and kw["opt_output_hw"] == (360, 480)
+    assert kw["max_output_hw"][0] >= 360 and kw["max_output_hw"][1] >= 480
+    assert v.artifact == tmp_path / "trt-fp16-engine" and v.command.startswith("segedge build ")
+    assert "--fp16 --opt-hw 128 160" in v.command and "--opt-output-hw 360 480" in v.command
+    assert v.command.endswith("--max-batch 4") and "runtime='tensorrt'" in v.run_with
+    from sdk.cli import build_parser
+
+    args = build_parser().parse_args(v.command.split()[1:])  # a command segedge build accepts
+    assert args.fp16 and args.opt_hw == [128, 160] and args.max_batch == 4
