@@ -547,11 +547,11 @@ def _choose_int8(variants: list[Variant], recommendation: dict, key: str) -> Var
 # ----------------------------------------------------------------------------------------------------- the report
 def _eval_items(eval_set: str | Path, split: str, samples: int) -> tuple[list, dict]:
     """(image, label or None) pairs and a description."""
-    from calibration.datasets import open_labelled_set
+    from calibration.datasets import is_labelled_set, open_labelled_set
     from calibration.sets import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_calibration_set
 
     path = Path(eval_set)
-    if (path / f"{split}.txt").is_file() or (path / "images").is_dir():
+    if is_labelled_set(path, split):
         data = open_labelled_set(path, split)
         pairs = data.pairs()
         pick = np.linspace(0, len(pairs) - 1, samples).round().astype(int) if 0 < samples < len(pairs) else None
@@ -559,15 +559,15 @@ def _eval_items(eval_set: str | Path, split: str, samples: int) -> tuple[list, d
         if pick is not None:
             items = [items[i] for i in sorted(set(pick.tolist()))]
         kind = type(data).__name__
-        return items, {"labelled": True, "path": str(path), "kind": kind, "split": split if kind == "CamVid" else None,
+        return items, {"labelled": True, "path": str(path), "kind": kind, "split": split if kind in ("CamVid", "Cityscapes") else None,
                        "images": len(items), "of": len(pairs),
                        "class_names": getattr(data, "class_names", None)}
     unlabelled = (path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())) or \
         path.suffix.lower() in VIDEO_SUFFIXES | {".txt"}
     if not unlabelled:
-        raise InputError(f"evaluation set {path}: expected a CamVid root with {split}.txt, an ADE20K or images/ + "
-                         "labels/ folder (labelled), or a folder of images, a video or a .txt list (unlabelled: "
-                         "agreement with FP32 only)")
+        raise InputError(f"evaluation set {path}: expected a CamVid root with {split}.txt, a Cityscapes root, an "
+                         "ADE20K or images/ + labels/ folder (labelled), or a folder of images, a video or a .txt "
+                         "list (unlabelled: agreement with FP32 only)")
     calib = load_calibration_set(path, num_samples=samples, seed=0)
     return [(f, None) for f in calib.frames], {"labelled": False, "path": str(path), "kind": "unlabelled",
                                                 "images": len(calib), "description": calib.description}

@@ -138,22 +138,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from calibration.datasets import CamVid
+    from calibration.datasets import open_labelled_set
     from calibration.evaluate import evaluate
     from sdk.segmenter import Segmenter
 
-    data = CamVid(args.camvid, args.split)
+    data = open_labelled_set(args.data, args.split)
     with Segmenter.from_artifact(args.artifact, runtime=args.runtime) as seg:
         ref = Segmenter.from_artifact(args.reference) if args.reference else None
-        result = evaluate(seg, data, class_names=data.class_names, reference=ref, total=len(data),
+        result = evaluate(seg, data, class_names=getattr(data, "class_names", None), reference=ref, total=len(data),
                           progress=not args.quiet)
         if ref is not None:
             ref.close()
-    summary = {"artifact": str(args.artifact), "dataset": "camvid", "split": args.split, **result.to_dict()}
+    kind = type(data).__name__ if not hasattr(data, "layout") else data.layout
+    summary = {"artifact": str(args.artifact), "dataset": kind.lower(), "path": str(args.data), "split": args.split,
+               **result.to_dict()}
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     agree = f", agreement with reference {result.agreement:.4%}" if result.agreement is not None else ""
-    print(f"CamVid {args.split}: mIoU {result.miou:.4f}, pixel accuracy {result.pixel_accuracy:.4f} over "
+    print(f"{kind} {args.split}: mIoU {result.miou:.4f}, pixel accuracy {result.pixel_accuracy:.4f} over "
           f"{result.images} images{agree}")
     return 0
 
@@ -297,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size (static)")
     p.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
                    help="keep nodes whose ONNX name matches in float (repeatable; must match something)")
-    p.add_argument("--eval", help="labelled set (CamVid root, ADE20K folder, or images/ + labels/) for "
-                                  "accuracy-aware quantization")
+    p.add_argument("--eval", help="labelled set (CamVid or Cityscapes root: its val split; ADE20K folder; or "
+                                  "images/ + labels/) for accuracy-aware quantization")
     p.add_argument("--max-drop", type=float, help="largest mIoU drop in points allowed with --eval")
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -362,9 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("eval", help="mIoU of an artifact on a labelled set (CamVid layout)")
+    p = sub.add_parser("eval", help="mIoU of an artifact on a labelled set (CamVid, Cityscapes, ADE20K, generic)")
     p.add_argument("artifact")
-    p.add_argument("--camvid", required=True, help="CamVid root in the SegNet layout")
+    p.add_argument("--data", "--camvid", dest="data", required=True,
+                   help="labelled set: CamVid root (SegNet layout), Cityscapes root (leftImg8bit/ + gtFine/), "
+                        "ADE20K folder (images/ + annotations/), or images/ + labels/")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--reference", help="another artifact (e.g. FP32) to measure pixel agreement with")
     p.add_argument("--runtime", default="auto")
