@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,41 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024.0
     raise SegEdgeError("VmRSS: expected a line in /proc/self/status, got none (Linux only)")
+
+
+class OtherLoad:
+    """CPU used by other processes while a block runs, in cores (from /proc/stat minus this process's own time):
+    benchmarks on a shared machine say how much of it they had."""
+
+    def __enter__(self) -> "OtherLoad":
+        self._start = (self._busy(), self._own(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy, own, wall = self._busy(), self._own(), time.perf_counter()
+        ticks = os.sysconf("SC_CLK_TCK")
+        self.cores = max(0.0, ((busy - self._start[0]) - (own - self._start[1])) / ticks / (wall - self._start[2]))
+
+    @staticmethod
+    def _busy() -> int:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(v) - v[3] - v[4]  # all but idle and iowait
+
+    @staticmethod
+    def _own() -> int:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def wait_idle(max_s: float, threshold_cores: float = 0.3) -> float:
+    """Wait (up to max_s) until other processes use less than threshold_cores over 2 s; returns the last load."""
+    deadline, cores = time.perf_counter() + max_s, 0.0
+    while True:
+        with OtherLoad() as load:
+            time.sleep(2.0)
+        cores = load.cores
+        if cores < threshold_cores or time.perf_counter() >= deadline:
+            return cores
 
 
 def _decode(video: str, n: int) -> list[np.ndarray]:
@@ -106,18 +142,19 @@ def live_mode(seg: Segmenter, video: str, n: int, fps: float) -> dict:
 
 
 def soak(seg: Segmenter, video: str, n: int, out_dir: Path, *, write: bool = True) -> dict:
-    """File mode looped for n frames; VmRSS every 100 frames; growth from the sample after warm-up."""
+    """File mode looped for n frames; VmRSS every 100 frames while it runs; growth from the sample after warm-up
+    to the last sample in the run (and the largest)."""
     samples: list[tuple[int, float]] = []
     warm = min(max(100, n // 20), n - 1)
 
     def sample(frame, result, picture) -> None:
-        if frame.index % 100 == 0 or frame.index == warm:
+        if frame.index % 100 == 0 or frame.index in (warm, n - 1):
             samples.append((frame.index, rss_mib()))
 
     out = out_dir / "soak.mp4" if write else None
     stats = StreamPipeline(seg, open_source(video, loop=True), StreamConfig(max_frames=n, output=out),
                            on_result=sample).run()
-    samples.append((stats.frames_processed, rss_mib()))
+    after_run = rss_mib()  # threads joined, writer and source released
     if out is not None:
         out.unlink(missing_ok=True)
     base = next(m for i, m in samples if i >= warm)
@@ -126,7 +163,7 @@ def soak(seg: Segmenter, video: str, n: int, out_dir: Path, *, write: bool = Tru
             "fps": round(stats.frames_processed / stats.duration_s, 3), "warmup_frames": warm,
             "rss_mib_baseline": round(base, 1), "rss_mib_end": round(after[-1], 1), "rss_mib_max": round(max(after), 1),
             "rss_growth_pct": round(100 * (after[-1] - base) / base, 2),
-            "rss_max_growth_pct": round(100 * (max(after) - base) / base, 2),
+            "rss_max_growth_pct": round(100 * (max(after) - base) / base, 2), "rss_mib_after_run": round(after_run, 1),
             "rss_samples": [(i, round(m, 1)) for i, m in samples]}
 
 
@@ -152,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--live-fps", type=float, default=30.0)
     ap.add_argument("--soak-frames", type=int, default=0, help="memory soak length (0: skip), e.g. 10000")
     ap.add_argument("--soak-no-output", action="store_true", help="soak without writing the mp4")
+    ap.add_argument("--wait-idle", type=float, default=0.0,
+                    help="before each measurement wait up to this many seconds for other processes to go quiet "
+                         "(shared machines); the load seen during each one is reported either way")
     ap.add_argument("--json", default="out/stream_bench.json")
     args = ap.parse_args(argv)
 
@@ -166,19 +206,40 @@ def main(argv: list[str] | None = None) -> int:
                            "upsample": m.upsample, "network_hw": list(size) if size else "frame size"}
         frames = _decode(args.video, 32)
         report["frame_hw"] = list(frames[0].shape[:2])
-        rounds = []
+        rounds: list[dict[str, Any]] = []
         for _ in range(args.repeats):
-            rounds.append({"runtime_only": runtime_only(seg, frames[0], args.frames, args.batch_size),
-                           "model_only": model_only(seg, frames, args.frames, args.batch_size),
-                           "file_mode": file_mode(seg, args.video, args.frames, args.batch_size, Path(tmp))})
-        med = {k: statistics.median(r[k]["fps"] for r in rounds) for k in ("runtime_only", "model_only", "file_mode")}
-        report["throughput"] = {"rounds": [{k: {kk: vv for kk, vv in v.items() if kk != "table"} for k, v in r.items()}
-                                           for r in rounds],
-                                "median_fps": med, "file_vs_model_only": round(med["file_mode"] / med["model_only"], 3),
-                                "file_vs_runtime_only": round(med["file_mode"] / med["runtime_only"], 3)}
-        report["live"] = live_mode(seg, args.video, args.frames, args.live_fps)
+            rnd: dict[str, Any] = {}
+            if args.wait_idle:
+                wait_idle(args.wait_idle)
+            for name, fn in (("runtime_only", lambda: runtime_only(seg, frames[0], args.frames, args.batch_size)),
+                             ("model_only", lambda: model_only(seg, frames, args.frames, args.batch_size)),
+                             ("file_mode", lambda: file_mode(seg, args.video, args.frames, args.batch_size,
+                                                             Path(tmp)))):
+                with OtherLoad() as load:
+                    rnd[name] = fn()
+                rnd[name]["other_load_cores"] = round(load.cores, 2)
+            rnd["file_vs_model_only"] = round(rnd["file_mode"]["fps"] / rnd["model_only"]["fps"], 3)
+            rounds.append(rnd)
+        keys = ("runtime_only", "model_only", "file_mode")
+        med = {k: statistics.median(r[k]["fps"] for r in rounds) for k in keys}
+        report["throughput"] = {
+            "rounds": [{k: ({kk: vv for kk, vv in v.items() if kk != "table"} if isinstance(v, dict) else v)
+                        for k, v in r.items()} for r in rounds],
+            "median_fps": med, "file_vs_model_only_median_of_rounds": statistics.median(
+                r["file_vs_model_only"] for r in rounds),
+            "file_vs_model_only": round(med["file_mode"] / med["model_only"], 3),
+            "file_vs_runtime_only": round(med["file_mode"] / med["runtime_only"], 3)}
+        if args.wait_idle:
+            wait_idle(args.wait_idle)
+        with OtherLoad() as load:
+            report["live"] = live_mode(seg, args.video, args.frames, args.live_fps)
+        report["live"]["other_load_cores"] = round(load.cores, 2)
         if args.soak_frames:
-            report["soak"] = soak(seg, args.video, args.soak_frames, Path(tmp), write=not args.soak_no_output)
+            if args.wait_idle:
+                wait_idle(args.wait_idle)
+            with OtherLoad() as load:
+                report["soak"] = soak(seg, args.video, args.soak_frames, Path(tmp), write=not args.soak_no_output)
+            report["soak"]["other_load_cores"] = round(load.cores, 2)
 
     print(_table(report, rounds))
     path = Path(args.json)
@@ -202,8 +263,12 @@ def _table(r: dict, rounds: list[dict]) -> str:
     for k, label in names.items():
         lines.append(f"{label:<34}" + "".join(f"{rd[k]['fps']:>10.2f}" for rd in rounds)
                      + f"{t['median_fps'][k]:>10.2f}")
-    lines.append(f"file mode / model only: {t['file_vs_model_only']:.3f}x   (file mode / runtime only: "
-                 f"{t['file_vs_runtime_only']:.3f}x)")
+        lines.append(f"{'  other processes, cores':<34}" + "".join(f"{rd[k]['other_load_cores']:>10.2f}"
+                                                                  for rd in rounds))
+    lines.append(f"{'file mode / model only':<34}" + "".join(f"{rd['file_vs_model_only']:>9.3f}x" for rd in rounds)
+                 + f"{t['file_vs_model_only_median_of_rounds']:>9.3f}x")
+    lines.append(f"ratio of the medians: file mode / model only {t['file_vs_model_only']:.3f}x, file mode / runtime "
+                 f"only {t['file_vs_runtime_only']:.3f}x")
     lines.append("file mode stages (last round):")
     lines.append(rounds[-1]["file_mode"]["table"])
     lat = lv["latency_ms"]
@@ -211,13 +276,14 @@ def _table(r: dict, rounds: list[dict]) -> str:
                  f"({lv['processed_fps']:.2f} FPS), dropped {lv['dropped']} (+{lv['skipped_by_source']} skipped by the "
                  f"source); latency capture->rendered p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max "
                  f"{lat['max']} ms; p50 first third {lv['latency_p50_first_third_ms']} ms, last third "
-                 f"{lv['latency_p50_last_third_ms']} ms")
+                 f"{lv['latency_p50_last_third_ms']} ms (other processes {lv['other_load_cores']:.2f} cores)")
     if "soak" in r:
         s = r["soak"]
         lines.append(f"soak: {s['frames']} frames in {s['seconds']} s ({s['fps']:.2f} FPS); VmRSS after "
                      f"{s['warmup_frames']} warm-up frames {s['rss_mib_baseline']} MiB, end {s['rss_mib_end']} MiB, "
-                     f"max {s['rss_mib_max']} MiB: growth {s['rss_growth_pct']:+.2f} % (max "
-                     f"{s['rss_max_growth_pct']:+.2f} %)")
+                     f"max {s['rss_mib_max']} MiB (after the run {s['rss_mib_after_run']} MiB): growth "
+                     f"{s['rss_growth_pct']:+.2f} % (max "
+                     f"{s['rss_max_growth_pct']:+.2f} %; other processes {s['other_load_cores']:.2f} cores)")
     return "\n".join(lines)
 
 
