@@ -2,11 +2,18 @@
 
 Two targets from one FP32 ONNX artifact:
 - ``target="onnxruntime"``: for ONNX Runtime on CPUs. Activations uint8 (asymmetric), weights int8 symmetric per
-  output channel. Only layers with weights are quantized -- the Linear MatMuls (q, kv, proj, fc1, fc2) and the
-  dense convolutions (patch merging, spatial reduction, decoder Linears) -- so LayerNorm, Softmax, the attention
-  matmuls, the GELU region, the depthwise conv feeding GELU, residual adds, the classifier and the resize/argmax head
-  stay float. ONNX Runtime's default (everything) quantizes LayerNorm, Softmax, Add, Mul, Resize too, and its
-  QLinearSoftmax becomes the most expensive kernel; quantizing the depthwise conv breaks the Gelu fusion.
+  output channel. Quantized: the Linear MatMuls (q, kv, proj, fc1, fc2), the dense convolutions (patch merging,
+  spatial reduction) and the whole folded decoder (its 1x1 convs, the upsampling Resizes, the branch sum, ReLU and
+  the classifier), so the decoder runs in int8 from the stage features to the logits. MatMul outputs are not
+  quantized: ONNX Runtime then runs them as MatMulIntegerToFloat (int8 in, float out) instead of QLinearMatMul
+  followed by a DequantizeLinear pass. Float: LayerNorm, Softmax, the attention matmuls, the depthwise conv + GELU
+  region, residual adds and the resize/argmax mask head. Why, measured on B0 at 512x512 on a 2-core AVX-512 CPU
+  (ONNX Runtime 1.32, side by side, p50): ONNX Runtime's default (everything) makes QLinearSoftmax the most expensive
+  kernel; weights-only layers with quantized outputs ran 1.08x faster than FP32 (the DequantizeLinear passes ate
+  the int8 gain); quantizing the decoder too made 1.24x; leaving MatMul outputs float 1.31x; quantizing the
+  attention matmuls (u8 x u8) or the depthwise convs made it slower again; keeping only the classifier float cost
+  9 ms (1.15x: the 256-channel map at 1/4 resolution must be dequantized for it). Keep any of these float with
+  ``keep_float`` (e.g. ``'^/decoder/classifier/'``).
 - ``target="tensorrt"``: an explicitly quantized Q/DQ model that TensorRT 8.6-11 builds as INT8: int8 activations
   and weights, symmetric (zero points 0), weights per output channel (axis 0 for Conv, 1 for MatMul), Q/DQ pairs on the
   inputs of Conv/MatMul (where TensorRT fuses them), including the depthwise convs; biases stay float (TensorRT's
@@ -36,6 +43,9 @@ METHODS = ("minmax", "entropy", "percentile")
 TARGETS = ("onnxruntime", "tensorrt")
 
 
+DECODER_INT8_OPS = ("Resize", "Add", "Relu")  # CPU target: with the decoder's convs, the decoder runs in int8
+
+
 def quantizable_nodes(model, target: str) -> list[str]:
     """Names of the nodes the recipe quantizes (see the module docstring)."""
     inits = {i.name for i in model.graph.initializer}
@@ -45,10 +55,14 @@ def quantizable_nodes(model, target: str) -> list[str]:
     for node in model.graph.node:
         if node.op_type == "MatMul" and node.input[1] in inits:
             names.append(node.name)
-        elif node.op_type == "Conv" and node.name != classifier:
+        elif node.op_type == "Conv":
             depthwise = any(a.name == "group" and a.i > 1 for a in node.attribute)
-            if target == "tensorrt" or not depthwise:
+            if target == "tensorrt" and node.name != classifier:
                 names.append(node.name)
+            elif target == "onnxruntime" and not depthwise:
+                names.append(node.name)
+        elif target == "onnxruntime" and node.name.startswith("/decoder/") and node.op_type in DECODER_INT8_OPS:
+            names.append(node.name)
     return names
 
 
@@ -129,6 +143,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             # float weights with a Q/DQ pair: the form TensorRT's ONNX parser reads on 8.5 to 11
             "AddQDQPairToWeight": trt,
         }
+        if not trt:  # int8 in, float out: MatMulIntegerToFloat rather than QLinearMatMul + a DequantizeLinear pass
+            extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
         if method == "percentile":
             extra["CalibPercentile"] = percentile
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -136,7 +152,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         quantize_static(
             str(pre), str(out / "model.onnx"), _Reader(calib, manifest, progress), quant_format=QuantFormat.QDQ,
             per_channel=True, activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
-            weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul"], nodes_to_quantize=nodes,
+            weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul", *([] if trt else DECODER_INT8_OPS)],
+            nodes_to_quantize=nodes,
             calibrate_method=calib_method, extra_options=extra,
         )
     ort = require("onnxruntime", "cpu")
