@@ -5,17 +5,18 @@
 
 Builds, with the same code paths as ``segedge quantize``: the FP32 ONNX artifact; ONNX Runtime INT8 (CPU recipe);
 the TensorRT-ready Q/DQ model (evaluated in ONNX Runtime: its speed here means nothing, TensorRT builds it on the
-device); and, when OpenVINO + NNCF are installed, OpenVINO FP32/default-precision/INT8. Calibrates on CamVid train
+device); and, when OpenVINO + NNCF are installed, OpenVINO FP32 (f32 hint), its default precision (bf16 on CPUs
+with AVX-512 BF16) and NNCF INT8 (static, so built once per measured size). Calibrates on CamVid train
 (``--num-samples`` frames), evaluates mIoU and pixel agreement with FP32 on val and test at the native 360x480, and
 measures latency (model only: preprocessed input -> mask, warm-up then ``--repeats`` runs, p50/p90) at 512x512 and
 360x480 with ``sdk.bench.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
-spinning threads do not slow the next variant), next to PyTorch eager FP32.
+spinning threads do not slow the next variant), next to PyTorch eager FP32 (transformers-equivalent model, logits
+upsampled and argmaxed). Quantization times are the build times of ``segedge quantize``'s code paths.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             variants["ov-int8"] = (quantize_openvino(fp32, calib, work / "ov-int8", size_hw=(360, 480),
                                                      progress=False), {"runtime": "openvino"})
             build_s["ov-int8"] = time.perf_counter() - t
+            # INT8 IRs are static: the 512x512 latency needs its own, built the same way
+            ov_int8_512 = quantize_openvino(fp32, calib, work / "ov-int8-512", size_hw=(512, 512), progress=False)
         except ImportError as exc:
             print(f"OpenVINO INT8 skipped: {exc}")
 
@@ -99,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         import cv2
 
         img = cv2.resize(frame, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-        segs = {name: Segmenter.from_artifact(art, **opts) for name, (art, opts) in variants.items()
-                if not name.startswith("trt-")}
+        segs = {name: Segmenter.from_artifact(ov_int8_512 if (name, hw) == ("ov-int8", (512, 512)) else art, **opts)
+                for name, (art, opts) in variants.items() if not name.startswith("trt-")}
         x = preprocess(img, segs["ort-fp32"].manifest.preprocess)
         fns = {name: (lambda feeds, s=s: s.runtime.infer(feeds)) for name, s in segs.items()}
 
@@ -115,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in segs.values():
             s.close()
 
-    env = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    from sdk.bench import environment
+
+    env = {**environment(), "torch_threads": torch.get_num_threads(),
            "versions": json.loads((fp32 / "model.json").read_text())["versions"]}
     print(f"\n{'variant':<20} {'val mIoU':>9} {'drop pt':>8} {'agree':>8} {'test mIoU':>9} {'drop pt':>8} "
-          f"{'512 p50':>8} {'512 p90':>8} {'360x480 p50':>11} {'build s':>8}")
+          f"{'agree':>8} {'512 p50':>8} {'512 p90':>8} {'360x480 p50':>11} {'360x480 p90':>11} {'build s':>8}")
     for name in list(rows) + ["pytorch-eager-fp32"]:
         r = rows.get(name, {})
         lat = latency["512x512"].get(name, {})
@@ -126,10 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         fmt = lambda v, f: (f"{v:{f}}" if isinstance(v, (int, float)) else "-")  # noqa: E731
         print(f"{name:<20} {fmt(r.get('val_miou'), '.4f'):>9} {fmt(r.get('val_drop_points'), '.2f'):>8} "
               f"{fmt(r.get('val_agreement'), '.2%'):>8} {fmt(r.get('test_miou'), '.4f'):>9} "
-              f"{fmt(r.get('test_drop_points'), '.2f'):>8} {fmt(lat.get('p50_ms'), '.1f'):>8} "
-              f"{fmt(lat.get('p90_ms'), '.1f'):>8} {fmt(lat2.get('p50_ms'), '.1f'):>11} "
+              f"{fmt(r.get('test_drop_points'), '.2f'):>8} {fmt(r.get('test_agreement'), '.2%'):>8} "
+              f"{fmt(lat.get('p50_ms'), '.1f'):>8} {fmt(lat.get('p90_ms'), '.1f'):>8} "
+              f"{fmt(lat2.get('p50_ms'), '.1f'):>11} {fmt(lat2.get('p90_ms'), '.1f'):>11} "
               f"{fmt(r.get('build_s'), '.0f'):>8}")
-    result = {"environment": env, "calibration": calib.description, "accuracy": rows, "latency": latency}
+    ratios = {}
+    for size, lat in latency.items():
+        for a, b in (("ort-int8", "ort-fp32"), ("ov-int8", "ov-default"), ("ov-int8", "ov-f32"),
+                     ("ort-int8", "pytorch-eager-fp32"), ("ov-int8", "pytorch-eager-fp32")):
+            if a in lat and b in lat:
+                ratios[f"{size} {a} vs {b}"] = lat[b]["p50_ms"] / lat[a]["p50_ms"]
+    print("speed-ups (p50 ratio, same run): " + "; ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    result = {"environment": env, "calibration": calib.description, "accuracy": rows, "latency": latency,
+              "speedups_p50": ratios}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

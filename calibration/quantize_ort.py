@@ -79,36 +79,53 @@ def _apply_keep_float(names: list[str], keep_float: tuple[str, ...]) -> tuple[li
 
 
 class _Reader:
-    """ONNX Runtime's CalibrationDataReader protocol over a calibration set: ``get_next()`` -> feeds or None."""
+    """ONNX Runtime's CalibrationDataReader protocol over a calibration set: ``get_next()`` -> feeds or None, with
+    ``set_range`` so the quantizer can feed the calibrator a slice at a time (``CalibStridedMinMax``)."""
 
     def __init__(self, calib: CalibrationSet, manifest: Manifest, progress: bool) -> None:
         from tqdm import tqdm
 
-        self._frames = iter(calib.frames)
+        self._frames = calib.frames
+        self._pos, self._end = 0, len(calib.frames)
         self._manifest = manifest
         self._bar = tqdm(total=len(calib), desc="calibrate", unit="frame", disable=not progress)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._pos, self._end = start_index, min(end_index, len(self._frames))
 
     def get_next(self) -> dict | None:
         from sdk.preprocess import preprocess
 
-        frame = next(self._frames, None)
-        if frame is None:
-            self._bar.close()
+        if self._pos >= self._end:
+            if self._end >= len(self._frames):
+                self._bar.close()
             return None
+        frame = self._frames[self._pos]
+        self._pos += 1
         self._bar.update()
         feeds = {"pixel_values": preprocess(frame, self._manifest.preprocess)}
         if self._manifest.head == "mask":
             feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
         return feeds
 
-    def rewind(self) -> None:  # part of the protocol; each quantization builds a fresh reader
-        raise NotImplementedError
+
+def calibration_stride(frames: int, most: int = 16) -> int:
+    """The largest divisor of ``frames`` up to ``most``: ONNX Runtime's histogram calibrators (entropy, percentile)
+    keep every frame's intermediate tensors in memory until a collection ends -- for SegFormer at 512x512 a few
+    hundred MB per frame, so 300 frames at once would not fit -- and its strided collection (which needs a divisor)
+    merges the histograms slice by slice instead."""
+    return max(d for d in range(1, min(most, frames) + 1) if frames % d == 0)
 
 
 def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, output: str | Path, *,
                          target: str = "onnxruntime", method: str = "minmax", keep_float: tuple[str, ...] = (),
-                         percentile: float = 99.999, progress: bool = True) -> Path:
-    """FP32 ONNX artifact + calibration set -> INT8 (QDQ) ONNX artifact folder; returns the folder."""
+                         percentile: float = 99.999, progress: bool = True, slice_frames: int = 16) -> Path:
+    """FP32 ONNX artifact + calibration set -> INT8 (QDQ) ONNX artifact folder; returns the folder.
+
+    slice_frames: most frames the calibrator holds at once (see ``calibration_stride``)."""
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     if target not in TARGETS:
@@ -147,6 +164,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
         if method == "percentile":
             extra["CalibPercentile"] = percentile
+        extra["CalibStridedMinMax"] = calibration_stride(len(calib), slice_frames)  # all methods, despite the name
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
         quantize_static(

@@ -165,3 +165,19 @@ def test_labelled_sets_ade20k_and_errors(camvid, tmp_path):
     assert image.shape[:2] == label.shape and label.max() == 255  # 0 (other) became the ignore index
     with pytest.raises(InputError, match="expected a CamVid root"):
         open_labelled_set(tmp_path)
+
+
+def test_calibration_in_slices_gives_the_same_ranges(tmp_path, small_fp32, calib):
+    """Calibrating slice by slice (so histogram calibrators never hold every frame's tensors) merges min/max
+    exactly: the same quantization parameters as one pass; entropy runs in slices too."""
+    from calibration.quantize_ort import calibration_stride
+
+    assert [calibration_stride(n) for n in (300, 367, 8, 1, 48)] == [15, 1, 8, 1, 16]
+    one = quantize_onnxruntime(small_fp32, calib, tmp_path / "one", progress=False, slice_frames=16)
+    four = quantize_onnxruntime(small_fp32, calib, tmp_path / "four", progress=False, slice_frames=2)
+    scales = [{i.name: numpy_helper.to_array(i) for i in onnx.load(str(a / "model.onnx")).graph.initializer
+               if i.name.endswith("_scale") or i.name.endswith("_zero_point")} for a in (one, four)]
+    assert scales[0].keys() == scales[1].keys() and scales[0]
+    for name, value in scales[0].items():
+        np.testing.assert_array_equal(value, scales[1][name], err_msg=name)
+    quantize_onnxruntime(small_fp32, calib, tmp_path / "entropy", method="entropy", progress=False, slice_frames=4)
