@@ -40,7 +40,7 @@ def _miou(artifact: Path, data: list) -> float:
 
 
 def quantize_with_max_drop(fp32_artifact: str | Path, calib: CalibrationSet, eval_data: list, output: str | Path,
-                           *, max_drop: float, target: str = "onnxruntime", method: str = "minmax",
+                           *, max_drop: float, target: str = "onnxruntime", method: str | None = None,
                            probe_frames: int = 32, probe_images: int = 20, progress: bool = True) -> Path:
     """INT8 artifact whose mIoU drop on ``eval_data`` ((image, label) pairs) is at most ``max_drop`` points,
     keeping the fewest blocks float. Records the sensitivity table and the chosen set in model.json."""

@@ -214,7 +214,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             status = "met" if report["max_drop_met"] else "NOT met (best model found kept, marked in model.json)"
             print(f"accuracy-aware: drop {report['measured_drop_points']:.2f} points vs --max-drop "
                   f"{args.max_drop} {status}; reverted to float: {report['reverted_to_float'] or 'none'}")
-    recipe = "NNCF" if args.backend == "openvino" else args.method
+    recipe = "NNCF" if args.backend == "openvino" else json.loads((art / "model.json").read_text())["extra"][
+        "quantization"]["method"]
     print(f"quantized to INT8 ({args.backend}, {recipe}, {calib.description}) -> {art}")
     if args.backend == "tensorrt":
         print(f"next: on the device, segedge build {art} --output {art}-engine --int8")
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--num-samples", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"],
+                   help="ONNX Runtime calibrator (default: minmax for onnxruntime, percentile for tensorrt)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size (static)")
     p.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
                    help="keep nodes whose ONNX name matches in float (repeatable; must match something)")

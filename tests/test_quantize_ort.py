@@ -51,6 +51,7 @@ def test_cpu_recipe_keeps_sensitive_ops_float(tmp_path, small_fp32, calib, camvi
     m = read_manifest(art)
     assert m.precision == "int8" and m.extra["calibration"]["frames"] == 8
     assert m.extra["quantization"]["target"] == "onnxruntime" and m.extra["quantization"]["quantized_nodes"] > 40
+    assert m.extra["quantization"]["method"] == "minmax"  # the CPU target's default
     int8 = _int8_ops(art / "model.onnx")
     # LayerNorm, Softmax, GELU, residual Adds, the attention matmuls and the mask head stay float; the decoder
     # (convs, Resize, branch sum, ReLU, classifier) runs in int8; data movement may ride along
@@ -76,8 +77,8 @@ def test_cpu_recipe_keeps_sensitive_ops_float(tmp_path, small_fp32, calib, camvi
 
 
 def test_tensorrt_qdq_is_symmetric_int8_per_channel(tmp_path, small_fp32, calib):
-    art = quantize_onnxruntime(small_fp32, calib, tmp_path / "qdq", target="tensorrt", method="percentile",
-                               progress=False)
+    art = quantize_onnxruntime(small_fp32, calib, tmp_path / "qdq", target="tensorrt", progress=False)
+    assert read_manifest(art).extra["quantization"]["method"] == "percentile"  # the TensorRT target's default
     graph = onnx.load(str(art / "model.onnx")).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     qs = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
