@@ -559,7 +559,8 @@ def _eval_items(eval_set: str | Path, split: str, samples: int) -> tuple[list, d
         if pick is not None:
             items = [items[i] for i in sorted(set(pick.tolist()))]
         kind = type(data).__name__
-        return items, {"labelled": True, "path": str(path), "kind": kind, "split": split if kind in ("CamVid", "Cityscapes") else None,
+        split_kind = kind in ("CamVid", "Cityscapes")
+        return items, {"labelled": True, "path": str(path), "kind": kind, "split": split if split_kind else None,
                        "images": len(items), "of": len(pairs),
                        "class_names": getattr(data, "class_names", None)}
     unlabelled = (path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())) or \
