@@ -182,3 +182,28 @@ def test_calibration_in_slices_gives_the_same_ranges(tmp_path, small_fp32, calib
     for name, value in scales[0].items():
         np.testing.assert_array_equal(value, scales[1][name], err_msg=name)
     quantize_onnxruntime(small_fp32, calib, tmp_path / "entropy", method="entropy", progress=False, slice_frames=4)
+
+
+def test_uniform_histogram_path_gives_the_same_model(tmp_path, small_fp32, calib, monkeypatch):
+    """The percentile calibration's histogram shortcut (numpy's uniform-bin path) changes time, not results, and
+    ONNX Runtime's module is left as it was."""
+    import contextlib
+
+    import calibration.quantize_ort as q
+    from onnxruntime.quantization import calibrate
+
+    fast = q.quantize_onnxruntime(small_fp32, calib, tmp_path / "fast", target="tensorrt", method="percentile",
+                                  progress=False, slice_frames=2)
+    assert calibrate.np is np
+    monkeypatch.setattr(q, "_uniform_histograms", contextlib.nullcontext)
+    slow = q.quantize_onnxruntime(small_fp32, calib, tmp_path / "slow", target="tensorrt", method="percentile",
+                                  progress=False, slice_frames=2)
+    scales = [{i.name: numpy_helper.to_array(i) for i in onnx.load(str(a / "model.onnx")).graph.initializer
+               if i.name.endswith("_scale")} for a in (fast, slow)]
+    assert scales[0].keys() == scales[1].keys() and scales[0]
+    for name, value in scales[0].items():
+        np.testing.assert_allclose(value, scales[1][name], rtol=1e-6, err_msg=name)
+    edges = np.linspace(0, 4, 2049, dtype=np.float32)
+    data = np.abs(np.random.default_rng(0).standard_normal(100_000)).astype(np.float32)
+    hist, returned = q._UniformHistogramNumpy.histogram(data, bins=edges)
+    assert returned is edges and hist.sum() == np.histogram(data, bins=edges)[0].sum()
