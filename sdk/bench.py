@@ -134,7 +134,7 @@ def environment(**threads: Any) -> dict:
             "threads": {k: v for k, v in threads.items() if v is not None}, "versions": library_versions()}
 
 
-def _cpu_times() -> tuple[int, int, int] | None:
+def cpu_times() -> tuple[int, int, int] | None:
     """(busy, steal, total) jiffies over all CPUs from /proc/stat, or None where there is none."""
     try:
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -149,9 +149,9 @@ def _cpu_times() -> tuple[int, int, int] | None:
 def other_load(seconds: float) -> dict | None:
     """Sleep ``seconds`` and report how busy the machine was meanwhile (while this process idles, that is other
     work): % of all CPUs busy, % stolen by the hypervisor, and the load average. None without /proc/stat."""
-    a = _cpu_times()
+    a = cpu_times()
     time.sleep(seconds)
-    b = _cpu_times()
+    b = cpu_times()
     if a is None or b is None or b[2] == a[2]:
         return None
     total = b[2] - a[2]

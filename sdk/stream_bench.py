@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sdk.bench import cpu_times
 from sdk.errors import SegEdgeError
 from sdk.pipeline import StreamConfig, StreamPipeline
 from sdk.segmenter import Segmenter
@@ -56,8 +57,10 @@ class OtherLoad:
 
     @staticmethod
     def _busy() -> int:
-        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(v) - v[3] - v[4]  # all but idle and iowait
+        times = cpu_times()
+        if times is None:
+            raise SegEdgeError("/proc/stat: expected CPU times, found none (Linux only)")
+        return times[0] + times[1]  # busy + stolen: all but idle and iowait
 
     @staticmethod
     def _own() -> int:
