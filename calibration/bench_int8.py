@@ -3,10 +3,11 @@
     python -m calibration.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf \
         --camvid ../shared/data/camvid --json out/int8_bench.json
 
-Builds, with the same code paths as ``segedge quantize``: the FP32 ONNX artifact; ONNX Runtime INT8 (CPU recipe);
-the TensorRT-ready Q/DQ model (evaluated in ONNX Runtime: its speed here means nothing, TensorRT builds it on the
-device); and, when OpenVINO + NNCF are installed, OpenVINO FP32 (f32 hint), its default precision (bf16 on CPUs
-with AVX-512 BF16) and NNCF INT8 (static, so built once per measured size). Calibrates on CamVid train
+Builds, with the same code paths as ``segedge quantize``: the FP32 ONNX artifacts (the ``onnxruntime`` graph, which
+``segedge quantize --backend onnxruntime`` uses, and the portable graph, timed as a second FP32 baseline); ONNX
+Runtime INT8 (CPU recipe, from the ``onnxruntime`` graph); from the portable graph, the TensorRT-ready Q/DQ model
+(evaluated in ONNX Runtime: its speed here means nothing, TensorRT builds it on the device); and, when OpenVINO +
+NNCF are installed, OpenVINO FP32 (f32 hint), its default precision (bf16 on CPUs with AVX-512 BF16) and NNCF INT8 (static, so built once per measured size). Calibrates on CamVid train
 (``--num-samples`` frames), evaluates mIoU and pixel agreement with FP32 on val and test at the native 360x480, and
 measures latency (model only: preprocessed input -> mask, warm-up then ``--repeats`` runs, p50/p90) at 512x512 and
 360x480 with ``sdk.bench.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
@@ -53,15 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="segedge-bench-")
     work = args.workdir or Path(tmp.name)
     calib = load_calibration_set(args.camvid / "train.txt", num_samples=args.num_samples, seed=0)
-    fp32 = export_onnx(args.checkpoint, work / "fp32", progress=False)
-    variants: dict[str, tuple[Path, dict]] = {"ort-fp32": (fp32, {"runtime": "onnxruntime"})}
+    fp32 = export_onnx(args.checkpoint, work / "fp32", graph="onnxruntime", progress=False)
+    portable = export_onnx(args.checkpoint, work / "fp32-portable", progress=False)
+    variants: dict[str, tuple[Path, dict]] = {"ort-fp32": (fp32, {"runtime": "onnxruntime"}),
+                                              "ort-fp32-portable": (portable, {"runtime": "onnxruntime"})}
     build_s: dict[str, float] = {}
     t = time.perf_counter()
     variants["ort-int8"] = (quantize_onnxruntime(fp32, calib, work / "ort-int8", method=args.method,
                                                  progress=False), {"runtime": "onnxruntime"})
     build_s["ort-int8"] = time.perf_counter() - t
     t = time.perf_counter()
-    variants["trt-qdq (in ORT)"] = (quantize_onnxruntime(fp32, calib, work / "trt-qdq", target="tensorrt",
+    variants["trt-qdq (in ORT)"] = (quantize_onnxruntime(portable, calib, work / "trt-qdq", target="tensorrt",
                                                          method=args.method, progress=False),
                                     {"runtime": "onnxruntime"})
     build_s["trt-qdq (in ORT)"] = time.perf_counter() - t
@@ -74,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             # OpenVINO variants are static IRs at each measured size (INT8 is calibrated at one resolution, and the
             # float IRs are made static too so INT8 is compared with OpenVINO's float at the same shape)
             for hw in ((360, 480), (512, 512)):
-                ir = export_openvino(fp32, work / f"ov-ir-{hw[0]}x{hw[1]}", size_hw=hw, progress=False)
+                ir = export_openvino(portable, work / f"ov-ir-{hw[0]}x{hw[1]}", size_hw=hw, progress=False)
                 t = time.perf_counter()
-                int8 = quantize_openvino(fp32, calib, work / f"ov-int8-{hw[0]}x{hw[1]}", size_hw=hw, progress=False)
+                int8 = quantize_openvino(portable, calib, work / f"ov-int8-{hw[0]}x{hw[1]}", size_hw=hw,
+                                         progress=False)
                 build_s[f"ov-int8 {hw[0]}x{hw[1]}"] = time.perf_counter() - t
                 ov_at[hw] = {"ov-f32": ir, "ov-default": ir, "ov-int8": int8}
             variants["ov-f32"] = (ov_at[(360, 480)]["ov-f32"], {"runtime": "openvino", "precision": "f32"})
@@ -144,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{fmt(r.get('build_s'), '.0f'):>8}")
     ratios = {}
     for size, lat in latency.items():
-        for a, b in (("ort-int8", "ort-fp32"), ("ov-int8", "ov-default"), ("ov-int8", "ov-f32"),
+        for a, b in (("ort-int8", "ort-fp32"), ("ort-int8", "ort-fp32-portable"), ("ort-fp32", "ort-fp32-portable"),
+                     ("ov-int8", "ov-default"), ("ov-int8", "ov-f32"),
                      ("ort-int8", "pytorch-eager-fp32"), ("ov-int8", "pytorch-eager-fp32")):
             if a in lat and b in lat:
                 ratios[f"{size} {a} vs {b}"] = lat[b]["p50_ms"] / lat[a]["p50_ms"]

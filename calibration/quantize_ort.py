@@ -2,17 +2,21 @@
 
 Two targets from one FP32 ONNX artifact:
 - ``target="onnxruntime"``: for ONNX Runtime on CPUs. Activations uint8 (asymmetric), weights int8 symmetric per
-  output channel. Quantized: the Linear MatMuls (q, kv, proj, fc1, fc2), the dense convolutions (patch merging,
-  spatial reduction) and the whole folded decoder (its 1x1 convs, the upsampling Resizes, the branch sum, ReLU and
-  the classifier), so the decoder runs in int8 from the stage features to the logits. MatMul outputs are not
-  quantized: ONNX Runtime then runs them as MatMulIntegerToFloat (int8 in, float out) instead of QLinearMatMul
-  followed by a DequantizeLinear pass. Float: LayerNorm, Softmax, the attention matmuls, the depthwise conv + GELU
-  region, residual adds and the resize/argmax mask head. Why, measured on B0 at 512x512 on a 2-core AVX-512 CPU
-  (ONNX Runtime 1.32, side by side, p50): ONNX Runtime's default (everything) makes QLinearSoftmax the most expensive
-  kernel; weights-only layers with quantized outputs ran 1.08x faster than FP32 (the DequantizeLinear passes ate
-  the int8 gain); quantizing the decoder too made 1.24x; leaving MatMul outputs float 1.31x; quantizing the
-  attention matmuls (u8 x u8) or the depthwise convs made it slower again; keeping only the classifier float cost
-  9 ms (1.15x: the 256-channel map at 1/4 resolution must be dequantized for it). Keep any of these float with
+  output channel. Quantized: the Linear MatMuls (q, k, v, proj, and fc1/fc2 where they are MatMuls), the dense
+  convolutions (patch merging, spatial reduction, fc1/fc2 as 1x1 convs in the ``onnxruntime`` graph) and the whole
+  folded decoder (its 1x1 convs, the upsampling Resizes, the branch sum, ReLU and the classifier), so the decoder runs
+  in int8 from the stage features to the logits. On the ``onnxruntime`` graph (``export_onnx(graph="onnxruntime")``,
+  the default for this target) the depthwise convs are quantized too: Mix-FFN then runs fc1 -> depthwise -> fc2 as
+  u8 NHWC QLinearConvs with only GELU in float between them. MatMul outputs are not quantized: ONNX Runtime then runs
+  them as MatMulIntegerToFloat (int8 in, float out) instead of QLinearMatMul followed by a DequantizeLinear pass.
+  Float: LayerNorm, attention (MultiHeadAttention or the attention matmuls + Softmax), GELU, residual adds and the
+  resize/argmax mask head. Why, measured on B0 at 512x512 on a 2-core AVX-512 CPU (ONNX Runtime 1.32, side by
+  side, p50): ONNX Runtime's default (everything) makes QLinearSoftmax the most expensive kernel; on the portable
+  graph, weights-only layers with quantized outputs ran 1.08x faster than FP32 (the DequantizeLinear passes ate
+  the int8 gain), quantizing the decoder too made 1.24x, leaving MatMul outputs float 1.31x, and quantizing the
+  attention matmuls (u8 x u8) or the depthwise convs made it slower again (the depthwise conv sits between two
+  Transposes there, and its DequantizeLinear split ONNX Runtime's GELU fusion); keeping only the classifier float
+  cost 9 ms (1.15x: the 256-channel map at 1/4 resolution must be dequantized for it). Keep any of these float with
   ``keep_float`` (e.g. ``'^/decoder/classifier/'``).
 - ``target="tensorrt"``: an explicitly quantized Q/DQ model that TensorRT 8.6-11 builds as INT8: int8 activations
   and weights, symmetric (zero points 0), weights per output channel (axis 0 for Conv, 1 for MatMul), Q/DQ pairs on the
@@ -50,8 +54,8 @@ DEFAULT_METHODS = {"onnxruntime": "minmax", "tensorrt": "percentile"}
 DECODER_INT8_OPS = ("Resize", "Add", "Relu")  # CPU target: with the decoder's convs, the decoder runs in int8
 
 
-def quantizable_nodes(model, target: str) -> list[str]:
-    """Names of the nodes the recipe quantizes (see the module docstring)."""
+def quantizable_nodes(model, target: str, graph: str = "portable") -> list[str]:
+    """Names of the nodes the recipe quantizes (see the module docstring); ``graph`` is the export's graph form."""
     inits = {i.name for i in model.graph.initializer}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     classifier = convs[-1].name if convs else None  # the last conv is the decoder's classifier
@@ -63,7 +67,7 @@ def quantizable_nodes(model, target: str) -> list[str]:
             depthwise = any(a.name == "group" and a.i > 1 for a in node.attribute)
             if target == "tensorrt" and node.name != classifier:
                 names.append(node.name)
-            elif target == "onnxruntime" and not depthwise:
+            elif target == "onnxruntime" and (graph == "onnxruntime" or not depthwise):
                 names.append(node.name)
         elif target == "onnxruntime" and node.name.startswith("/decoder/") and node.op_type in DECODER_INT8_OPS:
             names.append(node.name)
@@ -179,13 +183,18 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     if manifest.format != "onnx" or manifest.precision != "fp32":
         raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (segedge export), got "
                          f"{manifest.format} {manifest.precision}")
+    if target == "tensorrt" and manifest.graph != "portable":
+        raise InputError(f"artifact {src}: its graph is {manifest.graph!r} (ONNX Runtime's com.microsoft ops), which "
+                         "TensorRT cannot parse. Quantize for TensorRT from a portable export: segedge export "
+                         "CHECKPOINT --graph portable, or pass the checkpoint itself.")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="segedge-quant-", dir=out) as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src / manifest.model_file), str(pre), skip_symbolic_shape=False)
-        nodes, kept = _apply_keep_float(quantizable_nodes(onnx.load(str(pre)), target), tuple(keep_float))
+        nodes, kept = _apply_keep_float(quantizable_nodes(onnx.load(str(pre)), target, manifest.graph),
+                                        tuple(keep_float))
         trt = target == "tensorrt"
         extra = {
             "WeightSymmetric": True,
@@ -221,7 +230,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             **manifest.extra,
             "quantization": {
                 "tool": f"onnxruntime {ort.__version__} quantize_static (QDQ)", "target": target,
-                "method": method, "activations": "int8 symmetric" if trt else "uint8 asymmetric",
+                "method": method, "graph": manifest.graph,
+                "activations": "int8 symmetric" if trt else "uint8 asymmetric",
                 "weights": "int8 symmetric per output channel", "quantized_nodes": len(nodes),
                 "kept_float_by_user": kept, "keep_float_patterns": list(keep_float),
                 "seconds": round(time.perf_counter() - t0, 1),

@@ -29,8 +29,9 @@ GROUP = re.compile(r"^/(encoder/stages\.\d+/(blocks\.\d+|patch_embed)|decoder)/"
 
 def node_groups(fp32_artifact: Path, target: str) -> dict[str, str]:
     """group name -> a regex (for keep_float) matching that group's quantizable nodes."""
-    model = onnx.load(str(Path(fp32_artifact) / read_manifest(fp32_artifact).model_file))
-    groups = sorted({m.group(0) for n in quantizable_nodes(model, target) if (m := GROUP.match(n))})
+    manifest = read_manifest(fp32_artifact)
+    model = onnx.load(str(Path(fp32_artifact) / manifest.model_file))
+    groups = sorted({m.group(0) for n in quantizable_nodes(model, target, manifest.graph) if (m := GROUP.match(n))})
     return {g.strip("/"): "^" + re.escape(g) for g in groups}
 
 

@@ -46,11 +46,21 @@ class FoldedMLPDecoder(nn.Module):
 
 
 class ExportSegFormer(nn.Module):
-    """``pixel_values (B, 3, H, W) -> logits (B, K, H/4, W/4)``, the same function as ``SegFormer`` in a cheaper form."""
+    """``pixel_values (B, 3, H, W) -> logits (B, K, H/4, W/4)``, the same function as ``SegFormer`` in a cheaper form.
 
-    def __init__(self, model: SegFormer) -> None:
+    graph: "portable" (standard ops: OpenVINO, TensorRT, any ONNX runtime) or "onnxruntime" (the encoder in
+    ``converters.ort_graph``'s form: ONNX Runtime's fused attention, Mix-FFN as convolutions)."""
+
+    def __init__(self, model: SegFormer, graph: str = "portable") -> None:
         super().__init__()
-        self.encoder = model.encoder
+        if graph == "onnxruntime":
+            from converters.ort_graph import OrtMixTransformer
+
+            self.encoder = OrtMixTransformer(model.encoder)
+        elif graph == "portable":
+            self.encoder = model.encoder
+        else:
+            raise ValueError(f"graph: expected 'portable' or 'onnxruntime', got {graph!r}")
         self.decoder = model.decoder if model.config.decoder_branch_norm else FoldedMLPDecoder(model.decoder)
         self.eval()
 

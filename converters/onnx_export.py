@@ -3,6 +3,9 @@
 The graph is traced from ``converters.folded.ExportSegFormer`` (the decoder's fuse layer folded into the per-stage
 Linears: same function, about half the FLOPs) and checked against the original module.
 Input ``pixel_values`` (N, 3, H, W) float32 with dynamic N/H/W, opset >= 17 (real LayerNormalization).
+Graphs (``graph=``): "portable" (default; standard ops at opset 17, what OpenVINO and TensorRT 8.6+ read) or
+"onnxruntime" (opset 20; the encoder in ``converters.ort_graph``'s form: ONNX Runtime's fused MultiHeadAttention,
+Mix-FFN as convolutions, NHWC-friendly reshapes -- faster in ONNX Runtime, FP32 and above all INT8, and only there).
 Heads (see ``sdk.manifest.Manifest``):
 - ``logits``: output ``logits`` (N, K, H/4, W/4) float32.
 - ``mask`` (default): a second input ``output_size`` (int64 [2], the image's (H, W)) and output ``mask`` (N, H, W)
@@ -22,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from sdk.errors import ExportError, require
-from sdk.manifest import HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
+from sdk.manifest import GRAPHS, HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
 from sdk.preprocess import PreprocessSpec
 
 MIN_OPSET = 17
+DEFAULT_OPSET = {"portable": 17, "onnxruntime": 20}
 
 
 def _mask_dtype(num_classes: int) -> tuple[int, str]:
@@ -93,7 +97,8 @@ def export_onnx(
     output: str | Path,
     *,
     size_hw: tuple[int, int] | None = None,
-    opset: int = 17,
+    opset: int | None = None,
+    graph: str = "portable",
     head: str = "mask",
     upsample: str = "exact",
     class_names: list[str] | None = None,
@@ -105,9 +110,16 @@ def export_onnx(
 
     size_hw: network input (height, width) recorded in the preprocessing spec; None keeps the checkpoint's own
     (for CamVid-style models: the image's native size). The graph itself accepts any size either way.
+    opset: None picks 17 for graph="portable" and 20 (ONNX's Gelu op) for graph="onnxruntime".
     class_names, layer_norm_eps: see ``converters.checkpoints.load_checkpoint``.
     Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol``.
     """
+    if graph not in GRAPHS:
+        raise ExportError(f"graph: expected one of {GRAPHS}, got {graph!r}")
+    opset = DEFAULT_OPSET[graph] if opset is None else opset
+    if graph == "onnxruntime" and opset < DEFAULT_OPSET["onnxruntime"]:
+        raise ExportError(f"opset: graph='onnxruntime' needs opset >= 20 (ONNX's Gelu op), got {opset}. Leave "
+                          "--opset out, or export graph='portable' for an older opset.")
     if opset < MIN_OPSET:
         raise ExportError(f"opset: expected >= {MIN_OPSET} (LayerNormalization is an ONNX op from 17), got {opset}")
     if head not in HEADS:
@@ -145,7 +157,8 @@ def export_onnx(
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
-                ExportSegFormer(ck.model), (torch.from_numpy(probe),), str(logits_path), input_names=["pixel_values"],
+                ExportSegFormer(ck.model, graph), (torch.from_numpy(probe),), str(logits_path),
+                input_names=["pixel_values"],
                 output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,
                 dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
                               "logits": {0: "batch", 2: "height_4", 3: "width_4"}},
@@ -200,7 +213,7 @@ def export_onnx(
         format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
         palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs, head=head,
         upsample=upsample if head == "mask" else None, architecture=ck.config.to_dict(),
-        source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset,
+        source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
         versions=_versions(), parity=parity,
         extra={"export_seconds": round(time.perf_counter() - t0, 2)},
     )

@@ -37,6 +37,10 @@ def read_onnx_artifact(onnx_artifact: str | Path, size_hw: tuple[int, int] | Non
     if manifest.format != "onnx" or manifest.precision != "fp32":
         raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (made by segedge export), got "
                          f"{manifest.format} {manifest.precision}")
+    if manifest.graph != "portable":
+        raise InputError(f"artifact {src}: its graph is {manifest.graph!r} (ONNX Runtime's com.microsoft ops), which "
+                         "OpenVINO does not read. Convert a portable export: segedge export CHECKPOINT --graph "
+                         "portable (the default), or pass the checkpoint itself.")
     model = ov.convert_model(str(src / manifest.model_file))
     if size_hw is not None:
         h, w = check_size_hw(size_hw)

@@ -276,6 +276,10 @@ def build_engine(
     if onnx_manifest.format != "onnx":
         raise ExportError(f"onnx_artifact {src}: expected an ONNX artifact (segedge export), got format "
                           f"{onnx_manifest.format!r}")
+    if onnx_manifest.graph != "portable":
+        raise ExportError(f"onnx_artifact {src}: its graph is {onnx_manifest.graph!r} (ONNX Runtime's com.microsoft "
+                          "ops), which TensorRT cannot parse. Build from a portable export: segedge export CHECKPOINT "
+                          "--graph portable (the default), or segedge quantize --backend tensorrt.")
     if workspace_mib < 1:
         raise InputError(f"workspace_mib: expected >= 1, got {workspace_mib}")
     if dla_core is not None and (dla_core < 0 or not (fp16 or int8)):

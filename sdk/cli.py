@@ -46,7 +46,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from converters.onnx_export import export_onnx
 
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
-                      opset=args.opset, head=args.head, upsample=args.upsample, class_names=_labels(args.labels),
+                      opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample,
+                      class_names=_labels(args.labels),
                       layer_norm_eps=args.layer_norm_eps, progress=not args.quiet)
     manifest = json.loads((out / "model.json").read_text())
     print(f"exported {manifest['architecture']['variant']} ({len(manifest['class_names'])} classes) to "
@@ -169,7 +170,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     else:
         from converters.onnx_export import export_onnx
 
+        # ONNX Runtime gets its own fast graph; OpenVINO and TensorRT read the portable one
         fp32 = export_onnx(source, out / "fp32", size_hw=tuple(args.size) if args.size else None,
+                           graph="onnxruntime" if args.backend == "onnxruntime" else "portable",
                            class_names=_labels(args.labels), progress=not args.quiet)
     if (args.eval is None) != (args.max_drop is None):
         raise InputError("--eval and --max-drop go together: give both for accuracy-aware quantization")
@@ -277,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="artifact folder to write")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="network input size recorded in the preprocessing (default: the checkpoint's own)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 17 for --graph portable, 20 for onnxruntime)")
+    p.add_argument("--graph", choices=["portable", "onnxruntime"], default="portable",
+                   help="portable: standard ops, for OpenVINO/TensorRT/any runtime (default); onnxruntime: ONNX "
+                        "Runtime's fused attention and NHWC-friendly layout, faster there (FP32 and INT8) and only "
+                        "there")
     p.add_argument("--head", choices=["mask", "logits"], default="mask",
                    help="mask: resize+argmax inside the graph (default); logits: raw 1/4-resolution logits")
     p.add_argument("--upsample", choices=["exact", "fast"], default="exact",

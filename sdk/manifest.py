@@ -15,6 +15,7 @@ MANIFEST_NAME = "model.json"
 FORMAT_VERSION = 1
 HEADS = ("logits", "mask")
 UPSAMPLE_MODES = ("exact", "fast")
+GRAPHS = ("portable", "onnxruntime")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +35,8 @@ class Manifest:
           "mask" -> output (N, H, W) class ids computed inside the graph at ``output_size`` (an int64 [2] input).
     upsample: for "mask": "exact" (bilinear logits to the output size, then argmax, as transformers does) or
           "fast" (bilinear to the network input size, argmax, nearest to the output size).
+    graph: for ONNX artifacts, "portable" (standard ONNX ops, opset 17: what OpenVINO and TensorRT read) or
+          "onnxruntime" (ONNX Runtime's fused attention and NHWC-friendly layout; only ONNX Runtime runs it).
     """
 
     format: str  # "onnx" | "openvino" | "tensorrt"
@@ -49,6 +52,7 @@ class Manifest:
     architecture: dict
     source: dict  # path, sha256, layout
     opset: int | None = None
+    graph: str = "portable"
     versions: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
@@ -59,6 +63,8 @@ class Manifest:
             raise ArtifactError(f"manifest head: expected one of {HEADS}, got {self.head!r}")
         if self.head == "mask" and self.upsample not in UPSAMPLE_MODES:
             raise ArtifactError(f"manifest upsample: expected one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if self.graph not in GRAPHS:
+            raise ArtifactError(f"manifest graph: expected one of {GRAPHS}, got {self.graph!r}")
         if self.palette is not None and len(self.palette) != len(self.class_names):
             raise ArtifactError(f"manifest palette: expected {len(self.class_names)} colours (one per class), "
                                 f"got {len(self.palette)}")
