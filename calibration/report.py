@@ -6,7 +6,9 @@ measured side by side in one run, and the fastest one within a largest allowed m
 
 The grid: backend x precision x calibration method x float-layer preset.
 - onnxruntime: fp32 (the reference), int8 (``quantize_onnxruntime``, CPU recipe) per method; no fp16/bf16 on the CPU
-  execution provider.
+  execution provider. From a checkpoint both come from the ``onnxruntime`` graph (``export_onnx(graph=
+  "onnxruntime")``, what ``segedge quantize --backend onnxruntime`` uses); OpenVINO and TensorRT variants from the
+  portable graph.
 - openvino (when ``runtimes.RUNTIMES`` has it): a static-shape IR (``export_openvino``) run with the f32 hint, and
   with bf16/f16 where the CPU has them (a runtime hint, same IR); int8 from NNCF (``quantize_openvino``: NNCF's own
   range estimation, so one variant whatever ``methods``). Float layers of the int8 model run at the device default.
@@ -116,7 +118,8 @@ class Variant:
 class _Context:
     source: Path  # checkpoint or FP32 ONNX artifact, as given
     source_is_artifact: bool
-    fp32: Path
+    fp32: Path  # the reference and ONNX Runtime's source: the onnxruntime graph when exported from a checkpoint
+    portable: Path  # OpenVINO's and TensorRT's source: the portable graph (the same artifact when one was given)
     artifacts: Path
     calib: Any  # CalibrationSet
     calib_arg: str
@@ -255,15 +258,16 @@ def _quantize_command(ctx: _Context, v: Variant, out: Path) -> str:
     return " ".join(parts + ["--output", _q(out)])
 
 
-def _export_command(ctx: _Context, out: Path) -> str:
+def _export_command(ctx: _Context, out: Path, graph: str = "portable") -> str:
     size = f" --size {ctx.size_hw[0]} {ctx.size_hw[1]}" if ctx.size_hw else ""
-    return f"segedge export {_q(ctx.source)} --output {_q(out)}{size}"
+    flag = f" --graph {graph}" if graph != "portable" else ""
+    return f"segedge export {_q(ctx.source)} --output {_q(out)}{size}{flag}"
 
 
 def _ir_command(ctx: _Context, ir: Path) -> str:
     """Export (unless an FP32 artifact was given) + ``export_openvino``: there is no ``segedge`` subcommand for a
     float IR, so the second step is the Python call."""
-    onnx_dir = ctx.fp32 if ctx.source_is_artifact else ir.parent / f"{ir.name}-onnx"
+    onnx_dir = ctx.portable if ctx.source_is_artifact else ir.parent / f"{ir.name}-onnx"
     h, w = ctx.ov_size_hw
     ir_step = (f"python -c \"from converters.openvino_export import export_openvino; "
                f"export_openvino('{onnx_dir}', '{ir}', size_hw=({h}, {w}))\"")
@@ -281,18 +285,19 @@ def _build_variant(v: Variant, ctx: _Context, shared: dict) -> None:
     if v.backend == "onnxruntime" and v.precision == "fp32":
         v.artifact = ctx.fp32
         v.command = (f"(the FP32 artifact given: {ctx.fp32})" if ctx.source_is_artifact
-                     else _export_command(ctx, ctx.fp32))
+                     else _export_command(ctx, ctx.fp32, read_manifest(ctx.fp32).graph))
         v.build_seconds = shared.get("export_seconds")
     elif v.backend in ("onnxruntime", "tensorrt") and v.precision == "int8":
+        src = ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
         if v.preset == "max-drop":
-            v.artifact = quantize_with_max_drop(ctx.fp32, ctx.calib, ctx.tune_data or [], out,
+            v.artifact = quantize_with_max_drop(src, ctx.calib, ctx.tune_data or [], out,
                                                 max_drop=ctx.max_drop, target=v.backend, method=str(v.method),
                                                 progress=ctx.progress)
             aa = json.loads((out / "model.json").read_text())["extra"]["accuracy_aware"]
             v.notes.append(f"float blocks: {', '.join(aa['float_blocks']) or 'none'}; tuning drop "
                            f"{aa['measured_drop_points']:.2f} points ({'met' if aa['max_drop_met'] else 'NOT met'})")
         else:
-            v.artifact = quantize_onnxruntime(ctx.fp32, ctx.calib, out, target=v.backend, method=str(v.method),
+            v.artifact = quantize_onnxruntime(src, ctx.calib, out, target=v.backend, method=str(v.method),
                                               progress=ctx.progress)
         v.command = _quantize_command(ctx, v, out)
         if v.backend == "tensorrt":
@@ -301,7 +306,7 @@ def _build_variant(v: Variant, ctx: _Context, shared: dict) -> None:
         from calibration.quantize_openvino import quantize_openvino
 
         accuracy_aware = v.preset == "max-drop"
-        v.artifact = quantize_openvino(ctx.fp32, ctx.calib, out, size_hw=ctx.ov_size_hw, progress=ctx.progress,
+        v.artifact = quantize_openvino(ctx.portable, ctx.calib, out, size_hw=ctx.ov_size_hw, progress=ctx.progress,
                                        eval_data=ctx.tune_data if accuracy_aware else None,
                                        max_drop=ctx.max_drop if accuracy_aware else None)
         v.command = _quantize_command(ctx, v, out)
@@ -310,13 +315,13 @@ def _build_variant(v: Variant, ctx: _Context, shared: dict) -> None:
             from converters.openvino_export import export_openvino
 
             ir = ctx.artifacts / "ov-ir"
-            shared["ov_ir"] = export_openvino(ctx.fp32, ir, size_hw=ctx.ov_size_hw, progress=False)
+            shared["ov_ir"] = export_openvino(ctx.portable, ir, size_hw=ctx.ov_size_hw, progress=False)
             shared["ov_ir_seconds"] = time.perf_counter() - t
         v.artifact = shared["ov_ir"]
         v.build_seconds = shared["ov_ir_seconds"]
         v.command = _ir_command(ctx, v.artifact)
     else:  # tensorrt fp32 / fp16 engine from the FP32 ONNX
-        v.artifact = ctx.fp32
+        v.artifact = ctx.portable
     if v.backend == "tensorrt" and v.latency_runtime == "tensorrt":
         from converters.tensorrt_build import build_engine
 
@@ -612,7 +617,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     t = time.perf_counter()
     source_is_artifact = (source / "model.json").is_file()
     if source_is_artifact:
-        fp32 = source
+        fp32 = portable = source
         m = read_manifest(fp32)
         if m.format != "onnx" or m.precision != "fp32":
             raise InputError(f"{source}: expected a checkpoint or an FP32 ONNX artifact, got {m.format} {m.precision}")
@@ -621,7 +626,11 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     else:
         from converters.onnx_export import export_onnx
 
-        fp32 = export_onnx(source, artifacts / "ort-fp32", size_hw=size_hw, progress=False)
+        # ONNX Runtime's variants (and the reference) from its own graph; OpenVINO's and TensorRT's from the portable
+        fp32 = export_onnx(source, artifacts / "ort-fp32", size_hw=size_hw, graph="onnxruntime", progress=False)
+        portable = fp32
+        if set(backends) - {"onnxruntime"}:
+            portable = export_onnx(source, artifacts / "fp32-portable", size_hw=size_hw, progress=False)
     export_seconds = time.perf_counter() - t
     manifest = read_manifest(fp32)
     names = manifest.class_names
@@ -636,8 +645,9 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
         from calibration.datasets import open_labelled_set
 
         tune_data = list(open_labelled_set(tune if tune is not None else eval_set))
-    ctx = _Context(source=source, source_is_artifact=source_is_artifact, fp32=fp32, artifacts=artifacts,
-                   calib=calib_set, calib_arg=str(calib), num_samples=num_samples, seed=seed, size_hw=size_hw,
+    ctx = _Context(source=source, source_is_artifact=source_is_artifact, fp32=fp32, portable=portable,
+                   artifacts=artifacts, calib=calib_set, calib_arg=str(calib), num_samples=num_samples, seed=seed,
+                   size_hw=size_hw,
                    ov_size_hw=tuple(manifest.preprocess.size_hw or frame.shape[:2]),
                    tune_arg=str(tune) if tune is not None else None, tune_data=tune_data, max_drop=max_drop,
                    latency_hw=latency_hw, frame_hw=frame.shape[:2], batch=cost.batch, progress=False)

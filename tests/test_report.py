@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ from calibration.report import (CostOptions, Variant, _quantize_command, make_re
                                 recommend)
 from sdk.bench import add_bench_parser, bench, latency_stats, measure_latency
 from sdk.errors import InputError, MissingDependencyError
+from sdk.manifest import read_manifest
 from sdk.segmenter import Segmenter
 
 FAST = CostOptions(repeats=3, warmup=1, batch=2, pause_s=0.0, settle_s=0.5, memory=True)
@@ -162,7 +164,8 @@ def test_plan_presets_and_commands(tmp_path):
     assert [s["name"] for s in skipped] == ["trt-fp32"]
     from calibration.report import _Context
 
-    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=tmp_path / "fp32", artifacts=tmp_path,
+    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=tmp_path / "fp32",
+                   portable=tmp_path / "fp32-portable", artifacts=tmp_path,
                    calib=None, calib_arg="frames/", num_samples=50, seed=3, size_hw=(128, 160),
                    ov_size_hw=(128, 160), tune_arg="val/", tune_data=[], max_drop=0.7, latency_hw=(128, 160),
                    frame_hw=(360, 480), batch=2, progress=False)
@@ -298,7 +301,8 @@ def test_tensorrt_engines_are_built_with_a_profile_that_holds_the_timing_frame(t
                                      tensorrt_gpu=None)[0]]
     assert (v.runtime, v.latency_runtime) == ("tensorrt", "tensorrt")
     fp32 = tiny_report["evaluation"]["reference_artifact"]
-    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=fp32, artifacts=tmp_path, calib=None,
+    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=fp32, portable=fp32, artifacts=tmp_path,
+                   calib=None,
                    calib_arg="frames/", num_samples=4, seed=0, size_hw=(128, 160), ov_size_hw=(128, 160),
                    tune_arg=None, tune_data=None, max_drop=0.5, latency_hw=(128, 160), frame_hw=(360, 480), batch=4,
                    progress=False)
@@ -314,3 +318,11 @@ def test_tensorrt_engines_are_built_with_a_profile_that_holds_the_timing_frame(t
 
     args = build_parser().parse_args(v.command.split()[1:])  # a command segedge build accepts
     assert args.fp16 and args.opt_hw == [128, 160] and args.max_batch == 4
+
+
+def test_each_backend_is_built_from_its_graph(tiny_report):
+    ref = Path(tiny_report["evaluation"]["reference_artifact"])
+    assert read_manifest(ref).graph == "onnxruntime"  # the reference and ONNX Runtime's variants: its fast graph
+    assert read_manifest(ref.parent / "ort-int8-minmax").graph == "onnxruntime"
+    trt = read_manifest(ref.parent / "trt-int8-minmax")  # TensorRT's Q/DQ model: the portable graph
+    assert trt.graph == "portable" and Path(trt.extra["fp32_source"]).name == "fp32-portable"
