@@ -174,14 +174,31 @@ def test_calibration_in_slices_gives_the_same_ranges(tmp_path, small_fp32, calib
     from calibration.quantize_ort import calibration_stride
 
     assert [calibration_stride(n) for n in (300, 367, 8, 1, 48)] == [15, 1, 8, 1, 16]
-    one = quantize_onnxruntime(small_fp32, calib, tmp_path / "one", progress=False, slice_frames=16)
-    four = quantize_onnxruntime(small_fp32, calib, tmp_path / "four", progress=False, slice_frames=2)
+    one = quantize_onnxruntime(small_fp32, calib, tmp_path / "one", target="tensorrt", method="minmax",
+                               progress=False, slice_frames=16)
+    four = quantize_onnxruntime(small_fp32, calib, tmp_path / "four", target="tensorrt", method="minmax",
+                                progress=False, slice_frames=2)
     scales = [{i.name: numpy_helper.to_array(i) for i in onnx.load(str(a / "model.onnx")).graph.initializer
                if i.name.endswith("_scale") or i.name.endswith("_zero_point")} for a in (one, four)]
     assert scales[0].keys() == scales[1].keys() and scales[0]
     for name, value in scales[0].items():
         np.testing.assert_array_equal(value, scales[1][name], err_msg=name)
     quantize_onnxruntime(small_fp32, calib, tmp_path / "entropy", method="entropy", progress=False, slice_frames=4)
+
+
+def test_cpu_minmax_ranges_are_the_mean_of_per_frame_ranges(tmp_path, small_fp32, calib):
+    """The CPU target's minmax: each range is the mean over frames of the frame's min and max (checked on the network
+    input, whose per-frame values we can compute), not the global min/max."""
+    from sdk.preprocess import preprocess
+
+    art = quantize_onnxruntime(small_fp32, calib, tmp_path / "q", progress=False)
+    assert read_manifest(art).extra["quantization"]["ranges"] == "mean of per-frame min/max"
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(art / "model.onnx")).graph.initializer}
+    spec = read_manifest(small_fp32).preprocess
+    x = [preprocess(f, spec) for f in calib.frames]
+    lo, hi = min(np.mean([a.min() for a in x]), 0.0), max(np.mean([a.max() for a in x]), 0.0)
+    np.testing.assert_allclose(inits["pixel_values_scale"], (hi - lo) / 255, rtol=1e-5)
+    assert (hi - lo) < max(a.max() for a in x) - min(a.min() for a in x)  # narrower than the global range
 
 
 def test_uniform_histogram_path_gives_the_same_model(tmp_path, small_fp32, calib, monkeypatch):
