@@ -167,6 +167,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     source, out = Path(args.checkpoint), Path(args.output)
     if (source / "model.json").is_file():
         fp32 = source  # already an FP32 ONNX artifact
+        graph = json.loads((source / "model.json").read_text()).get("graph", "portable")
+        if args.backend == "onnxruntime" and graph == "portable":
+            print(f"note: {source} is a portable graph; for ONNX Runtime, INT8 from a --graph onnxruntime export "
+                  "runs faster (segedge export CHECKPOINT --graph onnxruntime, or pass the checkpoint)")
     else:
         from converters.onnx_export import export_onnx
 

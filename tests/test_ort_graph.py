@@ -73,8 +73,26 @@ def test_int8_recipe_quantizes_the_whole_ffn(tmp_path, ort_fp32, camvid, val_pai
         assert not any(i in from_dq for n in graph.node if n.op_type == op for i in n.input[:1]), op
     with Segmenter.from_artifact(ort_fp32) as fp32, Segmenter.from_artifact(art) as int8:
         assert evaluate(int8, val_pairs, reference=fp32, progress=False).agreement >= 0.95
+    dq_out = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    assert not any(n.input[0] in dq_out for n in graph.node if n.op_type == "Shape")  # Shapes read int8 tensors
     groups = node_groups(ort_fp32, "onnxruntime")  # the sensitivity analysis sees the same blocks
     assert "encoder/stages.0/blocks.0" in groups and "decoder" in groups
+
+
+def test_shapes_from_quantized_changes_no_result(tmp_path, ort_fp32, camvid, val_pairs, monkeypatch):
+    import calibration.quantize_ort as q
+
+    calib = load_calibration_set(camvid / "train.txt", num_samples=2, seed=0)
+    monkeypatch.setattr(q, "shapes_from_quantized", lambda model: 0)
+    plain = q.quantize_onnxruntime(ort_fp32, calib, tmp_path / "plain", progress=False)
+    monkeypatch.undo()
+    model = onnx.load(str(plain / "model.onnx"))
+    assert q.shapes_from_quantized(model) > 0
+    rewired = shutil.copytree(plain, tmp_path / "rewired")
+    onnx.save(model, str(rewired / "model.onnx"))
+    with Segmenter.from_artifact(plain) as a, Segmenter.from_artifact(rewired) as b:
+        for image, _ in val_pairs:
+            np.testing.assert_array_equal(a(image).mask, b(image).mask)
 
 
 def test_other_backends_refuse_it(tmp_path, ort_fp32, camvid):
@@ -114,3 +132,12 @@ def test_cli_export_graph(tmp_path, hf_model, capsys):
     assert main(["export", str(hf_model), "--graph", "onnxruntime", "--opset", "17",
                  "--output", str(tmp_path / "p"), "-q"]) != 0
     assert "needs opset >= 20" in capsys.readouterr().err
+
+
+def test_cli_quantize_points_portable_artifacts_to_the_faster_graph(tmp_path, portable_fp32, ort_fp32, camvid,
+                                                                   capsys):
+    common = ["--backend", "onnxruntime", "--calib", str(camvid / "train.txt"), "--num-samples", "2", "-q"]
+    assert main(["quantize", str(portable_fp32), *common, "--output", str(tmp_path / "a")]) == 0
+    assert "--graph onnxruntime" in capsys.readouterr().out
+    assert main(["quantize", str(ort_fp32), *common, "--output", str(tmp_path / "b")]) == 0
+    assert "note:" not in capsys.readouterr().out
