@@ -109,6 +109,8 @@ def test_other_backends_refuse_it(tmp_path, ort_fp32, camvid):
 
     with pytest.raises(InputError, match="OpenVINO does not read"):
         export_openvino(ort_fp32, tmp_path / "ir", progress=False)
+    with pytest.raises(ArtifactError, match="OpenVINO does not read"):
+        Segmenter.from_artifact(ort_fp32, runtime="openvino")
 
 
 def test_export_options_and_manifest(tmp_path, hf_model, portable_fp32):
