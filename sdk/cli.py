@@ -207,8 +207,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             raise InputError("--keep-float and --max-drop contradict: --max-drop chooses the float layers")
         size = tuple(args.size) if args.size else json.loads((fp32 / "model.json").read_text())["preprocess"]["size_hw"]
         if not size:
-            raise InputError("--backend openvino: INT8 is calibrated at one static resolution; give --size H W "
-                             "(e.g. your camera's frame size, or the network size you deploy at)")
+            shapes = {f.shape[:2] for f in calib.frames}
+            if len(shapes) != 1:
+                raise InputError(f"--backend openvino: INT8 is calibrated at one static resolution, and the "
+                                 f"calibration frames come in {len(shapes)} sizes (e.g. {sorted(shapes)[:3]}); give "
+                                 "--size H W (your camera's frame size, or the network size you deploy at)")
+            size = shapes.pop()
+            print(f"note: static size {size[0]}x{size[1]}, the calibration frames' own (this model's preprocessing "
+                  "does not resize); give --size H W for another")
         eval_data = None
         if args.eval:
             from calibration.datasets import open_labelled_set

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -211,6 +212,15 @@ def test_cli_quantize_openvino(tmp_path, hf_artifact, camvid, capsys):
     assert code == 0 and str(out) in capsys.readouterr().out
     m = read_manifest(out)
     assert m.format == "openvino" and m.precision == "int8" and m.preprocess.size_hw == (64, 96)
+    # no --size: the calibration frames' own size when they share one (CamVid: 360x480), else a clear error
     assert main(["quantize", str(hf_artifact), "--backend", "openvino", "--calib", str(camvid / "train.txt"),
-                 "--num-samples", "4", "--output", str(tmp_path / "no-size"), "-q"]) == 1
-    assert "--size" in capsys.readouterr().err
+                 "--num-samples", "2", "--output", str(tmp_path / "no-size"), "-q"]) == 0
+    assert "static size 360x480" in capsys.readouterr().out
+    assert read_manifest(tmp_path / "no-size").preprocess.size_hw == (360, 480)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, (h, w) in enumerate([(64, 96), (80, 96)]):
+        cv2.imwrite(str(mixed / f"{i}.png"), np.zeros((h, w, 3), np.uint8))
+    assert main(["quantize", str(hf_artifact), "--backend", "openvino", "--calib", str(mixed),
+                 "--output", str(tmp_path / "mixed-out"), "-q"]) == 1
+    assert "give --size H W" in capsys.readouterr().err
