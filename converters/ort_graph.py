@@ -147,9 +147,4 @@ class OrtMixTransformer(nn.Module):
         super().__init__()
         self.stages = nn.ModuleList(OrtStage(s) for s in enc.stages)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
+    forward = MixTransformer.forward  # the same loop over ``self.stages``
