@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sdk.errors import InputError, SegEdgeError
+from sdk.manifest import GRAPHS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "segformer-b0-camvid-demo"
@@ -167,8 +168,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     source, out = Path(args.checkpoint), Path(args.output)
     if (source / "model.json").is_file():
         fp32 = source  # already an FP32 ONNX artifact
-        graph = json.loads((source / "model.json").read_text()).get("graph", "portable")
-        if args.backend == "onnxruntime" and graph == "portable":
+        from sdk.manifest import read_manifest
+
+        if args.backend == "onnxruntime" and read_manifest(source).graph == "portable":
             print(f"note: {source} is a portable graph; for ONNX Runtime, INT8 from a --graph onnxruntime export "
                   "runs faster (segedge export CHECKPOINT --graph onnxruntime, or pass the checkpoint)")
     else:
@@ -291,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="network input size recorded in the preprocessing (default: the checkpoint's own)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: 17 for --graph portable, 20 for onnxruntime)")
-    p.add_argument("--graph", choices=["portable", "onnxruntime"], default="portable",
+    p.add_argument("--graph", choices=list(GRAPHS), default="portable",
                    help="portable: standard ops, for OpenVINO/TensorRT/any runtime (default); onnxruntime: ONNX "
                         "Runtime's fused attention and NHWC-friendly layout, faster there (FP32 and INT8) and only "
                         "there")
