@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdk.errors import InputError
+from sdk.core.errors import InputError
 
 # severity 1..5 -> parameter, as in ImageNet-C (imagecorruptions)
 _NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)  # of the 0..1 range

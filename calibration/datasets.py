@@ -13,8 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from sdk.errors import InputError
-from sdk.preprocess import read_rgb
+from sdk.core.errors import InputError
+from sdk.core.preprocess import read_rgb
 
 IGNORE_INDEX = 255
 CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car",

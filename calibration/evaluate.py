@@ -8,7 +8,7 @@ from typing import Iterable
 import numpy as np
 
 from calibration.metrics import ConfusionMatrix
-from sdk.errors import LabelsError
+from sdk.core.errors import LabelsError
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sdk.errors import InputError
+from sdk.core.errors import InputError
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """INT8 post-training quantization for OpenVINO with NNCF: FP32 ONNX artifact + calibration frames -> INT8 IR artifact.
 
-The recipe (measured on SegFormer-B0 / CamVid on an AVX-512 VNNI+BF16 CPU; see ``calibration.bench_openvino``):
+The recipe (measured on SegFormer-B0 / CamVid on an AVX-512 VNNI+BF16 CPU; see ``benchmarks.bench_openvino``):
 
 - **Static shape first.** The model is reshaped to (1, 3, h, w) before quantizing: OpenVINO then plans memory once,
   and nothing in the quantized graph depends on a resolution it was not calibrated at.
@@ -29,7 +29,7 @@ With ``eval_data`` ((image, label) pairs, e.g. ``calibration.datasets.CamVid``) 
 ``nncf.quantize_with_accuracy_control`` reverts the most harmful quantized layers to float until the drop is met.
 If it cannot be met, the best model NNCF found is kept, marked ``extra.accuracy_aware.max_drop_met = false`` (and
 ``extra.quantization.max_drop_met``) with the measured drop, and a warning says so.
-Calibration frames go through ``sdk.preprocess.preprocess`` with the artifact's spec (``CalibrationSet.inputs``).
+Calibration frames go through ``sdk.core.preprocess.preprocess`` with the artifact's spec (``CalibrationSet.inputs``).
 """
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ import numpy as np
 from calibration.metrics import ConfusionMatrix
 from calibration.sets import CalibrationSet
 from converters.openvino_export import MODEL_XML, check_size_hw, read_onnx_artifact, static_manifest
-from sdk.errors import InputError, require
-from sdk.manifest import Manifest
-from sdk.preprocess import PreprocessSpec, preprocess
+from sdk.core.errors import InputError, require
+from sdk.core.manifest import Manifest
+from sdk.core.preprocess import PreprocessSpec, preprocess
 
 log = logging.getLogger("segedge")
 
@@ -97,7 +97,7 @@ def _feeds(image: np.ndarray, spec: PreprocessSpec, head: str) -> dict[str, np.n
 
 def _mask(compiled, feeds: dict, head: str, hw: tuple[int, int]) -> np.ndarray:
     """(H, W) class ids from a compiled model: the mask head returns them; a logits head is upsampled here."""
-    from sdk.postprocess import logits_to_mask
+    from sdk.core.postprocess import logits_to_mask
 
     out = compiled(feeds)[compiled.output(0)]
     return out[0] if head == "mask" else logits_to_mask(out[0], hw)

@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.sets import CalibrationSet
-from sdk.errors import InputError, require
-from sdk.manifest import Manifest, read_manifest
+from sdk.core.errors import InputError, require
+from sdk.core.manifest import Manifest, read_manifest
 
 METHODS = ("minmax", "entropy", "percentile")
 TARGETS = ("onnxruntime", "tensorrt")
@@ -121,7 +121,7 @@ class _Reader:
         self._pos, self._end = start_index, min(end_index, len(self._frames))
 
     def get_next(self) -> dict | None:
-        from sdk.preprocess import preprocess
+        from sdk.core.preprocess import preprocess
 
         if self._pos >= self._end:
             if self._end >= len(self._frames):

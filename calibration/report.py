@@ -21,12 +21,11 @@ The grid: backend x precision x calibration method x float-layer preset.
 Accuracy against the FP32 ONNX artifact in ONNX Runtime (the reference): mIoU, per-class IoU, pixel accuracy and
 pixel agreement on a labelled set; on an unlabelled one (a folder of images, a video, a .txt list) agreement alone.
 Optionally under corruptions (``calibration.corruptions``). Cost: latency p50/p90/p99 (model only: the preprocessed
-frame -> full-resolution mask, alternating variants run by run, ``sdk.bench.measure_latency``), throughput at batch
+frame -> full-resolution mask, alternating variants run by run, ``sdk.timing.measure_latency``), throughput at batch
 1 and ``CostOptions.batch``, load/compile time and peak RSS in a fresh process per variant, artifact size on disk.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import json
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import InputError, LabelsError, MissingDependencyError, SegEdgeError
+from sdk.core.errors import InputError, LabelsError, MissingDependencyError, SegEdgeError
 
 SCHEMA = "segedge.report/1"
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
@@ -54,7 +53,7 @@ OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 @dataclass(frozen=True, kw_only=True)
 class CostOptions:
     """How cost is measured. repeats/warmup: timed/untimed runs per variant at batch 1 (a quarter as many at
-    ``batch``); pause_s: sleep before each timed run (see ``sdk.bench``); settle_s: pause before timing (models ran
+    ``batch``); pause_s: sleep before each timed run (see ``sdk.timing``); settle_s: pause before timing (models ran
     ~1.3x slower for 10-20 s after quantizing here); memory: load time + peak RSS in a fresh process per variant."""
 
     repeats: int = 30
@@ -278,7 +277,7 @@ def _build_variant(v: Variant, ctx: _Context, shared: dict) -> None:
     """Build ``v.artifact`` with the SDK's own functions; sets command/run_with."""
     from calibration.quantize_ort import quantize_onnxruntime
     from calibration.sensitivity import quantize_with_max_drop
-    from sdk.manifest import read_manifest
+    from sdk.core.manifest import read_manifest
 
     out = ctx.artifacts / v.name
     t = time.perf_counter()
@@ -444,8 +443,8 @@ def _note_identical(variants: list[Variant]) -> None:
 # ------------------------------------------------------------------------------------------------------------ cost
 def _measure_cost(variants: list[Variant], frame: np.ndarray, options: CostOptions, progress: bool) -> None:
     from runtimes import open_runtime
-    from sdk.bench import measure_latency, probe_load_and_memory, throughput_fps
-    from sdk.preprocess import network_size, preprocess
+    from sdk.timing import measure_latency, probe_load_and_memory, throughput_fps
+    from sdk.core.preprocess import network_size, preprocess
 
     timed = [v for v in variants if v.status == "built" and v.latency_runtime]
     for v in variants:
@@ -455,7 +454,7 @@ def _measure_cost(variants: list[Variant], frame: np.ndarray, options: CostOptio
                 v.cost["latency_note"] = v.latency_note
     if not timed:
         return
-    from sdk.bench import other_load
+    from sdk.timing import other_load
 
     gc.collect()
     busy = other_load(options.settle_s) if options.settle_s > 0 else None
@@ -590,8 +589,8 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     ``output``/report.{json,md,html} and ``output``/artifacts/. Returns the report (the JSON's content)."""
     from calibration.corruptions import check_corruptions
     from calibration.sets import load_calibration_set
-    from sdk.manifest import read_manifest
-    from sdk.preprocess import network_size
+    from sdk.core.manifest import read_manifest
+    from sdk.core.preprocess import network_size
 
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
@@ -728,7 +727,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
 
 
 def _environment() -> dict:
-    from sdk.bench import environment
+    from sdk.timing import environment
 
     try:
         import onnxruntime as ort
@@ -757,72 +756,3 @@ def _examples(chosen: Variant, fp32: Path, items: list, count: int) -> list[dict
             out.append({"index": i, "why": why, "image": image, "fp32": a, "int8": b,
                         "agreement": float(np.mean(a == b)), "variant": chosen.name})
     return out
-
-
-# ------------------------------------------------------------------------------------------------------------- CLI
-def _list(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def add_report_parser(subparsers) -> None:
-    """Register ``segedge report`` on an argparse subparsers object. Imports nothing heavy."""
-    p = subparsers.add_parser("report", help="accuracy-vs-latency report over backends, precisions and "
-                                             "calibration methods, with a recommendation")
-    p.add_argument("checkpoint", help="a checkpoint (any supported layout) or an FP32 ONNX artifact folder")
-    p.add_argument("--calib", required=True, help="calibration frames: folder of images, video or .txt list")
-    p.add_argument("--eval", required=True, help="labelled set (CamVid root, ADE20K, images/ + labels/) or "
-                                                 "unlabelled images (folder, video, .txt): agreement with FP32 only")
-    p.add_argument("--output", required=True, help="report folder (report.html/.json/.md + artifacts/)")
-    p.add_argument("--backends", type=_list, default=list(BACKENDS), help="comma list (default: all)")
-    p.add_argument("--precisions", type=_list, default=list(PRECISIONS), help="comma list of fp32, fp16, bf16, "
-                   "int8 (default: all; those a backend lacks are listed as skipped)")
-    p.add_argument("--methods", type=_list, default=list(METHODS), help="calibration methods (default: all)")
-    p.add_argument("--presets", type=_list, help="float-layer presets: default, max-drop (default: default, plus "
-                                                 "max-drop when --max-drop is given)")
-    p.add_argument("--max-drop", type=float, help="largest mIoU drop in points for the recommendation (default "
-                                                  "0.5); giving it also builds the accuracy-aware max-drop variants")
-    p.add_argument("--tune", help="labelled set the max-drop search tunes on (default: --eval; for CamVid the "
-                                  "val split, as segedge quantize --eval reads it)")
-    p.add_argument("--eval-split", default="test", help="CamVid split to evaluate on (default test)")
-    p.add_argument("--eval-samples", type=int, default=0, help="evaluate on this many images, evenly spread (0: all)")
-    p.add_argument("--num-samples", type=int, default=300, help="calibration frames (default 300)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size for the export")
-    p.add_argument("--corruptions", type=_list, default=[], help="comma list of gaussian_noise, gaussian_blur, "
-                   "brightness, contrast, jpeg, or 'all' (robustness study; default none)")
-    p.add_argument("--severity", type=int, default=3, help="corruption severity 1..5 (default 3)")
-    p.add_argument("--corruption-samples", type=int, default=0, help="images per corruption (0: all)")
-    p.add_argument("--repeats", type=int, default=30, help="timed runs per variant at batch 1 (default 30)")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--batch", type=int, default=4, help="the larger batch for throughput (default 4)")
-    p.add_argument("--settle", type=float, default=10.0, help="seconds of pause before timing (default 10)")
-    p.add_argument("--no-memory", action="store_true", help="skip the per-variant load-time/peak-RSS processes")
-    p.add_argument("--examples", type=int, default=3, help="example frames in the HTML (default 3)")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from calibration.corruptions import CORRUPTIONS
-    from calibration.report_render import format_table
-
-    presets = args.presets or (["default", "max-drop"] if args.max_drop is not None else ["default"])
-    if "max-drop" in presets and args.max_drop is None:
-        raise InputError("--presets max-drop needs --max-drop POINTS (the drop the sensitivity search must meet)")
-    corruptions = list(CORRUPTIONS) if args.corruptions == ["all"] else args.corruptions
-    report = make_report(args.checkpoint, args.output, calib=args.calib, eval_set=args.eval,
-                         backends=args.backends, precisions=args.precisions, methods=args.methods, presets=presets,
-                         max_drop=0.5 if args.max_drop is None else args.max_drop, tune=args.tune,
-                         eval_split=args.eval_split, eval_samples=args.eval_samples, num_samples=args.num_samples,
-                         seed=args.seed, size_hw=tuple(args.size) if args.size else None, corruptions=corruptions,
-                         severity=args.severity, corruption_samples=args.corruption_samples,
-                         cost=CostOptions(repeats=args.repeats, warmup=args.warmup, batch=args.batch,
-                                          settle_s=args.settle, memory=not args.no_memory),
-                         examples=args.examples, progress=not args.quiet)
-    print(format_table(report))
-    print(f"wrote {report['files']['html']}, {report['files']['json']}, {report['files']['md']} in "
-          f"{report['phases_seconds']['total_s']:.0f} s")
-    rec = report["recommendation"]
-    if rec.get("variant"):
-        print(f"next: {rec['command']}")
-    return 0

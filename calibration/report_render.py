@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import require
+from sdk.core.errors import require
 
 BACKEND_COLOURS = {"onnxruntime": "#1f77b4", "openvino": "#7b3fa0", "tensorrt": "#2ca02c"}
 PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "fp16": "D", "int8": "^"}
@@ -431,7 +431,7 @@ def render_markdown(report: dict) -> str:
 
 def write_report(report: dict, out: Path, examples: list[dict], manifest) -> dict[str, Path]:
     """Write report.json, report.md and report.html into ``out``; returns their paths."""
-    from sdk.result import default_palette
+    from sdk.core.result import default_palette
 
     out = Path(out)
     report = _clean(report)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from calibration.evaluate import evaluate
 from calibration.quantize_ort import quantizable_nodes, quantize_onnxruntime
 from calibration.sets import CalibrationSet
-from sdk.manifest import read_manifest
+from sdk.core.manifest import read_manifest
 from sdk.segmenter import Segmenter
 
 GROUP = re.compile(r"^/(encoder/stages\.\d+/(blocks\.\d+|patch_embed)|decoder)/")

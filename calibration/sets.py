@@ -12,8 +12,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from sdk.errors import InputError
-from sdk.preprocess import PreprocessSpec, check_image, preprocess, read_rgb
+from sdk.core.errors import InputError
+from sdk.core.preprocess import PreprocessSpec, check_image, preprocess, read_rgb
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".h264"}

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from converters.model import SegFormer, SegFormerConfig, variant_name
-from sdk.errors import CheckpointError, LabelsError
-from sdk.preprocess import PreprocessSpec
+from sdk.core.errors import CheckpointError, LabelsError
+from sdk.core.preprocess import PreprocessSpec
 
 StateDict = dict[str, torch.Tensor]
 

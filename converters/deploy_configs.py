@@ -21,8 +21,8 @@ import shutil
 from pathlib import Path
 
 from runtimes.tensorrt import engine_manifest_info, resolve_artifact
-from sdk.errors import ArtifactError, InputError
-from sdk.manifest import Manifest, read_manifest
+from sdk.core.errors import ArtifactError, InputError
+from sdk.core.manifest import Manifest, read_manifest
 
 DEEPSTREAM_CONFIG = "config_infer_primary_segformer.txt"
 LABELS_FILE = "labels.txt"

@@ -6,7 +6,7 @@ Input ``pixel_values`` (N, 3, H, W) float32 with dynamic N/H/W, opset >= 17 (rea
 Graphs (``graph=``): "portable" (default; standard ops at opset 17, what OpenVINO and TensorRT 8.6+ read) or
 "onnxruntime" (opset 20; the encoder in ``converters.ort_graph``'s form: ONNX Runtime's fused MultiHeadAttention,
 Mix-FFN as convolutions, NHWC-friendly reshapes -- faster in ONNX Runtime, FP32 and above all INT8, and only there).
-Heads (see ``sdk.manifest.Manifest``):
+Heads (see ``sdk.core.manifest.Manifest``):
 - ``logits``: output ``logits`` (N, K, H/4, W/4) float32.
 - ``mask`` (default): a second input ``output_size`` (int64 [2], the image's (H, W)) and output ``mask`` (N, H, W)
   uint8 class ids (int32 above 256 classes), so no (N, K, H, W) float tensor ever leaves the runtime.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.errors import ExportError, require
-from sdk.manifest import GRAPHS, HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
-from sdk.preprocess import PreprocessSpec
+from sdk.core.errors import ExportError, require
+from sdk.core.manifest import GRAPHS, HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
+from sdk.core.preprocess import PreprocessSpec
 
 MIN_OPSET = 17
 DEFAULT_OPSET = {"portable": 17, "onnxruntime": 20}

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.errors import ExportError, InputError, require
-from sdk.manifest import Manifest, TensorInfo, read_manifest
-from sdk.preprocess import PreprocessSpec
+from sdk.core.errors import ExportError, InputError, require
+from sdk.core.manifest import Manifest, TensorInfo, read_manifest
+from sdk.core.preprocess import PreprocessSpec
 
 MODEL_XML = "model.xml"
 # parity of the IR (run with the f32 hint) against ONNX Runtime on the ONNX artifact

@@ -10,7 +10,7 @@ graph differs:
   with no transposes between them;
 - GELU is ONNX's own ``Gelu`` op (opset 20), which stays one fused kernel between DequantizeLinear/QuantizeLinear.
 
-Measured on B0 (``python -m calibration.bench_int8``, 2-core AVX-512 CPU, ONNX Runtime 1.32, side by side, p50):
+Measured on B0 (``python -m benchmarks.bench_int8``, 2-core AVX-512 CPU, ONNX Runtime 1.32, side by side, p50):
 FP32 1.19-1.32x faster than the portable graph at 512x512 and 1.08-1.11x at 360x480 (three runs); INT8 (its recipe
 quantizes the depthwise convs here, which did not pay on the portable graph) 1.54x / 1.58x faster than this FP32. Not for TensorRT or
 OpenVINO: they do not read com.microsoft ops (use ``graph="portable"``).

@@ -9,9 +9,9 @@ The camera is live: when the model is slower than the camera, only the newest fr
 import argparse
 
 from sdk import Segmenter
-from sdk.pipeline import StreamConfig, StreamPipeline
-from sdk.render import RenderOptions, display_status
-from sdk.sources import open_source
+from sdk.stream.pipeline import StreamConfig, StreamPipeline
+from sdk.stream.render import RenderOptions, display_status
+from sdk.stream.sources import open_source
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("artifact", help="artifact folder from segedge export")

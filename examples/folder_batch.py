@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 
 from sdk import Segmenter
-from sdk.pipeline import StreamConfig, StreamPipeline
-from sdk.render import RenderOptions
-from sdk.sources import open_source
+from sdk.stream.pipeline import StreamConfig, StreamPipeline
+from sdk.stream.render import RenderOptions
+from sdk.stream.sources import open_source
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("artifact", help="artifact folder from segedge export")

@@ -9,8 +9,8 @@ Any source works here, e.g. a video file: it is then processed frame by frame, w
 import argparse
 
 from sdk import Segmenter
-from sdk.pipeline import StreamConfig, StreamPipeline
-from sdk.sources import open_source
+from sdk.stream.pipeline import StreamConfig, StreamPipeline
+from sdk.stream.sources import open_source
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("artifact", help="artifact folder from segedge export")

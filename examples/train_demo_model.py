@@ -25,7 +25,7 @@ from calibration.datasets import IGNORE_INDEX, CamVid
 from calibration.metrics import ConfusionMatrix
 from converters.checkpoints import to_huggingface
 from converters.model import SegFormer, config_for_variant
-from sdk.preprocess import PreprocessSpec, preprocess
+from sdk.core.preprocess import PreprocessSpec, preprocess
 
 SPEC = PreprocessSpec()  # ImageNet mean/std, native resolution
 

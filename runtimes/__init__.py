@@ -12,8 +12,8 @@ from runtimes.base import Runtime
 from runtimes.onnxruntime import OnnxRuntime
 from runtimes.openvino import OpenVINORuntime
 from runtimes.tensorrt import TensorRTRuntime, resolve_artifact
-from sdk.errors import ArtifactError, MissingDependencyError
-from sdk.manifest import Manifest, read_manifest
+from sdk.core.errors import ArtifactError, MissingDependencyError
+from sdk.core.manifest import Manifest, read_manifest
 
 log = logging.getLogger("segedge")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.errors import ArtifactError, InputError
-from sdk.manifest import Manifest, read_manifest
+from sdk.core.errors import ArtifactError, InputError
+from sdk.core.manifest import Manifest, read_manifest
 
 
 class Runtime:

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import Runtime
-from sdk.errors import ArtifactError, require
-from sdk.manifest import Manifest
+from sdk.core.errors import ArtifactError, require
+from sdk.core.manifest import Manifest
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                     "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}

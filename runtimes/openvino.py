@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import Runtime
-from sdk.errors import ArtifactError, InputError, require
-from sdk.manifest import Manifest
+from sdk.core.errors import ArtifactError, InputError, require
+from sdk.core.manifest import Manifest
 
 PRECISIONS = ("f32", "bf16", "f16")
 PERFORMANCE_MODES = ("latency", "throughput")

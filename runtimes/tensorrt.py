@@ -27,8 +27,8 @@ import numpy as np
 from runtimes.base import Runtime
 from runtimes.tensorrt_device import (CudaDriver, CudaGraph, EngineFingerprint, HostInfo, check_compatibility,
                                       host_platform, version_tuple)
-from sdk.errors import ArtifactError, InputError, MissingDependencyError, require
-from sdk.manifest import MANIFEST_NAME, Manifest
+from sdk.core.errors import ArtifactError, InputError, MissingDependencyError, require
+from sdk.core.manifest import MANIFEST_NAME, Manifest
 
 log = logging.getLogger("segedge")
 

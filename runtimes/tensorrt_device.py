@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sdk.errors import ArtifactError, MissingDependencyError
+from sdk.core.errors import ArtifactError, MissingDependencyError
 
 # CUdevice_attribute values from cuda.h (stable since CUDA 2.x)
 _CC_MAJOR, _CC_MINOR = 75, 76

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from sdk.errors import (ArtifactError, CheckpointError, ExportError, InputError, LabelsError,
+from sdk.core.errors import (ArtifactError, CheckpointError, ExportError, InputError, LabelsError,
                         MissingDependencyError, SegEdgeError)
 
 __all__ = ["Segmenter", "SegmentationResult", "PreprocessSpec", "Manifest", "SegEdgeError", "CheckpointError",
@@ -16,12 +16,12 @@ def __getattr__(name: str):
         from sdk.segmenter import Segmenter
         return Segmenter
     if name == "SegmentationResult":
-        from sdk.result import SegmentationResult
+        from sdk.core.result import SegmentationResult
         return SegmentationResult
     if name == "PreprocessSpec":
-        from sdk.preprocess import PreprocessSpec
+        from sdk.core.preprocess import PreprocessSpec
         return PreprocessSpec
     if name == "Manifest":
-        from sdk.manifest import Manifest
+        from sdk.core.manifest import Manifest
         return Manifest
     raise AttributeError(f"module 'sdk' has no attribute {name!r}")

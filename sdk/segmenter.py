@@ -7,10 +7,10 @@ import numpy as np
 
 from runtimes import open_runtime
 from runtimes.base import Runtime
-from sdk.errors import InputError
-from sdk.postprocess import logits_to_mask
-from sdk.preprocess import COLOR_ORDERS, check_image, preprocess
-from sdk.result import SegmentationResult, default_palette
+from sdk.core.errors import InputError
+from sdk.core.postprocess import logits_to_mask
+from sdk.core.preprocess import COLOR_ORDERS, check_image, preprocess
+from sdk.core.result import SegmentationResult, default_palette
 
 
 class Segmenter:

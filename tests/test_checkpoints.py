@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from converters.checkpoints import load_checkpoint, read_checkpoint, to_huggingface
-from sdk.errors import CheckpointError, LabelsError
+from sdk.core.errors import CheckpointError, LabelsError
 
 try:  # tests/ may or may not become a package; a `tests` package in site-packages shadows a namespace one
     from tests.helpers import HF_DIR, NVLABS_PTH, random_hf_model, save_hf_folder

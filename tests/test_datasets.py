@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from calibration.datasets import Cityscapes, LabelledFolder, is_labelled_set, open_labelled_set
-from sdk.errors import InputError
+from sdk.core.errors import InputError
 
 
 def _cityscapes(root, split="val", city="lindau", labels=True):

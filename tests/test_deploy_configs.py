@@ -17,9 +17,9 @@ import pytest
 from converters.deploy_configs import (DEEPSTREAM_CONFIG, deepstream_config, triton_config,
                                        write_deepstream_config, write_triton_repository)
 from converters.tensorrt_build import plan_profile
-from sdk.errors import ArtifactError, InputError
-from sdk.manifest import Manifest, TensorInfo, read_manifest
-from sdk.preprocess import PreprocessSpec
+from sdk.core.errors import ArtifactError, InputError
+from sdk.core.manifest import Manifest, TensorInfo, read_manifest
+from sdk.core.preprocess import PreprocessSpec
 from tiny_artifacts import write_engine_artifact, write_onnx_artifact
 
 # Gst-nvinfer [property] keys (CONFIG_GROUP_INFER_* in gstnvinfer_property_parser.h)

@@ -14,9 +14,9 @@ from converters.checkpoints import load_checkpoint
 from converters.onnx_export import export_onnx
 from runtimes import RUNTIMES, OnnxRuntime, open_runtime
 from sdk import Segmenter
-from sdk.errors import ArtifactError, ExportError, InputError
-from sdk.manifest import read_manifest
-from sdk.preprocess import preprocess, read_rgb
+from sdk.core.errors import ArtifactError, ExportError, InputError
+from sdk.core.manifest import read_manifest
+from sdk.core.preprocess import preprocess, read_rgb
 
 
 def _val_image(camvid, i=0):

@@ -8,7 +8,7 @@ import pytest
 
 from calibration.evaluate import evaluate
 from calibration.metrics import ConfusionMatrix, agreement
-from sdk.errors import InputError
+from sdk.core.errors import InputError
 
 # 3 classes; per class: tp, |label|, |pred| -> IoU = tp / (|label| + |pred| - tp)
 LABEL = np.array([[0, 0, 1], [1, 2, 2]], np.uint8)

@@ -15,7 +15,7 @@ pytest.importorskip("transformers", reason="transformers (a test-only dependency
 
 from converters.checkpoints import load_checkpoint  # noqa: E402
 from converters.model import SegFormer  # noqa: E402
-from sdk.preprocess import preprocess  # noqa: E402
+from sdk.core.preprocess import preprocess  # noqa: E402
 
 try:  # tests/ may or may not become a package; a `tests` package in site-packages shadows a namespace one
     from tests.helpers import (HF_DIR, NVLABS_PTH, first_val_image, hf_logits, max_abs, pixels,  # noqa: E402
@@ -126,7 +126,7 @@ needs_shared = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def real():
     """(HF-folder checkpoint, NVlabs checkpoint, (1, 3, 360, 480) input): the first CamVid val image at its native
-    size, preprocessed with sdk.preprocess.preprocess and the HF folder's own spec."""
+    size, preprocessed with sdk.core.preprocess.preprocess and the HF folder's own spec."""
     if not (HF_DIR / "config.json").is_file() or not NVLABS_PTH.is_file():
         pytest.skip(f"the reference models are not in {HF_DIR.parent}")
     path, image = first_val_image()

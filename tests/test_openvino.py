@@ -17,9 +17,9 @@ from converters.openvino_export import export_openvino  # noqa: E402
 from runtimes.onnxruntime import OnnxRuntime  # noqa: E402
 from runtimes.openvino import OpenVINORuntime  # noqa: E402
 from sdk import Segmenter  # noqa: E402
-from sdk.errors import ArtifactError, InputError, MissingDependencyError  # noqa: E402
-from sdk.manifest import read_manifest  # noqa: E402
-from sdk.preprocess import read_rgb  # noqa: E402
+from sdk.core.errors import ArtifactError, InputError, MissingDependencyError  # noqa: E402
+from sdk.core.manifest import read_manifest  # noqa: E402
+from sdk.core.preprocess import read_rgb  # noqa: E402
 
 SIZE = (128, 160)
 

@@ -19,8 +19,8 @@ from calibration.sets import load_calibration_set
 from converters.onnx_export import export_onnx
 from sdk import Segmenter
 from sdk.cli import main
-from sdk.errors import ArtifactError, ExportError, InputError
-from sdk.manifest import read_manifest
+from sdk.core.errors import ArtifactError, ExportError, InputError
+from sdk.core.manifest import read_manifest
 
 SIZE = (180, 240)
 

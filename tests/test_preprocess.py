@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdk.errors import InputError
-from sdk.preprocess import PreprocessSpec, check_image, preprocess
+from sdk.core.errors import InputError
+from sdk.core.preprocess import PreprocessSpec, check_image, preprocess
 
 
 def _ramp(h=32, w=40) -> np.ndarray:

@@ -16,8 +16,8 @@ from calibration.sets import load_calibration_set
 from converters.onnx_export import export_onnx
 from sdk import Segmenter
 from sdk.cli import main
-from sdk.errors import InputError
-from sdk.manifest import read_manifest
+from sdk.core.errors import InputError
+from sdk.core.manifest import read_manifest
 
 SHARED_VIDEO = "video/sidewalk.mp4"
 
@@ -189,7 +189,7 @@ def test_calibration_in_slices_gives_the_same_ranges(tmp_path, small_fp32, calib
 def test_cpu_minmax_ranges_are_the_mean_of_per_frame_ranges(tmp_path, small_fp32, calib):
     """The CPU target's minmax: each range is the mean over frames of the frame's min and max (checked on the network
     input, whose per-frame values we can compute), not the global min/max."""
-    from sdk.preprocess import preprocess
+    from sdk.core.preprocess import preprocess
 
     art = quantize_onnxruntime(small_fp32, calib, tmp_path / "q", progress=False)
     assert read_manifest(art).extra["quantization"]["ranges"] == "mean of per-frame min/max"

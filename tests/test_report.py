@@ -18,9 +18,10 @@ from calibration.datasets import CamVid, open_labelled_set
 from calibration.evaluate import evaluate
 from calibration.report import (CostOptions, Variant, _quantize_command, make_report, pareto_front, plan_variants,
                                 recommend)
-from sdk.bench import add_bench_parser, bench, latency_stats, measure_latency
-from sdk.errors import InputError, MissingDependencyError
-from sdk.manifest import read_manifest
+from sdk.cli.bench import add_parser as add_bench_parser
+from sdk.timing import bench, latency_stats, measure_latency
+from sdk.core.errors import InputError, MissingDependencyError
+from sdk.core.manifest import read_manifest
 from sdk.segmenter import Segmenter
 
 FAST = CostOptions(repeats=3, warmup=1, batch=2, pause_s=0.0, settle_s=0.5, memory=True)

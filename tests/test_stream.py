@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from sdk.errors import InputError, OutputError, SourceError
-from sdk.pipeline import END, Channel, StreamConfig, StreamPipeline
-from sdk.render import Renderer, RenderOptions, VideoSink, Window, display_status
-from sdk.result import SegmentationResult, default_palette
+from sdk.core.errors import InputError, OutputError, SourceError
+from sdk.stream.pipeline import END, Channel, StreamConfig, StreamPipeline
+from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window, display_status
+from sdk.core.result import SegmentationResult, default_palette
 from sdk.segmenter import Segmenter
-from sdk.sources import (CaptureSource, CsiOptions, PacedSource, Source, gstreamer_support, open_source,
+from sdk.stream.sources import (CaptureSource, CsiOptions, PacedSource, Source, gstreamer_support, open_source,
                          parse_source)
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "video" / "sidewalk.mp4"
@@ -272,10 +272,7 @@ def test_stop_from_another_thread(tmp_path, video, seg):
     assert not [t for t in threading.enumerate() if t.name.startswith("segedge-")]
 
 
-# The CLI runs through sdk.cli.main; `stream` is registered there by add_stream_parser (added here if missing).
-CLI = ("import sys; from sdk import cli; from sdk.pipeline import add_stream_parser; ap = cli.build_parser(); "
-       "sub = next(a for a in ap._actions if a.dest == 'command'); "
-       "'stream' in sub.choices or add_stream_parser(sub); cli.build_parser = lambda: ap; sys.exit(cli.main())")
+CLI = "import sys; from sdk.cli import main; sys.exit(main())"
 
 
 def run_cli(*args: str, **kw) -> subprocess.Popen:

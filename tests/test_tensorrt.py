@@ -22,8 +22,8 @@ from converters.tensorrt_build import (AUTO, build_engine, check_qdq, default_ti
 from runtimes.tensorrt import ShapeRange, TensorRTRuntime, engine_manifest_info, require_tensorrt, resolve_artifact
 from runtimes.tensorrt_device import (EngineFingerprint, HostInfo, check_compatibility, host_platform,
                                       version_tuple)
-from sdk.errors import ArtifactError, ExportError, InputError, MissingDependencyError, SegEdgeError
-from sdk.manifest import read_manifest
+from sdk.core.errors import ArtifactError, ExportError, InputError, MissingDependencyError, SegEdgeError
+from sdk.core.manifest import read_manifest
 from tiny_artifacts import ORIN, tiny_logits_model, write_engine_artifact, write_onnx_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -430,7 +430,7 @@ def test_gpu_fingerprint_mismatch_refuses_before_deserializing(gpu, tmp_path):
 def test_gpu_real_b0_fp16_agrees_with_onnxruntime_through_segmenter(gpu, tmp_path, hf_artifact, camvid):
     from calibration.datasets import CamVid
     from runtimes.onnxruntime import OnnxRuntime
-    from sdk.preprocess import read_rgb
+    from sdk.core.preprocess import read_rgb
     from sdk.segmenter import Segmenter
 
     engine_dir = build_engine(hf_artifact, tmp_path / "b0-fp16.engine", fp16=True, timing_cache=None)

@@ -6,7 +6,7 @@ ones). The test copies the stubs into a temporary folder, repairs exactly those 
 copy, and ignores errors inside the stubs themselves. A probe file with a deliberate misuse of the TensorRT API
 proves the stubs are in effect (otherwise every TensorRT name would silently be Any).
 
-pycuda has no stubs: the code imports it through ``sdk.errors.require``, so it is Any and needs no mypy config.
+pycuda has no stubs: the code imports it through ``sdk.core.errors.require``, so it is Any and needs no mypy config.
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import numpy as np
 from converters.tensorrt_build import engine_manifest, precision_name
 from runtimes.tensorrt import ENGINE_FILE, ShapeRange
 from runtimes.tensorrt_device import EngineFingerprint
-from sdk.manifest import Manifest, TensorInfo
-from sdk.preprocess import PreprocessSpec
+from sdk.core.manifest import Manifest, TensorInfo
+from sdk.core.preprocess import PreprocessSpec
 
 ORIN = dict(tensorrt_version="10.3.0.30", gpu_name="Orin", compute_capability="8.7", platform="aarch64 L4T R36.4.0")
 
@@ -92,7 +92,7 @@ def engine_io(onnx_manifest: Manifest) -> list[dict]:
 def write_engine_artifact(folder: Path, onnx_folder: Path, *, fp16: bool = True, int8: bool = False,
                           dla_core: int | None = None, softmax: bool = False, profile: list[ShapeRange],
                           **fingerprint) -> Path:
-    from sdk.manifest import read_manifest
+    from sdk.core.manifest import read_manifest
 
     onnx_manifest = read_manifest(onnx_folder)
     fp = EngineFingerprint(**{**ORIN, **fingerprint}, dla_core=dla_core, precision=precision_name(fp16=fp16, int8=int8))

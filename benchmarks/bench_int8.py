@@ -1,6 +1,6 @@
 """INT8 benchmark: accuracy and latency of FP32 vs INT8 per backend, side by side in one run.
 
-    python -m calibration.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf \
+    python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf \
         --camvid ../shared/data/camvid --json out/int8_bench.json
 
 Builds, with the same code paths as ``segedge quantize``: the FP32 ONNX artifacts (the ``onnxruntime`` graph, which
@@ -10,7 +10,7 @@ Runtime INT8 (CPU recipe, from the ``onnxruntime`` graph); from the portable gra
 NNCF are installed, OpenVINO FP32 (f32 hint), its default precision (bf16 on CPUs with AVX-512 BF16) and NNCF INT8 (static, so built once per measured size). Calibrates on CamVid train
 (``--num-samples`` frames), evaluates mIoU and pixel agreement with FP32 on val and test at the native 360x480, and
 measures latency (model only: preprocessed input -> mask, warm-up then ``--repeats`` runs, p50/p90) at 512x512 and
-360x480 with ``sdk.bench.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
+360x480 with ``sdk.timing.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
 spinning threads do not slow the next variant), next to PyTorch eager FP32 (transformers-equivalent model, logits
 upsampled and argmaxed). Quantization times are the build times of ``segedge quantize``'s code paths.
 """
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from converters.checkpoints import load_checkpoint
     from converters.onnx_export import export_onnx
     from runtimes import RUNTIMES
-    from sdk.bench import measure_latency
-    from sdk.preprocess import preprocess
+    from sdk.timing import measure_latency
+    from sdk.core.preprocess import preprocess
     from sdk.segmenter import Segmenter
 
     tmp = tempfile.TemporaryDirectory(prefix="segedge-bench-")
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in segs.values():
             s.close()
 
-    from sdk.bench import environment
+    from sdk.timing import environment
 
     env = {**environment(), "torch_threads": torch.get_num_threads(),
            "versions": json.loads((fp32 / "model.json").read_text())["versions"]}

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import InputError, OutputError
-from sdk.result import SegmentationResult
+from sdk.core.errors import InputError, OutputError
+from sdk.core.result import SegmentationResult
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 

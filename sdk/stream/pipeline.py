@@ -1,8 +1,8 @@
 """Stream pipeline: reader -> inference -> render/writer, each in its own thread, joined by bounded queues.
 
 >>> from sdk import Segmenter
->>> from sdk.pipeline import StreamConfig, StreamPipeline
->>> from sdk.sources import open_source
+>>> from sdk.stream.pipeline import StreamConfig, StreamPipeline
+>>> from sdk.stream.sources import open_source
 >>> with Segmenter.from_artifact("out/b0-fp32") as seg:
 ...     stats = StreamPipeline(seg, open_source("clip.mp4"), StreamConfig(output="run.mp4")).run()
 
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from sdk.errors import InputError, SegEdgeError, SourceError
-from sdk.render import Renderer, RenderOptions, VideoSink, Window
-from sdk.stream_stats import SourceGap, StreamStats
+from sdk.core.errors import InputError, SegEdgeError, SourceError
+from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window
+from sdk.stream.stats import SourceGap, StreamStats
 
 if TYPE_CHECKING:
-    from sdk.result import SegmentationResult
+    from sdk.core.result import SegmentationResult
     from sdk.segmenter import Segmenter
-    from sdk.sources import Source
+    from sdk.stream.sources import Source
 
 log = logging.getLogger("segedge")
 END = object()  # end-of-stream marker passed through the queues
@@ -379,84 +379,3 @@ class StreamPipeline:
         self.stats.finished_s = time.perf_counter()
         if self.config.stats_path:
             self.stats.write_json(self.config.stats_path)
-
-
-# -- CLI glue: sdk/cli.py's build_parser calls add_stream_parser(sub) ---------------------------------------------
-def add_stream_parser(subparsers) -> None:
-    """Register ``segedge stream`` on an argparse subparsers object. Imports nothing heavy."""
-    p = subparsers.add_parser("stream", help="segment a camera, video file, RTSP/HTTP stream or image folder live")
-    p.add_argument("artifact", help="artifact folder (model.json + model file)")
-    p.add_argument("--source", required=True,
-                   help="camera index (0), csi://N (Jetson CSI camera), rtsp://... or http://... URL, a video file, "
-                        "an image folder, or a GStreamer pipeline ending in appsink")
-    p.add_argument("--output", help="write the rendered stream to this .mp4 (mp4v)")
-    p.add_argument("--stats", help="stats JSON path (default: beside --output as NAME.stats.json, else "
-                                   "out/stream-stats.json)")
-    disp = p.add_mutually_exclusive_group()
-    disp.add_argument("--display", dest="display", action="store_true", default=None,
-                      help="show a window (error if there is no screen or HighGUI)")
-    disp.add_argument("--no-display", dest="display", action="store_false",
-                      help="never show a window (default: show one only if a screen and HighGUI exist)")
-    p.add_argument("--mode", choices=["auto", "live", "file"], default="auto",
-                   help="live: newest frame only, drops when slow; file: every frame (default: from the source)")
-    p.add_argument("--runtime", default="auto", help="auto or a runtime name")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
-    p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (files and folders)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--loop", action="store_true", help="replay a file or folder from the start at its end")
-    p.add_argument("--pace-fps", type=float, help="replay a file at this rate as a live camera would")
-    p.add_argument("--output-fps", type=float, help="frame rate written to --output (default: the source's)")
-    p.add_argument("--reconnect-timeout", type=float, default=30.0,
-                   help="seconds to keep reopening a live source that dropped (0: fail at once)")
-    p.add_argument("--alpha", type=float, default=0.5, help="mask opacity over the frame")
-    p.add_argument("--side-by-side", action="store_true", help="original and overlay next to each other")
-    p.add_argument("--no-legend", action="store_true")
-    p.add_argument("--no-hud", action="store_true")
-    p.add_argument("--csi-size", type=int, nargs=2, default=(1080, 1920), metavar=("H", "W"))
-    p.add_argument("--csi-fps", type=int, default=30)
-    p.add_argument("--csi-flip", type=int, default=0, help="nvvidconv flip-method (0..7)")
-    p.set_defaults(func=cmd_stream)
-
-
-def cmd_stream(args) -> int:
-    from sdk.render import display_status
-    from sdk.segmenter import Segmenter
-    from sdk.sources import CsiOptions, open_source
-
-    display = args.display if args.display is not None else display_status()[0]
-    stats_path = Path(args.stats) if args.stats else (
-        Path(args.output).with_suffix(".stats.json") if args.output else Path("out") / "stream-stats.json")
-    config = StreamConfig(batch_size=args.batch_size, max_frames=args.max_frames, output=args.output,
-                          output_fps=args.output_fps, display=display, stats_path=stats_path,
-                          reconnect_timeout_s=args.reconnect_timeout,
-                          render=RenderOptions(alpha=args.alpha, side_by_side=args.side_by_side,
-                                               legend=not args.no_legend, hud=not args.no_hud))
-    live = {"auto": None, "live": True, "file": False}[args.mode]
-    options = {"threads": args.threads} if args.threads else {}
-    with Segmenter.from_artifact(args.artifact, runtime=args.runtime, **options) as seg:
-        source = open_source(args.source, live=live, loop=args.loop, pace_fps=args.pace_fps,
-                             csi=CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip))
-        pipeline = StreamPipeline(seg, source, config)
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("stopped")) if main else None
-        print(f"streaming {source} with {seg} ({pipeline.stats.mode} mode"
-              f"{', window' if display else ''}); Ctrl-C to stop", flush=True)
-        try:
-            stats = pipeline.run()
-        except SegEdgeError:
-            _report(pipeline.stats, config)
-            raise
-        finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous)
-    _report(stats, config)
-    return 0
-
-
-def _report(stats: StreamStats, config: StreamConfig) -> None:
-    print(stats.table())
-    if config.output and stats.frames_processed:
-        print(f"output: {config.output} ({stats.frames_processed} frames, mp4v)")
-    print(f"stats: {stats.stats_path}")
-    if config.output and stats.frames_processed:
-        print(f"next: ffprobe {config.output}   # or open it in a player")

@@ -1,6 +1,6 @@
 """OpenVINO benchmark: FP32 IR (OpenVINO's default precision, and the f32 hint) vs NNCF INT8, side by side in one run.
 
-    python -m calibration.bench_openvino --checkpoint ../shared/models/segformer-b0-camvid-hf \
+    python -m benchmarks.bench_openvino --checkpoint ../shared/models/segformer-b0-camvid-hf \
         --camvid ../shared/data/camvid --size 512 512 --json out/ov_bench.json
 
 Builds with the same code paths as the SDK: the FP32 ONNX artifact (``export_onnx``), static FP32 IRs

@@ -23,7 +23,6 @@ variants measured side by side in one run, by their medians.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from sdk.errors import InputError, MissingDependencyError, SegEdgeError
+from sdk.core.errors import InputError, MissingDependencyError, SegEdgeError
 
 SCHEMA = "segedge.bench/1"
 VERSIONED = ("segedge", "numpy", "onnxruntime", "openvino", "nncf", "tensorrt", "torch", "transformers", "onnx",
@@ -298,8 +297,8 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     Face checkpoint folder for the PyTorch/transformers baseline. settle_s: idle seconds before timing, during which
     the load from other processes is sampled (recorded as ``other_load``). Returns the JSON-ready result.
     """
-    from sdk.postprocess import logits_to_mask
-    from sdk.preprocess import network_size, preprocess
+    from sdk.core.postprocess import logits_to_mask
+    from sdk.core.preprocess import network_size, preprocess
     from sdk.segmenter import Segmenter
 
     sizes = [(int(h), int(w)) for h, w in sizes_hw]
@@ -402,57 +401,3 @@ def format_bench(result: dict) -> str:
         lines.append(f"warning: other processes kept {busy['busy_pct']:.0f}% of the CPUs busy just before timing "
                      "(absolute times are inflated; the side-by-side ratio is the robust number)")
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------------- CLI
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. precision=f32, threads=2), got {text!r}")
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, {"none": None, "true": True, "false": False}.get(value.lower(), value)
-
-
-def add_bench_parser(subparsers) -> None:
-    """Register ``segedge bench`` on an argparse subparsers object. Imports nothing heavy."""
-    p = subparsers.add_parser("bench", help="latency of an artifact (optionally vs PyTorch/transformers)")
-    p.add_argument("artifact", help="artifact folder (model.json + model file)")
-    p.add_argument("--size", type=int, nargs=2, action="append", required=True, metavar=("H", "W"),
-                   help="network input size (model mode) or frame size (--end-to-end); repeat for several")
-    p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    p.add_argument("--repeats", type=int, default=50, help="timed runs per variant and size (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
-    p.add_argument("--runtime-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="runtime constructor option, e.g. precision=f32 (OpenVINO) or threads=2; repeatable")
-    p.add_argument("--end-to-end", action="store_true",
-                   help="uint8 frames of --size -> preprocessing + inference -> full-resolution masks")
-    p.add_argument("--baseline", nargs=2, metavar=("pytorch", "CHECKPOINT"),
-                   help="also time transformers' model in PyTorch eager (HF folder), side by side")
-    p.add_argument("--pause", type=float, default=0.1, help="seconds between timed runs (default 0.1)")
-    p.add_argument("--settle", type=float, default=2.0,
-                   help="idle seconds before timing, to sample other processes' load (default 2)")
-    p.add_argument("--json", help="write the result here")
-    p.set_defaults(func=cmd_bench)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    baseline = None
-    if args.baseline:
-        kind, baseline = args.baseline
-        if kind != "pytorch":
-            raise InputError(f"--baseline: expected 'pytorch CHECKPOINT', got {kind!r}")
-    result = bench(args.artifact, sizes_hw=[tuple(s) for s in args.size], batch=args.batch, repeats=args.repeats,
-                   warmup=args.warmup, runtime=args.runtime, runtime_options=dict(args.runtime_option),
-                   end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle)
-    print(format_bench(result))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path}")
-    return 0

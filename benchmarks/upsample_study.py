@@ -1,6 +1,6 @@
 """How much the "fast" mask head saves on large frames, and how often it agrees with the "exact" one.
 
-    python -m calibration.upsample_study --checkpoint ../shared/models/segformer-b0-camvid-hf \
+    python -m benchmarks.upsample_study --checkpoint ../shared/models/segformer-b0-camvid-hf \
         --camvid ../shared/data/camvid --json out/upsample_study.json
 
 For each checkpoint (the given one, plus a random-weight 150-class B0 to show the cost at ADE20K's class count),

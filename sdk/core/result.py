@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdk.errors import InputError
+from sdk.core.errors import InputError
 
 
 def default_palette(num_classes: int) -> list[list[int]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.errors import InputError
+from sdk.core.errors import InputError
 
 RESIZE_MODES = ("bilinear", "area", "nearest")
 COLOR_ORDERS = ("rgb", "bgr")

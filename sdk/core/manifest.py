@@ -1,6 +1,6 @@
 """``model.json``: the manifest beside every artifact's model file(s). Runtimes check it on load.
 
-Leaf module: standard library + sdk.errors + sdk.preprocess.
+Leaf module: standard library + sdk.core.errors + sdk.core.preprocess.
 """
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sdk.errors import ArtifactError
-from sdk.preprocess import PreprocessSpec
+from sdk.core.errors import ArtifactError
+from sdk.core.preprocess import PreprocessSpec
 
 MANIFEST_NAME = "model.json"
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import SourceError
+from sdk.core.errors import SourceError
 
 log = logging.getLogger("segedge")
 

@@ -1,7 +1,7 @@
 """Stream benchmark (a command, not a test): file-mode end-to-end throughput side by side with the model-only
 throughput of the same artifact, live-mode latency with the video paced at 30 fps, and a memory soak.
 
-    python -m sdk.stream_bench out/b0-fp32 --video ../shared/video/sidewalk.mp4 --frames 300 --soak-frames 10000
+    python -m benchmarks.stream_bench out/b0-fp32 --video ../shared/video/sidewalk.mp4 --frames 300 --soak-frames 10000
 
 model only: ``Segmenter.predict_batch`` on frames already decoded in memory (preprocess + runtime + postprocess);
 runtime only: ``runtime.infer`` on one preprocessed tensor. file mode: the full pipeline (decode, inference,
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from sdk.bench import cpu_times
-from sdk.errors import SegEdgeError
-from sdk.pipeline import StreamConfig, StreamPipeline
+from sdk.timing import cpu_times
+from sdk.core.errors import SegEdgeError
+from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.segmenter import Segmenter
-from sdk.sources import open_source
+from sdk.stream.sources import open_source
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "video" / "sidewalk.mp4"
 
@@ -101,7 +101,7 @@ def model_only(seg: Segmenter, frames: list[np.ndarray], n: int, batch_size: int
 
 def runtime_only(seg: Segmenter, frame: np.ndarray, n: int, batch_size: int) -> dict:
     """runtime.infer on one preprocessed batch, repeated: the model alone."""
-    from sdk.preprocess import preprocess
+    from sdk.core.preprocess import preprocess
 
     feeds = {"pixel_values": preprocess([frame] * batch_size, seg.manifest.preprocess, color_order="bgr")}
     if seg.manifest.head == "mask":
@@ -181,7 +181,7 @@ def _cpu() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sdk.stream_bench", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.stream_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("artifact")
     ap.add_argument("--video", default=str(DEFAULT_VIDEO))

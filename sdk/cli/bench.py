@@ -1,0 +1,64 @@
+"""``segedge bench``: latency of an artifact, optionally side by side with transformers in PyTorch eager."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from sdk.core.errors import InputError
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. precision=f32, threads=2), got {text!r}")
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, {"none": None, "true": True, "false": False}.get(value.lower(), value)
+
+
+def add_parser(subparsers) -> None:
+    """Register ``segedge bench`` on an argparse subparsers object. Imports nothing heavy."""
+    p = subparsers.add_parser("bench", help="latency of an artifact (optionally vs PyTorch/transformers)")
+    p.add_argument("artifact", help="artifact folder (model.json + model file)")
+    p.add_argument("--size", type=int, nargs=2, action="append", required=True, metavar=("H", "W"),
+                   help="network input size (model mode) or frame size (--end-to-end); repeat for several")
+    p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    p.add_argument("--repeats", type=int, default=50, help="timed runs per variant and size (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
+    p.add_argument("--runtime-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="runtime constructor option, e.g. precision=f32 (OpenVINO) or threads=2; repeatable")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="uint8 frames of --size -> preprocessing + inference -> full-resolution masks")
+    p.add_argument("--baseline", nargs=2, metavar=("pytorch", "CHECKPOINT"),
+                   help="also time transformers' model in PyTorch eager (HF folder), side by side")
+    p.add_argument("--pause", type=float, default=0.1, help="seconds between timed runs (default 0.1)")
+    p.add_argument("--settle", type=float, default=2.0,
+                   help="idle seconds before timing, to sample other processes' load (default 2)")
+    p.add_argument("--json", help="write the result here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdk.timing import bench, format_bench
+
+    baseline = None
+    if args.baseline:
+        kind, baseline = args.baseline
+        if kind != "pytorch":
+            raise InputError(f"--baseline: expected 'pytorch CHECKPOINT', got {kind!r}")
+    result = bench(args.artifact, sizes_hw=[tuple(s) for s in args.size], batch=args.batch, repeats=args.repeats,
+                   warmup=args.warmup, runtime=args.runtime, runtime_options=dict(args.runtime_option),
+                   end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle)
+    print(format_bench(result))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,46 @@
+"""``segedge export``: checkpoint -> ONNX artifact."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from sdk.cli.common import parse_labels
+from sdk.core.manifest import GRAPHS
+
+
+def run(args: argparse.Namespace) -> int:
+    from converters.onnx_export import export_onnx
+
+    out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
+                      opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample,
+                      class_names=parse_labels(args.labels),
+                      layer_norm_eps=args.layer_norm_eps, progress=not args.quiet)
+    manifest = json.loads((out / "model.json").read_text())
+    print(f"exported {manifest['architecture']['variant']} ({len(manifest['class_names'])} classes) to "
+          f"{out / manifest['model_file']} in {manifest['extra']['export_seconds']} s; ONNX Runtime vs PyTorch max "
+          f"|logit diff| {manifest['parity']['onnxruntime_vs_torch_max_abs_logit']:.2e}")
+    print(f"next: segedge predict {out} IMAGE_OR_FOLDER --output masks/")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``segedge export``. Imports nothing heavy."""
+    p = sub.add_parser("export", help="checkpoint -> ONNX artifact (model.onnx + model.json)")
+    p.add_argument("checkpoint", help="Hugging Face folder, NVlabs .pth or mmsegmentation 1.x .pth")
+    p.add_argument("--output", required=True, help="artifact folder to write")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="network input size recorded in the preprocessing (default: the checkpoint's own)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 17 for --graph portable, 20 for onnxruntime)")
+    p.add_argument("--graph", choices=list(GRAPHS), default="portable",
+                   help="portable: standard ops, for OpenVINO/TensorRT/any runtime (default); onnxruntime: ONNX "
+                        "Runtime's fused attention and NHWC-friendly layout, faster there (FP32 and INT8) and only "
+                        "there")
+    p.add_argument("--head", choices=["mask", "logits"], default="mask",
+                   help="mask: resize+argmax inside the graph (default); logits: raw 1/4-resolution logits")
+    p.add_argument("--upsample", choices=["exact", "fast"], default="exact",
+                   help="exact: bilinear logits to full size then argmax; fast: argmax at network size, nearest up")
+    p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    p.add_argument("--layer-norm-eps", type=float,
+                   help="override the blocks' LayerNorm eps (e.g. 1e-6 for the NVlabs code's exact numerics)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
