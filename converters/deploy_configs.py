@@ -20,9 +20,9 @@ import re
 import shutil
 from pathlib import Path
 
-from runtimes.tensorrt import engine_manifest_info, resolve_artifact
+from runtimes.tensorrt import engine_manifest_info
 from sdk.core.errors import ArtifactError, InputError
-from sdk.core.manifest import Manifest, read_manifest
+from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
 
 DEEPSTREAM_CONFIG = "config_infer_primary_segformer.txt"
 LABELS_FILE = "labels.txt"

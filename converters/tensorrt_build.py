@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.tensorrt import ENGINE_FILE, ShapeRange, require_tensorrt, resolve_artifact, tensorrt_logger
+from runtimes.tensorrt import ENGINE_FILE, ShapeRange, require_tensorrt, tensorrt_logger
 from runtimes.tensorrt_device import CudaDriver, EngineFingerprint, host_platform, version_tuple
 from sdk.core.errors import ExportError, InputError, require
-from sdk.core.manifest import Manifest, read_manifest
+from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
 
 log = logging.getLogger("segedge")
 

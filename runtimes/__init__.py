@@ -8,12 +8,12 @@ import logging
 from importlib.util import find_spec
 from pathlib import Path
 
-from runtimes.base import Runtime
+from runtimes.base import Runtime, construct
 from runtimes.onnxruntime import OnnxRuntime
 from runtimes.openvino import OpenVINORuntime
-from runtimes.tensorrt import TensorRTRuntime, resolve_artifact
+from runtimes.tensorrt import TensorRTRuntime
 from sdk.core.errors import ArtifactError, MissingDependencyError
-from sdk.core.manifest import Manifest, read_manifest
+from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
 
 log = logging.getLogger("segedge")
 
@@ -32,13 +32,13 @@ def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runt
     if runtime != "auto":
         if runtime not in RUNTIMES:
             raise ArtifactError(f"runtime: expected 'auto' or one of {sorted(RUNTIMES)}, got {runtime!r}")
-        return RUNTIMES[runtime](artifact, manifest, **options)
+        return construct(RUNTIMES[runtime], artifact, manifest, options)
     candidates = [name for name, cls in RUNTIMES.items() if manifest.format in cls.formats]
     for name in candidates:
         module, _ = _NEEDS[name]
         if find_spec(module) is not None:
             log.info("runtime auto: %s artifact -> %s", manifest.format, name)
-            return RUNTIMES[name](artifact, manifest, **options)
+            return construct(RUNTIMES[name], artifact, manifest, options)
     if not candidates:
         raise ArtifactError(f"artifact {artifact}: no runtime runs format {manifest.format!r}")
     extras = ", ".join(f"segedge[{_NEEDS[n][1]}]" for n in candidates)

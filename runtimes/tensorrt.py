@@ -15,7 +15,6 @@ factory for the same reason.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from runtimes.base import Runtime
 from runtimes.tensorrt_device import (CudaDriver, CudaGraph, EngineFingerprint, HostInfo, check_compatibility,
                                       host_platform, version_tuple)
 from sdk.core.errors import ArtifactError, InputError, MissingDependencyError, require
-from sdk.core.manifest import MANIFEST_NAME, Manifest
+from sdk.core.manifest import Manifest, resolve_artifact
 
 log = logging.getLogger("segedge")
 
@@ -89,30 +88,6 @@ def tensorrt_logger() -> Any:
 
         _LOGGER = _Logger()
     return _LOGGER
-
-
-def resolve_artifact(path: str | Path) -> Path:
-    """An artifact folder, or a file inside one (``out/b0.engine/model.engine``, ``.../model.json``) -> the folder.
-
-    A model file with no ``model.json`` naming it beside it is an error: a bare engine (e.g. from trtexec) has no
-    labels or preprocessing.
-    """
-    p = Path(path)
-    if not p.is_file():
-        return p
-    manifest = p.parent / MANIFEST_NAME
-    if p.name == MANIFEST_NAME:
-        return p.parent
-    if manifest.is_file():
-        try:
-            named = json.loads(manifest.read_text()).get("model_file")
-        except (OSError, ValueError, AttributeError):
-            return p.parent  # read_manifest reports the broken manifest properly
-        if named == p.name:
-            return p.parent
-    raise ArtifactError(f"artifact {p}: expected an artifact folder, or the model file inside one with a "
-                        f"{MANIFEST_NAME} naming it, got a file without one. A bare engine has no labels or "
-                        "preprocessing: build it with segedge build ONNX_ARTIFACT --output FOLDER.")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,8 @@ import pytest
 
 from converters.tensorrt_build import (AUTO, build_engine, check_qdq, default_timing_cache, plan_profile,
                                        prepare_onnx, rebuild_command)
-from runtimes.tensorrt import ShapeRange, TensorRTRuntime, engine_manifest_info, require_tensorrt, resolve_artifact
+from runtimes.tensorrt import ShapeRange, TensorRTRuntime, engine_manifest_info, require_tensorrt
+from sdk.core.manifest import resolve_artifact
 from runtimes.tensorrt_device import (EngineFingerprint, HostInfo, check_compatibility, host_platform,
                                       version_tuple)
 from sdk.core.errors import ArtifactError, ExportError, InputError, MissingDependencyError, SegEdgeError

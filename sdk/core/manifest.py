@@ -65,9 +65,7 @@ class Manifest:
             raise ArtifactError(f"manifest upsample: expected one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if self.graph not in GRAPHS:
             raise ArtifactError(f"manifest graph: expected one of {GRAPHS}, got {self.graph!r}")
-        if self.palette is not None and len(self.palette) != len(self.class_names):
-            raise ArtifactError(f"manifest palette: expected {len(self.class_names)} colours (one per class), "
-                                f"got {len(self.palette)}")
+        _check_fields(self)
 
     @property
     def num_classes(self) -> int:
@@ -92,6 +90,70 @@ class Manifest:
         return cls(**d)
 
 
+def _check_fields(m: Manifest) -> None:
+    """Types and cross-field consistency: class names vs palette vs the architecture's class count."""
+    def fail(name: str, expected: str, got) -> None:
+        raise ArtifactError(f"manifest {name}: expected {expected}, got {str(got)[:80]!r}")
+
+    if not isinstance(m.model_file, str) or not m.model_file or Path(m.model_file).name != m.model_file:
+        fail("model_file", "a file name inside the artifact folder (no directories)", m.model_file)
+    names = m.class_names
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        fail("class_names", "a non-empty list of non-empty strings (one per class id)", names)
+    if m.palette is not None:
+        if not isinstance(m.palette, list) or not all(
+                isinstance(c, list) and len(c) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
+                for c in m.palette):
+            fail("palette", "null or a list of [r, g, b] integers 0..255", m.palette)
+        if len(m.palette) != len(names):
+            raise ArtifactError(f"manifest palette: expected {len(names)} colours (one per class), "
+                                f"got {len(m.palette)}")
+    if not isinstance(m.preprocess, PreprocessSpec):
+        fail("preprocess", "a preprocessing object (size_hw, mean, std, ...)", m.preprocess)
+    for name in ("inputs", "outputs"):
+        value = getattr(m, name)
+        if not isinstance(value, list) or not value or not all(isinstance(t, TensorInfo) for t in value):
+            fail(name, "a non-empty list of {name, dtype, shape} tensors", value)
+    if not isinstance(m.architecture, dict):
+        fail("architecture", "an object", m.architecture)
+    k = m.architecture.get("num_classes")
+    if k is not None and k != len(names):
+        raise ArtifactError(f"manifest class_names: the model has {k} output classes (architecture.num_classes), "
+                            f"but {len(names)} names are listed. Give one name per class, or re-export.")
+
+
+def _check_raw(raw) -> None:
+    """Shapes of the JSON before the typed records are built, so a bad field is named, not a Python error."""
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"expected a JSON object, got {type(raw).__name__}")
+    pp = raw.get("preprocess")
+    if not isinstance(pp, dict):
+        raise ArtifactError(f"preprocess: expected an object with size_hw, mean, std, got {pp!r}")
+    for key in ("mean", "std"):
+        v = pp.get(key)
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                              for x in v)):
+            raise ArtifactError(f"preprocess.{key}: expected 3 numbers (one per channel, 0..255 scale), got {v!r}")
+    size = pp.get("size_hw")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
+        raise ArtifactError(f"preprocess.size_hw: expected null or [height, width] integers, got {size!r}")
+    for key in ("inputs", "outputs"):
+        v = raw.get(key)
+        if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
+            raise ArtifactError(f"{key}: expected a list of {{name, dtype, shape}} objects, got {str(v)[:80]!r}")
+        for t in v:
+            if not isinstance(t.get("name"), str) or not isinstance(t.get("shape"), list):
+                raise ArtifactError(f"{key}: expected {{name: str, dtype: str, shape: list}}, got {str(t)[:80]!r}")
+            try:
+                import numpy as np
+
+                np.dtype(t.get("dtype"))
+            except TypeError:
+                raise ArtifactError(f"{key} {t['name']!r}: dtype {t.get('dtype')!r} is not a numpy dtype name")
+
+
 def read_manifest(folder: str | Path) -> Manifest:
     """Read and validate ``<folder>/model.json``; also checks that the model file it names exists."""
     folder = Path(folder)
@@ -107,15 +169,45 @@ def read_manifest(folder: str | Path) -> Manifest:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} is not valid JSON ({exc}). Re-export.") from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} must hold a JSON object, got "
+                            f"{type(raw).__name__}. Re-export.")
     if raw.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"artifact {folder}: manifest format_version {raw.get('format_version')!r}, this SDK "
                             f"reads {FORMAT_VERSION}. Re-export with this version of segedge.")
     try:
+        _check_raw(raw)
         manifest = Manifest.from_dict(raw)
-    except (KeyError, TypeError) as exc:
-        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} is incomplete or malformed ({exc}). "
-                            "Re-export.") from None
+    except ArtifactError as exc:
+        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME}: {exc}. Fix the field or re-export.") from None
+    except (KeyError, TypeError, ValueError) as exc:  # InputError (a ValueError) from PreprocessSpec too
+        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} is incomplete or malformed "
+                            f"({type(exc).__name__}: {exc}). Re-export.") from None
     if not (folder / manifest.model_file).is_file():
         raise ArtifactError(f"artifact {folder}: the model file {manifest.model_file!r} named in {MANIFEST_NAME} "
                             "is missing. Copy the whole artifact folder, or re-export.")
     return manifest
+
+
+def resolve_artifact(path: str | Path) -> Path:
+    """An artifact folder, or a file inside one (``out/b0.engine/model.engine``, ``.../model.json``) -> the folder.
+
+    A model file with no ``model.json`` naming it beside it is an error: a bare engine (e.g. from trtexec) has no
+    labels or preprocessing.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return p
+    manifest = p.parent / MANIFEST_NAME
+    if p.name == MANIFEST_NAME:
+        return p.parent
+    if manifest.is_file():
+        try:
+            named = json.loads(manifest.read_text()).get("model_file")
+        except (OSError, ValueError, AttributeError):
+            return p.parent  # read_manifest reports the broken manifest properly
+        if named == p.name:
+            return p.parent
+    raise ArtifactError(f"artifact {p}: expected an artifact folder, or the model file inside one with a "
+                        f"{MANIFEST_NAME} naming it, got a file without one. A bare engine has no labels or "
+                        "preprocessing: build it with segedge build ONNX_ARTIFACT --output FOLDER.")
