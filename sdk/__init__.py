@@ -1,6 +1,12 @@
 """segedge: trained SegFormer -> INT8 edge artifacts (TensorRT, OpenVINO, ONNX Runtime) behind one API.
 
 ``from sdk import Segmenter``. Heavy modules load on first use, so ``import sdk`` stays light.
+
+Layers (``tests/test_layers.py`` enforces them on every import, lazy ones included): ``sdk.core`` (contracts:
+errors, manifest, preprocess, postprocess, result) imports nothing else from the project; ``runtimes`` imports
+``sdk.core``; ``sdk.segmenter`` and ``sdk.timing`` import those two; ``converters`` those; ``calibration`` those and
+``converters``; ``sdk.stream`` imports ``sdk.core``, ``sdk.segmenter`` and ``runtimes``; ``sdk.cli`` may import
+everything but ``benchmarks``; nothing imports ``sdk.cli`` or ``benchmarks`` except ``benchmarks`` and the tests.
 """
 from __future__ import annotations
 
