@@ -134,7 +134,7 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
                       subset_size: int | None = None, fast_bias_correction: bool = True,
                       eval_data: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
                       max_drop: float | None = None, max_iterations: int | None = None,
-                      progress: bool = True) -> Path:
+                      overflow_fix: str | None = None, progress: bool = True) -> Path:
     """FP32 ONNX artifact + calibration set -> INT8 OpenVINO IR artifact folder (static shape); returns the folder.
 
     size_hw: the static network input (height, width); required (INT8 is calibrated at one resolution).
@@ -144,7 +144,13 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     float; each must match a node. subset_size: calibration frames used (None: all of ``calib``).
     eval_data + max_drop (mIoU points): accuracy-controlled quantization (see the module docstring);
     max_iterations bounds how many layer groups it may revert.
+    overflow_fix: NNCF's ``OverflowFix`` ("enable": 7-bit weights everywhere, for CPUs without VNNI where u8 x s8
+    products saturate; "first_layer_only"; "disable"); None: NNCF's default. ``calibration.quantize`` sets it from
+    the target CPU.
     """
+    if overflow_fix not in (None, "enable", "first_layer_only", "disable"):
+        raise InputError(f"overflow_fix: expected None, 'enable', 'first_layer_only' or 'disable', got "
+                         f"{overflow_fix!r}")
     if preset not in PRESETS:
         raise InputError(f"preset: expected one of {PRESETS}, got {preset!r}")
     if model_type not in MODEL_TYPES:
@@ -187,6 +193,11 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
               "float_always": "GroupConvolution (depthwise)"}
     sq = {} if smooth_quant_alpha is None else {"smooth_quant_alphas": nncf.AdvancedSmoothQuantParameters(
         matmul=smooth_quant_alpha)}
+    if overflow_fix is not None:
+        from nncf.quantization.advanced_parameters import OverflowFix
+
+        sq["overflow_fix"] = OverflowFix(overflow_fix)
+    recipe["overflow_fix"] = overflow_fix or "nncf default"
     kwargs = dict(
         preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
         model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,

@@ -144,6 +144,21 @@ def calibration_stride(frames: int, most: int = 16) -> int:
     return max(d for d in range(1, min(most, frames) + 1) if frames % d == 0)
 
 
+def frame_bytes(model_path: Path, feeds: dict) -> int:
+    """Bytes of every float intermediate tensor of one frame: what a histogram calibrator holds per frame until a
+    slice is merged (measured by running the model once with all of them as outputs: the peak of a one-frame slice)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    have = {o.name for o in model.graph.output}
+    floats = [v.name for v in model.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                              for n in floats if n not in have)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sum(int(out.nbytes) for out in session.run(None, feeds))  # = what a one-frame slice holds
+
+
 class _UniformHistogramNumpy:
     """numpy as ONNX Runtime's calibrate module sees it while we calibrate, with one change: ``histogram`` given an
     explicit array of evenly spaced edges (what ONNX Runtime passes from the second slice on, in the percentile
@@ -178,13 +193,23 @@ def _uniform_histograms():
 
 def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, output: str | Path, *,
                          target: str = "onnxruntime", method: str | None = None, keep_float: tuple[str, ...] = (),
-                         percentile: float = 99.999, progress: bool = True, slice_frames: int = 16) -> Path:
+                         percentile: float = 99.999, progress: bool = True, slice_frames: int = 16,
+                         reduce_range: bool = False, calib_memory_mib: int = 2048) -> Path:
     """FP32 ONNX artifact + calibration set -> INT8 (QDQ) ONNX artifact folder; returns the folder.
 
-    slice_frames: most frames the calibrator holds at once (see ``calibration_stride``); the CPU target's minmax keeps
-    only two scalars per tensor and frame, so it takes all frames in one pass."""
+    reduce_range: 7-bit weights, for CPUs without VNNI where u8 x s8 products saturate (``sdk.core.cpu``); the
+    public ``calibration.quantize`` sets it from the target CPU. Not for the TensorRT target (GPU, symmetric s8).
+    slice_frames / calib_memory_mib: the histogram methods hold every frame's intermediate tensors until a slice is
+    merged; a slice has at most ``slice_frames`` frames and, by a one-frame measurement, at most about
+    ``calib_memory_mib`` of them (at least one frame). The CPU target's minmax keeps only two scalars per tensor and
+    frame, so it takes all frames in one pass."""
     if target not in TARGETS:
         raise InputError(f"target: expected one of {TARGETS}, got {target!r}")
+    if reduce_range and target == "tensorrt":
+        raise InputError("reduce_range: expected False for target='tensorrt' (TensorRT runs symmetric 8-bit weights "
+                         "on the GPU, where nothing saturates); it is for CPUs without VNNI")
+    if calib_memory_mib < 1:
+        raise InputError(f"calib_memory_mib: expected >= 1, got {calib_memory_mib}")
     method = method or DEFAULT_METHODS[target]
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
@@ -230,7 +255,9 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         if method == "minmax" and not trt:  # per-frame ranges, averaged over all frames (scalars: no need to slice)
             extra["CalibMovingAverage"] = True
         else:  # all other methods, despite the option's name
-            extra["CalibStridedMinMax"] = calibration_stride(len(calib), slice_frames)
+            per_frame = frame_bytes(pre, _Reader(calib, manifest, False).get_next())
+            most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(per_frame, 1)))
+            extra["CalibStridedMinMax"] = calibration_stride(len(calib), most)
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
         with _uniform_histograms():
@@ -239,7 +266,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                 quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8 if trt else QuantType.QUInt8, weight_type=QuantType.QInt8,
                 op_types_to_quantize=["Conv", "MatMul", *([] if trt else DECODER_INT8_OPS)], nodes_to_quantize=nodes,
-                calibrate_method=calib_method, extra_options=extra,
+                calibrate_method=calib_method, extra_options=extra, reduce_range=reduce_range,
             )
         if not trt:
             quantized = onnx.load(str(out / "model.onnx"))
@@ -258,7 +285,9 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                 "ranges": ("mean of per-frame min/max" if method == "minmax" and not trt else
                            "global min/max" if method == "minmax" else method),
                 "activations": "int8 symmetric" if trt else "uint8 asymmetric",
-                "weights": "int8 symmetric per output channel", "quantized_nodes": len(nodes),
+                "weights": "int8 symmetric per output channel" + (", 7-bit (reduce_range)" if reduce_range else ""),
+                "reduce_range": reduce_range, "calib_slice_frames": extra.get("CalibStridedMinMax"),
+                "quantized_nodes": len(nodes),
                 "kept_float_by_user": kept, "keep_float_patterns": list(keep_float),
                 "seconds": round(time.perf_counter() - t0, 1),
             },

@@ -42,13 +42,16 @@ def _miou(artifact: Path, data: list) -> float:
 
 def quantize_with_max_drop(fp32_artifact: str | Path, calib: CalibrationSet, eval_data: list, output: str | Path,
                            *, max_drop: float, target: str = "onnxruntime", method: str | None = None,
-                           probe_frames: int = 32, probe_images: int = 20, progress: bool = True) -> Path:
+                           reduce_range: bool = False, probe_frames: int = 32, probe_images: int = 20,
+                           progress: bool = True) -> Path:
     """INT8 artifact whose mIoU drop on ``eval_data`` ((image, label) pairs) is at most ``max_drop`` points,
-    keeping the fewest blocks float. Records the sensitivity table and the chosen set in model.json."""
+    keeping the fewest blocks float. Records the sensitivity table and the chosen set in model.json.
+    reduce_range: 7-bit weights (``quantize_onnxruntime``), for every trial."""
     fp32_artifact, out = Path(fp32_artifact), Path(output)
+    recipe = dict(target=target, method=method, reduce_range=reduce_range)
     eval_data = list(eval_data)
     fp32_miou = _miou(fp32_artifact, eval_data)
-    full = quantize_onnxruntime(fp32_artifact, calib, out, target=target, method=method, progress=progress)
+    full = quantize_onnxruntime(fp32_artifact, calib, out, **recipe, progress=progress)
     drop = 100 * (fp32_miou - _miou(full, eval_data))
     table: list[dict] = []
     chosen: list[str] = []
@@ -57,11 +60,11 @@ def quantize_with_max_drop(fp32_artifact: str | Path, calib: CalibrationSet, eva
         probe = eval_data[:: max(1, len(eval_data) // probe_images)]
         groups = node_groups(fp32_artifact, target)
         with tempfile.TemporaryDirectory(prefix="segedge-sens-", dir=out) as tmp:
-            base = _miou(quantize_onnxruntime(fp32_artifact, probe_calib, Path(tmp) / "all", target=target,
-                                              method=method, progress=False), probe)
+            base = _miou(quantize_onnxruntime(fp32_artifact, probe_calib, Path(tmp) / "all", **recipe,
+                                              progress=False), probe)
             for name, pattern in tqdm(groups.items(), desc="sensitivity", unit="block", disable=not progress):
                 trial = quantize_onnxruntime(fp32_artifact, probe_calib, Path(tmp) / name.replace("/", "_"),
-                                             target=target, method=method, keep_float=(pattern,), progress=False)
+                                             **recipe, keep_float=(pattern,), progress=False)
                 table.append({"block": name, "miou_gain_points": 100 * (_miou(trial, probe) - base)})
         table.sort(key=lambda r: -r["miou_gain_points"])
         best = (drop, [])
@@ -70,7 +73,7 @@ def quantize_with_max_drop(fp32_artifact: str | Path, calib: CalibrationSet, eva
                 break
             chosen.append(row["block"])
             keep = tuple(groups[b] for b in chosen)
-            quantize_onnxruntime(fp32_artifact, calib, out, target=target, method=method, keep_float=keep,
+            quantize_onnxruntime(fp32_artifact, calib, out, **recipe, keep_float=keep,
                                  progress=False)
             drop = 100 * (fp32_miou - _miou(out, eval_data))
             if drop < best[0]:
@@ -79,7 +82,7 @@ def quantize_with_max_drop(fp32_artifact: str | Path, calib: CalibrationSet, eva
                 break
         if drop > max_drop and best[1] != chosen:  # keep the best model found, not the last one tried
             chosen = best[1]
-            quantize_onnxruntime(fp32_artifact, calib, out, target=target, method=method,
+            quantize_onnxruntime(fp32_artifact, calib, out, **recipe,
                                  keep_float=tuple(groups[b] for b in chosen), progress=False)
             drop = best[0]
     manifest = read_manifest(out)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdk.core.cpu import warn_if_saturating
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import Manifest, read_manifest
 
@@ -27,6 +28,7 @@ class Runtime:
                                 f"{self.name} runtime, which runs {list(self.formats)}. Use runtime='auto'.")
         self.model_path = self.artifact / self.manifest.model_file
         self._closed = False
+        warn_if_saturating(self.manifest, self.artifact)  # INT8 made for a CPU class that does not saturate
 
     @property
     def input_names(self) -> list[str]:

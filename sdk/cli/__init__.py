@@ -11,11 +11,11 @@ import logging
 import sys
 
 from sdk.cli import (bench, build, demo, deploy_config, evaluate, export, inspect, predict, quantize, report,
-                     stream)
+                     stream, verify)
 from sdk.core.errors import SegEdgeError
 
 # the order ``segedge --help`` lists them in
-COMMANDS = (export, quantize, predict, build, deploy_config, stream, report, bench, inspect, evaluate, demo)
+COMMANDS = (export, quantize, verify, predict, build, deploy_config, stream, report, bench, inspect, evaluate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

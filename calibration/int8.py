@@ -1,0 +1,292 @@
+"""``calibration.quantize``: the one public way to make an INT8 artifact. ``segedge quantize``, ``segedge report``
+and the benchmarks call it, so what is measured is what ships.
+
+It holds every decision, and checks every option before any work: the graph form (ONNX Runtime gets the
+``onnxruntime`` graph from a checkpoint, OpenVINO and TensorRT the portable one), the static size (OpenVINO: ``size``,
+else the artifact's, else the calibration frames' own when they share one), the target CPU class and the recipe it
+gets (``sdk.core.cpu``: 7-bit weights where u8 x s8 products saturate: ONNX Runtime ``reduce_range``, NNCF
+``overflow_fix``; the TensorRT Q/DQ target is a GPU recipe and ignores the CPU), the calibration method, and the
+accuracy-aware route (``eval_set`` + ``max_drop``). Some calibration frames are held out (not calibrated on): the
+INT8 masks' agreement with the FP32 model on them, measured on this machine, is recorded with the machine's ISA, and
+a few of them with their FP32 masks ship inside the artifact (``reference/``) for ``segedge verify``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from calibration.sets import CalibrationSet, load_calibration_set
+from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
+from sdk.core.errors import InputError
+from sdk.core.manifest import MANIFEST_NAME, Manifest, read_manifest
+from sdk.core.records import (AccuracyAwareRecord, CalibrationRecord, HeldOutAccuracy, QuantizationRecord,
+                              ReferenceRecord, TargetCpuRecord)
+
+log = logging.getLogger("segedge")
+
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+METHODS = ("minmax", "entropy", "percentile")
+FEW_FRAMES = 32  # fewer calibration frames than this get a warning
+REFERENCE_DIR = "reference"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What ``quantize`` will do, decided from the options alone (before loading or exporting anything)."""
+
+    backend: str
+    graph: str  # the FP32 graph form the backend quantizes
+    target_cpu: str  # a CPU class, or "gpu" for the TensorRT Q/DQ target
+    recipe: str  # the switch the target gets: "reduce_range", "overflow_fix", or "8-bit weights"
+    method: str | None  # ONNX Runtime calibrator; None for NNCF (its own range estimation)
+    accuracy_aware: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantizeResult:
+    """The INT8 artifact and what was measured about it (the same records its manifest holds)."""
+
+    artifact: Path
+    plan: Plan
+    calibration: CalibrationRecord
+    accuracy: HeldOutAccuracy
+    accuracy_aware: AccuracyAwareRecord | None
+    notes: list[str] = field(default_factory=list)
+
+    def next_command(self) -> str:
+        if self.plan.backend == "tensorrt":
+            return f"on the device: segedge build {self.artifact} --output {self.artifact}-engine --int8"
+        return f"segedge verify {self.artifact}   # or: segedge predict {self.artifact} IMAGES --output masks/"
+
+
+def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, keep_float: tuple[str, ...] = (),
+         eval_set=None, max_drop: float | None = None, size: tuple[int, int] | None = None) -> Plan:
+    """Check the options against each other and decide graph, target, recipe and method; raises InputError."""
+    if backend not in BACKENDS:
+        raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if (eval_set is None) != (max_drop is None):
+        raise InputError("eval_set and max_drop go together (--eval, --max-drop): give both for accuracy-aware "
+                         "quantization, or neither")
+    if max_drop is not None and max_drop < 0:
+        raise InputError(f"max_drop: expected >= 0 mIoU points, got {max_drop}")
+    if keep_float and max_drop is not None:
+        raise InputError("keep_float and max_drop contradict (--keep-float, --max-drop): max_drop chooses what "
+                         "stays float; give one of them")
+    if size is not None and (len(size) != 2 or min(size) < 32):
+        raise InputError(f"size: expected (H, W) of at least 32 each, got {size}")
+    if method is not None and method not in METHODS:
+        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
+    if backend == "openvino" and method is not None:
+        raise InputError(f"method {method!r}: --backend openvino calibrates with NNCF's own range estimation; "
+                         "leave --method out (it picks ONNX Runtime's calibrator)")
+    if backend == "tensorrt":
+        if target_cpu != "auto":
+            raise InputError(f"target_cpu {target_cpu!r}: the TensorRT Q/DQ model runs on the GPU (symmetric int8, "
+                             "nothing saturates); leave --target-cpu out for --backend tensorrt")
+        return Plan(backend=backend, graph="portable", target_cpu="gpu", recipe="8-bit weights",
+                    method=method or "percentile", accuracy_aware=max_drop is not None)
+    cpu = resolve_target_cpu(target_cpu)
+    switch = ("reduce_range" if backend == "onnxruntime" else "overflow_fix") if saturates(cpu) else "8-bit weights"
+    return Plan(backend=backend, graph="onnxruntime" if backend == "onnxruntime" else "portable", target_cpu=cpu,
+                recipe=switch, method=(method or "minmax") if backend == "onnxruntime" else None,
+                accuracy_aware=max_drop is not None)
+
+
+def split_holdout(calib: CalibrationSet, holdout: int | None) -> tuple[CalibrationSet, list[np.ndarray]]:
+    """(frames to calibrate on, held-out frames): every k-th frame is held out. holdout None: an eighth, 1..8."""
+    n = len(calib)
+    count = min(8, max(1, n // 8)) if holdout is None and n >= 2 else (holdout or 0)
+    if count < 0 or count >= n:
+        raise InputError(f"holdout: expected 0..{n - 1} frames (the calibration set has {n}), got {count}")
+    if count == 0:
+        return calib, []
+    held = set(np.linspace(0, n - 1, count + 2)[1:-1].round().astype(int).tolist())
+    kept = [f for i, f in enumerate(calib.frames) if i not in held]
+    return (dataclasses.replace(calib, frames=kept, description=f"{calib.description}, {len(held)} held out"),
+            [calib.frames[i] for i in sorted(held)])
+
+
+def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size: tuple[int, int] | None
+                   ) -> tuple[tuple[int, int], str | None]:
+    """The one static size rule (OpenVINO INT8, the report's float IR): ``size``, else the artifact's network size,
+    else the frames' own when they share one. Returns (size, a note to print when it came from the frames)."""
+    if size:
+        return (int(size[0]), int(size[1])), None
+    if manifest.preprocess.size_hw:
+        return tuple(manifest.preprocess.size_hw), None  # type: ignore[return-value]
+    shapes = {f.shape[:2] for f in frames}
+    if len(shapes) != 1:
+        raise InputError(f"static size: OpenVINO INT8 is calibrated at one resolution, and the calibration frames "
+                         f"come in {len(shapes)} sizes (e.g. {sorted(shapes)[:3]}); give size=(H, W) (--size H W: "
+                         "your camera's frame size, or the network size you deploy at)")
+    hw = shapes.pop()
+    return hw, (f"static size {hw[0]}x{hw[1]}, the calibration frames' own (this model's preprocessing does not "
+                "resize); give --size H W for another")
+
+
+def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size, labels, progress: bool) -> tuple[Path, list[str]]:
+    """The FP32 ONNX artifact to quantize: the one given (its graph checked), or an export of the checkpoint."""
+    if (checkpoint / MANIFEST_NAME).is_file():
+        m = read_manifest(checkpoint)
+        if m.format != "onnx" or m.precision != "fp32":
+            raise InputError(f"artifact {checkpoint}: expected an FP32 ONNX artifact (segedge export) or a "
+                             f"checkpoint, got {m.format} {m.precision}")
+        if p.backend != "onnxruntime" and m.graph != "portable":
+            raise InputError(f"artifact {checkpoint}: its graph is {m.graph!r}, which only ONNX Runtime runs; for "
+                             f"--backend {p.backend} export with --graph portable, or pass the checkpoint")
+        if size is not None and p.backend != "openvino":
+            raise InputError(f"size: an FP32 artifact keeps the size it was exported at ({m.preprocess.size_hw}); "
+                             "give --size with a checkpoint")
+        notes = []
+        if p.backend == "onnxruntime" and m.graph == "portable":
+            notes.append(f"{checkpoint} is a portable graph; for ONNX Runtime, INT8 from a --graph onnxruntime "
+                         "export runs faster (segedge export CHECKPOINT --graph onnxruntime, or pass the checkpoint)")
+        return checkpoint, notes
+    if not checkpoint.exists():
+        raise InputError(f"checkpoint {checkpoint}: no such file or folder; expected a checkpoint or an FP32 "
+                         "artifact folder (segedge export)")
+    from converters.onnx_export import export_onnx
+
+    export_size = tuple(size) if size and p.backend != "openvino" else None
+    return export_onnx(checkpoint, out / "fp32", size_hw=export_size, graph=p.graph, class_names=labels,
+                       progress=progress), []
+
+
+def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib: str | Path | CalibrationSet |
+             Iterable[np.ndarray], num_samples: int = 300, seed: int = 0, target_cpu: str = "auto",
+             method: str | None = None, size: tuple[int, int] | None = None, keep_float: Iterable[str] = (),
+             eval_set: str | Path | list | None = None, max_drop: float | None = None, labels: list[str] | None = None,
+             holdout: int | None = None, reference_frames: int = 4, calib_memory_mib: int = 2048,
+             progress: bool = True) -> QuantizeResult:
+    """Checkpoint (any layout) or FP32 ONNX artifact -> INT8 artifact in ``output``; see the module docstring.
+
+    calib: a folder / video / .txt list (``num_samples`` frames, ``seed``), a ``CalibrationSet`` or RGB arrays.
+    target_cpu: "auto" (this machine's class) or one of ``sdk.core.cpu.CPU_CLASSES``. size: (H, W) network input.
+    eval_set: a labelled set (path or (image, label) pairs) for max_drop (mIoU points). holdout: calibration frames
+    set aside to measure agreement (None: an eighth, 1..8); reference_frames of them ship in the artifact.
+    calib_memory_mib: bound on what the histogram calibrators (entropy, percentile) hold at once.
+    """
+    keep_float = tuple(keep_float)
+    p = plan(backend=backend, target_cpu=target_cpu, method=method, keep_float=keep_float, eval_set=eval_set,
+             max_drop=max_drop, size=size)
+    source, out = Path(checkpoint), Path(output)
+    if out.resolve() == source.resolve():
+        raise InputError(f"output: expected a folder other than the source {source}")
+    if not 0 <= reference_frames <= 16:
+        raise InputError(f"reference_frames: expected 0..16, got {reference_frames}")
+    calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(
+        calib, num_samples=num_samples, seed=seed)
+    calib_set, held = split_holdout(calib_set, holdout)
+    notes = []
+    if len(calib_set) < FEW_FRAMES:
+        notes.append(f"only {len(calib_set)} calibration frames (fewer than {FEW_FRAMES}): INT8 ranges from so few "
+                     "frames are noisy; give more with --num-samples or a larger --calib")
+        log.warning("calibration: %s", notes[-1])
+    eval_data = None
+    if eval_set is not None:
+        from calibration.datasets import open_labelled_set
+
+        eval_data = list(open_labelled_set(eval_set)) if isinstance(eval_set, (str, Path)) else list(eval_set)
+    fp32, more = _fp32_artifact(source, out, p, size, labels, progress)
+    notes += more
+    art = _run_backend(p, fp32, calib_set, out, size=size, keep_float=keep_float, eval_data=eval_data,
+                       max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress, notes=notes)
+    accuracy = _record(art, fp32, p, calib_set, held, reference_frames)
+    return QuantizeResult(artifact=art, plan=p, calibration=CalibrationRecord.read(read_manifest(art)),
+                          accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes)
+
+
+def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size, keep_float, eval_data, max_drop,
+                 calib_memory_mib: int, progress: bool, notes: list[str]) -> Path:
+    if p.backend == "openvino":
+        from calibration.quantize_openvino import quantize_openvino
+
+        hw, note = static_size_hw(read_manifest(fp32), calib.frames, size)
+        if note:
+            notes.append(note)
+        return quantize_openvino(fp32, calib, out, size_hw=hw, ignored_scope=keep_float or None,
+                                 eval_data=eval_data, max_drop=max_drop, progress=progress,
+                                 overflow_fix="enable" if p.recipe == "overflow_fix" else None)
+    recipe = dict(target=p.backend, method=p.method, reduce_range=p.recipe == "reduce_range")
+    if p.accuracy_aware:
+        from calibration.sensitivity import quantize_with_max_drop
+
+        return quantize_with_max_drop(fp32, calib, eval_data or [], out, max_drop=float(max_drop),
+                                      progress=progress, **recipe)
+    from calibration.quantize_ort import quantize_onnxruntime
+
+    return quantize_onnxruntime(fp32, calib, out, keep_float=keep_float, calib_memory_mib=calib_memory_mib,
+                                progress=progress, **recipe)
+
+
+def fp32_masks(fp32: Path, spec, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The FP32 ONNX artifact's masks on ``frames`` (ONNX Runtime), through ``spec`` (the INT8 artifact's
+    preprocessing, which may be static where the FP32 graph is dynamic)."""
+    from runtimes import open_runtime
+    from sdk.core.postprocess import logits_to_mask
+    from sdk.core.preprocess import preprocess
+
+    masks = []
+    with open_runtime(fp32, "onnxruntime") as rt:
+        for frame in frames:
+            feeds = {"pixel_values": preprocess(frame, spec)}
+            if rt.manifest.head == "mask":
+                feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
+                masks.append(rt.infer(feeds)["mask"][0])
+            else:
+                masks.append(logits_to_mask(rt.infer(feeds)["logits"][0], frame.shape[:2]))
+    return masks
+
+
+def int8_masks(artifact: Path, frames: list[np.ndarray], runtime: str = "auto") -> tuple[list[np.ndarray], str]:
+    """The artifact's masks on ``frames`` with the runtime it opens on here, and that runtime's description."""
+    from sdk.segmenter import Segmenter
+
+    with Segmenter.from_artifact(artifact, runtime=runtime) as seg:
+        return [seg(f).mask for f in frames], seg.runtime.describe()
+
+
+def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Pixel agreement over all pixels of paired mask lists."""
+    same = sum(int((x == y).sum()) for x, y in zip(a, b))
+    return same / sum(x.size for x in a)
+
+
+def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np.ndarray], keep: int
+            ) -> HeldOutAccuracy:
+    """Measure held-out agreement here, write the reference frames, and attach the records to the manifest."""
+    import cv2
+
+    manifest = read_manifest(art)
+    host = host_isa()
+    value, runtime, ref = None, "none (no held-out frames)", None
+    if held:
+        want = fp32_masks(fp32, manifest.preprocess, held)
+        got, runtime = int8_masks(art, held)
+        value = agreement(got, want)
+        if keep:
+            (art / REFERENCE_DIR).mkdir(exist_ok=True)
+            names = []
+            for i, (frame, mask) in enumerate(zip(held[:keep], want[:keep])):
+                cv2.imwrite(str(art / REFERENCE_DIR / f"frame_{i:02d}.png"), frame[..., ::-1])
+                cv2.imwrite(str(art / REFERENCE_DIR / f"mask_{i:02d}.png"), mask)
+                names.append(f"{i:02d}")
+            ref = ReferenceRecord(folder=REFERENCE_DIR, frames=[f"frame_{n}.png" for n in names],
+                                  masks=[f"mask_{n}.png" for n in names], agreement=agreement(got[:keep], want[:keep]),
+                                  machine=host)
+    accuracy = HeldOutAccuracy(frames=len(held), agreement=value, runtime=runtime, machine=host)
+    records = [CalibrationRecord(description=calib.description, fingerprint=calib.fingerprint, frames=len(calib),
+                                 held_out=len(held)),
+               TargetCpuRecord(cpu=p.target_cpu, recipe=p.recipe, calibrated_on=host), accuracy]
+    for record in records + ([ref] if ref else []):
+        manifest = record.attach(manifest)
+    manifest.write(art)
+    return accuracy
+
+
+__all__ = ["quantize", "plan", "Plan", "QuantizeResult", "static_size_hw", "split_holdout", "QuantizationRecord"]

@@ -1,0 +1,154 @@
+"""``verify``: run an artifact on the machine at hand against its FP32 reference, and say whether it still holds.
+
+The reference is either another artifact (``reference``: the FP32 ONNX artifact, run in ONNX Runtime here) or the
+frames and FP32 masks the INT8 artifact carries (``reference/``, written by ``calibration.quantize``). A TensorRT
+engine without its own uses those of the ONNX artifact it was built from (``source.onnx_artifact`` in its
+manifest), so ``segedge verify`` after ``segedge build`` on a Jetson checks the engine against the FP32 model.
+With ``data`` (a labelled set), mIoU is measured too. It fails when agreement is under ``min_agreement`` or under
+the agreement recorded when the artifact was made by more than ``margin_points``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibration.int8 import agreement, fp32_masks, int8_masks
+from sdk.core.cpu import host_isa
+from sdk.core.errors import InputError
+from sdk.core.manifest import Manifest, read_manifest
+from sdk.core.preprocess import read_rgb
+from sdk.core.records import HeldOutAccuracy, ReferenceRecord
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyReport:
+    """What ``verify`` measured: agreement with the reference on ``frames`` frames, mIoU when labelled data was
+    given, the value recorded when the artifact was made, and the verdict with its reasons."""
+
+    artifact: str
+    runtime: str
+    reference: str  # what the masks were compared with
+    frames: int
+    agreement: float
+    recorded_agreement: float | None
+    min_agreement: float
+    margin_points: float
+    machine: dict
+    miou: float | None = None
+    reference_miou: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+    def table(self) -> str:
+        rows = [("artifact", self.artifact), ("runtime", self.runtime), ("machine", self.machine.get("class", "?")),
+                ("reference", self.reference), ("frames", str(self.frames)),
+                ("agreement with FP32", f"{100 * self.agreement:.2f}%"),
+                ("recorded when made", "-" if self.recorded_agreement is None
+                 else f"{100 * self.recorded_agreement:.2f}%"),
+                ("min agreement", f"{100 * self.min_agreement:.2f}%")]
+        if self.miou is not None:
+            rows.append(("mIoU", f"{100 * self.miou:.2f}"))
+        if self.reference_miou is not None:
+            rows.append(("FP32 mIoU", f"{100 * self.reference_miou:.2f}"))
+        rows.append(("result", "PASS" if self.passed else "FAIL: " + "; ".join(self.reasons)))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _shipped(artifact: Path, manifest: Manifest) -> tuple[Path, ReferenceRecord] | None:
+    """(folder holding the reference frames, their record): the artifact's own, else its ONNX source's."""
+    record = ReferenceRecord.read(manifest)
+    if record is not None:
+        return artifact, record
+    source = manifest.source.get("onnx_artifact")
+    if source and Path(source).is_dir():
+        record = ReferenceRecord.read(read_manifest(source))
+        if record is not None:
+            return Path(source), record
+    return None
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    import cv2
+
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.ndim != 2:
+        raise InputError(f"reference mask {path}: expected a single-channel PNG of class ids; re-quantize the "
+                         "artifact to rewrite its reference frames")
+    return mask
+
+
+def verify(artifact: str | Path, *, reference: str | Path | None = None, data=None, min_agreement: float = 0.98,
+           margin_points: float = 0.5, runtime: str = "auto", samples: int = 0, progress: bool = False
+           ) -> VerifyReport:
+    """Check ``artifact`` here (see the module docstring). data: a labelled set path or (image, label) pairs;
+    samples: use at most this many of them (0: all). Returns the report; ``report.passed`` is the verdict."""
+    if not 0 < min_agreement <= 1:
+        raise InputError(f"min_agreement: expected a fraction in (0, 1], got {min_agreement}")
+    if margin_points < 0:
+        raise InputError(f"margin_points: expected >= 0, got {margin_points}")
+    artifact = Path(artifact)
+    manifest = read_manifest(artifact)
+    items = None
+    if data is not None:
+        from calibration.datasets import open_labelled_set
+
+        items = list(open_labelled_set(data)) if isinstance(data, (str, Path)) else list(data)
+        items = items[:: max(1, len(items) // samples)][:samples] if samples else items
+        if not items:
+            raise InputError(f"data {data}: expected labelled (image, label) pairs, got none")
+    shipped = _shipped(artifact, manifest)
+    if reference is not None:
+        frames = [img for img, _ in items] if items else None
+        if frames is None and shipped:
+            folder, record = shipped
+            frames = [read_rgb(folder / record.folder / name) for name in record.frames]
+        if not frames:
+            raise InputError(f"verify {artifact}: with --reference, expected frames to compare on: the artifact's "
+                             "reference frames (it has none) or --data LABELLED")
+        want = fp32_masks(Path(reference), manifest.preprocess, frames)
+        recorded = (HeldOutAccuracy.read(manifest) or HeldOutAccuracy(frames=0, agreement=None, runtime="")).agreement
+        what = f"{reference} (ONNX Runtime, here)"
+    elif shipped:
+        folder, record = shipped
+        frames = [read_rgb(folder / record.folder / name) for name in record.frames]
+        want = [_read_mask(folder / record.folder / name) for name in record.masks]
+        recorded, what = record.agreement, f"{len(frames)} FP32 masks shipped in {folder / record.folder}"
+    else:
+        raise InputError(f"verify {artifact}: expected reference masks inside it (made by segedge quantize) or "
+                         "--reference FP32_ARTIFACT; it has neither. Pass --reference out/fp32 (segedge export)")
+    got, described = int8_masks(artifact, frames, runtime)
+    value = agreement(got, want)
+    miou = ref_miou = None
+    if items:
+        miou, ref_miou = _mious(artifact, reference, items, runtime, progress)
+    reasons = []
+    if value < min_agreement:
+        reasons.append(f"agreement {100 * value:.2f}% < min {100 * min_agreement:.2f}%")
+    if recorded is not None and 100 * (recorded - value) > margin_points:
+        reasons.append(f"agreement {100 * value:.2f}% is {100 * (recorded - value):.2f} points under the "
+                       f"{100 * recorded:.2f}% recorded when it was made (margin {margin_points:g})")
+    return VerifyReport(artifact=str(artifact), runtime=described, reference=what, frames=len(frames),
+                        agreement=value, recorded_agreement=recorded, min_agreement=min_agreement,
+                        margin_points=margin_points, machine=host_isa(), miou=miou, reference_miou=ref_miou,
+                        reasons=reasons)
+
+
+def _mious(artifact: Path, reference, items: list, runtime: str, progress: bool) -> tuple[float, float | None]:
+    from calibration.evaluate import evaluate
+    from sdk.segmenter import Segmenter
+
+    with Segmenter.from_artifact(artifact, runtime=runtime) as seg:
+        miou = evaluate(seg, items, progress=progress).miou
+    if reference is None:
+        return miou, None
+    with Segmenter.from_artifact(reference, runtime="onnxruntime") as ref:
+        return miou, evaluate(ref, items, progress=progress).miou
+
+
+__all__ = ["verify", "VerifyReport"]
