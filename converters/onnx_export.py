@@ -81,6 +81,21 @@ def append_mask_head(model, num_classes: int, upsample: str):
     return model
 
 
+def max_abs_logit_diff(got: np.ndarray, ref: np.ndarray, shape) -> float:
+    """max |got - ref|, refusing non-finite logits on either side: NaN would compare False with every tolerance
+    (``max(worst, nan)`` keeps ``worst``) and argmax of NaN is class 0 everywhere, a silently wrong artifact."""
+    for name, arr in (("PyTorch", ref), ("ONNX Runtime", got)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ExportError(f"parity: {name} gives {bad} non-finite logits (NaN/inf) of {np.size(arr)} for an input "
+                              f"of shape {list(shape)}; expected finite logits. The weights overflow in float32 "
+                              "(check the checkpoint for huge or non-finite values) or the graph is broken.")
+    diff = float(np.abs(got.astype(np.float64) - ref.astype(np.float64)).max())
+    if not np.isfinite(diff):
+        raise ExportError(f"parity: the logit difference is not finite ({diff}) for input shape {list(shape)}")
+    return diff
+
+
 def logit_parity(max_abs: float, scale: float, *, atol: float = 1e-4, rtol: float = 1e-5) -> tuple[bool, dict]:
     """Does ONNX Runtime match PyTorch? ``max_abs``: the largest |logit difference|; ``scale``: the largest
     |logit|. Float32 rounding grows with the values, so the tolerance is ``atol + rtol * scale`` (numpy's
@@ -116,6 +131,7 @@ def export_onnx(
     layer_norm_eps: float | None = None,
     parity_atol: float = 1e-4,
     parity_rtol: float = 1e-5,
+    token_merge: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Export a SegFormer checkpoint (any supported layout) to an ONNX artifact folder; returns the folder.
@@ -124,6 +140,9 @@ def export_onnx(
     (for CamVid-style models: the image's native size). The graph itself accepts any size either way.
     opset: None picks 17 for graph="portable" and 20 (ONNX's Gelu op) for graph="onnxruntime".
     class_names, layer_norm_eps: see ``converters.checkpoints.load_checkpoint``.
+    token_merge: "none" (default), "2x2" or "2x2:1+2+3+4" (``converters.token_merge``): 2x2 query merging in
+    those stages; parity is then checked against the merged PyTorch model, and the agreement with the unmerged
+    one on the probes is recorded (``parity.token_merge_vs_unmerged``).
     Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol + parity_rtol *
     max|logit|`` (the tolerance follows the logits' scale: see ``logit_parity``).
     """
@@ -147,13 +166,15 @@ def export_onnx(
     from tqdm import tqdm
 
     from converters.checkpoints import load_checkpoint
-    from converters.folded import ExportSegFormer
+    from converters.token_merge import agreement_with_unmerged, export_modules, merge_summary, parse_token_merge
 
     out = Path(output)
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress)
     t0 = time.perf_counter()
     steps.set_postfix_str("load checkpoint")
+    merge = parse_token_merge(token_merge)
     ck = load_checkpoint(checkpoint, class_names=class_names, layer_norm_eps=layer_norm_eps)
+    net, reference = export_modules(ck.model, graph, merge)
     spec = ck.preprocess if size_hw is None else PreprocessSpec(
         size_hw=size_hw, mean=ck.preprocess.mean, std=ck.preprocess.std,
         channel_order=ck.preprocess.channel_order, resize_mode=ck.preprocess.resize_mode)
@@ -170,7 +191,7 @@ def export_onnx(
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
-                ExportSegFormer(ck.model, graph), (torch.from_numpy(probe),), str(logits_path),
+                net, (torch.from_numpy(probe),), str(logits_path),
                 input_names=["pixel_values"],
                 output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,
                 dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
@@ -187,12 +208,14 @@ def export_onnx(
     for shape in [(1, 3, *probe_hw), (2, 3, probe_hw[0] // 2 + 8, probe_hw[1] // 2 + 4)]:
         x = rng.standard_normal(shape).astype(np.float32)
         with torch.no_grad():
-            ref = ck.model(torch.from_numpy(x)).numpy()
+            ref = reference(torch.from_numpy(x)).numpy()
         got = session.run(["logits"], {"pixel_values": x})[0]
-        worst = max(worst, float(np.abs(got - ref).max()))
+        worst = max(worst, max_abs_logit_diff(got, ref, shape))
         parity["probe_shapes"].append(list(shape))
         scale = max(scale, float(np.abs(ref).max()))
     ok, record = logit_parity(worst, scale, atol=parity_atol, rtol=parity_rtol)
+    if merge.enabled:  # on the random probes: real-frame agreement is measured by benchmarks/bench_token_merge
+        parity["token_merge_vs_unmerged"] = agreement_with_unmerged(reference, ck.model, [probe])
     parity.update(record)
     if not ok:
         raise ExportError(f"parity: ONNX Runtime logits differ from PyTorch by {worst:.3g} max abs "
@@ -212,7 +235,7 @@ def export_onnx(
         x = probe
         out_hw = (probe_hw[0] + 37, probe_hw[1] - 23)  # an output size unlike the input catches axis mix-ups
         with torch.no_grad():
-            ref = _torch_reference_mask(ck.model(torch.from_numpy(x)).numpy(), out_hw, upsample, probe_hw)
+            ref = _torch_reference_mask(reference(torch.from_numpy(x)).numpy(), out_hw, upsample, probe_hw)
         got = session.run(["mask"], {"pixel_values": x, "output_size": np.array(out_hw, np.int64)})[0]
         parity["mask_agreement_vs_torch"] = float(np.mean(got == ref))
         if parity["mask_agreement_vs_torch"] < 0.999:
@@ -233,7 +256,8 @@ def export_onnx(
         upsample=upsample if head == "mask" else None, architecture=ck.config.to_dict(),
         source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
         versions=_versions(), parity=parity,
-        extra={"export_seconds": round(time.perf_counter() - t0, 2)},
+        extra={"export_seconds": round(time.perf_counter() - t0, 2),
+               **({"token_merge": merge_summary(merge, ck.config)} if merge.enabled else {})},
     )
     manifest.write(out)
     steps.update()

@@ -14,7 +14,7 @@ def run(args: argparse.Namespace) -> int:
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
                       opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample,
                       class_names=parse_labels(args.labels),
-                      layer_norm_eps=args.layer_norm_eps, progress=not args.quiet)
+                      layer_norm_eps=args.layer_norm_eps, token_merge=args.token_merge, progress=not args.quiet)
     manifest = json.loads((out / "model.json").read_text())
     print(f"exported {manifest['architecture']['variant']} ({len(manifest['class_names'])} classes) to "
           f"{out / manifest['model_file']} in {manifest['extra']['export_seconds']} s; ONNX Runtime vs PyTorch max "
@@ -42,5 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     p.add_argument("--layer-norm-eps", type=float,
                    help="override the blocks' LayerNorm eps (e.g. 1e-6 for the NVlabs code's exact numerics)")
+    p.add_argument("--token-merge", default="none", metavar="MODE[:STAGES]",
+                   help="training-free token merging (SegFormer++): none (default); 2x2: attention queries merged 2x2 "
+                        "in stages 1 and 2; 2x2:1+2+3+4 names the stages. Parity is checked against the merged "
+                        "model and the agreement with the unmerged one recorded in model.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
