@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from converters.checkpoint_checks import check_finite, check_hf_config, preprocess_from_hf
 from converters.model import SegFormer, SegFormerConfig, variant_name
 from sdk.core.errors import CheckpointError, LabelsError
 from sdk.core.preprocess import PreprocessSpec
@@ -333,8 +334,15 @@ def _load_with_inert_bookkeeping(path: Path) -> dict | None:
         return None
     if not unsafe or not all(_BOOKKEEPING_GLOBALS.match(g) for g in unsafe):
         return None
-    with torch.serialization.safe_globals([(_Inert, name) for name in unsafe]):
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals([(_Inert, name) for name in unsafe]):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a crafted pickle that uses the allowed names in ways no mmengine file does
+        raise CheckpointError(
+            f"checkpoint {path}: its mmengine/numpy bookkeeping cannot be read safely ({_load_error_reason(exc)}); "
+            "expected an mmsegmentation training checkpoint. Re-save only the weights: "
+            "torch.save({'state_dict': model.state_dict(), 'meta': {...}}, path)."
+        ) from None
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
         return None
     return {"state_dict": {k: v for k, v in obj["state_dict"].items() if isinstance(v, torch.Tensor)},
@@ -434,30 +442,32 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict, str]:
     return sd, meta, _detect_layout(list(sd))
 
 
-def _labels_from_meta(meta: dict, layout: str) -> tuple[list[str] | None, list[list[int]] | None]:
+def _labels_from_meta(meta: dict, layout: str, path: Path) -> tuple[list[str] | None, list[list[int]] | None]:
     if layout == "huggingface" and "config" in meta:
         id2label = meta["config"].get("id2label") or {}
         names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else None
-        return names, None
-    src = meta.get("dataset_meta") or meta  # mmseg 1.x: meta.dataset_meta.{classes,palette}; 0.x: CLASSES/PALETTE
-    names = src.get("classes") or src.get("CLASSES")
-    palette = src.get("palette") or src.get("PALETTE")
-    return (list(names) if names else None), ([list(map(int, c)) for c in palette] if palette else None)
+        palette = None
+    else:
+        src = meta.get("dataset_meta") or meta  # mmseg 1.x: meta.dataset_meta.{classes,palette}; 0.x: CLASSES/PALETTE
+        src = src if isinstance(src, dict) else {}
+        names = src.get("classes") or src.get("CLASSES")
+        palette = src.get("palette") or src.get("PALETTE")
+    if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n
+                                                                              for n in names)):
+        raise LabelsError(f"checkpoint {path}: its class names must be a list of non-empty strings, got "
+                          f"{str(names)[:80]!r}. Pass the names with --labels (class_names=).")
+    if palette is not None:
+        ok = isinstance(palette, (list, tuple)) and all(
+            isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in palette)
+        palette = [list(map(int, c)) for c in palette] if ok else None  # a bad palette falls back to the default
+    return (list(names) if names else None), (palette or None)
 
 
-def _preprocess_from_meta(meta: dict, layout: str) -> PreprocessSpec:
+def _preprocess_from_meta(meta: dict, layout: str, path: Path) -> PreprocessSpec:
     pp = meta.get("preprocessor")
     if layout == "huggingface" and pp:
-        scale = float(pp.get("rescale_factor", 1 / 255)) if pp.get("do_rescale", True) else 1.0
-        mean = [m / scale for m in pp.get("image_mean", [0.485, 0.456, 0.406])] if pp.get("do_normalize", True) \
-            else [0.0, 0.0, 0.0]
-        std = [s / scale for s in pp.get("image_std", [0.229, 0.224, 0.225])] if pp.get("do_normalize", True) \
-            else [1 / scale] * 3
-        size_hw = None
-        if pp.get("do_resize", True):
-            size = pp.get("size", {"height": 512, "width": 512})
-            size_hw = (int(size["height"]), int(size["width"]))
-        return PreprocessSpec(size_hw=size_hw, mean=tuple(mean), std=tuple(std))
+        return preprocess_from_hf(pp, path)
     return PreprocessSpec(size_hw=None)  # ImageNet mean/std on 0..255, the convention of all three layouts
 
 
@@ -477,8 +487,16 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
     if layout == "huggingface":
         sd = remap_huggingface(raw)
         hf = meta.get("config", {})
-        cfg = infer_config(sd, num_heads=hf.get("num_attention_heads"), eps=(1e-5, 1e-5, 1e-5),
-                           strides=hf.get("strides"))
+        if not isinstance(hf, dict):
+            raise CheckpointError(f"checkpoint {path}: config.json must hold a JSON object, got {type(hf).__name__}")
+        heads, strides = hf.get("num_attention_heads"), hf.get("strides")
+        for name, value in (("num_attention_heads", heads), ("strides", strides)):
+            if value is not None and not isinstance(value, (list, tuple)):
+                raise CheckpointError(f"checkpoint {path}: config.json {name}: expected a list of 4 integers, "
+                                      f"got {value!r}")
+        cfg = infer_config(sd, num_heads=heads, eps=(1e-5, 1e-5, 1e-5), strides=strides)
+        if "config" in meta:
+            check_hf_config(cfg, hf, path)
     elif layout == "nvlabs":
         sd = remap_nvlabs(raw)
         cfg = infer_config(sd, num_heads=None, eps=(1e-5, 1e-5, 1e-5))
@@ -495,6 +513,7 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
             f"{unexpected[:3]}. Is it a SegFormer segmentation checkpoint?"
         )
     sd = {k: v.float() for k, v in sd.items() if not k.startswith("<unused>.")}
+    check_finite(sd, path)
     model = SegFormer(cfg)
     expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
     missing, extra = sorted(expected - set(sd)), sorted(set(sd) - expected - {k for k in sd if "num_batches" in k})
@@ -509,9 +528,12 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
     model.load_state_dict(sd, strict=False)  # strictness enforced above; num_batches_tracked is bookkeeping
     model.eval()
 
-    names, palette = _labels_from_meta(meta, layout)
+    names, palette = _labels_from_meta(meta, layout, path)
     head = f"decode head has {cfg.num_classes} classes (classifier weight {list(sd['decoder.classifier.weight'].shape)})"
     if class_names is not None:
+        if isinstance(class_names, str) or not all(isinstance(n, str) and n.strip() for n in class_names):
+            raise LabelsError(f"class_names: expected a list of {cfg.num_classes} non-empty strings, got "
+                              f"{str(class_names)[:80]!r}")
         if len(class_names) != cfg.num_classes:
             raise LabelsError(f"checkpoint {head} but {len(class_names)} class names were given. "
                               f"Pass exactly {cfg.num_classes} names, one per output channel.")
@@ -523,5 +545,5 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
     if palette is not None and len(palette) != cfg.num_classes:
         palette = None
     return LoadedCheckpoint(model=model, config=cfg, class_names=names, palette=palette,
-                            preprocess=_preprocess_from_meta(meta, layout), layout=layout, source=str(path),
+                            preprocess=_preprocess_from_meta(meta, layout, path), layout=layout, source=str(path),
                             sha256=file_sha256(path))

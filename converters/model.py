@@ -213,6 +213,9 @@ class SegFormerConfig:
     sr_norm_eps: float = 1e-5
     drop_path_rate: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_config(self)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -234,6 +237,36 @@ MIT_VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
     "b4": ((64, 128, 320, 512), (3, 8, 27, 3), 768),
     "b5": ((64, 128, 320, 512), (3, 6, 40, 3), 768),
 }
+
+
+def check_config(cfg: SegFormerConfig) -> None:
+    """Refuse configs the network cannot be built or traced from, with the field and the fix (CheckpointError)."""
+    from sdk.core.errors import CheckpointError
+
+    def fail(field_name: str, expected: str, got) -> None:
+        raise CheckpointError(f"SegFormer config {field_name}: expected {expected}, got {got!r}. Fix the "
+                              "checkpoint's config.json (or the arguments that built the config).")
+
+    for name in ("hidden_sizes", "depths", "num_heads", "sr_ratios", "mlp_ratios", "patch_sizes", "strides"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (tuple, list)) or len(value) != 4:
+            fail(name, "4 entries, one per encoder stage", value)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            fail(name, "4 positive integers", value)
+    for name in ("num_classes", "decoder_width", "num_channels"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            fail(name, "a positive integer", value)
+    for i, (dim, heads) in enumerate(zip(cfg.hidden_sizes, cfg.num_heads)):
+        if dim % heads:
+            fail("num_heads", f"head counts that divide each stage's width (stage {i}: {dim} channels, "
+                              f"{heads} heads)", tuple(cfg.num_heads))
+    for name in ("layer_norm_eps", "patch_norm_eps", "sr_norm_eps"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+            fail(name, "a number in (0, 1)", value)
+    if not isinstance(cfg.drop_path_rate, (int, float)) or not 0 <= cfg.drop_path_rate < 1:
+        fail("drop_path_rate", "a number in [0, 1)", cfg.drop_path_rate)
 
 
 def variant_name(hidden_sizes: tuple[int, ...], depths: tuple[int, ...]) -> str:

@@ -5,6 +5,7 @@ managers; ``close()`` frees the session and any device memory. torch is never ne
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ class Runtime:
 
     name = "base"
     formats: tuple[str, ...] = ()
+    # True where ``_infer_impl`` may run in several threads at once (ONNX Runtime sessions; OpenVINO with its pool
+    # of infer requests); otherwise ``infer`` serialises calls with a lock, so every runtime is safe to share.
+    concurrent = False
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None) -> None:
         self.artifact = Path(artifact)
@@ -29,6 +33,7 @@ class Runtime:
         self.model_path = self.artifact / self.manifest.model_file
         self._closed = False
         warn_if_saturating(self.manifest, self.artifact)  # INT8 made for a CPU class that does not saturate
+        self._lock = threading.Lock()
 
     @property
     def input_names(self) -> list[str]:
@@ -53,7 +58,10 @@ class Runtime:
                 if isinstance(want, int) and want != have:
                     raise InputError(f"{info.name}: expected size {want} on axis {dim} (shape {info.shape}), "
                                      f"got shape {arr.shape}")
-        return self._infer_impl(feeds)
+        if self.concurrent:
+            return self._infer_impl(feeds)
+        with self._lock:
+            return self._infer_impl(feeds)
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -74,3 +82,17 @@ class Runtime:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def construct(cls: type[Runtime], artifact: Path, manifest: Manifest, options: dict) -> Runtime:
+    """``cls(artifact, manifest, **options)``, refusing options the runtime does not take (one line naming the
+    ones it does) instead of Python's TypeError."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise InputError(f"runtime options: the {cls.name} runtime takes {accepted}, got {unknown}. Drop "
+                         f"{', '.join(unknown)}, or choose the runtime that has it (--runtime / runtime=).")
+    return cls(artifact, manifest, **options)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import Runtime
-from sdk.core.errors import ArtifactError, require
-from sdk.core.manifest import Manifest
+from sdk.core.errors import ArtifactError, InputError, require
+from sdk.core.manifest import MANIFEST_NAME, Manifest
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                     "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
@@ -23,10 +23,16 @@ class OnnxRuntime(Runtime):
 
     name = "onnxruntime"
     formats = ("onnx",)
+    concurrent = True  # InferenceSession.run is thread-safe
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *,
                  providers: list[str] | tuple[str, ...] = ("cpu",), threads: int = 0) -> None:
         super().__init__(artifact, manifest)
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise InputError(f"threads: expected an int >= 0 (0: ONNX Runtime's default), got {threads!r}")
+        if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
+            raise InputError(f"providers: expected a non-empty list of provider names (e.g. ['cpu'] or "
+                             f"['cuda', 'cpu']), got {providers!r}")
         ort = require("onnxruntime", "cpu")
         wanted = [PROVIDER_ALIASES.get(p, p) for p in providers]
         available = ort.get_available_providers()
@@ -47,6 +53,16 @@ class OnnxRuntime(Runtime):
         if graph_inputs != sorted(self.input_names):
             raise ArtifactError(f"artifact {self.artifact}: the model's inputs {graph_inputs} differ from the "
                                 f"manifest's {sorted(self.input_names)}. Re-export the artifact.")
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if not set(self.output_names) <= set(outputs):
+            raise ArtifactError(f"artifact {self.artifact}: the model's outputs {sorted(outputs)} lack the "
+                                f"manifest's {self.output_names}. Re-export the artifact (or restore model.json).")
+        logits = outputs.get("logits")
+        if logits is not None and len(logits.shape) == 4 and isinstance(logits.shape[1], int) \
+                and logits.shape[1] != self.manifest.num_classes:
+            raise ArtifactError(f"artifact {self.artifact}: the model outputs {logits.shape[1]} classes, but "
+                                f"{MANIFEST_NAME} names {self.manifest.num_classes}. Give one name per class, or "
+                                "re-export.")
         self.providers = self.session.get_providers()
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

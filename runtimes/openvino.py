@@ -12,10 +12,13 @@ compile-time properties and are read back from the compiled model, so ``describe
 - ``threads``: inference threads (0: OpenVINO's choice, one per physical core).
 
 Static-shape artifacts (INT8 IR, reshaped to (1, 3, h, w)) take a batch one image at a time.
+Thread-safe: each call takes an ``InferRequest`` from a pool (a new one when all are busy, so N threads sharing
+one runtime run N requests at once) and puts it back afterwards.
 openvino is imported when a runtime opens, never at import time.
 """
 from __future__ import annotations
 
+import queue
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,7 @@ class OpenVINORuntime(Runtime):
 
     name = "openvino"
     formats = ("openvino", "onnx")
+    concurrent = True  # a pool of infer requests, one per concurrent call
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *, device: str = "CPU",
                  precision: str | None = None, performance_mode: str = "latency", threads: int = 0,
@@ -112,7 +116,8 @@ class OpenVINORuntime(Runtime):
                                 f"{self.effective['precision']} for it on {device} (the device lacks {precision} "
                                 f"arithmetic). Use precision='{self.effective['precision']}' or 'f32', or None for "
                                 "the device's default.")
-        self._request = self.compiled.create_infer_request()
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._requests.put(self.compiled.create_infer_request())
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = feeds["pixel_values"].shape[0]
@@ -126,12 +131,25 @@ class OpenVINORuntime(Runtime):
         return self._run(feeds)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self._request.infer(feeds)
-        by_name = {port.get_any_name(): value for port, value in result.items()}
-        return {k: np.asarray(by_name[k]) for k in self.output_names}
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:  # every request is busy in another thread: add one to the pool
+            request = self.compiled.create_infer_request()
+        try:
+            result = request.infer(feeds)
+            # infer() returns copies (share_outputs=False), so the request can go back to the pool at once
+            by_name = {port.get_any_name(): np.asarray(value) for port, value in result.items()}
+        except RuntimeError as exc:  # OpenVINO reports shape/device failures as RuntimeError
+            raise InputError(f"openvino: inference failed on {self.device} ({str(exc).strip().splitlines()[0][:300]})"
+                             f" for inputs {({k: v.shape for k, v in feeds.items()})}. Check the input size "
+                             "against the artifact (segedge inspect).") from None
+        finally:
+            self._requests.put(request)
+        return {k: by_name[k] for k in self.output_names}
 
     def _close_impl(self) -> None:
-        del self._request
+        while not self._requests.empty():
+            self._requests.get_nowait()
         del self.compiled
 
     def describe(self) -> str:

@@ -7,10 +7,20 @@ import numpy as np
 
 from runtimes import open_runtime
 from runtimes.base import Runtime
-from sdk.core.errors import InputError
+from sdk.core.errors import ArtifactError, InputError
 from sdk.core.postprocess import logits_to_mask
-from sdk.core.preprocess import COLOR_ORDERS, check_image, preprocess
+from sdk.core.preprocess import COLOR_ORDERS, check_image, network_size, preprocess
 from sdk.core.result import SegmentationResult, default_palette
+
+# SegFormer's stage-1 attention memory grows with the square of the network's pixel count (B0 at 4000x6000 asks
+# for ~140 GB); 2048x2048 needs ~4 GB. An artifact may state its own limit in manifest.extra["max_input_pixels"].
+MAX_INPUT_PIXELS = 2048 * 2048
+# images (and so masks and full-size logits inside the mask head) larger than this are refused: PIL's bomb limit
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def _mp(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP"
 
 
 class Segmenter:
@@ -19,11 +29,24 @@ class Segmenter:
     >>> seg = Segmenter.from_artifact("out/b0-fp32")        # runtime="auto"
     >>> result = seg(image)                                  # (H, W, 3) uint8, RGB unless color_order="bgr"
     >>> result.mask                                          # (H, W) class ids at the image's resolution
+
+    Thread-safe on every runtime: one Segmenter may be shared by several threads. ONNX Runtime sessions run calls
+    concurrently, OpenVINO takes an infer request per call from a pool, and runtimes that cannot (TensorRT's
+    execution context) serialise calls with a lock.
+
+    max_input_pixels: the largest network input (h * w) a call may run; models without a fixed input size run at
+    the image's own size, and a larger frame is refused with how to run it (export with --size). Default: the
+    manifest's ``extra.max_input_pixels``, else ``MAX_INPUT_PIXELS`` (2048 x 2048).
     """
 
-    def __init__(self, runtime: Runtime, *, color_order: str = "rgb") -> None:
+    def __init__(self, runtime: Runtime, *, color_order: str = "rgb", max_input_pixels: int | None = None) -> None:
         if color_order not in COLOR_ORDERS:
             raise InputError(f"color_order: expected one of {COLOR_ORDERS}, got {color_order!r}")
+        if max_input_pixels is None:
+            max_input_pixels = runtime.manifest.extra.get("max_input_pixels", MAX_INPUT_PIXELS)
+        if not isinstance(max_input_pixels, int) or isinstance(max_input_pixels, bool) or max_input_pixels < 1024:
+            raise InputError(f"max_input_pixels: expected an int >= 1024, got {max_input_pixels!r}")
+        self.max_input_pixels = max_input_pixels
         self.runtime = runtime
         self.manifest = runtime.manifest
         self.color_order = color_order
@@ -32,9 +55,16 @@ class Segmenter:
 
     @classmethod
     def from_artifact(cls, path: str | Path, *, runtime: str = "auto", color_order: str = "rgb",
-                      **runtime_options) -> "Segmenter":
+                      max_input_pixels: int | None = None, **runtime_options) -> "Segmenter":
         """Open an artifact folder (``model.json`` + model file). ``runtime_options`` go to the runtime."""
-        return cls(open_runtime(path, runtime, **runtime_options), color_order=color_order)
+        if color_order not in COLOR_ORDERS:
+            raise InputError(f"color_order: expected one of {COLOR_ORDERS}, got {color_order!r}")
+        rt = open_runtime(path, runtime, **runtime_options)
+        try:
+            return cls(rt, color_order=color_order, max_input_pixels=max_input_pixels)
+        except BaseException:
+            rt.close()
+            raise
 
     def __call__(self, image: np.ndarray) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 image; the mask comes back at (H, W)."""
@@ -42,9 +72,16 @@ class Segmenter:
 
     def predict_batch(self, images: list[np.ndarray], *, batch_size: int = 8) -> list[SegmentationResult]:
         """Segment many images; consecutive images of the same size run together, up to ``batch_size``."""
-        if isinstance(images, np.ndarray) and images.ndim == 4:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InputError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+        if isinstance(images, np.ndarray):
+            if images.ndim != 4:
+                raise InputError(f"images: expected a list of (H, W, 3) uint8 images or an (N, H, W, 3) array, got "
+                                 f"shape {images.shape}. Call seg(image) for one image.")
             images = list(images)
-        images = [check_image(img, f"images[{i}]") for i, img in enumerate(images)]
+        if isinstance(images, (str, bytes, dict)) or not hasattr(images, "__iter__"):
+            raise InputError(f"images: expected a list of (H, W, 3) uint8 images, got {type(images).__name__}")
+        images = [self._check_size(check_image(img, f"images[{i}]"), f"images[{i}]") for i, img in enumerate(images)]
         results: list[SegmentationResult] = []
         start = 0
         while start < len(images):
@@ -56,6 +93,20 @@ class Segmenter:
             start = stop
         return results
 
+    def _check_size(self, image: np.ndarray, name: str) -> np.ndarray:
+        h, w = image.shape[:2]
+        if h * w > MAX_IMAGE_PIXELS:
+            raise InputError(f"{name}: expected at most {_mp(MAX_IMAGE_PIXELS)}, got {h}x{w} ({_mp(h * w)}); the "
+                             "mask alone would not fit comfortably. Downscale the frame or cut it into tiles.")
+        nh, nw = network_size(self.manifest.preprocess, (h, w))
+        if nh * nw > self.max_input_pixels:
+            raise InputError(
+                f"{name}: {h}x{w} would run the network at {nh}x{nw} ({_mp(nh * nw)}), over this Segmenter's limit "
+                f"of {_mp(self.max_input_pixels)} (attention memory grows with the square of the pixel count). "
+                "Export with a network size, e.g. segedge export CHECKPOINT --size 1024 1536 (frames are resized "
+                "to it and masks come back at full size), downscale the frame, or raise max_input_pixels=.")
+        return image
+
     def _run(self, images: list[np.ndarray], hw: tuple[int, int]) -> list[SegmentationResult]:
         x = preprocess(images, self.manifest.preprocess, color_order=self.color_order)
         feeds = {"pixel_values": x}
@@ -64,7 +115,20 @@ class Segmenter:
             masks = self.runtime.infer(feeds)["mask"]
         else:
             logits = self.runtime.infer(feeds)["logits"]
+            if logits.ndim != 4 or logits.shape[1] != len(self.class_names):
+                raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned logits of shape "
+                                    f"{logits.shape}, expected (N, {len(self.class_names)}, h, w) for the "
+                                    f"{len(self.class_names)} classes its manifest names. Re-export.")
             masks = np.stack([logits_to_mask(lg, hw) for lg in logits])
+        if masks.shape != (len(images), *hw):
+            raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned masks of shape {masks.shape}, "
+                                f"expected {(len(images), *hw)}. Re-export it with this version of segedge.")
+        top = int(masks.max()) if masks.size else 0
+        if top >= len(self.class_names) or (masks.dtype.kind == "i" and masks.size and int(masks.min()) < 0):
+            raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned class id {top}, but its "
+                                f"manifest names {len(self.class_names)} classes (ids 0..{len(self.class_names) - 1})."
+                                " The manifest's class_names do not match the model: re-export, or give one name "
+                                "per output class.")
         return [SegmentationResult(m, self.class_names, self.palette) for m in masks]
 
     def close(self) -> None:

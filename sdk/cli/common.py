@@ -1,6 +1,10 @@
-"""Small helpers the subcommands share: label lists, image paths, (H, W) pairs."""
+"""Small helpers the subcommands share: label lists, image paths, (H, W) pairs, argument types, output checks.
+
+Imports nothing heavy: ``add_parser`` functions use the argument types here.
+"""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from sdk.core.errors import InputError
@@ -8,13 +12,77 @@ from sdk.core.errors import InputError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (batch sizes, counts); anything else is a usage error (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an int >= 0 (0 meaning the library's default, e.g. threads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0: the default), got {value}")
+    return value
+
+
+def _file_above(path: Path) -> Path | None:
+    """The first existing ancestor of ``path`` that is not a folder (then nothing can be created under it)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_dir(path: str | Path, flag: str = "--output") -> Path:
+    """A folder we may create or write into: not an existing file, not under a file. Checked before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{flag} {path}: expected a folder, got an existing file. Choose another path.")
+    blocker = _file_above(path)
+    if blocker is not None:
+        raise InputError(f"{flag} {path}: cannot create a folder under {blocker}, which is a file. Choose another "
+                         "path.")
+    return path
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """A file we may write (its folder is created if missing): not a folder, not under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: expected a file name, got an existing folder. Give a file inside it, "
+                         f"e.g. {path / 'result.json'}.")
+    blocker = _file_above(path)
+    if blocker is not None:
+        raise InputError(f"{flag} {path}: cannot write under {blocker}, which is a file. Choose another path.")
+    return path
+
+
 def parse_labels(value: str | None) -> list[str] | None:
     if value is None:
         return None
     path = Path(value)
     if path.is_file():
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    return [v.strip() for v in value.split(",")]
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--labels {path}: cannot be read as text ({exc}); expected one class name per "
+                             "line") from None
+        names = [ln.strip() for ln in lines if ln.strip()]
+    else:
+        names = [v.strip() for v in value.split(",")]
+    if not names or not all(names):
+        raise InputError(f"--labels {value!r}: expected non-empty class names (a text file with one per line, or "
+                         "a comma-separated list), got an empty name")
+    return names
 
 
 def image_paths(inputs: list[str]) -> list[Path]:
@@ -22,7 +90,7 @@ def image_paths(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
                 raise InputError(f"images: folder {p} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             paths.extend(found)

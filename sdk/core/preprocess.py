@@ -79,7 +79,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB; a clear error if it cannot be decoded."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's CV_IO_MAX_IMAGE_PIXELS
+        msg = (str(exc).strip().splitlines() or [""])[-1][:200]
+        raise InputError(f"image {path}: cannot be decoded ({msg}); its header may claim an absurd size. Check the "
+                         "file, or re-encode it.") from None
     if img is None:
         raise InputError(f"image {path}: cannot be read or decoded (missing, truncated or not an image)")
     return np.ascontiguousarray(img[..., ::-1])

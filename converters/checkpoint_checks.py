@@ -1,0 +1,107 @@
+"""Checks a loaded checkpoint must pass before it is exported: finite weights, tensors that agree with the
+checkpoint's own ``config.json``, and a preprocessor config in a form segedge can represent.
+
+Used by ``converters.checkpoints.load_checkpoint``; each failure is one line naming the tensor or field and the fix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sdk.core.errors import CheckpointError, LabelsError
+from sdk.core.preprocess import PreprocessSpec
+
+# config.json field -> SegFormerConfig field, for the architecture fields transformers' SegformerConfig has
+_HF_FIELDS = {"hidden_sizes": "hidden_sizes", "depths": "depths", "num_attention_heads": "num_heads",
+              "sr_ratios": "sr_ratios", "mlp_ratios": "mlp_ratios", "patch_sizes": "patch_sizes",
+              "strides": "strides", "decoder_hidden_size": "decoder_width", "num_channels": "num_channels"}
+
+
+def check_finite(sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Every floating tensor must be finite: one inf/NaN weight makes every logit NaN, and argmax of NaN is class 0
+    everywhere (a silently wrong model)."""
+    for key, t in sd.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            kinds = [k for k, m in (("NaN", torch.isnan(t)), ("inf", torch.isinf(t))) if bool(m.any())]
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {key} {list(t.shape)} has {bad} non-finite value(s) "
+                f"({'/'.join(kinds)}); expected finite weights. The file is corrupt or training diverged: use an "
+                "earlier checkpoint, or re-save it from a healthy model.")
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_hf_config(cfg, hf: dict, path: Path, *, eps_from_config: bool = False) -> None:
+    """The architecture read from the tensors must be the one ``config.json`` states (a config that contradicts
+    the weights means missing tensors or a wrong head). ``cfg``: the SegFormerConfig inferred from the tensors."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"checkpoint {path}: config.json must hold a JSON object, got {type(hf).__name__}")
+    for hf_name, name in _HF_FIELDS.items():
+        if hf_name not in hf or name in ("num_heads", "strides"):
+            continue  # heads and strides cannot be read from tensors: the config's values are used as they are
+        stated, found = _as_tuple(hf[hf_name]), getattr(cfg, name)
+        if stated != found:
+            raise CheckpointError(
+                f"checkpoint {path}: config.json says {hf_name}={list(stated) if isinstance(stated, tuple) else stated}"
+                f", but the tensors give {list(found) if isinstance(found, tuple) else found}. Tensors are missing "
+                "or the config belongs to another model: use the config.json saved with these weights.")
+    id2label = hf.get("id2label")
+    if id2label is not None and not isinstance(id2label, dict):
+        raise LabelsError(f"checkpoint {path}: config.json id2label: expected an object {{\"0\": name, ...}}, got "
+                          f"{type(id2label).__name__}")
+    if id2label:
+        keys = sorted(id2label)
+        if not all(str(k).isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
+            raise LabelsError(f"checkpoint {path}: config.json id2label: expected keys 0..{len(keys) - 1}, got "
+                              f"{keys[:5]}{'...' if len(keys) > 5 else ''}")
+    for field_name, count in (("num_labels", hf.get("num_labels")), ("id2label", len(id2label or {}) or None)):
+        if count is not None and count != cfg.num_classes:
+            raise LabelsError(
+                f"checkpoint {path}: config.json {field_name} gives {count} classes, but the decode head has "
+                f"{cfg.num_classes} (decoder.classifier.weight [{cfg.num_classes}, ...]). Use the config saved "
+                f"with these weights, or pass {cfg.num_classes} names with --labels.")
+
+
+def preprocess_from_hf(pp: dict, path: Path) -> PreprocessSpec:
+    """``preprocessor_config.json`` (SegformerImageProcessor's fields) -> PreprocessSpec on the 0..255 scale."""
+    where = f"checkpoint {path}: preprocessor_config.json"
+    if not isinstance(pp, dict):
+        raise CheckpointError(f"{where}: expected a JSON object, got {type(pp).__name__}")
+    try:
+        scale = float(pp.get("rescale_factor", 1 / 255)) if pp.get("do_rescale", True) else 1.0
+        if not 0 < scale < float("inf"):
+            raise ValueError(f"rescale_factor {scale}")
+        mean, std = pp.get("image_mean", [0.485, 0.456, 0.406]), pp.get("image_std", [0.229, 0.224, 0.225])
+        if pp.get("do_normalize", True):
+            mean, std = [float(m) / scale for m in mean], [float(s) / scale for s in std]
+        else:
+            mean, std = [0.0, 0.0, 0.0], [1 / scale] * 3
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: rescale_factor, image_mean and image_std must be positive numbers (3 "
+                              f"per list), got an invalid value ({exc}). Fix the file.") from None
+    size_hw = None
+    if pp.get("do_resize", True):
+        size = pp.get("size", {"height": 512, "width": 512})
+        if isinstance(size, int) and not isinstance(size, bool):
+            size_hw = (size, size)
+        elif isinstance(size, (list, tuple)) and len(size) == 2:
+            size_hw = (size[0], size[1])
+        elif isinstance(size, dict) and {"height", "width"} <= set(size):
+            size_hw = (size["height"], size["width"])
+        else:
+            raise CheckpointError(
+                f"{where}: size {size!r} is not a fixed (height, width): segedge resizes every frame to one "
+                "network size, as SegformerImageProcessor does. Write size as {\"height\": H, \"width\": W}, or "
+                "set \"do_resize\": false to run at each image's own size (then pass --size H W to export).")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in size_hw):
+            raise CheckpointError(f"{where}: size {size!r}: expected integer height and width")
+    from sdk.core.errors import InputError
+
+    try:
+        return PreprocessSpec(size_hw=size_hw, mean=tuple(mean), std=tuple(std))
+    except (InputError, TypeError) as exc:
+        raise CheckpointError(f"{where}: {exc}. Fix the file.") from None
