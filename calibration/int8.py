@@ -122,8 +122,8 @@ def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size: tuple[int
     shapes = {f.shape[:2] for f in frames}
     if len(shapes) != 1:
         raise InputError(f"static size: OpenVINO INT8 is calibrated at one resolution, and the calibration frames "
-                         f"come in {len(shapes)} sizes (e.g. {sorted(shapes)[:3]}); give size=(H, W) (--size H W: "
-                         "your camera's frame size, or the network size you deploy at)")
+                         f"come in {len(shapes)} sizes (e.g. {sorted(shapes)[:3]}); give --size H W (size=(H, W) in "
+                         "Python): your camera's frame size, or the network size you deploy at")
     hw = shapes.pop()
     return hw, (f"static size {hw[0]}x{hw[1]}, the calibration frames' own (this model's preprocessing does not "
                 "resize); give --size H W for another")
@@ -181,35 +181,35 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
         raise InputError(f"reference_frames: expected 0..16, got {reference_frames}")
     calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(
         calib, num_samples=num_samples, seed=seed)
-    calib_set, held = split_holdout(calib_set, holdout)
-    notes = []
-    if len(calib_set) < FEW_FRAMES:
-        notes.append(f"only {len(calib_set)} calibration frames (fewer than {FEW_FRAMES}): INT8 ranges from so few "
-                     "frames are noisy; give more with --num-samples or a larger --calib")
-        log.warning("calibration: %s", notes[-1])
     eval_data = None
     if eval_set is not None:
         from calibration.datasets import open_labelled_set
 
         eval_data = list(open_labelled_set(eval_set)) if isinstance(eval_set, (str, Path)) else list(eval_set)
+    notes: list[str] = []
     fp32, more = _fp32_artifact(source, out, p, size, labels, progress)
     notes += more
-    art = _run_backend(p, fp32, calib_set, out, size=size, keep_float=keep_float, eval_data=eval_data,
-                       max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress, notes=notes)
+    static = None
+    if p.backend == "openvino":  # from every frame: the held-out ones run at this size too
+        static, note = static_size_hw(read_manifest(fp32), calib_set.frames, size)
+        notes += [note] if note else []
+    calib_set, held = split_holdout(calib_set, holdout)
+    if len(calib_set) < FEW_FRAMES:  # a warning (stderr), not a note
+        log.warning("calibration: only %d calibration frames (fewer than %d): INT8 ranges from so few frames are "
+                    "noisy; give more with --num-samples or a larger --calib", len(calib_set), FEW_FRAMES)
+    art = _run_backend(p, fp32, calib_set, out, size_hw=static, keep_float=keep_float, eval_data=eval_data,
+                       max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress)
     accuracy = _record(art, fp32, p, calib_set, held, reference_frames)
     return QuantizeResult(artifact=art, plan=p, calibration=CalibrationRecord.read(read_manifest(art)),
                           accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes)
 
 
-def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size, keep_float, eval_data, max_drop,
-                 calib_memory_mib: int, progress: bool, notes: list[str]) -> Path:
+def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size_hw, keep_float, eval_data,
+                 max_drop, calib_memory_mib: int, progress: bool) -> Path:
     if p.backend == "openvino":
         from calibration.quantize_openvino import quantize_openvino
 
-        hw, note = static_size_hw(read_manifest(fp32), calib.frames, size)
-        if note:
-            notes.append(note)
-        return quantize_openvino(fp32, calib, out, size_hw=hw, ignored_scope=keep_float or None,
+        return quantize_openvino(fp32, calib, out, size_hw=size_hw, ignored_scope=keep_float or None,
                                  eval_data=eval_data, max_drop=max_drop, progress=progress,
                                  overflow_fix="enable" if p.recipe == "overflow_fix" else None)
     recipe = dict(target=p.backend, method=p.method, reduce_range=p.recipe == "reduce_range")
