@@ -3,7 +3,9 @@
     python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf \
         --camvid ../shared/data/camvid --json out/int8_bench.json
 
-Builds, with the same code paths as ``segedge quantize``: the FP32 ONNX artifacts (the ``onnxruntime`` graph, which
+Builds through ``calibration.quantize`` -- the function ``segedge quantize`` calls, so this measures what ships
+(target CPU class from ``--target-cpu``, default this machine's; the class is printed and in the JSON): the FP32
+ONNX artifacts (the ``onnxruntime`` graph, which
 ``segedge quantize --backend onnxruntime`` uses, and the portable graph, timed as a second FP32 baseline); ONNX
 Runtime INT8 (CPU recipe, from the ``onnxruntime`` graph); from the portable graph, the TensorRT-ready Q/DQ model
 (evaluated in ONNX Runtime: its speed here means nothing, TensorRT builds it on the device); and, when OpenVINO +
@@ -13,6 +15,8 @@ measures latency (model only: preprocessed input -> mask, warm-up then ``--repea
 360x480 with ``sdk.timing.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
 spinning threads do not slow the next variant), next to PyTorch eager FP32 (transformers-equivalent model, logits
 upsampled and argmaxed). Quantization times are the build times of ``segedge quantize``'s code paths.
+Calibration-subset robustness: ``--seeds 0,1,2`` also builds the INT8 variants from calibration subsets drawn with
+the other seeds and reports mean and worst drop and agreement over all seeds (accuracy only; latency on the first).
 """
 from __future__ import annotations
 
@@ -32,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-samples", type=int, default=300)
     ap.add_argument("--method", help="calibration method for both ONNX Runtime targets (default: each target's own, "
                                      "minmax for ORT INT8, percentile for the TensorRT Q/DQ model)")
+    ap.add_argument("--target-cpu", default="auto", help="CPU class the INT8 artifacts are made for (auto|vnni|"
+                                                           "avx512|avx2|arm64)")
+    ap.add_argument("--seeds", default="0", help="calibration-subset seeds, comma-separated (robustness: 0,1,2)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--splits", default="val,test")
     ap.add_argument("--workdir", type=Path, help="keep the artifacts here (default: a temporary folder)")
@@ -42,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from calibration.datasets import CamVid
     from calibration.evaluate import evaluate
-    from calibration.quantize_ort import quantize_onnxruntime
+    from calibration import quantize
     from calibration.sets import load_calibration_set
     from converters.checkpoints import load_checkpoint
     from converters.onnx_export import export_onnx
@@ -53,25 +60,32 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="segedge-bench-")
     work = args.workdir or Path(tmp.name)
-    calib = load_calibration_set(args.camvid / "train.txt", num_samples=args.num_samples, seed=0)
+    seeds = [int(v) for v in args.seeds.split(",")]
+    calib_of = {seed: load_calibration_set(args.camvid / "train.txt", num_samples=args.num_samples, seed=seed)
+                for seed in seeds}
+    calib = calib_of[seeds[0]]
     fp32 = export_onnx(args.checkpoint, work / "fp32", graph="onnxruntime", progress=False)
     portable = export_onnx(args.checkpoint, work / "fp32-portable", progress=False)
     variants: dict[str, tuple[Path, dict]] = {"ort-fp32": (fp32, {"runtime": "onnxruntime"}),
                                               "ort-fp32-portable": (portable, {"runtime": "onnxruntime"})}
     build_s: dict[str, float] = {}
+    method = {"method": args.method} if args.method else {}
+
+    def int8(source: Path, backend: str, out: Path, seed: int, **kw) -> Path:
+        cpu = {} if backend == "tensorrt" else {"target_cpu": args.target_cpu}
+        return quantize(source, out, backend=backend, calib=calib_of[seed], progress=False, **cpu, **kw).artifact
+
     t = time.perf_counter()
-    variants["ort-int8"] = (quantize_onnxruntime(fp32, calib, work / "ort-int8", method=args.method,
-                                                 progress=False), {"runtime": "onnxruntime"})
+    variants["ort-int8"] = (int8(fp32, "onnxruntime", work / "ort-int8", seeds[0], **method),
+                            {"runtime": "onnxruntime"})
     build_s["ort-int8"] = time.perf_counter() - t
     t = time.perf_counter()
-    variants["trt-qdq (in ORT)"] = (quantize_onnxruntime(portable, calib, work / "trt-qdq", target="tensorrt",
-                                                         method=args.method, progress=False),
+    variants["trt-qdq (in ORT)"] = (int8(portable, "tensorrt", work / "trt-qdq", seeds[0], **method),
                                     {"runtime": "onnxruntime"})
     build_s["trt-qdq (in ORT)"] = time.perf_counter() - t
     ov_at: dict[tuple[int, int], dict[str, Path]] = {}
     if "openvino" in RUNTIMES:
         try:
-            from calibration.quantize_openvino import quantize_openvino
             from converters.openvino_export import export_openvino
 
             # OpenVINO variants are static IRs at each measured size (INT8 is calibrated at one resolution, and the
@@ -79,10 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             for hw in ((360, 480), (512, 512)):
                 ir = export_openvino(portable, work / f"ov-ir-{hw[0]}x{hw[1]}", size_hw=hw, progress=False)
                 t = time.perf_counter()
-                int8 = quantize_openvino(portable, calib, work / f"ov-int8-{hw[0]}x{hw[1]}", size_hw=hw,
-                                         progress=False)
+                ov_int8 = int8(portable, "openvino", work / f"ov-int8-{hw[0]}x{hw[1]}", seeds[0], size=hw)
                 build_s[f"ov-int8 {hw[0]}x{hw[1]}"] = time.perf_counter() - t
-                ov_at[hw] = {"ov-f32": ir, "ov-default": ir, "ov-int8": int8}
+                ov_at[hw] = {"ov-f32": ir, "ov-default": ir, "ov-int8": ov_int8}
             variants["ov-f32"] = (ov_at[(360, 480)]["ov-f32"], {"runtime": "openvino", "precision": "f32"})
             variants["ov-default"] = (ov_at[(360, 480)]["ov-default"], {"runtime": "openvino", "precision": None})
             variants["ov-int8"] = (ov_at[(360, 480)]["ov-int8"], {"runtime": "openvino"})
@@ -90,11 +103,22 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             print(f"OpenVINO INT8 skipped: {exc}")
 
+    # the other seeds: accuracy only (robustness of the drop to the calibration subset)
+    extra_seeds: dict[str, tuple[Path, dict]] = {}
+    for seed in seeds[1:]:
+        extra_seeds[f"ort-int8 s{seed}"] = (int8(fp32, "onnxruntime", work / f"ort-int8-s{seed}", seed, **method),
+                                            {"runtime": "onnxruntime"})
+        extra_seeds[f"trt-qdq (in ORT) s{seed}"] = (int8(portable, "tensorrt", work / f"trt-qdq-s{seed}", seed,
+                                                         **method), {"runtime": "onnxruntime"})
+        if "ov-int8" in variants:
+            extra_seeds[f"ov-int8 s{seed}"] = (int8(portable, "openvino", work / f"ov-int8-s{seed}", seed,
+                                                    size=(360, 480)), {"runtime": "openvino"})
     rows: dict[str, dict] = {name: {"build_s": build_s.get(name)} for name in variants}
+    rows.update({name: {} for name in extra_seeds})
     for split in args.splits.split(","):
         data = list(CamVid(args.camvid, split))
         with Segmenter.from_artifact(fp32, runtime="onnxruntime") as ref:
-            for name, (art, opts) in variants.items():
+            for name, (art, opts) in {**variants, **extra_seeds}.items():
                 with Segmenter.from_artifact(art, **opts) as seg:
                     r = evaluate(seg, data, reference=None if name == "ort-fp32" else ref, progress=False)
                 rows[name][f"{split}_miou"] = r.miou
@@ -104,6 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in rows:
         for split in args.splits.split(","):
             rows[name][f"{split}_drop_points"] = 100 * (rows["ort-fp32"][f"{split}_miou"] - rows[name][f"{split}_miou"])
+    robustness = {}
+    for base in ("ort-int8", "trt-qdq (in ORT)", "ov-int8"):
+        runs = [rows[n] for n in [base, *(f"{base} s{seed}" for seed in seeds[1:])] if n in rows]
+        for split in args.splits.split(",") if len(runs) > 1 else ():
+            drops = [r[f"{split}_drop_points"] for r in runs]
+            agree = [r[f"{split}_agreement"] for r in runs]
+            robustness[f"{base} {split}"] = {"seeds": seeds, "mean_drop_points": float(np.mean(drops)),
+                                             "worst_drop_points": max(drops), "mean_agreement": float(np.mean(agree)),
+                                             "worst_agreement": min(agree)}
+            print(f"robustness {base} {split}: drop mean {np.mean(drops):.2f} worst {max(drops):.2f} points; "
+                  f"agreement mean {np.mean(agree):.2%} worst {min(agree):.2%} over seeds {seeds}")
 
     # latency, model only (preprocessed input -> mask), at a fixed 512x512 and at CamVid's 360x480
     torch_model = load_checkpoint(args.checkpoint).model
@@ -131,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from sdk.timing import environment
 
-    env = {**environment(), "torch_threads": torch.get_num_threads(),
+    from sdk.core.cpu import host_isa, resolve_target_cpu
+
+    env = {**environment(), "torch_threads": torch.get_num_threads(), "cpu_isa": host_isa(),
+           "int8_target_cpu": resolve_target_cpu(args.target_cpu),
            "versions": json.loads((fp32 / "model.json").read_text())["versions"]}
     print(f"\n{'variant':<20} {'val mIoU':>9} {'drop pt':>8} {'agree':>8} {'test mIoU':>9} {'drop pt':>8} "
           f"{'agree':>8} {'512 p50':>8} {'512 p90':>8} {'360x480 p50':>11} {'360x480 p90':>11} {'build s':>8}")
@@ -154,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             if a in lat and b in lat:
                 ratios[f"{size} {a} vs {b}"] = lat[b]["p50_ms"] / lat[a]["p50_ms"]
     print("speed-ups (p50 ratio, same run): " + "; ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    print(f"measured on a {env['cpu_isa']['class']} CPU ({', '.join(env['cpu_isa']['flags'])}); INT8 made for "
+          f"{env['int8_target_cpu']}")
     result = {"environment": env, "build_seconds": build_s, "calibration": calib.description, "accuracy": rows,
-              "latency": latency,
+              "robustness": robustness, "latency": latency,
               "speedups_p50": ratios}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
