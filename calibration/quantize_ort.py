@@ -152,7 +152,9 @@ def frame_bytes(model_path: Path, feeds: dict) -> int:
 
     model = onnx.load(str(model_path))
     have = {o.name for o in model.graph.output}
-    floats = [v.name for v in model.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
+    produced = {o for node in model.graph.node for o in node.output}  # value_info may name folded-away tensors
+    floats = [v.name for v in model.graph.value_info
+              if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and v.name in produced]
     model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
                               for n in floats if n not in have)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
