@@ -16,8 +16,11 @@ import pytest
 
 from calibration.datasets import CamVid, open_labelled_set
 from calibration.evaluate import evaluate
-from calibration.report import (CostOptions, Variant, _quantize_command, make_report, pareto_front, plan_variants,
-                                recommend)
+from calibration.report import CostOptions, make_report
+from calibration.report_build import BuildContext, build_variant
+from calibration.report_commands import quantize_command
+from calibration.report_plan import Accuracy, Cost, Variant, plan_variants
+from calibration.report_recommend import pareto_front, recommend
 from sdk.cli.bench import add_parser as add_bench_parser
 from sdk.timing import bench, latency_stats, measure_latency
 from sdk.core.errors import InputError, MissingDependencyError
@@ -126,11 +129,12 @@ def test_recommendation_respects_max_drop(tiny_report):
 def _variant(name, p50, drop, agreement=0.99, timed=True, precision="int8"):
     v = Variant(name=name, backend="onnxruntime", precision=precision, method="minmax", preset="default",
                 runtime="onnxruntime", status="built", command=f"cmd {name}",
-                accuracy={"drop_points": drop, "disagreement_points": 100 * (1 - agreement)})
+                accuracy=Accuracy(images=1, agreement=agreement, drop_points=drop,
+                                  disagreement_points=100 * (1 - agreement)))
     if timed:
-        v.cost = {"latency_ms": {"p50_ms": p50}}
+        v.cost = Cost(latency_ms={"p50_ms": p50})
     else:
-        v.cost = {"latency_note": "not measured (no GPU)"}
+        v.cost = Cost(latency_note="not measured (no GPU)")
     return v
 
 
@@ -138,15 +142,15 @@ def test_recommend_rule():
     vs = [_variant("fp32", 100, 0.0, 1.0, precision="fp32"), _variant("a", 50, 0.8, 0.97),
           _variant("b", 60, 0.4, 0.995), _variant("c", 61, 0.1), _variant("t", 10, 0.0, timed=False)]
     rec = recommend(vs, max_drop=0.5, labelled=True, reference_name="fp32")
-    assert rec["variant"] == "b" and rec["speedup_vs_fp32"] == pytest.approx(100 / 60)
-    assert [p["variant"] for p in rec["passed_over"]] == ["a"]
-    assert rec["within_5_percent"] == ["c"] and rec["not_timed"][0]["variant"] == "t"
-    assert recommend(vs, max_drop=1.0, labelled=True, reference_name="fp32")["variant"] == "a"
-    assert recommend(vs, max_drop=0.0, labelled=True, reference_name="fp32")["variant"] == "fp32"
+    assert rec.variant == "b" and rec.speedup_vs_fp32 == pytest.approx(100 / 60)
+    assert [p["variant"] for p in rec.passed_over] == ["a"]
+    assert rec.within_5_percent == ["c"] and rec.not_timed[0]["variant"] == "t"
+    assert recommend(vs, max_drop=1.0, labelled=True, reference_name="fp32").variant == "a"
+    assert recommend(vs, max_drop=0.0, labelled=True, reference_name="fp32").variant == "fp32"
     # unlabelled: the share of pixels disagreeing with FP32, in points
     rec = recommend(vs, max_drop=0.6, labelled=False, reference_name="fp32")
-    assert rec["variant"] == "b" and "unlabelled" in rec["criterion"]
-    assert recommend(vs[1:2], max_drop=0.1, labelled=True, reference_name=None)["variant"] is None
+    assert rec.variant == "b" and "unlabelled" in rec.criterion
+    assert recommend(vs[1:2], max_drop=0.1, labelled=True, reference_name=None).variant is None
 
 
 def test_pareto_front():
@@ -163,14 +167,12 @@ def test_plan_presets_and_commands(tmp_path):
                      "ort-int8-entropy-maxdrop", "trt-int8-minmax", "trt-int8-minmax-maxdrop", "trt-int8-entropy",
                      "trt-int8-entropy-maxdrop"]
     assert [s["name"] for s in skipped] == ["trt-fp32"]
-    from calibration.report import _Context
-
-    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=tmp_path / "fp32",
-                   portable=tmp_path / "fp32-portable", artifacts=tmp_path,
-                   calib=None, calib_arg="frames/", num_samples=50, seed=3, size_hw=(128, 160),
-                   ov_size_hw=(128, 160), tune_arg="val/", tune_data=[], max_drop=0.7, latency_hw=(128, 160),
-                   frame_hw=(360, 480), batch=2, progress=False)
-    cmd = _quantize_command(ctx, variants[2], tmp_path / "out")
+    ctx = BuildContext(source=tmp_path / "ckpt", source_is_artifact=False, fp32=tmp_path / "fp32",
+                       portable=tmp_path / "fp32-portable", artifacts=tmp_path, calib=None, calib_arg="frames/",
+                       num_samples=50, seed=3, size_hw=(128, 160), ov_size_hw=(128, 160), tune_arg="val/",
+                       tune_data=[], max_drop=0.7, latency_hw=(128, 160), frame_hw=(360, 480), batch=2,
+                       progress=False)
+    cmd = quantize_command(ctx, variants[2], tmp_path / "out")
     assert cmd == (f"segedge quantize {tmp_path / 'ckpt'} --backend onnxruntime --calib frames/ --num-samples 50 "
                    f"--seed 3 --method minmax --size 128 160 --eval val/ --max-drop 0.7 --output {tmp_path / 'out'}")
     # the command is one segedge quantize accepts
@@ -288,8 +290,6 @@ def test_tensorrt_engines_are_built_with_a_profile_that_holds_the_timing_frame(t
     """With TensorRT and a GPU present, fp32/fp16 engines come from build_engine and are what gets timed and
     evaluated; checked here with build_engine replaced (no GPU in CI)."""
     import converters.tensorrt_build as tb
-    from calibration.report import _build_variant, _Context
-
     calls = []
 
     def fake_build_engine(onnx_artifact, output, **kw):
@@ -302,12 +302,11 @@ def test_tensorrt_engines_are_built_with_a_profile_that_holds_the_timing_frame(t
                                      tensorrt_gpu=None)[0]]
     assert (v.runtime, v.latency_runtime) == ("tensorrt", "tensorrt")
     fp32 = tiny_report["evaluation"]["reference_artifact"]
-    ctx = _Context(source=tmp_path / "ckpt", source_is_artifact=False, fp32=fp32, portable=fp32, artifacts=tmp_path,
-                   calib=None,
-                   calib_arg="frames/", num_samples=4, seed=0, size_hw=(128, 160), ov_size_hw=(128, 160),
-                   tune_arg=None, tune_data=None, max_drop=0.5, latency_hw=(128, 160), frame_hw=(360, 480), batch=4,
-                   progress=False)
-    _build_variant(v, ctx, {})
+    ctx = BuildContext(source=tmp_path / "ckpt", source_is_artifact=False, fp32=fp32, portable=fp32,
+                       artifacts=tmp_path, calib=None, calib_arg="frames/", num_samples=4, seed=0,
+                       size_hw=(128, 160), ov_size_hw=(128, 160), tune_arg=None, tune_data=None, max_drop=0.5,
+                       latency_hw=(128, 160), frame_hw=(360, 480), batch=4, progress=False)
+    build_variant(v, ctx, {})
     (kw,) = calls
     assert kw["fp16"] and not kw["int8"] and kw["max_batch"] == 4
     assert kw["opt_hw"] == (128, 160) and kw["opt_output_hw"] == (360, 480)

@@ -1,0 +1,147 @@
+"""Build each planned variant with the SDK's own code paths (the ones ``segedge quantize`` / ``export`` / ``build``
+run), recording the command that reproduces it (``calibration.report_commands``).
+
+- onnxruntime fp32: the reference artifact itself; int8 per method (``quantize_onnxruntime``, CPU recipe, from the
+  ``onnxruntime`` graph when the report exported one).
+- openvino: one static-shape IR (``export_openvino``) shared by the float variants (the precision is a runtime hint);
+  int8 from NNCF (``quantize_openvino``), accuracy-aware with NNCF's accuracy control for the max-drop preset.
+- tensorrt: int8 as a Q/DQ ONNX (``quantize_onnxruntime(target="tensorrt")``) from the portable graph; engines
+  (``build_engine``) only where TensorRT and a CUDA GPU exist, with a profile that holds the timing frame.
+- preset max-drop: ``quantize_with_max_drop`` (the sensitivity-chosen float blocks), tuned on ``tune_data``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calibration import report_commands as cmd
+from calibration.report_plan import Variant
+from sdk.core.errors import MissingDependencyError, SegEdgeError
+
+
+@dataclass(kw_only=True)
+class BuildContext:
+    source: Path  # checkpoint or FP32 ONNX artifact, as given
+    source_is_artifact: bool
+    fp32: Path  # the reference and ONNX Runtime's source: the onnxruntime graph when exported from a checkpoint
+    portable: Path  # OpenVINO's and TensorRT's source: the portable graph (the same artifact when one was given)
+    artifacts: Path
+    calib: Any  # CalibrationSet
+    calib_arg: str
+    num_samples: int
+    seed: int
+    size_hw: tuple[int, int] | None  # export --size
+    ov_size_hw: tuple[int, int]
+    tune_arg: str | None
+    tune_data: list | None
+    max_drop: float
+    latency_hw: tuple[int, int]  # network input of the timing frame
+    frame_hw: tuple[int, int]  # the timing frame (= mask size)
+    batch: int  # the larger batch timed for throughput
+    progress: bool
+
+
+def build_all(variants: list[Variant], ctx: BuildContext, export_seconds: float | None, progress: bool) -> None:
+    """Build every variant; a failure is recorded on the variant (status "failed", error) and the rest go on."""
+    shared: dict[str, Any] = {"export_seconds": export_seconds}
+    for v in variants:
+        if progress:
+            print(f"build {v.name} ...", flush=True)
+        try:
+            build_variant(v, ctx, shared)
+        except (SegEdgeError, MissingDependencyError) as exc:
+            v.status, v.error = "failed", f"{type(exc).__name__}: {exc}"
+            print(f"build {v.name} FAILED: {v.error}", flush=True)
+
+
+def build_variant(v: Variant, ctx: BuildContext, shared: dict) -> None:
+    """Build ``v.artifact`` with the SDK's own functions; sets command/run_with/build_seconds/status. ``shared``
+    carries what variants share (the export time, the float IR)."""
+    from sdk.core.manifest import read_manifest
+
+    t = time.perf_counter()
+    if v.backend == "onnxruntime" and v.precision == "fp32":
+        v.artifact = ctx.fp32
+        v.command = (cmd.given_artifact(ctx) if ctx.source_is_artifact
+                     else cmd.export_command(ctx, ctx.fp32, read_manifest(ctx.fp32).graph))
+        v.build_seconds = shared.get("export_seconds")
+    elif v.precision == "int8":
+        _quantize(v, ctx, ctx.artifacts / v.name)
+    elif v.backend == "openvino":
+        _float_ir(v, ctx, shared, t)
+    else:  # tensorrt fp32 / fp16 engine from the FP32 ONNX
+        v.artifact = ctx.portable
+    if v.backend == "tensorrt" and v.latency_runtime == "tensorrt":
+        _engine(v, ctx)
+    if v.build_seconds is None:
+        v.build_seconds = time.perf_counter() - t
+    v.run_with = cmd.run_with(v)
+    v.status = "built"
+
+
+def _quantize(v: Variant, ctx: BuildContext, out: Path) -> None:
+    """INT8 for any backend, default or max-drop preset, with the code ``segedge quantize`` runs."""
+    from sdk.core.manifest import read_manifest
+
+    accuracy_aware = v.preset == "max-drop"
+    if v.backend == "openvino":
+        from calibration.quantize_openvino import quantize_openvino
+
+        v.artifact = quantize_openvino(ctx.portable, ctx.calib, out, size_hw=ctx.ov_size_hw, progress=ctx.progress,
+                                       eval_data=ctx.tune_data if accuracy_aware else None,
+                                       max_drop=ctx.max_drop if accuracy_aware else None)
+    else:
+        src = ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
+        if accuracy_aware:
+            from calibration.sensitivity import quantize_with_max_drop
+
+            v.artifact = quantize_with_max_drop(src, ctx.calib, ctx.tune_data or [], out, max_drop=ctx.max_drop,
+                                                target=v.backend, method=str(v.method), progress=ctx.progress)
+            aa = read_manifest(out).extra["accuracy_aware"]
+            v.notes.append(f"float blocks: {', '.join(aa['float_blocks']) or 'none'}; tuning drop "
+                           f"{aa['measured_drop_points']:.2f} points ({'met' if aa['max_drop_met'] else 'NOT met'})")
+        else:
+            from calibration.quantize_ort import quantize_onnxruntime
+
+            v.artifact = quantize_onnxruntime(src, ctx.calib, out, target=v.backend, method=str(v.method),
+                                              progress=ctx.progress)
+    v.command = cmd.quantize_command(ctx, v, out)
+    if v.backend == "tensorrt":
+        v.command += cmd.device_step(out)
+
+
+def _float_ir(v: Variant, ctx: BuildContext, shared: dict, t: float) -> None:
+    """The float OpenVINO variants share one static IR (precision is a runtime hint)."""
+    if "ov_ir" not in shared:
+        from converters.openvino_export import export_openvino
+
+        shared["ov_ir"] = export_openvino(ctx.portable, ctx.artifacts / "ov-ir", size_hw=ctx.ov_size_hw,
+                                          progress=False)
+        shared["ov_ir_seconds"] = time.perf_counter() - t
+    v.artifact = shared["ov_ir"]
+    v.build_seconds = shared["ov_ir_seconds"]
+    v.command = cmd.ir_command(ctx, v.artifact)
+
+
+def _engine(v: Variant, ctx: BuildContext) -> None:
+    """A TensorRT engine with a profile that holds what the report runs: the timing frame's network size (as opt)
+    and mask size, and the throughput batch; frames larger than the defaults (1024x1024) widen it."""
+    from converters.tensorrt_build import build_engine
+    from sdk.core.manifest import read_manifest
+
+    engine = ctx.artifacts / f"{v.name}-engine"
+    (nh, nw), (fh, fw) = ctx.latency_hw, ctx.frame_hw
+    dynamic = read_manifest(v.path).preprocess.size_hw is None
+    big = 1024 if dynamic else 0
+    shapes: dict[str, tuple[int, int] | None] = {
+        "opt_hw": (nh, nw), "max_hw": (max(1024, nh), max(1024, nw)) if dynamic else None,
+        "opt_output_hw": (fh, fw), "max_output_hw": (max(fh, 2 * nh, big), max(fw, 2 * nw, big))}
+    v.latency_artifact = build_engine(v.path, engine, fp16=v.precision == "fp16", int8=v.precision == "int8",
+                                      max_batch=ctx.batch, **shapes)  # type: ignore[arg-type]
+    build = cmd.build_command(v, engine, shapes, ctx.batch)
+    if v.precision != "int8":
+        v.artifact, v.command = engine, build
+    else:
+        v.command = cmd.with_engine(v.command, build)

@@ -1,0 +1,98 @@
+"""The report's cost pass: latency p50/p90/p99 (model only: the preprocessed frame -> full-resolution mask,
+variants alternating run by run, ``sdk.timing.measure_latency``), throughput at batch 1 and ``CostOptions.batch``,
+load/compile time and peak RSS in a fresh process per variant, artifact size on disk."""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from calibration.report_plan import Variant
+from sdk.core.errors import InputError, SegEdgeError
+
+
+@dataclass(frozen=True, kw_only=True)
+class CostOptions:
+    """How cost is measured. repeats/warmup: timed/untimed runs per variant at batch 1 (a quarter as many at
+    ``batch``); pause_s: sleep before each timed run (see ``sdk.timing``); settle_s: pause before timing, so a model
+    just quantized is not timed while the machine is still busy; memory: load time + peak RSS in a fresh process per
+    variant."""
+
+    repeats: int = 30
+    warmup: int = 3
+    batch: int = 4
+    pause_s: float = 0.1
+    settle_s: float = 10.0
+    memory: bool = True
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.warmup < 0 or self.batch < 1:
+            raise InputError(f"cost options: expected repeats >= 1, warmup >= 0, batch >= 1, got {self}")
+
+
+def _open(timed: list[Variant], frame: np.ndarray, batch: int, runtimes: dict[str, Any]) -> tuple[dict, dict]:
+    """Open each timed variant's runtime (into ``runtimes``) and its feeds at batch 1 and ``batch``."""
+    from runtimes import open_runtime
+    from sdk.core.preprocess import network_size, preprocess
+
+    hw = frame.shape[:2]
+    feeds: dict[str, dict] = {}
+    feeds_n: dict[str, dict] = {}
+    for v in timed:
+        rt = open_runtime(v.latency_path, str(v.latency_runtime), **v.runtime_options)
+        runtimes[v.name] = rt
+        spec = rt.manifest.preprocess
+        for store, n in ((feeds, 1), (feeds_n, batch)):
+            f = {"pixel_values": preprocess([frame] * n, spec)}
+            if "output_size" in rt.input_names:
+                f["output_size"] = np.asarray(hw, np.int64)
+            store[v.name] = f
+        v.cost.runtime = rt.describe()
+        v.cost.network_hw = list(network_size(spec, hw))
+    return feeds, feeds_n
+
+
+def measure_cost(variants: list[Variant], frame: np.ndarray, options: CostOptions, progress: bool) -> None:
+    """Fill ``v.cost`` for every built variant: size always; latency, throughput and memory where timed here."""
+    from sdk.timing import measure_latency, other_load, probe_load_and_memory, throughput_fps
+
+    timed = [v for v in variants if v.status == "built" and v.latency_runtime]
+    for v in variants:
+        if v.status == "built":
+            v.cost.artifact_bytes = sum(int(p.stat().st_size) for p in v.latency_path.iterdir() if p.is_file())
+            if not v.latency_runtime:
+                v.cost.latency_note = v.latency_note
+    if not timed:
+        return
+    gc.collect()
+    busy = other_load(options.settle_s) if options.settle_s > 0 else None
+    runtimes: dict[str, Any] = {}
+    try:
+        feeds, feeds_n = _open(timed, frame, options.batch, runtimes)
+        fns = {name: rt.infer for name, rt in runtimes.items()}
+        if progress:
+            print(f"latency: {len(fns)} variants alternating, {options.repeats} runs at batch 1, "
+                  f"{max(3, options.repeats // 4)} at batch {options.batch}", flush=True)
+        one = measure_latency(fns, feeds.__getitem__, options.repeats, warmup=options.warmup,
+                              pause_s=options.pause_s)
+        many = measure_latency(fns, feeds_n.__getitem__, max(3, options.repeats // 4), warmup=1,
+                               pause_s=options.pause_s)
+    finally:
+        for rt in runtimes.values():
+            rt.close()
+    hw = frame.shape[:2]
+    for v in timed:
+        c = v.cost
+        c.other_load_before_timing = busy
+        c.latency_ms, c.batch, c.batch_latency_ms = one[v.name], options.batch, many[v.name]
+        c.throughput_fps = {"1": throughput_fps(one[v.name], 1),
+                            str(options.batch): throughput_fps(many[v.name], options.batch)}
+        if options.memory:
+            try:
+                c.memory = probe_load_and_memory(v.latency_path, str(v.latency_runtime), v.runtime_options,
+                                                 input_hw=tuple(c.network_hw), output_hw=hw,
+                                                 batches=(1, options.batch))
+            except SegEdgeError as exc:
+                c.memory_note = str(exc)

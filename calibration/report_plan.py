@@ -1,0 +1,290 @@
+"""The report's grid and its typed records: which variants to build (backend x precision x calibration method x
+float-layer preset), which cells are skipped and why, and what is measured about each variant.
+
+A variant's settings are the fields of ``Cell``; its name is built from them (``ort-int8-minmax-maxdrop``). A new
+axis (say an input scale) is one more ``Cell`` field whose default means "as before", with a ``tag`` in its metadata
+that names non-default values; ``plan_variants`` then takes its values like ``methods``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Callable
+
+from sdk.core.errors import SegEdgeError
+
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+METHODS = ("minmax", "entropy", "percentile")  # = calibration.quantize_ort.METHODS (not imported: onnx is heavy)
+PRESETS = ("default", "max-drop")
+SHORT = {"onnxruntime": "ort", "openvino": "ov", "tensorrt": "trt"}
+OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+def _tag(fn: Callable[[Any], str]) -> dict:
+    return {"tag": fn}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One point of the grid: what to build. Fields after ``precision`` are axes; each one's ``tag`` gives the name
+    part for a value ("" for the default)."""
+
+    backend: str
+    precision: str
+    method: str | None = field(default=None, metadata=_tag(lambda m: m if m not in (None, "nncf") else ""))
+    preset: str = field(default="default", metadata=_tag(lambda p: "maxdrop" if p == "max-drop" else ""))
+
+    @property
+    def name(self) -> str:
+        parts = [SHORT[self.backend], self.precision]
+        for f in dataclasses.fields(self):
+            if "tag" in f.metadata:
+                parts.append(f.metadata["tag"](getattr(self, f.name)))
+        return "-".join(p for p in parts if p)
+
+
+@dataclass(kw_only=True)
+class Accuracy:
+    """Accuracy of a variant (or the reference) on the evaluation set. miou, pixel_accuracy, iou_per_class and
+    drop_points (vs FP32, in mIoU points) only on a labelled set; agreement: share of pixels equal to FP32's."""
+
+    images: int
+    agreement: float
+    miou: float | None = None
+    pixel_accuracy: float | None = None
+    iou_per_class: dict[str, float | None] | None = None
+    drop_points: float | None = None
+    disagreement_points: float | None = None
+    runtime: str | None = None
+
+    def points(self, metric: str) -> float | None:
+        """``drop_points`` or ``disagreement_points``: the number the recommendation limits."""
+        return {"drop_points": self.drop_points, "disagreement_points": self.disagreement_points}[metric]
+
+    def compare_with(self, reference: "Accuracy") -> None:
+        if self.miou is not None and reference.miou is not None:
+            self.drop_points = 100 * (reference.miou - self.miou)
+        self.disagreement_points = 100 * (1 - self.agreement)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Accuracy | None":
+        return cls(**d) if d else None
+
+
+@dataclass(kw_only=True)
+class Cost:
+    """What a variant costs. latency_ms / batch_latency_ms: ``sdk.timing.latency_stats`` at batch 1 / ``batch``;
+    memory: ``sdk.timing.probe_load_and_memory``'s numbers (load_seconds, peak_rss_mib, ...), flat in the JSON."""
+
+    artifact_bytes: int | None = None
+    latency_note: str | None = None
+    runtime: str | None = None
+    network_hw: list[int] | None = None
+    other_load_before_timing: dict | None = None
+    latency_ms: dict | None = None
+    batch: int | None = None
+    batch_latency_ms: dict | None = None
+    throughput_fps: dict[str, float] | None = None
+    memory: dict = field(default_factory=dict)
+    memory_note: str | None = None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return self.latency_ms["p50_ms"] if self.latency_ms else None
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "memory" and v is not None}
+        if self.latency_ms is not None:
+            d["other_load_before_timing"] = self.other_load_before_timing  # null when not sampled: still a key
+        return {**d, **self.memory}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Cost":
+        names = {f.name for f in dataclasses.fields(cls)} - {"memory"}
+        return cls(**{k: v for k, v in d.items() if k in names},
+                   memory={k: v for k, v in d.items() if k not in names})
+
+
+@dataclass(kw_only=True)
+class Variant:
+    """One cell of the grid and everything measured about it (``to_dict`` is its JSON)."""
+
+    name: str
+    backend: str
+    precision: str
+    method: str | None
+    preset: str
+    runtime: str  # the runtime that measures accuracy
+    runtime_options: dict = field(default_factory=dict)
+    latency_runtime: str | None = None  # None: latency not measured (latency_note says why)
+    latency_note: str | None = None
+    artifact: Path | None = None
+    latency_artifact: Path | None = None
+    command: str = ""
+    run_with: str = ""
+    build_seconds: float | None = None
+    status: str = "planned"  # built | failed
+    error: str | None = None
+    accuracy: Accuracy | None = None
+    corruptions: dict[str, Accuracy] = field(default_factory=dict)
+    cost: Cost = field(default_factory=Cost)
+    notes: list[str] = field(default_factory=list)
+    per_image_agreement: list[float] = field(default_factory=list)
+    pareto: bool = False
+
+    @classmethod
+    def of(cls, cell: Cell, **kw) -> "Variant":
+        return cls(name=cell.name, backend=cell.backend, precision=cell.precision, method=cell.method,
+                   preset=cell.preset, **kw)
+
+    @property
+    def path(self) -> Path:
+        """The built artifact (the accuracy runs on it)."""
+        if self.artifact is None:
+            raise SegEdgeError(f"variant {self.name}: not built")
+        return self.artifact
+
+    @property
+    def latency_path(self) -> Path:
+        """What latency is measured on: the engine for TensorRT, else the artifact."""
+        return self.latency_artifact or self.path
+
+    @property
+    def timed(self) -> bool:
+        return self.status == "built" and self.cost.latency_ms is not None
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "per_image_agreement"}
+        for k in ("artifact", "latency_artifact"):
+            d[k] = str(d[k]) if d[k] is not None else None
+        d["accuracy"] = self.accuracy.to_dict() if self.accuracy else {}
+        d["corruptions"] = {c: a.to_dict() for c, a in self.corruptions.items()}
+        d["cost"] = self.cost.to_dict()
+        d["notes"] = list(self.notes)
+        d["runtime_options"] = dict(self.runtime_options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Variant":
+        """The record back from its JSON (``to_dict``), e.g. to render a saved report.json."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("artifact", "latency_artifact"):
+            kw[k] = Path(kw[k]) if kw.get(k) else None
+        kw["accuracy"] = Accuracy.from_dict(d.get("accuracy") or {})
+        kw["corruptions"] = {c: Accuracy(**a) for c, a in (d.get("corruptions") or {}).items()}
+        kw["cost"] = Cost.from_dict(d.get("cost") or {})
+        return cls(**kw)
+
+
+# ----------------------------------------------------------------------------------------------- what exists here
+def openvino_status() -> tuple[str | None, list[str]]:
+    """(why OpenVINO is unavailable or None, the CPU's optimization capabilities)."""
+    from runtimes import RUNTIMES
+
+    if "openvino" not in RUNTIMES:
+        return "runtimes.RUNTIMES has no 'openvino' runtime in this build", []
+    if find_spec("openvino") is None:
+        return "openvino is not installed (pip install 'segedge[cpu]')", []
+    import openvino as ov
+
+    return None, list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def tensorrt_gpu_status() -> str | None:
+    """Why TensorRT engines cannot be built here, or None when TensorRT and a CUDA driver are present."""
+    from runtimes.tensorrt import require_tensorrt
+    from runtimes.tensorrt_device import CudaDriver
+
+    try:
+        CudaDriver()
+    except SegEdgeError:
+        return "no GPU"
+    try:
+        require_tensorrt()
+    except SegEdgeError:
+        return "TensorRT is not installed"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------ plan
+def _onnxruntime(precision: str, methods, presets, skip) -> list[Variant]:
+    if precision == "fp32":
+        return [Variant.of(Cell(backend="onnxruntime", precision="fp32"), runtime="onnxruntime",
+                           latency_runtime="onnxruntime")]
+    if precision in ("fp16", "bf16"):
+        skip(f"ONNX Runtime's CPU execution provider has no {precision} kernels for this model; use OpenVINO "
+             "bf16/f16 or a TensorRT fp16 engine")
+        return []
+    return [Variant.of(Cell(backend="onnxruntime", precision="int8", method=m, preset=p), runtime="onnxruntime",
+                       latency_runtime="onnxruntime") for m in methods for p in presets]
+
+
+def _openvino(precision: str, presets, skip, status: tuple[str | None, list[str]]) -> list[Variant]:
+    reason, caps = status
+    if reason:
+        skip(reason)
+        return []
+    if precision != "int8":
+        if precision != "fp32" and precision.upper() not in caps:
+            skip(f"this CPU has no {precision} arithmetic (OpenVINO CPU capabilities: {', '.join(caps)})")
+            return []
+        return [Variant.of(Cell(backend="openvino", precision=precision), runtime="openvino",
+                           runtime_options={"precision": OV_HINT[precision]}, latency_runtime="openvino")]
+    if find_spec("nncf") is None:
+        skip("nncf is not installed (OpenVINO INT8 is made with NNCF: pip install nncf)")
+        return []
+    return [Variant.of(Cell(backend="openvino", precision="int8", method="nncf", preset=p), runtime="openvino",
+                       runtime_options={"precision": None}, latency_runtime="openvino",
+                       notes=["float layers at the device's default precision"]) for p in presets]
+
+
+def _tensorrt(precision: str, methods, presets, skip, gpu: str | None) -> list[Variant]:
+    if precision == "bf16":
+        skip("TensorRT has no bf16 engine precision here; use fp16")
+        return []
+    if precision in ("fp32", "fp16"):
+        if gpu:
+            skip(f"a TensorRT engine is built on a CUDA GPU with TensorRT ({gpu} here); build it on the device "
+                 "with segedge build")
+            return []
+        return [Variant.of(Cell(backend="tensorrt", precision=precision), runtime="tensorrt",
+                           latency_runtime="tensorrt")]
+    out = []
+    for m in methods:
+        for p in presets:
+            v = Variant.of(Cell(backend="tensorrt", precision="int8", method=m, preset=p), runtime="onnxruntime",
+                           notes=["Q/DQ ONNX for TensorRT; accuracy measured in ONNX Runtime"])
+            if gpu:
+                v.latency_note = f"not measured ({gpu})"
+            else:
+                v.latency_runtime = "tensorrt"
+            out.append(v)
+    return out
+
+
+def plan_variants(backends, precisions, methods, presets, *, openvino: tuple[str | None, list[str]],
+                  tensorrt_gpu: str | None) -> tuple[list[Variant], list[dict]]:
+    """The grid: variants to build, and the cells skipped with the reason (name, reason)."""
+    variants: list[Variant] = []
+    skipped: list[dict] = []
+    for backend in backends:
+        for precision in precisions:
+            name = f"{SHORT[backend]}-{precision}"
+
+            def skip(reason: str, name: str = name) -> None:
+                skipped.append({"name": name, "reason": reason})
+
+            if backend == "onnxruntime":
+                variants += _onnxruntime(precision, methods, presets, skip)
+            elif backend == "openvino":
+                variants += _openvino(precision, presets, skip, openvino)
+            else:
+                variants += _tensorrt(precision, methods, presets, skip, tensorrt_gpu)
+    return variants, skipped
