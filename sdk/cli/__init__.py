@@ -10,21 +10,53 @@ import argparse
 import logging
 import sys
 
-from sdk.cli import (bench, build, demo, deploy_config, evaluate, export, inspect, predict, quantize, report,
-                     stream, verify)
+from sdk.cli import (bench, build, demo, deploy_config, doctor, evaluate, export, export_openvino, inspect, predict,
+                     quantize, report, stream, verify)
 from sdk.core.errors import SegEdgeError
 
 # the order ``segedge --help`` lists them in
-COMMANDS = (export, quantize, verify, predict, build, deploy_config, stream, report, bench, inspect, evaluate, demo)
+COMMANDS = (export, export_openvino, quantize, verify, predict, build, deploy_config, stream, report, bench, inspect,
+            evaluate, demo, doctor)
+
+
+def _package_version() -> str:
+    """The installed distribution's version (package metadata: imports nothing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("segedge")
+    except PackageNotFoundError:
+        return "(not installed: run pip install -e . in the project)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="segedge", description="Trained SegFormer -> edge artifacts and inference.")
     ap.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and info logs")
+    ap.add_argument("--version", action="version", version=f"segedge {_package_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
     return ap
+
+
+def _one_line(exc: BaseException) -> str:
+    """A foreign exception as one line: OS errors with their path, OpenCV/regex/memory errors with what to do."""
+    import re
+
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        what = exc.strerror or str(exc) or type(exc).__name__
+        return (f"{what}:{where}. Check the path, its permissions and the free disk space "
+                f"({type(exc).__name__}{f' errno {exc.errno}' if exc.errno else ''}).")
+    if isinstance(exc, re.error):
+        return (f"regular expression {exc.pattern!r}: {exc.msg} at position {exc.pos}. Fix the pattern (escape "
+                "literal characters such as ( [ . with a backslash).")
+    if isinstance(exc, MemoryError):
+        return ("out of memory. Use smaller inputs (segedge export --size H W for large frames), fewer samples or "
+                "a smaller batch.")
+    text = (str(exc).strip().splitlines() or [""])[-1][:300]
+    return (f"unexpected {type(exc).__module__}.{type(exc).__name__}: {text}. Check the inputs; rerun with -v for "
+            "the traceback and report it if they are right.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (``segedge inspect ... | head``): stop quietly, like other command-line tools
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        except OSError:
+            pass
+        return 1
+    except KeyboardInterrupt:
+        print(f"segedge {args.command}: interrupted", file=sys.stderr)
+        return 130
     except SegEdgeError as exc:
         if args.verbose:
             raise
         print(f"segedge {args.command}: error: {exc}", file=sys.stderr)
         return 1
-
+    except Exception as exc:  # OSError, cv2.error, re.error, MemoryError, a runtime's own types: one line too
+        if args.verbose:
+            raise
+        print(f"segedge {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1

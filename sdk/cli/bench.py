@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sdk.cli.common import check_output_file, nonnegative_int, positive_int
 from sdk.core.errors import InputError
 
 
@@ -27,9 +28,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("artifact", help="artifact folder (model.json + model file)")
     p.add_argument("--size", type=int, nargs=2, action="append", required=True, metavar=("H", "W"),
                    help="network input size (model mode) or frame size (--end-to-end); repeat for several")
-    p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    p.add_argument("--repeats", type=int, default=50, help="timed runs per variant and size (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
+    p.add_argument("--repeats", type=positive_int, default=50, help="timed runs per variant and size (default 50)")
+    p.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed runs first (default 5)")
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     p.add_argument("--runtime-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="runtime constructor option, e.g. precision=f32 (OpenVINO) or threads=2; repeatable")
@@ -47,6 +48,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from sdk.timing import bench, format_bench
 
+    if args.json:
+        check_output_file(args.json, "--json")  # before the timing runs, not after
     baseline = None
     if args.baseline:
         kind, baseline = args.baseline

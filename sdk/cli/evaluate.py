@@ -9,8 +9,11 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> int:
     from calibration.datasets import open_labelled_set
     from calibration.evaluate import evaluate
+    from sdk.cli.common import check_output_file
     from sdk.segmenter import Segmenter
 
+    if args.json:
+        check_output_file(args.json, "--json")
     data = open_labelled_set(args.data, args.split)
     with Segmenter.from_artifact(args.artifact, runtime=args.runtime) as seg:
         ref = Segmenter.from_artifact(args.reference) if args.reference else None
@@ -22,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"artifact": str(args.artifact), "dataset": kind.lower(), "path": str(args.data), "split": args.split,
                **result.to_dict()}
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     agree = f", agreement with reference {result.agreement:.4%}" if result.agreement is not None else ""
     print(f"{kind} {args.split}: mIoU {result.miou:.4f}, pixel accuracy {result.pixel_accuracy:.4f} over "

@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from sdk.cli.common import parse_labels
+from sdk.cli.common import check_output_dir, parse_labels
 from sdk.core.manifest import GRAPHS
 
 
 def run(args: argparse.Namespace) -> int:
     from converters.onnx_export import export_onnx
 
+    check_output_dir(args.output)  # before the export's work, not after it
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
                       opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample,
                       class_names=parse_labels(args.labels),

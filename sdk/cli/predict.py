@@ -2,34 +2,97 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from sdk.cli.common import image_paths
+from sdk.cli.common import check_output_dir, image_paths, positive_int
+from sdk.core.errors import InputError, OutputError
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """One unique output name (no suffix, may contain folders) per input path.
+
+    The stem when stems are unique (``street.png`` -> ``street``); when two inputs share a stem, every input keeps
+    its path relative to the inputs' common folder (``a/frame.png``, ``b/frame.png`` -> ``a/frame``, ``b/frame``),
+    and inputs that still collide (``frame.png`` + ``frame.jpg``) add their suffix (``frame_png``, ``frame_jpg``).
+    """
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        dup = next(p for p in paths if resolved.count(p.resolve()) > 1)
+        raise InputError(f"images: {dup} is given twice (directly or through its folder); expected each image once")
+    names = [p.stem for p in paths]
+    if len(set(names)) != len(names):
+        root = Path(os.path.commonpath([str(r.parent) for r in resolved]))
+        names = [str(r.relative_to(root).with_suffix("")) for r in resolved]
+        counts = {n: names.count(n) for n in names}
+        names = [f"{n}_{r.suffix.lstrip('.').lower()}" if counts[n] > 1 else n for n, r in zip(names, resolved)]
+    return names
+
+
+def _write_png(path: Path, image) -> None:
+    """Encode, write to a temporary name, then rename: a failed write (unwritable folder, full disk, file size
+    limit) raises OutputError and leaves no cut PNG behind."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OutputError(f"{path}: OpenCV could not encode the PNG ({image.shape} {image.dtype})")
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OutputError(f"{path}: cannot be written ({exc.strerror or exc}). Check that the folder is writable "
+                          "and the disk has space.") from None
 
 
 def predict_files(artifact: str | Path, images: list[str], output: str | Path, *, runtime: str = "auto",
                   overlay: bool = True, batch_size: int = 1) -> list[Path]:
-    """Segment image files; writes ``<output>/<stem>.png`` (class ids) and ``<stem>_overlay.png``."""
-    import cv2
+    """Segment image files; writes ``<output>/<name>.png`` (class ids) and ``<name>_overlay.png`` (see
+    ``output_names``); returns the masks written. Refuses an output folder that is an input folder, and any output
+    file that would overwrite an input."""
     from tqdm import tqdm
 
     from sdk.core.preprocess import read_rgb
     from sdk.segmenter import Segmenter
 
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    out = check_output_dir(output)
+    paths = image_paths(images)
+    for item in images:
+        if Path(item).is_dir() and out.exists() and Path(item).resolve() == out.resolve():
+            raise InputError(f"--output {out}: is also an input folder; masks would overwrite or mix with the "
+                             "images. Choose another folder, e.g. --output masks/")
+    names = output_names(paths)
+    targets = [(out / f"{n}.png", out / f"{n}_overlay.png" if overlay else None) for n in names]
+    planned = [t for pair in targets for t in pair if t is not None]
+    if len({p.resolve() for p in planned}) != len(planned):
+        raise InputError("images: their names collide in --output (an input named like another's overlay, e.g. "
+                         "x.png and x_overlay.png); rename one or use --no-overlay")
+    inputs = {p.resolve() for p in paths}
+    clash = [t for t in planned if t.resolve() in inputs]
+    if clash:
+        raise InputError(f"--output {out}: writing {clash[0]} would overwrite an input image. Choose another folder.")
+
     written: list[Path] = []
     with Segmenter.from_artifact(artifact, runtime=runtime) as seg:
-        paths = image_paths(images)
-        out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
         for start in tqdm(range(0, len(paths), batch_size), desc="predict", unit="batch",
                           disable=len(paths) < 2):
-            chunk = paths[start:start + batch_size]
-            imgs = [read_rgb(p) for p in chunk]
-            for path, img, res in zip(chunk, imgs, seg.predict_batch(imgs, batch_size=batch_size)):
-                mask_path = out / f"{path.stem}.png"
-                cv2.imwrite(str(mask_path), res.mask if res.mask.dtype == "uint8" else res.mask.astype("uint16"))
-                if overlay:
-                    cv2.imwrite(str(out / f"{path.stem}_overlay.png"), res.overlay(img)[..., ::-1])
+            chunk = list(range(start, min(start + batch_size, len(paths))))
+            imgs = [read_rgb(paths[i]) for i in chunk]
+            for i, img, res in zip(chunk, imgs, seg.predict_batch(imgs, batch_size=batch_size)):
+                mask_path, overlay_path = targets[i]
+                _write_png(mask_path, res.mask if res.mask.dtype == "uint8" else res.mask.astype("uint16"))
+                if overlay_path is not None:
+                    _write_png(overlay_path, res.overlay(img)[..., ::-1])
                 written.append(mask_path)
     return written
 
@@ -47,8 +110,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="segment images with an artifact")
     p.add_argument("artifact")
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--output", required=True, help="folder for <name>.png class-id masks and overlays")
+    p.add_argument("--output", required=True, help="folder for <name>.png class-id masks and overlays (not an input "
+                                                   "folder)")
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=1)
     p.add_argument("--no-overlay", action="store_true")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 from pathlib import Path
 
+from sdk.cli.common import check_output_file, nonnegative_int, positive_int
 from sdk.core.errors import SegEdgeError
 
 if TYPE_CHECKING:
@@ -31,9 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mode", choices=["auto", "live", "file"], default="auto",
                    help="live: newest frame only, drops when slow; file: every frame (default: from the source)")
     p.add_argument("--runtime", default="auto", help="auto or a runtime name")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
-    p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (files and folders)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--threads", type=nonnegative_int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="frames per inference call (files and folders)")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--loop", action="store_true", help="replay a file or folder from the start at its end")
     p.add_argument("--pace-fps", type=float, help="replay a file at this rate as a live camera would")
     p.add_argument("--output-fps", type=float, help="frame rate written to --output (default: the source's)")
@@ -58,6 +59,9 @@ def run(args) -> int:
     display = args.display if args.display is not None else display_status()[0]
     stats_path = Path(args.stats) if args.stats else (
         Path(args.output).with_suffix(".stats.json") if args.output else Path("out") / "stream-stats.json")
+    check_output_file(stats_path, "--stats")  # before the stream runs, not when it ends
+    if args.output:
+        check_output_file(args.output, "--output")
     config = StreamConfig(batch_size=args.batch_size, max_frames=args.max_frames, output=args.output,
                           output_fps=args.output_fps, display=display, stats_path=stats_path,
                           reconnect_timeout_s=args.reconnect_timeout,
