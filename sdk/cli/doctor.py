@@ -1,0 +1,220 @@
+"""``segedge doctor``: what this machine can run, and the command that installs what is missing.
+
+CPU features that decide the INT8/BF16 kernels (AVX2, AVX-512, VNNI, BF16, AMX; through ``sdk.core.cpu``), the
+runtimes with their devices (OpenVINO CPU/GPU/NPU, ONNX Runtime's execution providers), TensorRT, pycuda and the
+CUDA driver's GPUs, OpenCV's video back-ends (GStreamer for CSI cameras, FFMPEG for files and RTSP, HighGUI for a
+window), the conversion/quantization/report packages, and per job whether it can run here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
+
+# (import name, distribution name, extra that installs it)
+PACKAGES = (("onnxruntime", "onnxruntime", "cpu"), ("openvino", "openvino", "cpu"),
+            ("cv2", "opencv-python-headless", "cpu"), ("torch", "torch", "convert"), ("onnx", "onnx", "convert"),
+            ("onnxscript", "onnxscript", "convert"), ("safetensors", "safetensors", "convert"),
+            ("nncf", "nncf", "quantize"), ("matplotlib", "matplotlib", "report"), ("tensorrt", "tensorrt", "jetson"),
+            ("pycuda", "pycuda", "jetson"), ("transformers", "transformers", "test"))
+# job -> (the commands, the modules it needs, the extras that install them)
+JOBS = (("run ONNX artifacts", "predict, stream, eval, bench (onnx)", ("onnxruntime", "cv2"), "cpu"),
+        ("run OpenVINO IR", "predict, stream, eval, bench (openvino)", ("openvino", "cv2"), "cpu"),
+        ("convert a checkpoint", "export, export-openvino, demo", ("torch", "onnx", "safetensors", "onnxruntime"),
+         "cpu,convert"),
+        ("INT8 for ONNX Runtime / TensorRT Q/DQ", "quantize --backend onnxruntime|tensorrt",
+         ("onnx", "onnxruntime"), "cpu,convert"),
+        ("INT8 for OpenVINO", "quantize --backend openvino", ("nncf", "openvino", "onnx"), "cpu,convert,quantize"),
+        ("reports", "report", ("matplotlib", "onnxruntime", "onnx"), "cpu,convert,report"),
+        ("TensorRT engines", "build, predict/stream/bench (engine)", ("tensorrt", "pycuda"), "jetson"))
+FEATURES = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
+            ("BF16", ("avx512_bf16",)), ("AMX", ("amx_int8",)), ("NEON dot product", ("asimddp",)))
+
+
+def _installed(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _version(dist: str, module: str) -> str | None:
+    for name in (dist, module, "opencv-python", "opencv-contrib-python") if module == "cv2" else (dist,):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _onnxruntime() -> dict:
+    import onnxruntime as ort
+
+    return {"version": ort.__version__, "providers": ort.get_available_providers()}
+
+
+def _openvino() -> dict:
+    import openvino as ov
+
+    core = ov.Core()
+    devices = {}
+    for dev in core.available_devices:
+        try:
+            devices[dev] = str(core.get_property(dev, "FULL_DEVICE_NAME"))
+        except Exception as exc:  # a plugin that cannot describe itself: still listed, with why
+            devices[dev] = f"(no name: {_first_line(exc)})"
+    return {"version": ov.__version__.split("-")[0], "devices": devices}
+
+
+def _opencv() -> dict:
+    import cv2
+
+    info = cv2.getBuildInformation()
+
+    def backend(name: str) -> str:
+        m = re.search(rf"^\s*{name}:\s*(\S+)", info, re.MULTILINE)
+        return m.group(1) if m else "NO"
+
+    gui = re.search(r"^\s*GUI:\s*(\S+)", info, re.MULTILINE)
+    return {"version": cv2.__version__, "gstreamer": backend("GStreamer").upper() == "YES",
+            "ffmpeg": backend("FFMPEG").upper() == "YES",
+            "highgui": bool(gui) and gui.group(1).upper() != "NONE"}
+
+
+def _tensorrt() -> dict:
+    import tensorrt
+
+    if not hasattr(tensorrt, "Builder"):  # the type stubs or NVIDIA's pip placeholder: an empty namespace
+        return {"usable": False, "why": "the tensorrt package here has no Builder (type stubs or pip placeholder)"}
+    return {"usable": True, "version": tensorrt.__version__}
+
+
+def _cuda() -> dict:
+    from runtimes.tensorrt_device import CudaDriver
+    from sdk.core.errors import MissingDependencyError, SegEdgeError
+
+    try:
+        driver = CudaDriver()
+    except MissingDependencyError:
+        return {"gpus": [], "why": "no NVIDIA driver: libcuda.so.1 not found"}
+    except SegEdgeError as exc:
+        return {"gpus": [], "why": _first_line(exc)}
+    gpus = []
+    for index in range(16):
+        try:
+            name, capability = driver.device(index)
+        except SegEdgeError:
+            break
+        gpus.append({"index": index, "name": name, "compute_capability": capability})
+    return {"gpus": gpus}
+
+
+def diagnose() -> dict:
+    """Everything ``segedge doctor`` prints, as a JSON-ready dict."""
+    from sdk.core.cpu import host_isa
+    from sdk.timing import environment
+
+    env = environment()
+    isa = host_isa()
+    flags = set(env["cpu_flags"])
+    out: dict = {"segedge": _version("segedge", "sdk"), "python": platform.python_version(),
+                 "platform": platform.platform(),
+                 "cpu": {"model": env["cpu_model"], "logical_cpus": env["logical_cpus"], "int8_class": isa["class"],
+                         "features": {name: any(f in flags for f in keys) for name, keys in FEATURES}},
+                 "packages": {}, "details": {}}
+    for module, dist, extra in PACKAGES:
+        out["packages"][module] = {"installed": _installed(module), "version": _version(dist, module),
+                                   "extra": extra}
+    probes = {"onnxruntime": _onnxruntime, "openvino": _openvino, "cv2": _opencv, "tensorrt": _tensorrt}
+    for module, probe in probes.items():
+        if out["packages"][module]["installed"]:
+            try:
+                out["details"][module] = probe()
+            except Exception as exc:  # a broken install is a finding, not a crash: shown with its first line
+                out["details"][module] = {"error": _first_line(exc)}
+    out["details"]["cuda"] = _cuda()
+    usable = {m: p["installed"] for m, p in out["packages"].items()}
+    if "tensorrt" in out["details"]:
+        usable["tensorrt"] = bool(out["details"]["tensorrt"].get("usable"))
+    out["jobs"] = [{"job": job, "commands": commands, "ready": all(usable[m] for m in needs),
+                    "missing": [m for m in needs if not usable[m]], "install": f"pip install 'segedge[{extras}]'"}
+                   for job, commands, needs, extras in JOBS]
+    return out
+
+
+def usable_trt(d: dict) -> bool:
+    return bool(d["details"].get("tensorrt", {}).get("usable"))
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def format_report(d: dict) -> str:
+    """The people-facing text of ``diagnose()``."""
+    cpu = d["cpu"]
+    lines = [f"segedge {d['segedge'] or '(not installed as a package)'} · Python {d['python']} · {d['platform']}",
+             f"CPU: {cpu['model']} ({cpu['logical_cpus']} logical), INT8 class {cpu['int8_class']}",
+             "  " + ", ".join(f"{k} {_yes(v)}" for k, v in cpu["features"].items())]
+    det = d["details"]
+    ort = det.get("onnxruntime")
+    lines.append("ONNX Runtime: " + ("not installed" if ort is None else ort.get("error") or
+                                    f"{ort['version']}, providers {', '.join(ort['providers'])}"))
+    ov = det.get("openvino")
+    lines.append("OpenVINO: " + ("not installed" if ov is None else ov.get("error") or
+                                f"{ov['version']}, devices " + ", ".join(f"{k} ({v})" for k, v in ov["devices"].items())))
+    trt = det.get("tensorrt")
+    lines.append("TensorRT: " + ("not installed" if trt is None else trt.get("error") or
+                                (trt["version"] if trt["usable"] else f"not usable: {trt['why']}")))
+    pycuda = d["packages"]["pycuda"]
+    lines.append(f"pycuda: {pycuda['version'] if pycuda['installed'] else 'not installed'}")
+    cuda = det["cuda"]
+    lines.append("CUDA GPUs: " + (", ".join(f"{g['index']}: {g['name']} (sm_{g['compute_capability'].replace('.', '')})"
+                                            for g in cuda["gpus"]) or f"none ({cuda.get('why', 'no device')})"))
+    cv = det.get("cv2")
+    lines.append("OpenCV: " + ("not installed" if cv is None else cv.get("error") or
+                              f"{cv['version']}, GStreamer {_yes(cv['gstreamer'])} (csi:// cameras), FFMPEG "
+                              f"{_yes(cv['ffmpeg'])} (files, RTSP), HighGUI {_yes(cv['highgui'])} (a window)"))
+    others = [f"{m} {p['version'] or ''}".strip() if p["installed"] else f"{m} missing"
+              for m, p in d["packages"].items() if m in ("torch", "onnx", "safetensors", "nncf", "matplotlib",
+                                                         "transformers")]
+    lines.append("Packages: " + ", ".join(others))
+    lines.append("Jobs:")
+    for job in d["jobs"]:
+        state = "ready" if job["ready"] else f"missing {', '.join(job['missing'])}: {job['install']}"
+        lines.append(f"  {job['job']:<38} {job['commands']:<40} {state}")
+    if ort is not None and "CUDAExecutionProvider" not in ort.get("providers", []):
+        lines.append("note: ONNX Runtime on an NVIDIA GPU (--device cuda) needs onnxruntime-gpu instead of onnxruntime")
+    if ov is not None and not {"GPU", "NPU"} & set(ov.get("devices", {})):
+        lines.append("note: OpenVINO GPU/NPU (--device GPU|NPU) need Intel's GPU (compute-runtime) or NPU driver")
+    if not usable_trt(d):
+        lines.append("note: TensorRT comes with JetPack on a Jetson (or NVIDIA's pip index on a CUDA host); "
+                     "pip install 'segedge[jetson]' adds pycuda")
+    if cv is not None and not cv.get("gstreamer", True):
+        lines.append("note: csi:// cameras need an OpenCV built with GStreamer (JetPack's system OpenCV; pip's wheels "
+                     "lack it)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = diagnose()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``segedge doctor``. Imports nothing heavy."""
+    p = sub.add_parser("doctor", help="this machine: CPU features, runtimes and devices, GStreamer, what is missing "
+                                      "and how to install it")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=run)
