@@ -99,9 +99,17 @@ def preprocess_from_hf(pp: dict, path: Path) -> PreprocessSpec:
                 "set \"do_resize\": false to run at each image's own size (then pass --size H W to export).")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in size_hw):
             raise CheckpointError(f"{where}: size {size!r}: expected integer height and width")
+    resize_mode = "bilinear"
+    if size_hw is not None:  # transformers resizes with PIL: antialiased bilinear when shrinking
+        resample = pp.get("resample", 2)
+        if resample != 2:
+            raise CheckpointError(f"{where}: resample {resample!r}: expected 2 (PIL bilinear, SegformerImageProcessor's "
+                                  "default), the filter segedge reproduces. Set \"resample\": 2, or \"do_resize\": "
+                                  "false and pass --size H W to export.")
+        resize_mode = "pil_bilinear"
     from sdk.core.errors import InputError
 
     try:
-        return PreprocessSpec(size_hw=size_hw, mean=tuple(mean), std=tuple(std))
+        return PreprocessSpec(size_hw=size_hw, mean=tuple(mean), std=tuple(std), resize_mode=resize_mode)
     except (InputError, TypeError) as exc:
         raise CheckpointError(f"{where}: {exc}. Fix the file.") from None

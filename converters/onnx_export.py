@@ -13,9 +13,15 @@ Heads (see ``sdk.core.manifest.Manifest``):
   ``upsample="exact"``: bilinear logits -> output size, argmax (what transformers' post-processing does).
   ``upsample="fast"``: bilinear logits -> network input size, argmax, nearest -> output size. Cheaper when the
   network runs below the image's resolution (e.g. 512x1024 for 1024x2048 frames).
+  ``upsample="refine"`` (default): the exact mask at close to a nearest upsampling's cost. The graph returns
+  ``logits`` (N, K, H/4, W/4) float32 and ``argmax`` (N, H/4, W/4) uint8 (int32 above 256 classes) and the host
+  interpolates only the cells where neighbouring argmax classes differ (``sdk.core.postprocess.refine_mask``);
+  the manifest's head is "refine". On the host because the work is data-dependent and ragged (which pixels,
+  which candidate classes): ONNX would need NonZero/GatherND/ScatterND chains that every runtime runs slower.
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import tempfile
 import time
@@ -39,13 +45,20 @@ def _mask_dtype(num_classes: int) -> tuple[int, str]:
 
 
 def append_mask_head(model, num_classes: int, upsample: str):
-    """Append resize + argmax to an exported logits graph (in place); returns the ModelProto."""
+    """Append resize + argmax to an exported logits graph (in place); returns the ModelProto. For "refine": keep
+    the logits output and add ``argmax`` at the logits' resolution (via float, which TensorRT 8.x casts to uint8)."""
     from onnx import TensorProto, helper
 
     g = model.graph
     logits = g.output[0].name
     pix = g.input[0].name
     onnx_dtype, _ = _mask_dtype(num_classes)
+    if upsample == "refine":
+        g.node.extend([helper.make_node("ArgMax", [logits], ["head_argmax"], axis=1, keepdims=0),
+                       helper.make_node("Cast", ["head_argmax"], ["head_argmax_float"], to=TensorProto.FLOAT),
+                       helper.make_node("Cast", ["head_argmax_float"], ["argmax"], to=onnx_dtype)])
+        g.output.append(helper.make_tensor_value_info("argmax", onnx_dtype, ["batch", "height_4", "width_4"]))
+        return model
     g.input.append(helper.make_tensor_value_info("output_size", TensorProto.INT64, [2]))
     for value in ((0, 2) if upsample == "exact" else (0, 1, 2, 4)):
         g.initializer.append(helper.make_tensor(f"head_{value}", TensorProto.INT64, [1], [value]))
@@ -112,7 +125,7 @@ def _torch_reference_mask(logits: np.ndarray, out_hw: tuple[int, int], upsample:
     import torch.nn.functional as F
 
     t = torch.from_numpy(logits)
-    if upsample == "exact":
+    if upsample in ("exact", "refine"):
         return F.interpolate(t, size=out_hw, mode="bilinear", align_corners=False).argmax(1).numpy()
     small = F.interpolate(t, size=in_hw, mode="bilinear", align_corners=False).argmax(1, keepdim=True).float()
     return F.interpolate(small, size=out_hw, mode="nearest")[:, 0].long().numpy()
@@ -126,8 +139,9 @@ def export_onnx(
     opset: int | None = None,
     graph: str = "portable",
     head: str = "mask",
-    upsample: str = "exact",
+    upsample: str | None = None,
     class_names: list[str] | None = None,
+    aspect: str = "stretch",
     layer_norm_eps: float | None = None,
     parity_atol: float = 1e-4,
     parity_rtol: float = 1e-5,
@@ -140,6 +154,7 @@ def export_onnx(
     (for CamVid-style models: the image's native size). The graph itself accepts any size either way.
     opset: None picks 17 for graph="portable" and 20 (ONNX's Gelu op) for graph="onnxruntime".
     class_names, layer_norm_eps: see ``converters.checkpoints.load_checkpoint``.
+    aspect: "stretch" (default), "letterbox" or "pad" (see ``sdk.core.preprocess``), recorded in the spec.
     token_merge: "none" (default), "2x2" or "2x2:1+2+3+4" (``converters.token_merge``): 2x2 query merging in
     those stages; parity is then checked against the merged PyTorch model, and the agreement with the unmerged
     one on the probes is recorded (``parity.token_merge_vs_unmerged``).
@@ -156,10 +171,12 @@ def export_onnx(
         raise ExportError(f"opset: expected >= {MIN_OPSET} (LayerNormalization is an ONNX op from 17), got {opset}")
     if head not in HEADS:
         raise ExportError(f"head: expected one of {HEADS}, got {head!r}")
+    if upsample is None:
+        upsample = "refine" if head == "mask" else "exact"
     if upsample not in UPSAMPLE_MODES:
         raise ExportError(f"upsample: expected one of {UPSAMPLE_MODES}, got {upsample!r}")
     if head == "logits" and upsample != "exact":
-        raise ExportError("upsample='fast' needs head='mask' (a logits head leaves upsampling to the host)")
+        raise ExportError(f"upsample={upsample!r} needs head='mask' (a logits head leaves upsampling to the host)")
     torch = require("torch", "convert")
     onnx = require("onnx", "convert")
     ort = require("onnxruntime", "cpu")
@@ -175,9 +192,7 @@ def export_onnx(
     merge = parse_token_merge(token_merge)
     ck = load_checkpoint(checkpoint, class_names=class_names, layer_norm_eps=layer_norm_eps)
     net, reference = export_modules(ck.model, graph, merge)
-    spec = ck.preprocess if size_hw is None else PreprocessSpec(
-        size_hw=size_hw, mean=ck.preprocess.mean, std=ck.preprocess.std,
-        channel_order=ck.preprocess.channel_order, resize_mode=ck.preprocess.resize_mode)
+    spec = dataclasses.replace(ck.preprocess, size_hw=size_hw or ck.preprocess.size_hw, aspect=aspect)
     steps.update()
 
     steps.set_postfix_str("trace to ONNX")
@@ -236,14 +251,23 @@ def export_onnx(
         out_hw = (probe_hw[0] + 37, probe_hw[1] - 23)  # an output size unlike the input catches axis mix-ups
         with torch.no_grad():
             ref = _torch_reference_mask(reference(torch.from_numpy(x)).numpy(), out_hw, upsample, probe_hw)
-        got = session.run(["mask"], {"pixel_values": x, "output_size": np.array(out_hw, np.int64)})[0]
+        if upsample == "refine":
+            from sdk.core.postprocess import refine_masks
+
+            got = refine_masks(*session.run(["logits", "argmax"], {"pixel_values": x}), out_hw)
+        else:
+            got = session.run(["mask"], {"pixel_values": x, "output_size": np.array(out_hw, np.int64)})[0]
         parity["mask_agreement_vs_torch"] = float(np.mean(got == ref))
         if parity["mask_agreement_vs_torch"] < 0.999:
             raise ExportError(f"parity: the in-graph mask agrees with PyTorch on "
                               f"{parity['mask_agreement_vs_torch']:.4%} of pixels, expected >= 99.9%")
-        inputs.append(TensorInfo(name="output_size", dtype="int64", shape=[2]))
-        outputs = [TensorInfo(name="mask", dtype=_mask_dtype(ck.config.num_classes)[1],
-                              shape=["batch", "out_height", "out_width"])]
+        if upsample == "refine":
+            outputs.append(TensorInfo(name="argmax", dtype=_mask_dtype(ck.config.num_classes)[1],
+                                      shape=["batch", "height_4", "width_4"]))
+        else:
+            inputs.append(TensorInfo(name="output_size", dtype="int64", shape=[2]))
+            outputs = [TensorInfo(name="mask", dtype=_mask_dtype(ck.config.num_classes)[1],
+                                  shape=["batch", "out_height", "out_width"])]
     steps.update()
 
     steps.set_postfix_str("write artifact")
@@ -252,8 +276,8 @@ def export_onnx(
     onnx.save(model, str(out / "model.onnx"))
     manifest = Manifest(
         format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
-        palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs, head=head,
-        upsample=upsample if head == "mask" else None, architecture=ck.config.to_dict(),
+        palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs,
+        head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None, architecture=ck.config.to_dict(),
         source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
         versions=_versions(), parity=parity,
         extra={"export_seconds": round(time.perf_counter() - t0, 2),

@@ -8,8 +8,8 @@ import numpy as np
 from runtimes import open_runtime
 from runtimes.base import Runtime
 from sdk.core.errors import ArtifactError, InputError
-from sdk.core.postprocess import logits_to_mask
-from sdk.core.preprocess import COLOR_ORDERS, check_image, network_size, preprocess
+from sdk.core.postprocess import masks_from_logits, padded_output_hw
+from sdk.core.preprocess import COLOR_ORDERS, check_image, layout, network_size, preprocess
 from sdk.core.result import SegmentationResult, default_palette
 
 # SegFormer's stage-1 attention memory grows with the square of the network's pixel count (B0 at 4000x6000 asks
@@ -110,16 +110,18 @@ class Segmenter:
     def _run(self, images: list[np.ndarray], hw: tuple[int, int]) -> list[SegmentationResult]:
         x = preprocess(images, self.manifest.preprocess, color_order=self.color_order)
         feeds = {"pixel_values": x}
+        net_hw, content_hw = layout(self.manifest.preprocess, hw)  # letterbox/pad: the image fills content_hw
         if self.manifest.head == "mask":
-            feeds["output_size"] = np.asarray(hw, np.int64)
-            masks = self.runtime.infer(feeds)["mask"]
-        else:
-            logits = self.runtime.infer(feeds)["logits"]
+            feeds["output_size"] = np.asarray(padded_output_hw(hw, net_hw, content_hw), np.int64)
+            masks = self.runtime.infer(feeds)["mask"][:, :hw[0], :hw[1]]
+        else:  # "logits" (exact on the host) or "refine" (logits + low-resolution argmax, refined on the host)
+            outputs = self.runtime.infer(feeds)
+            logits = outputs["logits"]
             if logits.ndim != 4 or logits.shape[1] != len(self.class_names):
                 raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned logits of shape "
                                     f"{logits.shape}, expected (N, {len(self.class_names)}, h, w) for the "
                                     f"{len(self.class_names)} classes its manifest names. Re-export.")
-            masks = np.stack([logits_to_mask(lg, hw) for lg in logits])
+            masks = masks_from_logits(outputs, hw, net_hw=net_hw, content_hw=content_hw)
         if masks.shape != (len(images), *hw):
             raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned masks of shape {masks.shape}, "
                                 f"expected {(len(images), *hw)}. Re-export it with this version of segedge.")

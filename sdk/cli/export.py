@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_dir(args.output)  # before the export's work, not after it
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
-                      opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample,
+                      opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample, aspect=args.aspect,
                       class_names=parse_labels(args.labels),
                       layer_norm_eps=args.layer_norm_eps, token_merge=args.token_merge, progress=not args.quiet)
     manifest = json.loads((out / "model.json").read_text())
@@ -38,8 +38,13 @@ def add_parser(sub) -> None:
                         "there")
     p.add_argument("--head", choices=["mask", "logits"], default="mask",
                    help="mask: resize+argmax inside the graph (default); logits: raw 1/4-resolution logits")
-    p.add_argument("--upsample", choices=["exact", "fast"], default="exact",
-                   help="exact: bilinear logits to full size then argmax; fast: argmax at network size, nearest up")
+    p.add_argument("--upsample", choices=["refine", "exact", "fast"], default=None,
+                   help="refine (default): the exact mask, interpolating only where neighbouring classes differ "
+                        "(logits + low-res argmax from the graph, refined on the host); exact: bilinear logits to "
+                        "full size then argmax, in the graph; fast: argmax at network size, nearest up (not exact)")
+    p.add_argument("--aspect", choices=["stretch", "letterbox", "pad"], default="stretch",
+                   help="stretch: resize frames to --size (default); letterbox: keep the aspect inside --size, pad "
+                        "the rest; pad: pad to a multiple of 32 (no resize without --size)")
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     p.add_argument("--layer-norm-eps", type=float,
                    help="override the blocks' LayerNorm eps (e.g. 1e-6 for the NVlabs code's exact numerics)")

@@ -13,8 +13,8 @@ from sdk.core.preprocess import PreprocessSpec
 
 MANIFEST_NAME = "model.json"
 FORMAT_VERSION = 1
-HEADS = ("logits", "mask")
-UPSAMPLE_MODES = ("exact", "fast")
+HEADS = ("logits", "mask", "refine")
+UPSAMPLE_MODES = ("refine", "exact", "fast")
 GRAPHS = ("portable", "onnxruntime")
 
 
@@ -35,6 +35,9 @@ class Manifest:
           "mask" -> output (N, H, W) class ids computed inside the graph at ``output_size`` (an int64 [2] input).
     upsample: for "mask": "exact" (bilinear logits to the output size, then argmax, as transformers does) or
           "fast" (bilinear to the network input size, argmax, nearest to the output size).
+    head "refine" (upsample "refine", the default of new exports): outputs ``logits`` (N, K, h/4, w/4) float32 and
+          ``argmax`` (N, h/4, w/4) class ids; the host makes the exact head's mask from them at any image size
+          (``sdk.core.postprocess.refine_mask``), interpolating only where neighbouring argmax classes differ.
     graph: for ONNX artifacts, "portable" (standard ONNX ops, opset 17: what OpenVINO and TensorRT read) or
           "onnxruntime" (ONNX Runtime's fused attention and NHWC-friendly layout; only ONNX Runtime runs it).
     """
@@ -61,8 +64,10 @@ class Manifest:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ArtifactError(f"manifest head: expected one of {HEADS}, got {self.head!r}")
-        if self.head == "mask" and self.upsample not in UPSAMPLE_MODES:
-            raise ArtifactError(f"manifest upsample: expected one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if self.head == "mask" and self.upsample not in ("exact", "fast"):
+            raise ArtifactError(f"manifest upsample: expected 'exact' or 'fast' for a mask head, got {self.upsample!r}")
+        if self.head == "refine" and self.upsample != "refine":
+            raise ArtifactError(f"manifest upsample: expected 'refine' for a refine head, got {self.upsample!r}")
         if self.graph not in GRAPHS:
             raise ArtifactError(f"manifest graph: expected one of {GRAPHS}, got {self.graph!r}")
         _check_fields(self)
