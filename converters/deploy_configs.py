@@ -164,7 +164,9 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
 
     max_batch_size: None -> 0 for mask heads; for logits heads the engine profile's max batch (TensorRT) or 8.
     kind: "KIND_GPU" / "KIND_CPU" / "KIND_AUTO"; default GPU for TensorRT, CPU for ONNX Runtime and OpenVINO.
-    A DLA engine gets its DLA core as a secondary device of the instance group.
+    A DLA engine gets its DLA core as a secondary device of the instance group. labels_file: named in a comment
+    only: Triton's ``label_filename`` is for classification outputs (it maps an output's top-k indices to labels)
+    and would be wrong on a segmentation mask or a logits map.
     """
     if manifest.format not in TRITON_BACKENDS:
         raise ArtifactError(f"Triton config: expected one of {sorted(TRITON_BACKENDS)} artifacts, got "
@@ -193,7 +195,7 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
     if instance_count < 1:
         raise InputError(f"instance_count: expected >= 1, got {instance_count}")
 
-    def tensor_block(t: dict, is_output: bool) -> list[str]:
+    def tensor_block(t: dict) -> list[str]:
         if t["dtype"] not in TRITON_TYPES:
             raise ArtifactError(f"Triton config: tensor {t['name']} has dtype {t['dtype']}, expected one of "
                                 f"{sorted(TRITON_TYPES)}")
@@ -204,12 +206,10 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
                 "    dims: [ " + ", ".join(str(d) for d in shape) + " ]"]
         if t["shape_tensor"]:
             body.append("    is_shape_tensor: true")
-        if is_output and labels_file:
-            body.append(f'    label_filename: "{labels_file}"')
         return ["  {", *body, "  }"]
 
-    def section(name: str, tensors: list[dict], is_output: bool) -> list[str]:
-        blocks = [tensor_block(t, is_output) for t in tensors]
+    def section(name: str, tensors: list[dict]) -> list[str]:
+        blocks = [tensor_block(t) for t in tensors]
         lines = [f"{name} ["]
         for i, block in enumerate(blocks):
             lines += block[:-1] + ["  }," if i < len(blocks) - 1 else "  }"]
@@ -220,13 +220,16 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
     outputs = [t for t in outputs if t["name"] in wanted]
     lines = [f"# Triton model configuration written by segedge: {manifest.num_classes} classes, {manifest.precision}, "
              f"head {manifest.head}."]
+    if labels_file:
+        lines.append(f"# Class names, one per class id: {labels_file} (no label_filename: that is for classification "
+                     "outputs).")
     if fingerprint is not None:
         lines.append(f"# TensorRT plan built with TensorRT {fingerprint.tensorrt_version} for {fingerprint.sm}: serve "
                      "it with a Triton release built on that TensorRT, on that GPU.")
     lines += [f'name: "{model_name}"', f'{key}: "{value}"', f"max_batch_size: {max_batch_size}"]
     if manifest.format == "openvino":
         lines.append('default_model_filename: "model.xml"')
-    lines += section("input", inputs, False) + section("output", outputs, True)
+    lines += section("input", inputs) + section("output", outputs)
     group = ["instance_group [", "  {", f"    count: {instance_count}", f"    kind: {kind}"]
     if gpus:
         group.append("    gpus: [ " + ", ".join(str(g) for g in gpus) + " ]")

@@ -11,7 +11,8 @@ CUDA-graph capture of the enqueue (re-captured when a shape changes).
 API generations: TensorRT >= 8.5 runs by tensor name (``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``); 8.4 (JetPack 5.0) by binding index (``set_binding_shape``, ``execute_async_v2``).
 TensorRT and pycuda are imported when a runtime opens, never at import time; the logger subclass is built in a
-factory for the same reason.
+factory for the same reason (``runtimes.tensorrt_device``, with ``require_tensorrt`` and ``tensorrt_available``,
+re-exported here).
 """
 from __future__ import annotations
 
@@ -24,72 +25,17 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import Runtime
-from runtimes.tensorrt_device import (CudaDriver, CudaGraph, EngineFingerprint, HostInfo, check_compatibility,
-                                      host_platform, version_tuple)
-from sdk.core.errors import ArtifactError, InputError, MissingDependencyError, require
+from runtimes.tensorrt_device import (JETPACK_ROUTE, TENSORRT_MIN, CudaDriver, CudaGraph, EngineFingerprint, ErrorLog,
+                                      HostInfo, check_compatibility, device_model, host_platform, require_pycuda,
+                                      require_tensorrt, tensorrt_available, tensorrt_logger)
+from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import Manifest, resolve_artifact
 
 log = logging.getLogger("segedge")
 
 ENGINE_FILE = "model.engine"
-TENSORRT_MIN = (8, 4)  # set_memory_pool_limit (builder) and the binding-index runtime path
-
-
-def require_tensorrt() -> str:
-    """Check that the real TensorRT Python package is importable; return its version.
-
-    ``tensorrt-stubs`` installs an empty ``tensorrt`` namespace package, so a successful import is not enough.
-    """
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"tensorrt is not installed ({exc}). On a Jetson use JetPack's TensorRT (apt python3-libnvinfer, then "
-            "a venv with --system-site-packages); on a CUDA host pip install tensorrt. See docs/JETSON.md.") from exc
-    if not hasattr(trt, "Builder"):
-        raise MissingDependencyError(
-            "tensorrt is not installed (only type stubs found: 'import tensorrt' resolves to the tensorrt-stubs "
-            "package). Install TensorRT itself: JetPack's python3-libnvinfer on a Jetson, pip install tensorrt on a "
-            "CUDA host. See docs/JETSON.md.")
-    version = str(trt.__version__)
-    if version_tuple(version, 2) < TENSORRT_MIN:
-        raise MissingDependencyError(f"tensorrt: expected >= {TENSORRT_MIN[0]}.{TENSORRT_MIN[1]} (JetPack >= 5.0), "
-                                     f"got {version}. Upgrade JetPack or TensorRT.")
-    return version
-
-
-_LOGGER: Any = None
-
-
-def tensorrt_logger() -> Any:
-    """The process-wide ``trt.ILogger``: TensorRT's messages go to the "segedge" logger (INFO and VERBOSE at DEBUG)
-    and errors are kept in ``.errors`` for our own messages. The subclass is defined here, on first use."""
-    global _LOGGER
-    if _LOGGER is None:
-        import tensorrt as trt
-
-        levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
-                  trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
-                  trt.ILogger.VERBOSE: logging.DEBUG}
-
-        class _Logger(trt.ILogger):
-            def __init__(self) -> None:
-                trt.ILogger.__init__(self)
-                self.errors: list[str] = []
-
-            def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-                level = levels.get(severity, logging.INFO)
-                if level >= logging.ERROR:
-                    self.errors.append(msg)
-                log.log(level, "TensorRT: %s", msg)
-
-            def last_error(self) -> str:
-                return self.errors[-1].splitlines()[0][:300] if self.errors else "no error logged"
-
-        _LOGGER = _Logger()
-    return _LOGGER
-
-
+__all__ = ["ENGINE_FILE", "JETPACK_ROUTE", "TENSORRT_MIN", "ErrorLog", "ShapeRange", "TensorRTRuntime",
+           "engine_manifest_info", "require_pycuda", "require_tensorrt", "tensorrt_available", "tensorrt_logger"]
 @dataclass(frozen=True, kw_only=True)
 class ShapeRange:
     """One optimization-profile entry. Execution tensors: min/opt/max are shapes. Shape tensors (``values=True``,
@@ -182,7 +128,7 @@ class TensorRTRuntime(Runtime):
         super().__init__(resolve_artifact(artifact), manifest)
         self.fingerprint, self.profile, self.rebuild_command = engine_manifest_info(self.manifest)
         version = require_tensorrt()
-        cuda = require("pycuda.driver", "jetson")
+        cuda = require_pycuda()
         import tensorrt as trt
 
         self._driver = CudaDriver()
@@ -190,46 +136,50 @@ class TensorRTRuntime(Runtime):
         self._logger = tensorrt_logger()
         self._trt_runtime = trt.Runtime(self._logger)
         host = HostInfo(tensorrt_version=version, gpu_name=gpu_name, compute_capability=capability,
-                        dla_cores=int(self._trt_runtime.num_DLA_cores), platform=host_platform())
+                        dla_cores=int(self._trt_runtime.num_DLA_cores), platform=host_platform(),
+                        sm_count=self._driver.sm_count(device), device_model=device_model())
         for warning in check_compatibility(self.fingerprint, host, rebuild_command=self.rebuild_command,
                                            dla_core=dla_core):
             log.warning(warning)
         self.dla_core = self.fingerprint.dla_core if dla_core is None else dla_core
+        if cuda_graph and self.dla_core is not None:
+            raise ArtifactError("cuda_graph: expected a GPU-only engine, got a DLA engine (DLA work cannot be captured "
+                                "into a CUDA graph). Open it with cuda_graph=False.")
         self.host = host
+        self.cuda_graph = cuda_graph
+        self._buffers: dict[str, _Buffer] = {}
+        self._host_values: dict[str, np.ndarray] = {}
+        self._generation = 0
+        self._mark = 0  # the logger's error count when the current call began
+        self._graph: CudaGraph | None = None
+        self._graph_key: tuple | None = None
         cuda.init()
         self._cuda = cuda
         self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's CUDA runtime uses
+        self._ctx_handle = int(self._ctx.handle)
         self._ctx.push()
         try:
             if self.dla_core is not None:
                 self._trt_runtime.DLA_core = self.dla_core
+            mark = self._logger.mark()
             engine = self._trt_runtime.deserialize_cuda_engine(self.model_path.read_bytes())
             if engine is None:
                 raise ArtifactError(f"artifact {self.artifact}: TensorRT cannot deserialize {self.model_path.name} "
-                                    f"({self._logger.last_error()}). Is the file complete? Rebuild it: "
+                                    f"({self._logger.last_error(mark)}). Is the file complete? Rebuild it: "
                                     f"{self.rebuild_command}")
             self._engine = engine
             self._context = engine.create_execution_context()
             self._stream = cuda.Stream()
             self._v3 = hasattr(self._context, "execute_async_v3")
             self._tensors = self._discover(trt)
+            if cuda_graph and not self._v3:
+                raise ArtifactError(f"cuda_graph: expected TensorRT >= 8.5 (execute_async_v3), got TensorRT "
+                                    f"{version}. Open it with cuda_graph=False.")
         except BaseException:
-            self._ctx.pop()
-            self._ctx.detach()
+            self._release()
             raise
         self._ctx.pop()
-        if cuda_graph and (not self._v3 or self.dla_core is not None):
-            self._close_impl()
-            raise ArtifactError("cuda_graph: expected a GPU-only engine on TensorRT >= 8.5, got "
-                                f"{'a DLA engine' if self.dla_core is not None else 'TensorRT ' + version}. "
-                                "Open it with cuda_graph=False.")
-        self.cuda_graph = cuda_graph
-        self._buffers: dict[str, _Buffer] = {}
-        self._host_values: dict[str, np.ndarray] = {}
         self._bindings: list[int] = [0] * len(self._tensors)
-        self._generation = 0
-        self._graph: CudaGraph | None = None
-        self._graph_key: tuple | None = None
 
     def _discover(self, trt: Any) -> list[_Tensor]:
         """The engine's I/O tensors; checks that they match the manifest."""
@@ -306,9 +256,11 @@ class TensorRTRuntime(Runtime):
                 ctx.set_shape_input(t.index, values)  # 8.4; the binding also gets a device copy below
             elif self._v3:
                 if not ctx.set_input_shape(t.name, tuple(arr.shape)):
-                    raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} ({self._logger.last_error()})")
+                    raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} "
+                                     f"({self._logger.last_error(self._mark)})")
             elif not ctx.set_binding_shape(t.index, tuple(arr.shape)):
-                raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} ({self._logger.last_error()})")
+                raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} "
+                                 f"({self._logger.last_error(self._mark)})")
             buf = self._buffer(t, arr.size)
             np.copyto(buf.host[:arr.size], arr.reshape(-1))
             self._cuda.memcpy_htod_async(buf.device, buf.host[:arr.size], self._stream)
@@ -322,7 +274,7 @@ class TensorRTRuntime(Runtime):
         shape = tuple(int(dims[i]) for i in range(len(dims)))
         if any(d < 0 for d in shape):
             raise ArtifactError(f"{t.name}: TensorRT could not infer the output shape ({shape}; "
-                                f"{self._logger.last_error()})")
+                                f"{self._logger.last_error(self._mark)})")
         return shape
 
     def _enqueue(self) -> bool:
@@ -333,7 +285,7 @@ class TensorRTRuntime(Runtime):
     def _execute(self, key: tuple) -> None:
         if not self.cuda_graph:
             if not self._enqueue():
-                raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error()})")
+                raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error(self._mark)})")
             return
         if self._graph is None or self._graph_key != key:
             if self._graph is not None:
@@ -341,7 +293,7 @@ class TensorRTRuntime(Runtime):
                 self._graph = None
             # one plain enqueue first: it applies the new shapes (TensorRT's deferred updates) outside the capture
             if not self._enqueue():
-                raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error()})")
+                raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error(self._mark)})")
             self._graph = self._driver.capture_graph(self._stream.handle, self._enqueue)
             self._graph_key = key
         self._graph.launch()
@@ -351,6 +303,7 @@ class TensorRTRuntime(Runtime):
         by_name = {t.name: t for t in self._tensors}
         engine_feeds = {name: self._engine_array(by_name[name], arr) for name, arr in feeds.items()}
         self._ctx.push()
+        self._mark = self._logger.mark()
         try:
             self._set_inputs(engine_feeds)
             outputs = []
@@ -377,19 +330,32 @@ class TensorRTRuntime(Runtime):
 
     def _close_impl(self) -> None:
         self._ctx.push()
+        self._release()
+
+    def _release(self) -> None:
+        """With this runtime's context pushed: free the CUDA graph, the buffers, the stream (pycuda destroys it when
+        its last reference goes, inside its context), the execution context and the engine; then pop and release
+        the primary context, and make sure it is no longer on this thread's context stack."""
         try:
-            graph = getattr(self, "_graph", None)
-            if graph is not None:
-                graph.close()
-            for buf in getattr(self, "_buffers", {}).values():
+            if self._graph is not None:
+                self._graph.close()
+                self._graph = None
+            stream = getattr(self, "_stream", None)
+            if stream is not None:
+                stream.synchronize()
+            for buf in self._buffers.values():
                 buf.free()
             self._buffers = {}
-            del self._context, self._engine
+            for name in ("_context", "_engine", "_stream"):
+                if hasattr(self, name):
+                    delattr(self, name)
         finally:
             self._ctx.pop()
             self._ctx.detach()
+            self._driver.pop_if_current(self._ctx_handle)
 
     def describe(self) -> str:
-        where = f"DLA core {self.dla_core} + GPU" if self.dla_core is not None else self.host.gpu_name
+        board = self.host.device_model or self.host.gpu_name
+        where = f"DLA core {self.dla_core} + GPU of {board}" if self.dla_core is not None else board
         return (f"TensorRT {self.host.tensorrt_version} on {where} ({self.host.sm}), {self.fingerprint.precision}"
                 f"{', CUDA graph' if self.cuda_graph else ''}")

@@ -1,34 +1,47 @@
 """What a TensorRT engine was built for, what this host is, and the CUDA driver calls both need.
 
-A serialized engine runs only with the TensorRT version that built it and on GPUs of the same compute capability
-(sm_XY); a DLA engine also needs that DLA core. ``EngineFingerprint`` is recorded in the artifact's ``model.json``
-(``extra["tensorrt"]["fingerprint"]``) at build time and ``check_compatibility`` compares it with ``HostInfo``
-before deserializing, so a mismatch is one clear line that says how to rebuild instead of a TensorRT
-"serialization assertion" deep in the log.
+A serialized engine runs only with the TensorRT version that built it, on the same CPU architecture, and on GPUs of
+the same compute capability (sm_XY); a DLA engine also needs that DLA core. ``EngineFingerprint`` is recorded in
+the artifact's ``model.json`` (``extra["tensorrt"]["fingerprint"]``) at build time and ``check_compatibility``
+compares it with ``HostInfo`` before deserializing, so a mismatch is one clear line that says how to rebuild
+instead of a TensorRT "serialization assertion" deep in the log.
 
-The CUDA driver (``libcuda.so.1``) is reached with ctypes: device name and compute capability for the fingerprint
-(the builder needs no pycuda) and stream capture into CUDA graphs (pycuda has no stable graph API across the
-versions JetPack ships). Importing this module loads nothing.
+The CUDA device name is "Orin" on every Orin module (AGX, NX, Nano), so the fingerprint also keeps the GPU's SM
+count and the board from ``/proc/device-tree/model`` ("NVIDIA Jetson AGX Orin Developer Kit"): an engine built on
+another module of the same family runs, with a warning that its kernels were timed on other hardware.
+
+The CUDA driver (``libcuda.so.1``) is reached with ctypes: device name, compute capability and SM count for the
+fingerprint (the builder needs no pycuda), stream capture into CUDA graphs (pycuda has no stable graph API across
+the versions JetPack ships) and the context-stack check at close. Also here: finding TensorRT and pycuda
+(``require_tensorrt``, ``require_pycuda``, ``tensorrt_available``) and the process-wide TensorRT logger.
+Importing this module loads nothing.
 """
 from __future__ import annotations
 
 import ctypes
+import logging
 import platform
 import re
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from sdk.core.errors import ArtifactError, MissingDependencyError
 
+log = logging.getLogger("segedge")
+
 # CUdevice_attribute values from cuda.h (stable since CUDA 2.x)
-_CC_MAJOR, _CC_MINOR = 75, 76
+_SM_COUNT, _CC_MAJOR, _CC_MINOR = 16, 75, 76  # MULTIPROCESSOR_COUNT, COMPUTE_CAPABILITY_MAJOR/MINOR
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 _CAPTURE_MODE_GLOBAL = 0  # CU_STREAM_CAPTURE_MODE_GLOBAL, what the TensorRT docs use for enqueueV3 capture
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineFingerprint:
-    """Where an engine can run. ``compute_capability`` as "8.7"; ``dla_core`` None for GPU-only engines."""
+    """Where an engine can run. ``compute_capability`` as "8.7"; ``dla_core`` None for GPU-only engines;
+    ``sm_count`` 0 and ``device_model`` "" where unknown (engines built before they were recorded; non-Jetson
+    hosts have no device-tree model)."""
 
     tensorrt_version: str
     gpu_name: str
@@ -37,6 +50,8 @@ class EngineFingerprint:
     precision: str
     strongly_typed: bool = False
     platform: str = ""
+    sm_count: int = 0
+    device_model: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +63,8 @@ class EngineFingerprint:
                      compute_capability=str(d["compute_capability"]),
                      dla_core=None if d.get("dla_core") is None else int(d["dla_core"]),
                      precision=str(d["precision"]), strongly_typed=bool(d.get("strongly_typed", False)),
-                     platform=str(d.get("platform", "")))
+                     platform=str(d.get("platform", "")), sm_count=int(d.get("sm_count", 0)),
+                     device_model=str(d.get("device_model", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"engine fingerprint: expected tensorrt_version, gpu_name, compute_capability, "
                                 f"dla_core and precision in model.json, got {d!r} ({exc}). Rebuild with "
@@ -69,6 +85,8 @@ class HostInfo:
     compute_capability: str
     dla_cores: int = 0
     platform: str = ""
+    sm_count: int = 0
+    device_model: str = ""
 
     @property
     def sm(self) -> str:
@@ -99,14 +117,30 @@ def _short_versions(a: str, b: str) -> tuple[str, str]:
     return ".".join(a.split(".")[:2]), ".".join(b.split(".")[:2])
 
 
+def _machine(platform_text: str) -> str:
+    """"aarch64 L4T R36.4.0" -> "aarch64"; "" when unknown."""
+    return platform_text.split(" ", 1)[0] if platform_text else ""
+
+
+def _hardware(name: str, sm_count: int, model: str) -> str:
+    """"'NVIDIA Jetson AGX Orin Developer Kit' (Orin, 16 SMs)" or "'Orin'" when nothing else is known."""
+    detail = ", ".join(x for x in (name if model else "", f"{sm_count} SMs" if sm_count else "") if x)
+    return f"{(model or name)!r}" + (f" ({detail})" if detail else "")
+
+
 def check_compatibility(built: EngineFingerprint, host: HostInfo, *, rebuild_command: str,
                         dla_core: int | None = None) -> list[str]:
     """Raise ArtifactError if the engine cannot run here; return warnings for what runs but is not ideal.
 
     TensorRT versions must agree on major.minor.patch (serialized engines are tied to the exact release unless
-    built version-compatible, which segedge does not do) and the compute capability must be equal.
-    ``dla_core``: the core the caller wants (None: the one the engine was built for).
+    built version-compatible, which segedge does not do), the CPU architecture (x86_64 vs aarch64: different
+    TensorRT builds) and the compute capability must be equal. Same sm_XY but another GPU name, SM count or board
+    (AGX vs NX vs Nano Orin): a warning. ``dla_core``: the core the caller wants (None: the one it was built for).
     """
+    built_machine, host_machine = _machine(built.platform), _machine(host.platform)
+    if built_machine and host_machine and built_machine != host_machine:
+        raise ArtifactError(f"engine was built on {built_machine} ({built.platform}); this host is {host_machine} "
+                            f"({host.platform}). Rebuild it on the target: {rebuild_command}")
     same_trt = version_tuple(built.tensorrt_version) == version_tuple(host.tensorrt_version)
     if not same_trt or built.compute_capability != host.compute_capability:
         b, h = _short_versions(built.tensorrt_version, host.tensorrt_version)
@@ -120,11 +154,22 @@ def check_compatibility(built: EngineFingerprint, host: HostInfo, *, rebuild_com
         raise ArtifactError(f"engine runs on DLA core {core}; this host has no DLA. Rebuild it for the GPU only "
                             f"(drop --dla): {rebuild_command}")
     warnings = []
-    if built.gpu_name != host.gpu_name:
-        warnings.append(f"engine was built on {built.gpu_name!r}, this host is {host.gpu_name!r} (both "
+    other_sms = bool(built.sm_count and host.sm_count and built.sm_count != host.sm_count)
+    other_board = bool(built.device_model and host.device_model and built.device_model != host.device_model)
+    if built.gpu_name != host.gpu_name or other_sms or other_board:
+        warnings.append(f"engine was built on {_hardware(built.gpu_name, built.sm_count, built.device_model)}, "
+                        f"this host is {_hardware(host.gpu_name, host.sm_count, host.device_model)} (both "
                         f"{host.sm}): it runs, but its kernels were timed on the other GPU; rebuild here for "
                         f"the best speed: {rebuild_command}")
     return warnings
+
+
+def device_model() -> str:
+    """The board, e.g. "NVIDIA Jetson AGX Orin Developer Kit", from /proc/device-tree/model; "" where absent."""
+    try:
+        return DEVICE_TREE_MODEL.read_bytes().decode(errors="replace").replace("\x00", "").strip()
+    except OSError:
+        return ""
 
 
 def host_platform() -> str:
@@ -174,6 +219,28 @@ class CudaDriver:
         self._check(self._lib.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, dev), "cuDeviceGetAttribute")
         return name.value.decode(errors="replace"), f"{major.value}.{minor.value}"
 
+    def sm_count(self, index: int = 0) -> int:
+        """Streaming multiprocessors of GPU ``index`` (AGX Orin 16, Orin NX 16GB and Orin Nano 8GB 8)."""
+        dev = ctypes.c_int()
+        self._check(self._lib.cuDeviceGet(ctypes.byref(dev), index), "cuDeviceGet")
+        count = ctypes.c_int()
+        self._check(self._lib.cuDeviceGetAttribute(ctypes.byref(count), _SM_COUNT, dev), "cuDeviceGetAttribute")
+        return int(count.value)
+
+    def pop_if_current(self, context_handle: int) -> bool:
+        """Pop ``context_handle`` off this thread's CUDA context stack if it is on top; True if it was.
+
+        pycuda's ``Context.detach()`` of a context that is not current pushes it, releases it and, for a primary
+        context (``cuDevicePrimaryCtxRelease``), leaves it pushed (pycuda src/cpp/cuda.hpp: "pop is implicit in
+        detach" holds only for cuCtxDetach); the runtime calls this right after detaching."""
+        current = ctypes.c_void_p()
+        self._check(self._lib.cuCtxGetCurrent(ctypes.byref(current)), "cuCtxGetCurrent")
+        if not current.value or current.value != context_handle:
+            return False
+        popped = ctypes.c_void_p()
+        self._check(self._lib.cuCtxPopCurrent_v2(ctypes.byref(popped)), "cuCtxPopCurrent")
+        return True
+
     def capture_graph(self, stream_handle: int, enqueue: Callable[[], bool]) -> "CudaGraph":
         """Capture what ``enqueue`` puts on the stream into an instantiated CUDA graph (CUDA >= 11.4)."""
         stream = ctypes.c_void_p(stream_handle)
@@ -212,3 +279,124 @@ class CudaGraph:
         if self._exec.value:
             self._driver._lib.cuGraphExecDestroy(self._exec)
             self._exec = ctypes.c_void_p()
+
+
+# set_memory_pool_limit (builder) and the binding-index runtime path; TensorRT 8.4/8.5 (JetPack 5.0.2 / 5.1.x) cannot
+# parse LayerNormalization, so segedge build decomposes it there (converters.tensorrt_graph)
+TENSORRT_MIN = (8, 4)
+JETPACK_ROUTE = ("On a Jetson, TensorRT comes with JetPack: sudo apt install python3-libnvinfer (part of "
+                 "nvidia-jetpack), then use a venv made with --system-site-packages and pip install --no-deps "
+                 "segedge (pip's tensorrt wheels are not JetPack's and would shadow it). On a CUDA host install "
+                 "the TensorRT that matches its CUDA. See docs/JETSON.md.")
+
+
+def require_tensorrt() -> str:
+    """Check that the real TensorRT Python package is importable; return its version.
+
+    ``tensorrt-stubs`` installs an empty ``tensorrt`` namespace package, so a successful import is not enough.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise MissingDependencyError(f"tensorrt is not installed ({exc}). {JETPACK_ROUTE}") from exc
+    if not hasattr(trt, "Builder"):
+        raise MissingDependencyError(
+            "tensorrt is not installed (only type stubs found: 'import tensorrt' resolves to the tensorrt-stubs "
+            f"package). {JETPACK_ROUTE}")
+    version = str(trt.__version__)
+    if version_tuple(version, 2) < TENSORRT_MIN:
+        raise MissingDependencyError(f"tensorrt: expected >= {TENSORRT_MIN[0]}.{TENSORRT_MIN[1]} (JetPack >= 5.0.2), "
+                                     f"got {version}. Upgrade JetPack (6.1 or later: TensorRT 10.3).")
+    return version
+
+
+def require_pycuda() -> Any:
+    """``pycuda.driver``, or one clear error: pycuda is not part of JetPack and compiles against the device's CUDA."""
+    import importlib
+
+    try:
+        cuda = importlib.import_module("pycuda.driver")  # no stubs: Any, like every pycuda object here
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"pycuda is not installed ({exc}); the TensorRT runtime needs it for device memory and streams. On a "
+            "Jetson: PATH=/usr/local/cuda/bin:$PATH pip install 'pycuda>=2022.2' (it compiles against JetPack's "
+            "CUDA). See docs/JETSON.md.") from exc
+    return cuda
+
+
+def tensorrt_available() -> tuple[bool, str]:
+    """Whether TensorRT engines can be built and run here: (True, "TensorRT 10.3.0.30 with pycuda on Orin (sm_87)"),
+    or (False, the reason: no real TensorRT, no pycuda, no CUDA driver or GPU). Creates no CUDA context."""
+    from importlib.util import find_spec
+
+    from sdk.core.errors import SegEdgeError
+
+    try:
+        version = require_tensorrt()
+    except MissingDependencyError as exc:
+        return False, str(exc)
+    if find_spec("pycuda") is None:
+        return False, ("pycuda is not installed (PATH=/usr/local/cuda/bin:$PATH pip install 'pycuda>=2022.2' on the "
+                       "device; see docs/JETSON.md)")
+    try:
+        name, capability = CudaDriver().device(0)
+    except SegEdgeError as exc:
+        return False, str(exc)
+    return True, f"TensorRT {version} with pycuda on {name} (sm_{capability.replace('.', '')})"
+
+
+class ErrorLog:
+    """The last few TensorRT errors, numbered, so that a message quotes an error of the call that failed and never
+    a stale one: take ``mark()`` before a TensorRT call, ask ``last_error(since=mark)`` after it."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self._errors: deque[tuple[int, str]] = deque(maxlen=keep)
+        self._count = 0
+
+    def add(self, msg: str) -> None:
+        self._count += 1
+        self._errors.append((self._count, msg))
+
+    def mark(self) -> int:
+        return self._count
+
+    def last_error(self, since: int = 0) -> str:
+        if self._errors and self._errors[-1][0] > since:
+            return self._errors[-1][1].splitlines()[0][:300] or "an empty error message"
+        return "no error logged"
+
+
+_LOGGER: Any = None
+
+
+def tensorrt_logger() -> Any:
+    """The process-wide ``trt.ILogger``: TensorRT's messages go to the "segedge" logger (INFO and VERBOSE at DEBUG);
+    errors go to an ``ErrorLog`` (``mark()`` / ``last_error(since)``) for our own messages. The subclass is defined
+    here, on first use."""
+    global _LOGGER
+    if _LOGGER is None:
+        import tensorrt as trt
+
+        levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
+                  trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
+                  trt.ILogger.VERBOSE: logging.DEBUG}
+
+        class _Logger(trt.ILogger):
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+                self.errors = ErrorLog()
+
+            def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+                level = levels.get(severity, logging.INFO)
+                if level >= logging.ERROR:
+                    self.errors.add(msg)
+                log.log(level, "TensorRT: %s", msg)
+
+            def mark(self) -> int:
+                return self.errors.mark()
+
+            def last_error(self, since: int = 0) -> str:
+                return self.errors.last_error(since)
+
+        _LOGGER = _Logger()
+    return _LOGGER

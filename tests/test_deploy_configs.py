@@ -199,8 +199,10 @@ def test_triton_tensorrt_mask_head(tmp_path):
     size = inputs["output_size"]
     assert list(size.dims) == [2] and size.is_shape_tensor and size.data_type == 8  # TYPE_INT32, as the engine
     (mask,) = cfg.output
-    assert (mask.name, mask.data_type, list(mask.dims), mask.label_filename) == ("mask", 2, [-1, -1, -1],
-                                                                                   "labels.txt")  # TYPE_UINT8
+    assert (mask.name, mask.data_type, list(mask.dims)) == ("mask", 2, [-1, -1, -1])  # TYPE_UINT8
+    # label_filename is for classification outputs only (Triton's model_config.proto): not on a segmentation mask;
+    # the class names sit beside the config, named in its header
+    assert not mask.label_filename and "labels.txt" in (model_dir / "config.pbtxt").read_text().splitlines()[1]
     (group,) = cfg.instance_group
     assert group.kind == 1 and group.count == 1  # KIND_GPU
     assert not cfg.HasField("dynamic_batching")

@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED = ["runtimes/tensorrt.py", "runtimes/tensorrt_device.py", "converters/tensorrt_build.py",
-           "converters/deploy_configs.py"]
+           "converters/tensorrt_plan.py", "converters/tensorrt_graph.py", "converters/tensorrt_inspect.py",
+           "converters/deploy_configs.py", "calibration/qdq_float16.py"]
 PROBE = '''import tensorrt as trt
 
 
