@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.cli.common import check_output_file, nonnegative_int, positive_int
+from sdk.cli.devices import add_device_argument, runtime_for_device
 from sdk.core.errors import InputError
 
 
@@ -32,6 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--repeats", type=positive_int, default=50, help="timed runs per variant and size (default 50)")
     p.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed runs first (default 5)")
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
+    add_device_argument(p)
     p.add_argument("--runtime-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="runtime constructor option, e.g. precision=f32 (OpenVINO) or threads=2; repeatable")
     p.add_argument("--end-to-end", action="store_true",
@@ -55,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         kind, baseline = args.baseline
         if kind != "pytorch":
             raise InputError(f"--baseline: expected 'pytorch CHECKPOINT', got {kind!r}")
+    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
     result = bench(args.artifact, sizes_hw=[tuple(s) for s in args.size], batch=args.batch, repeats=args.repeats,
-                   warmup=args.warmup, runtime=args.runtime, runtime_options=dict(args.runtime_option),
+                   warmup=args.warmup, runtime=runtime, runtime_options={**options, **dict(args.runtime_option)},
                    end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle)
     print(format_bench(result))
     if args.json:

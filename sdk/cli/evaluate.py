@@ -5,17 +5,33 @@ import argparse
 import json
 from pathlib import Path
 
+from sdk.cli.devices import add_device_argument
+
+
+def format_eval(title: str, result) -> str:
+    """mIoU, pixel accuracy and agreement in percent with one decimal (as the report gives them), then a per-class
+    IoU table; classes absent from both labels and predictions show "n/a"."""
+    agree = f", agreement with reference {100 * result.agreement:.2f}%" if result.agreement is not None else ""
+    lines = [f"{title}: mIoU {100 * result.miou:.1f}%, pixel accuracy {100 * result.pixel_accuracy:.1f}% over "
+             f"{result.images} images{agree}"]
+    width = max((len(n) for n in result.iou_per_class), default=5)
+    for name, iou in result.iou_per_class.items():
+        lines.append(f"  {name:<{width}}  {'n/a' if iou is None else f'{100 * iou:5.1f}%'}")
+    return "\n".join(lines)
+
 
 def run(args: argparse.Namespace) -> int:
     from calibration.datasets import open_labelled_set
     from calibration.evaluate import evaluate
     from sdk.cli.common import check_output_file
+    from sdk.cli.devices import runtime_for_device
     from sdk.segmenter import Segmenter
 
     if args.json:
         check_output_file(args.json, "--json")
     data = open_labelled_set(args.data, args.split)
-    with Segmenter.from_artifact(args.artifact, runtime=args.runtime) as seg:
+    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
+    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
         ref = Segmenter.from_artifact(args.reference) if args.reference else None
         result = evaluate(seg, data, class_names=getattr(data, "class_names", None), reference=ref, total=len(data),
                           progress=not args.quiet)
@@ -27,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    agree = f", agreement with reference {result.agreement:.4%}" if result.agreement is not None else ""
-    print(f"{kind} {args.split}: mIoU {result.miou:.4f}, pixel accuracy {result.pixel_accuracy:.4f} over "
-          f"{result.images} images{agree}")
+    print(format_eval(f"{kind} {args.split}", result))
     return 0
 
 
@@ -42,7 +56,8 @@ def add_parser(sub) -> None:
                         "ADE20K folder (images/ + annotations/), or images/ + labels/")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--reference", help="another artifact (e.g. FP32) to measure pixel agreement with")
-    p.add_argument("--runtime", default="auto")
+    p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
+    add_device_argument(p)
     p.add_argument("--json", help="write the result here")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from sdk.cli.common import check_output_dir, image_paths, positive_int
+from sdk.cli.devices import add_device_argument, runtime_for_device
 from sdk.core.errors import InputError, OutputError
 
 
@@ -53,7 +54,7 @@ def _write_png(path: Path, image) -> None:
 
 
 def predict_files(artifact: str | Path, images: list[str], output: str | Path, *, runtime: str = "auto",
-                  overlay: bool = True, batch_size: int = 1) -> list[Path]:
+                  overlay: bool = True, batch_size: int = 1, device: str | None = None) -> list[Path]:
     """Segment image files; writes ``<output>/<name>.png`` (class ids) and ``<name>_overlay.png`` (see
     ``output_names``); returns the masks written. Refuses an output folder that is an input folder, and any output
     file that would overwrite an input."""
@@ -82,7 +83,8 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
         raise InputError(f"--output {out}: writing {clash[0]} would overwrite an input image. Choose another folder.")
 
     written: list[Path] = []
-    with Segmenter.from_artifact(artifact, runtime=runtime) as seg:
+    runtime, options = runtime_for_device(artifact, runtime, device)  # --device: see sdk/cli/devices.py
+    with Segmenter.from_artifact(artifact, runtime=runtime, **options) as seg:
         out.mkdir(parents=True, exist_ok=True)
         for start in tqdm(range(0, len(paths), batch_size), desc="predict", unit="batch",
                           disable=len(paths) < 2):
@@ -99,7 +101,7 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
 
 def run(args: argparse.Namespace) -> int:
     written = predict_files(args.artifact, args.images, args.output, runtime=args.runtime,
-                            overlay=not args.no_overlay, batch_size=args.batch_size)
+                            overlay=not args.no_overlay, batch_size=args.batch_size, device=args.device)
     print(f"wrote {len(written)} masks (class ids as PNG{' + overlays' if not args.no_overlay else ''}) to "
           f"{args.output}")
     return 0
@@ -114,5 +116,6 @@ def add_parser(sub) -> None:
                                                    "folder)")
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     p.add_argument("--batch-size", type=positive_int, default=1)
+    add_device_argument(p)
     p.add_argument("--no-overlay", action="store_true")
     p.set_defaults(func=run)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 
 from sdk.cli.common import check_output_file, nonnegative_int, positive_int
+from sdk.cli.devices import add_device_argument, runtime_for_device
 from sdk.core.errors import SegEdgeError
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mode", choices=["auto", "live", "file"], default="auto",
                    help="live: newest frame only, drops when slow; file: every frame (default: from the source)")
     p.add_argument("--runtime", default="auto", help="auto or a runtime name")
+    add_device_argument(p)
     p.add_argument("--threads", type=nonnegative_int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per inference call (files and folders)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
@@ -68,8 +70,10 @@ def run(args) -> int:
                           render=RenderOptions(alpha=args.alpha, side_by_side=args.side_by_side,
                                                legend=not args.no_legend, hud=not args.no_hud))
     live = {"auto": None, "live": True, "file": False}[args.mode]
-    options = {"threads": args.threads} if args.threads else {}
-    with Segmenter.from_artifact(args.artifact, runtime=args.runtime, **options) as seg:
+    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
+    if args.threads:
+        options["threads"] = args.threads
+    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
         source = open_source(args.source, live=live, loop=args.loop, pace_fps=args.pace_fps,
                              csi=CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip))
         pipeline = StreamPipeline(seg, source, config)
