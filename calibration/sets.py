@@ -73,6 +73,13 @@ def _from_video(path: Path, num_samples: int) -> CalibrationSet:
     if not frames:
         raise InputError(f"calibration video {path}: no frame could be decoded (expected {len(wanted)}); the file "
                          "may be truncated or use an unsupported codec")
+    # a header may over-count by a frame or two; a video that ends well before it is cut (and would give only
+    # frames from before the cut, not spread over the clip)
+    if len(frames) < len(wanted) and index < count - max(2, count // 50):
+        raise InputError(f"calibration video {path}: asked for {len(wanted)} frames spread over the {count} its "
+                         f"header reports, but decoding stopped after frame {index} ({index / count:.0%} of the "
+                         f"clip), giving only {len(frames)}, all before that point. The file is truncated or "
+                         "damaged: copy or re-encode it, or extract its frames into a folder and pass the folder.")
     digest = hashlib.sha256(f"{path.name}:{count}:{sorted(wanted)}".encode()).hexdigest()[:16]
     return CalibrationSet(frames, f"{len(frames)} frames spread over {count} of video {path.name}", digest)
 
@@ -86,7 +93,12 @@ def load_calibration_set(source: str | Path | Iterable[np.ndarray], *, num_sampl
     - a ``.txt`` list of image paths, one per line, relative to the list's folder (CamVid's ``image label`` lines
       work: the first column is used);
     - an iterable of (H, W, 3) uint8 RGB arrays (the first ``num_samples``).
+
+    ``num_samples`` must be >= 1 (an int): there is no "0 = all"; ask for at least as many as the source has.
     """
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        raise InputError(f"num_samples: expected an int >= 1 (how many calibration frames), got {num_samples!r}. "
+                         "For every frame of the source, give a number at least as large as it has.")
     if not isinstance(source, (str, Path)):
         frames = []
         for i, frame in enumerate(source):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from calibration.report import BACKENDS, METHODS, PRECISIONS
+from sdk.cli.common import positive_int
 from sdk.core.errors import InputError
 
 
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> None:
                                   "val split, as segedge quantize --eval reads it)")
     p.add_argument("--eval-split", default="test", help="CamVid split to evaluate on (default test)")
     p.add_argument("--eval-samples", type=int, default=0, help="evaluate on this many images, evenly spread (0: all)")
-    p.add_argument("--num-samples", type=int, default=300, help="calibration frames (default 300)")
+    p.add_argument("--num-samples", type=positive_int, default=300, help="calibration frames (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size for the export")
     p.add_argument("--corruptions", type=_list, default=[], help="comma list of gaussian_noise, gaussian_blur, "

@@ -166,6 +166,7 @@ class CaptureSource(Source):
         self.spec, self.loop = spec, loop
         self._cap: Any = None
         self._since_open = 0
+        self._pending: np.ndarray | None = None  # a file's first frame, decoded at open() to prove it has one
 
     def open(self) -> "CaptureSource":
         import cv2
@@ -189,13 +190,25 @@ class CaptureSource(Source):
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if spec.kind == "file" else 0
         self.frame_count = count if count > 0 else None
+        self._pending = None
+        if spec.kind == "file":
+            ok, first = cap.read()
+            if not ok or first is None:
+                cap.release()
+                raise SourceError(f"source {spec.text}: the file opens but no frame can be decoded (its header "
+                                  f"reports {count} frames); it is empty, cut before its first frame, or uses a "
+                                  "codec this OpenCV lacks. Check it with: ffprobe FILE")
+            self._pending = first
         self._cap, self._since_open = cap, 0
         return self
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             raise SourceError(f"source {self.spec.text}: read() before open(). Use open_source(), or call open()")
-        ok, image = self._cap.read()
+        if self._pending is not None:
+            ok, image, self._pending = True, self._pending, None
+        else:
+            ok, image = self._cap.read()
         if not ok and self.loop and self._since_open > 0:
             self.open()  # reopening is more reliable than seeking across containers and codecs
             ok, image = self._cap.read()
@@ -252,7 +265,10 @@ class FolderSource(Source):
             self._next = 0
         path = self.paths[self._next]
         self._next += 1
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error:  # a header claiming more pixels than OpenCV allows
+            image = None
         if image is None:
             raise SourceError(f"image {path}: cannot be decoded (truncated or not an image). Remove or replace it")
         self.name = path.name
