@@ -90,7 +90,7 @@ def test_plan_refuses_contradictions_before_any_work(tmp_path):
 
 
 def test_split_holdout_keeps_frames_apart():
-    calib = load_calibration_set(iter(_frames(24)), num_samples=0)
+    calib = load_calibration_set(iter(_frames(24)), num_samples=24)
     kept, held = split_holdout(calib, None)
     assert len(held) == 3 and len(kept) == 21
     assert not any(any(np.array_equal(h, k) for k in kept.frames) for h in held)
