@@ -1,13 +1,16 @@
 """Build each planned variant with the SDK's own code paths (the ones ``segedge quantize`` / ``export`` / ``build``
 run), recording the command that reproduces it (``calibration.report_commands``).
 
-- onnxruntime fp32: the reference artifact itself; int8 per method (``quantize_onnxruntime``, CPU recipe, from the
-  ``onnxruntime`` graph when the report exported one).
+- int8, every backend: ``calibration.quantize`` (what ``segedge quantize`` runs), so the reproduce command rebuilds
+  the same artifact.
+- onnxruntime fp32: the reference artifact itself; int8 per method (CPU recipe, from the ``onnxruntime`` graph when
+  the report exported one).
 - openvino: one static-shape IR (``export_openvino``) shared by the float variants (the precision is a runtime hint);
-  int8 from NNCF (``quantize_openvino``), accuracy-aware with NNCF's accuracy control for the max-drop preset.
-- tensorrt: int8 as a Q/DQ ONNX (``quantize_onnxruntime(target="tensorrt")``) from the portable graph; engines
+  int8 from NNCF, accuracy-aware with NNCF's accuracy control for the max-drop preset.
+- tensorrt: int8 as a Q/DQ ONNX from the portable graph; engines
   (``build_engine``) only where TensorRT and a CUDA GPU exist, with a profile that holds the timing frame.
-- preset max-drop: ``quantize_with_max_drop`` (the sensitivity-chosen float blocks), tuned on ``tune_data``.
+- preset max-drop: the sensitivity-chosen float blocks (NNCF accuracy control for OpenVINO), tuned on
+  ``tune_data``.
 """
 from __future__ import annotations
 
@@ -82,31 +85,22 @@ def build_variant(v: Variant, ctx: BuildContext, shared: dict) -> None:
 
 
 def _quantize(v: Variant, ctx: BuildContext, out: Path) -> None:
-    """INT8 for any backend, default or max-drop preset, with the code ``segedge quantize`` runs."""
-    from sdk.core.manifest import read_manifest
+    """INT8 for any backend, default or max-drop preset, through ``calibration.quantize`` (what ``segedge quantize``
+    runs with the same options, so ``v.command`` rebuilds exactly this artifact)."""
+    from calibration.int8 import quantize
 
     accuracy_aware = v.preset == "max-drop"
-    if v.backend == "openvino":
-        from calibration.quantize_openvino import quantize_openvino
-
-        v.artifact = quantize_openvino(ctx.portable, ctx.calib, out, size_hw=ctx.ov_size_hw, progress=ctx.progress,
-                                       eval_data=ctx.tune_data if accuracy_aware else None,
-                                       max_drop=ctx.max_drop if accuracy_aware else None)
-    else:
-        src = ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
-        if accuracy_aware:
-            from calibration.sensitivity import quantize_with_max_drop
-
-            v.artifact = quantize_with_max_drop(src, ctx.calib, ctx.tune_data or [], out, max_drop=ctx.max_drop,
-                                                target=v.backend, method=str(v.method), progress=ctx.progress)
-            aa = read_manifest(out).extra["accuracy_aware"]
-            v.notes.append(f"float blocks: {', '.join(aa['float_blocks']) or 'none'}; tuning drop "
-                           f"{aa['measured_drop_points']:.2f} points ({'met' if aa['max_drop_met'] else 'NOT met'})")
-        else:
-            from calibration.quantize_ort import quantize_onnxruntime
-
-            v.artifact = quantize_onnxruntime(src, ctx.calib, out, target=v.backend, method=str(v.method),
-                                              progress=ctx.progress)
+    result = quantize(ctx.fp32 if v.backend == "onnxruntime" else ctx.portable, out, backend=v.backend,
+                      calib=ctx.calib, method=None if v.backend == "openvino" else v.method,
+                      size=ctx.ov_size_hw if v.backend == "openvino" else None,
+                      eval_set=(ctx.tune_data or []) if accuracy_aware else None,
+                      max_drop=ctx.max_drop if accuracy_aware else None, progress=ctx.progress)
+    v.artifact = result.artifact
+    aa = result.accuracy_aware
+    if aa is not None and v.backend != "openvino":
+        v.notes.append(f"float blocks: {', '.join(aa.float_blocks) or 'none'}; tuning drop "
+                       f"{aa.measured_drop_points:.2f} points ({'met' if aa.max_drop_met else 'NOT met'})")
+    v.notes += result.notes
     v.command = cmd.quantize_command(ctx, v, out)
     if v.backend == "tensorrt":
         v.command += cmd.device_step(out)
