@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.frames}")
 
     import cv2
-    import numpy as np
 
     from calibration.evaluate import evaluate
     from converters.onnx_export import export_onnx

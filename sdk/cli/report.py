@@ -51,6 +51,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from calibration.report_deps import check_report_dependencies
+
+    check_report_dependencies(args.backends, precisions=args.precisions, source=args.checkpoint)  # before any work
     from calibration.corruptions import CORRUPTIONS
     from calibration.report import CostOptions, make_report
     from calibration.report_render import format_table
