@@ -1,0 +1,218 @@
+"""Latency-aware per-region INT8: quantize a region only where this machine runs it faster, within an mIoU budget.
+
+INT8 is not always faster: on CPUs without VNNI, ONNX Runtime INT8 measured 0.69-0.92x of its FP32; TensorRT users
+report the same for transformers. NNCF's accuracy control ignores latency and ModelOpt's autotune ignores accuracy;
+this search uses both, measured here:
+
+1. Regions: the quantizable nodes grouped as in ``calibration.sensitivity`` (``granularity="block"``: each
+   patch-merging layer, each encoder block, the decoder) or per stage (``"stage"``: a stage's patch merging and
+   blocks together, and the decoder; 5 regions on any MiT, the cheap search the report runs).
+2. Trials, with a small calibration subset: the all-INT8 model, and for each region the model with that region
+   alone left float. All of them and the float artifact are timed side by side in one ``sdk.timing.measure_latency``
+   call (runs alternate, so machine load hits all alike), and scored on a probe subset of the evaluation set.
+3. A region stays float when leaving it float is no slower (its INT8 does not pay here). Then, while the mIoU drop
+   on the full evaluation set exceeds ``max_drop``, the region that regains the most mIoU per millisecond of
+   latency it costs is left float too.
+4. The chosen model (full calibration set) is timed against the float artifact side by side. If it is not faster,
+   or every region ended float, the float artifact is the answer: the output folder holds a copy of it and the
+   record says "FP32 wins here" (the FP16/BF16 wording for OpenVINO's default float is the runtime's own choice).
+   So the result is never slower than the float artifact of the same backend, as measured on this machine.
+
+Everything measured is recorded in the output's ``model.json`` (``extra.latency_aware``). INT8 is built with
+``calibration.quantize`` (``keep_float`` regexes), so the recipe is what ``segedge quantize`` ships.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibration.sets import CalibrationSet
+from sdk.core.errors import InputError
+from sdk.core.manifest import read_manifest
+
+GRANULARITIES = ("block", "stage")
+BACKENDS = ("onnxruntime", "openvino")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegionTrial:
+    """One region left float in otherwise-INT8 model: the latency it adds (ms, p50; <= 0: its INT8 does not pay)
+    and the mIoU points it regains on the probe images."""
+
+    region: str
+    latency_cost_ms: float
+    miou_gain_points: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyAwareResult:
+    artifact: Path
+    winner: str  # "int8" or "float"
+    verdict: str  # one line for people, e.g. "FP32 wins here: ..."
+    float_regions: list[str]
+    int8_regions: list[str]
+    float_p50_ms: float
+    int8_p50_ms: float | None
+    drop_points: float
+    max_drop: float
+    trials: list[RegionTrial] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["artifact"] = str(self.artifact)
+        return d
+
+
+def regions(fp32_artifact: Path, backend: str, granularity: str = "stage") -> dict[str, str]:
+    """region name -> a regex for ``keep_float`` matching that region's quantizable nodes."""
+    from calibration.sensitivity import node_groups
+
+    if granularity not in GRANULARITIES:
+        raise InputError(f"granularity: expected one of {GRANULARITIES}, got {granularity!r}")
+    groups = node_groups(fp32_artifact, "onnxruntime" if backend == "onnxruntime" else "tensorrt")
+    if granularity == "block":
+        return groups
+    out: dict[str, str] = {}
+    for name in groups:
+        m = re.match(r"encoder/stages\.\d+", name)
+        key = m.group(0) if m else name
+        out[key] = "^" + re.escape("/" + key + "/")
+    return out
+
+
+def _float_reference(fp32: Path, backend: str, work: Path, size_hw) -> tuple[Path, dict]:
+    """The float artifact INT8 must beat, and its runtime options: the FP32 ONNX artifact in ONNX Runtime, or for
+    OpenVINO the static float IR at INT8's size with OpenVINO's default precision."""
+    if backend == "onnxruntime":
+        return fp32, {"runtime": "onnxruntime"}
+    from converters.openvino_export import export_openvino
+
+    return export_openvino(fp32, work / "float-ir", size_hw=size_hw, progress=False), {"runtime": "openvino"}
+
+
+def _time(artifacts: dict[str, tuple[Path, dict]], image: np.ndarray, repeats: int) -> dict[str, float]:
+    """p50 ms of each artifact's model call (preprocessed frame -> mask at the frame's size), side by side."""
+    from sdk.core.preprocess import preprocess
+    from sdk.segmenter import Segmenter
+    from sdk.timing import measure_latency
+
+    segs = {name: Segmenter.from_artifact(path, **opts) for name, (path, opts) in artifacts.items()}
+    try:
+        feeds = {}
+        for name, s in segs.items():
+            all_feeds = {"pixel_values": preprocess(image, s.manifest.preprocess),
+                         "output_size": np.asarray(image.shape[:2], np.int64)}
+            feeds[name] = {k: v for k, v in all_feeds.items() if k in s.runtime.input_names}
+        fns = {name: (lambda f, s=s: s.runtime.infer(f)) for name, s in segs.items()}
+        stats = measure_latency(fns, feeds.__getitem__, repeats, warmup=2)
+    finally:
+        for s in segs.values():
+            s.close()
+    return {name: v["p50_ms"] for name, v in stats.items()}
+
+
+def _miou(artifact: Path, opts: dict, data: list) -> float:
+    from calibration.evaluate import evaluate
+    from sdk.segmenter import Segmenter
+
+    with Segmenter.from_artifact(artifact, **opts) as seg:
+        return evaluate(seg, data, progress=False).miou
+
+
+def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, backend: str, calib: CalibrationSet,
+                           eval_data: list, max_drop: float, granularity: str = "stage", repeats: int = 15,
+                           probe_frames: int = 32, probe_images: int = 10, size_hw: tuple[int, int] | None = None,
+                           progress: bool = True) -> LatencyAwareResult:
+    """FP32 ONNX artifact -> the fastest artifact of ``backend`` on this machine whose mIoU drop on ``eval_data``
+    ((image, label) pairs) is at most ``max_drop`` points: INT8 in the regions where it pays, or the float artifact
+    itself when nothing INT8 is faster (see the module docstring). size_hw: OpenVINO's static size (None: the
+    artifact's, else the frames')."""
+    from tqdm import tqdm
+
+    from calibration.int8 import quantize
+
+    if backend not in BACKENDS:
+        raise InputError(f"backend: expected one of {BACKENDS} (TensorRT is timed on the device), got {backend!r}")
+    if max_drop < 0:
+        raise InputError(f"max_drop: expected >= 0 mIoU points, got {max_drop}")
+    eval_data = list(eval_data)
+    if not eval_data:
+        raise InputError("eval_data: expected labelled (image, label) pairs to hold the mIoU budget, got none")
+    fp32, out = Path(fp32_artifact), Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = regions(fp32, backend, granularity)
+    probe = eval_data[:: max(1, len(eval_data) // probe_images)]
+    probe_calib = dataclasses.replace(calib, frames=calib.frames[:: max(1, len(calib) // probe_frames)])
+    image = eval_data[0][0]
+    q_opts = {"onnxruntime": {"runtime": "onnxruntime"}, "openvino": {"runtime": "openvino"}}[backend]
+
+    def build(keep: tuple[str, ...], where: Path, frames: CalibrationSet) -> Path:
+        return quantize(fp32, where, backend=backend, calib=frames, keep_float=keep, holdout=0, reference_frames=0,
+                        size=size_hw if backend == "openvino" else None, progress=False).artifact
+
+    with tempfile.TemporaryDirectory(prefix="segedge-latency-", dir=out) as tmp:
+        work = Path(tmp)
+        ref_path, ref_opts = _float_reference(fp32, backend, work, size_hw or _static(fp32, calib, backend))
+        ref_miou = _miou(ref_path, ref_opts, eval_data)
+        trial_arts = {"int8": (build((), work / "all", probe_calib), q_opts)}
+        for name, pattern in tqdm(groups.items(), desc="latency-aware", unit="region", disable=not progress):
+            trial_arts[name] = (build((pattern,), work / name.replace("/", "_"), probe_calib), q_opts)
+        p50 = _time({"float": (ref_path, ref_opts), **trial_arts}, image, repeats)
+        base = _miou(trial_arts["int8"][0], q_opts, probe)
+        trials = [RegionTrial(region=n, latency_cost_ms=p50[n] - p50["int8"],
+                              miou_gain_points=100 * (_miou(trial_arts[n][0], q_opts, probe) - base)) for n in groups]
+        keep = [t.region for t in trials if t.latency_cost_ms <= 0]
+        pending = sorted((t for t in trials if t.region not in keep and t.miou_gain_points > 0),
+                         key=lambda t: -t.miou_gain_points / max(t.latency_cost_ms, 0.1))
+        candidate, drop = None, 0.0
+        while len(keep) < len(groups):
+            candidate = build(tuple(groups[r] for r in keep), work / "candidate", calib)
+            drop = 100 * (ref_miou - _miou(candidate, q_opts, eval_data))
+            if drop <= max_drop or not pending:
+                break
+            keep.append(pending.pop(0).region)
+        int8_p50 = None
+        if candidate is not None and drop <= max_drop:
+            final = _time({"float": (ref_path, ref_opts), "int8": (candidate, q_opts)}, image, 2 * repeats)
+            int8_p50, float_p50 = final["int8"], final["float"]
+        else:
+            float_p50 = p50["float"]
+        name = "FP32" if backend == "onnxruntime" else "float (OpenVINO's default precision)"
+        if int8_p50 is not None and int8_p50 < float_p50:
+            winner, src = "int8", candidate
+            verdict = (f"INT8 in {len(groups) - len(keep)} of {len(groups)} regions: {float_p50 / int8_p50:.2f}x "
+                       f"the {name} artifact here (p50 {int8_p50:.1f} vs {float_p50:.1f} ms), drop {drop:.2f} pt")
+        else:
+            winner, src, drop = "float", ref_path, 0.0
+            why = ("no region's INT8 is faster here" if len(keep) == len(groups) else
+                   f"the best INT8 within {max_drop} pt runs p50 {int8_p50:.1f} vs {float_p50:.1f} ms"
+                   if int8_p50 is not None else f"no INT8 model held the {max_drop} pt budget")
+            verdict = f"{'FP32' if backend == 'onnxruntime' else 'FP32/FP16'} wins here: {why}"
+        for child in out.iterdir():
+            if child != work:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        shutil.copytree(src, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(work.name))
+    result = LatencyAwareResult(
+        artifact=out, winner=winner, verdict=verdict, float_regions=sorted(keep) if winner == "int8" else sorted(groups),
+        int8_regions=sorted(set(groups) - set(keep)) if winner == "int8" else [], float_p50_ms=float_p50,
+        int8_p50_ms=int8_p50, drop_points=drop, max_drop=max_drop, trials=trials)
+    manifest = read_manifest(out)
+    record = result.to_dict() | {"granularity": granularity, "float_miou": ref_miou, "eval_images": len(eval_data),
+                                 "probe_images": len(probe), "repeats": repeats}
+    record.pop("artifact")
+    dataclasses.replace(manifest, extra={**manifest.extra, "latency_aware": record}).write(out)
+    return result
+
+
+def _static(fp32: Path, calib: CalibrationSet, backend: str):
+    if backend != "openvino":
+        return None
+    from calibration.int8 import static_size_hw
+
+    return static_size_hw(read_manifest(fp32), calib.frames, None)[0]
