@@ -29,7 +29,7 @@ With ``eval_data`` ((image, label) pairs, e.g. ``calibration.datasets.CamVid``) 
 ``nncf.quantize_with_accuracy_control`` reverts the most harmful quantized layers to float until the drop is met.
 If it cannot be met, the best model NNCF found is kept, marked ``extra.accuracy_aware.max_drop_met = false`` (and
 ``extra.quantization.max_drop_met``) with the measured drop, and a warning says so.
-Calibration frames go through ``sdk.core.preprocess.preprocess`` with the artifact's spec (``CalibrationSet.inputs``).
+Calibration frames go through ``sdk.core.preprocess.preprocess`` with the artifact's spec.
 """
 from __future__ import annotations
 

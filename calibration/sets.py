@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from sdk.core.errors import InputError
-from sdk.core.preprocess import PreprocessSpec, check_image, preprocess, read_rgb
+from sdk.core.preprocess import check_image, read_rgb
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".h264"}
@@ -29,11 +29,6 @@ class CalibrationSet:
 
     def __len__(self) -> int:
         return len(self.frames)
-
-    def inputs(self, spec: PreprocessSpec) -> Iterator[np.ndarray]:
-        """(1, 3, h, w) float32 network inputs, one per frame, made by the inference preprocessing."""
-        for frame in self.frames:
-            yield preprocess(frame, spec)
 
 
 def _pick(n_total: int, num_samples: int, seed: int) -> list[int]:

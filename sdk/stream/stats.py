@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("capture", "preprocess", "inference", "postprocess", "render", "write", "latency")
-ENDINGS = ("running", "end_of_stream", "max_frames", "stopped", "interrupted", "error")
 
 
 class StageTimes:
@@ -74,7 +73,7 @@ class StreamStats:
     skipped_by_source: int = 0
     discarded_at_stop: int = 0
     source_frame_count: int | None = None
-    ended: str = "running"
+    ended: str = "running"  # then end_of_stream, max_frames, stopped, interrupted or error
     error: str | None = None
     output: str | None = None
     stats_path: str | None = None
