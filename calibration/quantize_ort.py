@@ -196,8 +196,13 @@ def _uniform_histograms():
 def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, output: str | Path, *,
                          target: str = "onnxruntime", method: str | None = None, keep_float: tuple[str, ...] = (),
                          percentile: float = 99.999, progress: bool = True, slice_frames: int = 16,
-                         reduce_range: bool = False, calib_memory_mib: int = 2048) -> Path:
+                         reduce_range: bool = False, calib_memory_mib: int = 2048,
+                         float_precision: str = "fp32") -> Path:
     """FP32 ONNX artifact + calibration set -> INT8 (QDQ) ONNX artifact folder; returns the folder.
+
+    float_precision (TensorRT target only): "fp16" writes the layers outside the Q/DQ pairs in FP16 (LayerNorm and
+    Softmax FP32; opset 19; ``calibration.qdq_float16``), for TensorRT 10/11's strongly typed builds, which take
+    precisions from the graph; "fp32" (default) for TensorRT 8.x, where ``segedge build --int8`` sets FP16 itself.
 
     reduce_range: 7-bit weights, for CPUs without VNNI where u8 x s8 products saturate (``sdk.core.cpu``); the
     public ``calibration.quantize`` sets it from the target CPU. Not for the TensorRT target (GPU, symmetric s8).
@@ -212,6 +217,9 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                          "on the GPU, where nothing saturates); it is for CPUs without VNNI")
     if calib_memory_mib < 1:
         raise InputError(f"calib_memory_mib: expected >= 1, got {calib_memory_mib}")
+    if float_precision not in ("fp32", "fp16") or (float_precision == "fp16" and target != "tensorrt"):
+        raise InputError(f"float_precision: expected 'fp32', or 'fp16' with target='tensorrt' (for its strongly "
+                         f"typed builds), got {float_precision!r} with target={target!r}")
     method = method or DEFAULT_METHODS[target]
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
@@ -252,6 +260,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         }
         if not trt:  # int8 in, float out: MatMulIntegerToFloat rather than QLinearMatMul + a DequantizeLinear pass
             extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
+        else:  # Q/DQ on the inputs of Conv/MatMul only, as TensorRT fuses them (ModelOpt's int8 recipe likewise)
+            extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "MatMul"]
         if method == "percentile":
             extra["CalibPercentile"] = percentile
         if method == "minmax" and not trt:  # per-frame ranges, averaged over all frames (scalars: no need to slice)
@@ -274,10 +284,17 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             quantized = onnx.load(str(out / "model.onnx"))
             if shapes_from_quantized(quantized):
                 onnx.save(quantized, str(out / "model.onnx"))
+        float16: dict = {}
+        if float_precision == "fp16":
+            from calibration.qdq_float16 import float_parts_to_fp16
+
+            converted, float16 = float_parts_to_fp16(onnx.load(str(out / "model.onnx")))
+            onnx.save(converted, str(out / "model.onnx"))
     ort = require("onnxruntime", "cpu")
     result = dataclasses.replace(
         manifest,
         precision="int8",
+        opset=float16.get("opset", manifest.opset),
         parity={},
         extra={
             **manifest.extra,
@@ -289,6 +306,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                 "activations": "int8 symmetric" if trt else "uint8 asymmetric",
                 "weights": "int8 symmetric per output channel" + (", 7-bit (reduce_range)" if reduce_range else ""),
                 "reduce_range": reduce_range, "calib_slice_frames": extra.get("CalibStridedMinMax"),
+                **({"qdq_placement": "inputs of Conv/MatMul only", "float_precision": float_precision,
+                    "float16": {k: v for k, v in float16.items() if k != "kept_fp32"}} if trt else {}),
                 "quantized_nodes": len(nodes),
                 "kept_float_by_user": kept, "keep_float_patterns": list(keep_float),
                 "seconds": round(time.perf_counter() - t0, 1),

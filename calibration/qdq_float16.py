@@ -1,0 +1,194 @@
+"""A Q/DQ ONNX model's float parts in FP16, for TensorRT's strongly typed builds (``float_precision="fp16"``).
+
+A strongly typed network (TensorRT 10 with Q/DQ, the only kind on TensorRT 11) runs every tensor in the type the
+ONNX graph gives it: from an FP32 Q/DQ graph, everything between the Q/DQ pairs -- LayerNorm inputs, attention,
+GELU, residual adds, the decoder's resizes and the full-resolution mask head -- stays FP32, and INT8 is then hardly
+faster than FP16. This rewrite makes those parts FP16 in the graph itself, the way NVIDIA ModelOpt's ONNX PTQ does
+(``high_precision_dtype="fp16"``: opset >= 19, so that Q/DQ take FP16 scales and dequantize straight to FP16):
+
+- the data path -- every float tensor computed from the network input, the int8 tensors between Q and DQ included
+  -- becomes FP16, with the float weights, biases, Q/DQ scales and constants it reads;
+- shape arithmetic (anything computed from ``Shape``/``Size`` or from ``output_size``), ``Resize`` scales and roi
+  stay as they were, so sizes stay exact;
+- ``keep_fp32_ops`` (default LayerNormalization and Softmax, where FP16 overflows after attention) run in FP32
+  between two Casts;
+- graph inputs and outputs keep their types (a Cast after ``pixel_values``, one before a float output).
+
+The model is moved to opset 19 first with ONNX's version converter. It still runs in ONNX Runtime (which inserts
+float32 casts for CPU kernels without FP16), so its accuracy is measured here like any other artifact.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sdk.core.errors import InputError
+
+KEEP_FP32_OPS = ("LayerNormalization", "Softmax")
+FP16_OPSET = 19  # QuantizeLinear/DequantizeLinear with float16 scales
+SHAPE_OPS = ("Shape", "Size")
+# inputs that stay as they are whatever the data type: Resize roi and scales (float32 by the ONNX spec)
+UNTYPED_INPUTS = {"Resize": (1, 2)}
+
+
+def _elem_types(model: Any) -> dict[str, int]:
+    g = model.graph
+    types = {t.name: t.data_type for t in g.initializer}
+    for vi in (*g.input, *g.output, *g.value_info):
+        types[vi.name] = vi.type.tensor_type.elem_type
+    return types
+
+
+def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP32_OPS) -> tuple[Any, dict]:
+    """(new ModelProto, record of what changed) for a Q/DQ (or plain) FP32 model; see the module docstring."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper, version_converter
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset > FP16_OPSET:
+        raise InputError(f"model opset: expected <= {FP16_OPSET} (the FP16 rewrite targets opset {FP16_OPSET}), got "
+                         f"{opset}")
+    if opset < FP16_OPSET:
+        model = version_converter.convert_version(model, FP16_OPSET)
+    model = onnx.shape_inference.infer_shapes(model)
+    g = model.graph
+    F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
+    types = _elem_types(model)
+    inits = {t.name: t for t in g.initializer}
+    consumers: dict[str, list[tuple[Any, int]]] = {}
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
+
+    # 1. the data path: float tensors from the float graph inputs, through every node but Shape/Size (Q's int8
+    # outputs count as data too, so the DequantizeLinear after them is a data node)
+    data = {i.name for i in g.input if types.get(i.name) == F32 and i.name not in inits}
+    data_nodes = []
+    for node in g.node:  # ONNX graphs are topologically sorted
+        if node.op_type in SHAPE_OPS or not any(name in data for name in node.input):
+            continue
+        data_nodes.append(node)
+        for out in node.output:
+            if types.get(out) == F32 or node.op_type == "QuantizeLinear":
+                data.add(out)
+    blocked = {id(n) for n in data_nodes if n.op_type in keep_fp32_ops}
+    record: dict[str, Any] = {"opset": FP16_OPSET, "kept_fp32": sorted(n.name for n in data_nodes if id(n) in blocked),
+              "initializers_fp16": 0, "casts_added": 0}
+    new_nodes: dict[int, list[Any]] = {}  # id(node) -> nodes to insert before it
+    after: dict[int, list[Any]] = {}  # id(node) -> nodes to insert after it
+    converted: dict[str, str] = {}  # float32 initializer/constant name -> its float16 twin
+    retyped: set[str] = set()  # tensors outside the data path that become float16 (weight DequantizeLinear outputs)
+    outputs = {o.name for o in g.output}
+
+    def cast(src: str, dst: str, to: int, where: dict, node: Any) -> None:
+        where.setdefault(id(node), []).append(helper.make_node("Cast", [src], [dst], to=to, name=f"{dst}/segedge_cast"))
+        record["casts_added"] += 1
+
+    def fp16_twin(name: str, node: Any) -> str:
+        if name in converted:
+            return converted[name]
+        twin = f"{name}_fp16"
+        if name in inits:
+            arr = numpy_helper.to_array(inits[name])
+            g.initializer.append(numpy_helper.from_array(arr.astype(np.float16), twin))
+            record["initializers_fp16"] += 1
+        else:
+            cast(name, twin, F16, new_nodes, node)
+        converted[name] = twin
+        return twin
+
+    # the float parts of weight Q/DQ chains and the scales of activation Q/DQ follow their data consumer
+    for node in data_nodes:
+        if id(node) in blocked:
+            for i, name in enumerate(node.input):
+                if name in data and types.get(name) == F32:
+                    node.input[i] = f"{name}_fp32_for_{node.name or node.op_type}"
+                    cast(name, node.input[i], F32, new_nodes, node)
+            for j, out in enumerate(node.output):
+                if out not in data:
+                    continue
+                if out in outputs:  # a graph output keeps its float32 value
+                    if consumers.get(out):
+                        raise InputError(f"{out}: a graph output of {node.op_type} that other nodes read too; "
+                                         "expected it to be read by nothing else. Keep the model FP32.")
+                    continue
+                node.output[j] = f"{out}_fp32"
+                cast(node.output[j], out, F16, after, node)
+            continue
+        skip = UNTYPED_INPUTS.get(node.op_type, ())
+        for i, name in enumerate(node.input):
+            if not name or i in skip or name in data or types.get(name) != F32:
+                continue
+            if _weight_chain_fp16(g, name, inits, converted, record):
+                retyped.add(name)
+            else:
+                node.input[i] = fp16_twin(name, node)
+        if node.op_type == "Cast":
+            for a in node.attribute:
+                if a.name == "to" and a.i == F32:
+                    a.i = F16
+    # graph inputs and outputs keep their types
+    for inp in g.input:
+        if inp.name in data and types.get(inp.name) == F32:
+            twin = f"{inp.name}_fp16"
+            for node, i in consumers.get(inp.name, []):
+                if id(node) not in blocked:
+                    node.input[i] = twin
+            g.node.insert(0, helper.make_node("Cast", [inp.name], [twin], to=F16, name=f"{twin}/segedge_cast"))
+            record["casts_added"] += 1
+    for out in g.output:
+        if out.name in data and types.get(out.name) == F32:
+            producer = next(n for n in g.node if out.name in n.output)
+            if id(producer) in blocked:
+                continue  # already float32 there (the Cast back to FP16 feeds only the other consumers)
+            _rename(g, out.name, f"{out.name}_fp16")
+            cast(f"{out.name}_fp16", out.name, F32, after, producer)
+    order = []
+    for node in g.node:
+        order += new_nodes.get(id(node), []) + [node] + after.get(id(node), [])
+    del g.node[:]
+    g.node.extend(order)
+    read = {name for node in g.node for name in node.input} | outputs
+    unused = [t for t in g.initializer if t.name not in read]  # the float32 originals of the twins
+    for t in unused:
+        g.initializer.remove(t)
+    kept = [vi for vi in g.value_info if vi.name not in data and vi.name not in retyped]
+    del g.value_info[:]
+    g.value_info.extend(kept)
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.checker.check_model(model)
+    return model, record
+
+
+def _rename(g: Any, old: str, new: str) -> None:
+    """Rename a tensor's producer output and every consumer input (not graph outputs)."""
+    for node in g.node:
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+
+
+def _weight_chain_fp16(g: Any, name: str, inits: dict, converted: dict, record: dict[str, Any]) -> bool:
+    """A float weight's ``init -> QuantizeLinear -> DequantizeLinear`` chain (TensorRT's weight form) in FP16: the
+    weight and the shared scale become float16 twins, so the DequantizeLinear (output ``name``, kept) yields
+    float16. False when ``name`` is no such chain."""
+    from onnx import numpy_helper
+
+    dq = next((n for n in g.node if name in n.output and n.op_type == "DequantizeLinear"), None)
+    if dq is None:
+        return False
+    q = next((n for n in g.node if dq.input[0] in n.output and n.op_type == "QuantizeLinear"), None)
+    if q is None or q.input[0] not in inits:
+        return False
+    for node, index in ((q, 0), (q, 1), (dq, 1)):
+        src = node.input[index]
+        if src not in inits or inits[src].data_type != 1:  # already converted (a scale shared by Q and DQ)
+            node.input[index] = converted.get(src, src)
+            continue
+        if src not in converted:
+            twin = f"{src}_fp16"
+            g.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[src]).astype(np.float16), twin))
+            converted[src] = twin
+            record["initializers_fp16"] += 1
+        node.input[index] = converted[src]
+    return True
