@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", required=True,
                    help="camera index (0), csi://N (Jetson CSI camera), rtsp://... or http://... URL, a video file, "
                         "an image folder, or a GStreamer pipeline ending in appsink")
-    p.add_argument("--output", help="write the rendered stream to this .mp4 (mp4v)")
+    p.add_argument("--output", help="write the rendered stream to this .mp4 (H.264 where OpenCV can, else mp4v)")
     p.add_argument("--stats", help="stats JSON path (default: beside --output as NAME.stats.json, else "
                                    "out/stream-stats.json)")
     disp = p.add_mutually_exclusive_group()
@@ -96,7 +96,11 @@ def run(args) -> int:
 def _report(stats: StreamStats, config: StreamConfig) -> None:
     print(stats.table())
     if config.output and stats.frames_processed:
-        print(f"output: {config.output} ({stats.frames_processed} frames, mp4v)")
+        from sdk.stream.render import video_codec
+
+        codec = video_codec()
+        print(f"output: {config.output} ({stats.frames_processed} frames, "
+              f"{'H.264' if codec == 'avc1' else 'mp4v: plays in VLC/ffplay, not in browsers; an OpenCV with an H.264 encoder writes H.264'})")
     print(f"stats: {stats.stats_path}")
     if config.output and stats.frames_processed:
         print(f"next: ffprobe {config.output}   # or open it in a player")

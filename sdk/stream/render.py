@@ -1,10 +1,13 @@
-"""Rendering for streams: palette overlay + legend + HUD (``Renderer.annotate``), an mp4 writer and a display
-window that opens only where a display exists. Pictures are (H, W, 3) uint8 BGR, OpenCV's order, throughout.
+"""Rendering for streams: palette overlay + legend + HUD (``Renderer.annotate``), an mp4 writer (H.264 where
+OpenCV can write it, else mp4v) and a display window that opens only where a display exists. Pictures are (H, W, 3) uint8 BGR, OpenCV's order, throughout.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,9 @@ class Renderer:
         return self.palette_bgr[mask]
 
     def annotate(self, image: np.ndarray, result: SegmentationResult, hud_lines: list[str] | tuple = ()) -> np.ndarray:
-        """image: (H, W, 3) uint8 BGR, the frame ``result`` came from. Returns a new picture."""
+        """image: (H, W, 3) uint8 BGR, the frame ``result`` came from. Returns a new picture. The legend and the HUD
+        are sized for the frame (the legend takes at most ``LEGEND_MAX_HEIGHT`` of it, in columns when needed; the
+        HUD's font shrinks to fit its pane: the overlay's, in side-by-side)."""
         import cv2
 
         if image.shape[:2] != result.mask.shape:
@@ -69,61 +74,118 @@ class Renderer:
         picture = cv2.addWeighted(image, 1.0 - a, self.colorize(result.mask), a, 0.0)
         if self.options.legend:
             self._legend(picture, result.mask)
+        if self.options.hud and hud_lines:
+            _text_box(picture, list(hud_lines), (8, 8), max_width=picture.shape[1] - 16)
         if self.options.side_by_side:
             picture = np.hstack([image, picture])
-        if self.options.hud and hud_lines:
-            _text_box(picture, list(hud_lines), (8, 8))
         return picture
 
     def _legend(self, picture: np.ndarray, mask: np.ndarray) -> None:
         counts = np.bincount(mask[::4, ::4].ravel(), minlength=len(self.class_names))
         present = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0][: self.options.legend_max]
-        names = [self.class_names[i] for i in present]
-        colours = [(int(b), int(g), int(r)) for b, g, r in self.palette_bgr[present]]
-        h = picture.shape[0]
+        if not present:
+            return
+        h, w = picture.shape[:2]
         _, line_h = _font(picture)
-        _text_box(picture, names, (8, h - 8 - line_h * len(names) - 8), swatches=colours)
+        rows = max(1, min(len(present), int((LEGEND_MAX_HEIGHT * h - 8) // line_h)))
+        columns = [present[i:i + rows] for i in range(0, len(present), rows)]
+        x = 8
+        for col in columns:
+            names = [self.class_names[i] for i in col]
+            colours = [(int(b), int(g), int(r)) for b, g, r in self.palette_bgr[col]]
+            room = w - 8 - x
+            if room < 4 * line_h:  # no room for another column: the smallest classes are left out
+                break
+            x = _text_box(picture, names, (x, h - 8 - line_h * len(names) - 8), swatches=colours,
+                          max_width=room) + 4
+
+
+# the legend covers at most this fraction of the frame's height (more classes: more columns)
+LEGEND_MAX_HEIGHT = 0.25
 
 
 def _font(picture: np.ndarray) -> tuple[float, int]:
-    scale = max(0.4, min(picture.shape[:2]) / 1000.0)
+    """(font scale, line height in pixels) for a picture: readable at 360p, not oversized at 4K."""
+    scale = min(1.2, max(0.35, min(picture.shape[:2]) / 900.0))
     return scale, int(26 * scale) + 4
 
 
 def _text_box(picture: np.ndarray, lines: list[str], origin_xy: tuple[int, int],
-              swatches: list[tuple[int, int, int]] | None = None) -> None:
-    """Opaque dark box with white text lines (and colour swatches) drawn in place at origin (x, y)."""
+              swatches: list[tuple[int, int, int]] | None = None, max_width: int | None = None) -> int:
+    """Opaque dark box with white text lines (and colour swatches) drawn in place at origin (x, y); the font shrinks
+    so the box is at most ``max_width`` wide (and never leaves the picture). Returns the box's right edge x."""
     import cv2
 
+    x, y = origin_xy
     if not lines:
-        return
+        return x
     scale, line_h = _font(picture)
     sw = line_h - 4 if swatches else 0
-    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines) + sw + 16
-    x, y = origin_xy
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text_w = max(cv2.getTextSize(t, font, scale, 1)[0][0] for t in lines)
+    limit = min(max_width or picture.shape[1], picture.shape[1] - x)
+    if text_w + sw + 16 > limit:
+        scale = max(0.25, scale * (limit - sw - 16) / max(text_w, 1))
+        text_w = max(cv2.getTextSize(t, font, scale, 1)[0][0] for t in lines)
+    width = text_w + sw + 16
     y = max(0, y)
-    cv2.rectangle(picture, (x, y), (min(picture.shape[1] - 1, x + width), y + line_h * len(lines) + 8),
-                  (32, 32, 32), -1)
+    right = min(picture.shape[1] - 1, x + width)
+    cv2.rectangle(picture, (x, y), (right, y + line_h * len(lines) + 8), (32, 32, 32), -1)
     for i, text in enumerate(lines):
         top = y + 4 + i * line_h
         if swatches:
             cv2.rectangle(picture, (x + 6, top + 2), (x + 6 + sw, top + sw), swatches[i], -1)
-        cv2.putText(picture, text, (x + 10 + sw, top + line_h - 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(picture, text, (x + 10 + sw, top + line_h - 6), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return right
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (FFmpeg's and OpenCV's C-level logs) for a probe whose failure is expected."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@functools.lru_cache(maxsize=1)
+def video_codec() -> str:
+    """The fourcc mp4 outputs are written with: "avc1" (H.264, which browsers play) where this OpenCV's FFMPEG has
+    an H.264 encoder (probed once on a tiny file), else "mp4v" (MPEG-4 Part 2: players such as VLC/ffplay, not
+    browsers). pip's opencv wheels usually lack an H.264 encoder; system OpenCV builds with libx264 have one."""
+    import cv2
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet_stderr():
+        writer = cv2.VideoWriter(str(Path(tmp) / "probe.mp4"), cv2.VideoWriter.fourcc(*"avc1"), 10.0, (64, 64))
+        ok = writer.isOpened()
+        if ok:
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+        writer.release()
+    return "avc1" if ok else "mp4v"
 
 
 class VideoSink:
-    """Writes pictures to an mp4 (cv2.VideoWriter, fourcc mp4v). Opens on the first picture, whose size every later
-    picture must have (a different size is resized to it: image folders of mixed sizes)."""
+    """Writes pictures to an mp4 (cv2.VideoWriter with ``video_codec()``: H.264 where OpenCV can, else mp4v). Opens
+    on the first picture, whose size every later picture must have (a different size is resized to it: image
+    folders of mixed sizes)."""
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise OutputError(f"output {self.path}: expected a video file name ending in {'/'.join(VIDEO_SUFFIXES)} "
-                              f"(written as mp4v), got {self.path.suffix or 'no suffix'!r}")
+            raise OutputError(f"output {self.path}: expected a video file name ending in {'/'.join(VIDEO_SUFFIXES)}, "
+                              f"got {self.path.suffix or 'no suffix'!r}")
         if not 0 < fps <= 1000:
             raise OutputError(f"output fps: expected 0 < fps <= 1000, got {fps}")
         self.fps, self.frames, self._size_wh = float(fps), 0, (0, 0)
+        self.codec = ""
         self._writer: Any = None
 
     def write(self, picture: np.ndarray) -> None:
@@ -132,10 +194,12 @@ class VideoSink:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._size_wh = (picture.shape[1], picture.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, self._size_wh)
+            self.codec = video_codec()
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.codec), self.fps,
+                                           self._size_wh)
             if not self._writer.isOpened():
                 self._writer = None
-                raise OutputError(f"output {self.path}: OpenCV cannot open an mp4v writer there (folder not "
+                raise OutputError(f"output {self.path}: OpenCV cannot open a {self.codec} writer there (folder not "
                                   "writable, or this OpenCV has no FFMPEG video writer). Try another path")
         if (picture.shape[1], picture.shape[0]) != self._size_wh:
             picture = cv2.resize(picture, self._size_wh, interpolation=cv2.INTER_AREA)
