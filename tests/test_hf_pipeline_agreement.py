@@ -51,3 +51,41 @@ def test_camvid_val_masks_and_miou_match_transformers(hf_model, hf_artifact, cam
     assert images == 101
     assert agreement >= 0.999
     assert abs(ours.miou() - theirs.miou()) <= 1e-3
+
+
+@pytest.mark.slow
+def test_resizing_checkpoint_matches_transformers_above_and_below_network_size(tmp_path, hf_model, camvid):
+    """The shared weights with a processor that resizes to 288x384 (PIL bilinear, antialiased when shrinking):
+    exported with the default (refine) head, masks agree with the transformers pipeline on frames larger
+    (720x960, 360x480) and smaller (180x240) than the network."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from converters.onnx_export import export_onnx
+    from sdk.core.preprocess import read_rgb
+
+    ckpt = tmp_path / "resizing"
+    ckpt.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (ckpt / name).symlink_to(hf_model / name)
+    pp = json.loads((hf_model / "preprocessor_config.json").read_text())
+    (ckpt / "preprocessor_config.json").write_text(json.dumps({**pp, "do_resize": True,
+                                                               "size": {"height": 288, "width": 384}}))
+    art = export_onnx(ckpt, tmp_path / "art", progress=False)
+    assert json.loads((art / "model.json").read_text())["preprocess"]["resize_mode"] == "pil_bilinear"
+    reference = TransformersPipeline(ckpt)
+    pairs = CamVid(camvid, "val").pairs()[::20][:4]
+    rows = {}
+    with Segmenter.from_artifact(art) as seg:
+        for hw in ((720, 960), (360, 480), (180, 240)):
+            same = pixels = 0
+            for path, _ in pairs:
+                img = read_rgb(path)
+                img = img if img.shape[:2] == hw else cv2.resize(img, hw[::-1], interpolation=cv2.INTER_AREA)
+                a, b = seg(img).mask, reference(img).mask
+                same, pixels = same + int(np.sum(a == b)), pixels + a.size
+            rows[hw] = same / pixels
+    print("\nagreement with transformers (network 288x384):", {f"{h}x{w}": f"{v:.5f}" for (h, w), v in rows.items()})
+    assert all(v >= 0.999 for v in rows.values()), rows
