@@ -7,8 +7,10 @@ Press q or Esc in the window, or Ctrl-C, to stop. Without a screen, pass --outpu
 The camera is live: when the model is slower than the camera, only the newest frame is segmented.
 """
 import argparse
+import sys
 
 from sdk import Segmenter
+from sdk.core.errors import SegEdgeError
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.render import RenderOptions, display_status
 from sdk.stream.sources import open_source
@@ -25,11 +27,15 @@ has_screen, why = display_status()
 if not has_screen and not args.output:
     parser.error(f"nothing to show the result on: {why}. Pass --output run.mp4")
 
-with Segmenter.from_artifact(args.artifact) as seg:
-    camera = open_source(args.source)  # live source: latest-frame policy
-    config = StreamConfig(display=has_screen, output=args.output, max_frames=args.max_frames,
-                          stats_path="out/camera-stats.json", render=RenderOptions(side_by_side=args.side_by_side))
-    stats = StreamPipeline(seg, camera, config).run()
+try:
+    with Segmenter.from_artifact(args.artifact) as seg:
+        camera = open_source(args.source)  # live source: latest-frame policy
+        config = StreamConfig(display=has_screen, output=args.output, max_frames=args.max_frames,
+                              stats_path="out/camera-stats.json",
+                              render=RenderOptions(side_by_side=args.side_by_side))
+        stats = StreamPipeline(seg, camera, config).run()
+except SegEdgeError as exc:  # no such camera, no GStreamer for csi://, a missing artifact: one line, no traceback
+    sys.exit(f"camera_to_screen: error: {exc}")
 
 print(stats.table())
 print(f"stats: {stats.stats_path}")

@@ -6,11 +6,13 @@ Writes masks/<name>.png (class ids, open with cv2.IMREAD_UNCHANGED) and masks/<n
 per-stage timings. Reading, inference and writing overlap in separate threads.
 """
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 
 from sdk import Segmenter
+from sdk.core.errors import SegEdgeError
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.render import RenderOptions
 from sdk.stream.sources import open_source
@@ -33,9 +35,12 @@ def save(frame, result, picture):
     cv2.imwrite(str(out / f"{stem}_overlay.jpg"), picture)
 
 
-with Segmenter.from_artifact(args.artifact) as seg:
-    config = StreamConfig(batch_size=args.batch_size, render=RenderOptions(hud=False))
-    stats = StreamPipeline(seg, open_source(args.images), config, on_result=save).run()
+try:
+    with Segmenter.from_artifact(args.artifact) as seg:
+        config = StreamConfig(batch_size=args.batch_size, render=RenderOptions(hud=False))
+        stats = StreamPipeline(seg, open_source(args.images), config, on_result=save).run()
+except SegEdgeError as exc:  # an empty or missing folder, a missing artifact: one line, no traceback
+    sys.exit(f"folder_batch: error: {exc}")
 
 print(stats.table())
 print(f"wrote {stats.frames_processed} masks and overlays to {out}")
