@@ -216,3 +216,25 @@ def resolve_artifact(path: str | Path) -> Path:
     raise ArtifactError(f"artifact {p}: expected an artifact folder, or the model file inside one with a "
                         f"{MANIFEST_NAME} naming it, got a file without one. A bare engine has no labels or "
                         "preprocessing: build it with segedge build ONNX_ARTIFACT --output FOLDER.")
+
+
+def feeds_for(manifest: Manifest, pixel_values, output_hw) -> dict:
+    """The feed ``Runtime.infer`` takes for this artifact: ``pixel_values`` ((N, 3, h, w) float32, as
+    ``sdk.core.preprocess.preprocess`` makes it) and, where the artifact has the input (a mask head), ``output_size``:
+    ``output_hw``, the mask's (height, width), as int64 [2]."""
+    import numpy as np
+
+    feeds = {"pixel_values": pixel_values}
+    if any(t.name == "output_size" for t in manifest.inputs):
+        feeds["output_size"] = np.asarray(output_hw, np.int64)
+    return feeds
+
+
+def require_portable_graph(manifest: Manifest, *, what: str, reader: str, fix: str,
+                           error: type[Exception] = ArtifactError) -> None:
+    """Refuse a graph that only ONNX Runtime runs (``graph`` "onnxruntime": its com.microsoft ops) where another
+    toolkit must read it. what: the artifact as the message names it ("artifact out/b0"); reader: who cannot
+    ("OpenVINO does not read"); fix: what to do instead (a sentence); error: the class to raise."""
+    if manifest.graph != "portable":
+        raise error(f"{what}: its graph is {manifest.graph!r} (ONNX Runtime's com.microsoft ops), which {reader}. "
+                    f"{fix}")

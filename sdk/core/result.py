@@ -1,4 +1,4 @@
-"""Results and rendering: a small typed result and a colour overlay."""
+"""Results and rendering: a small typed result, mask colouring, a colour overlay, and pixel agreement."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +14,35 @@ def default_palette(num_classes: int) -> list[list[int]]:
 
     return [[int(255 * v) for v in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95)]
             for i in range(num_classes)]
+
+
+def colorize(mask: np.ndarray, palette) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) uint8 picture in ``palette``'s colours (K [r, g, b] lists or a (K, 3) uint8
+    array, indexed by class id; the picture has the palette's channel order). Ids must be below K."""
+    return np.asarray(palette, np.uint8)[mask]
+
+
+def pixel_agreement(a, b) -> float:
+    """Share of pixels where two masks give the same class id: ``a`` and ``b`` are integer arrays of the same shape
+    ((H, W) masks, or (N, H, W) batches), or equal-length sequences of such pairs, pooled over all their pixels.
+    NaN where there are no pixels (empty masks, or empty sequences)."""
+    same, total = agreeing_pixels(a, b)
+    return same / total if total else float("nan")
+
+
+def agreeing_pixels(a, b) -> tuple[int, int]:
+    """(pixels where ``a`` and ``b`` agree, pixels), for ``pixel_agreement``'s arguments: sum these over a stream of
+    masks and divide at the end."""
+    if not isinstance(a, np.ndarray) and len(a) != len(b):
+        raise InputError(f"masks: expected two sequences of the same length, got {len(a)} and {len(b)}")
+    same = total = 0
+    for x, y in [(a, b)] if isinstance(a, np.ndarray) else zip(a, b):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape != y.shape:
+            raise InputError(f"masks: expected the same shape, got {x.shape} and {y.shape}")
+        same += int(np.count_nonzero(x == y))
+        total += x.size
+    return same, total
 
 
 @dataclass(frozen=True)
@@ -44,7 +73,7 @@ class SegmentationResult:
 
     def colorize(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB picture of the mask in the palette's colours."""
-        return np.asarray(self.palette, np.uint8)[self.mask]
+        return colorize(self.mask, self.palette)
 
     def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """Blend the coloured mask over ``image`` ((H, W, 3) uint8, same colour order as the palette: RGB)."""
