@@ -9,6 +9,7 @@ import numpy as np
 
 from calibration.metrics import ConfusionMatrix
 from sdk.core.errors import InputError, LabelsError
+from sdk.core.result import agreeing_pixels
 
 
 @dataclass
@@ -62,14 +63,14 @@ def evaluate(segmenter, data: Iterable[tuple[np.ndarray, np.ndarray | None]], *,
             labelled = True
         if compare:
             ref = reference(image).mask if reference is not None else reference_masks[i]  # type: ignore[index]
-            s = int(np.count_nonzero(mask == ref))
-            same, pixels = same + s, pixels + mask.size
-            result.per_image_agreement.append(s / mask.size)
+            s, n = agreeing_pixels(mask, ref)
+            same, pixels = same + s, pixels + n
+            result.per_image_agreement.append(s / n)
         if keep_masks:
             result.masks.append(mask)
         images += 1
     result.images = images
-    result.agreement = (same / pixels) if compare else None
+    result.agreement = (same / pixels if pixels else float("nan")) if compare else None  # as pixel_agreement
     if labelled:
         iou = cm.iou()
         result.miou, result.pixel_accuracy = cm.miou(), cm.pixel_accuracy()

@@ -23,9 +23,10 @@ import numpy as np
 from calibration.sets import CalibrationSet, load_calibration_set
 from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
 from sdk.core.errors import InputError
-from sdk.core.manifest import MANIFEST_NAME, Manifest, read_manifest
+from sdk.core.manifest import MANIFEST_NAME, Manifest, read_manifest, require_portable_graph
 from sdk.core.records import (AccuracyAwareRecord, CalibrationRecord, HeldOutAccuracy, QuantizationRecord,
                               ReferenceRecord, TargetCpuRecord)
+from sdk.core.result import pixel_agreement
 
 log = logging.getLogger("segedge")
 
@@ -136,9 +137,10 @@ def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size, labels, progress:
         if m.format != "onnx" or m.precision != "fp32":
             raise InputError(f"artifact {checkpoint}: expected an FP32 ONNX artifact (segedge export) or a "
                              f"checkpoint, got {m.format} {m.precision}")
-        if p.backend != "onnxruntime" and m.graph != "portable":
-            raise InputError(f"artifact {checkpoint}: its graph is {m.graph!r}, which only ONNX Runtime runs; for "
-                             f"--backend {p.backend} export with --graph portable, or pass the checkpoint")
+        if p.backend != "onnxruntime":
+            require_portable_graph(m, what=f"artifact {checkpoint}", reader="only ONNX Runtime runs",
+                                   fix=f"For --backend {p.backend} export with --graph portable, or pass the checkpoint",
+                                   error=InputError)
         if size is not None and p.backend != "openvino":
             raise InputError(f"size: an FP32 artifact keeps the size it was exported at ({m.preprocess.size_hw}); "
                              "give --size with a checkpoint")
@@ -228,15 +230,15 @@ def fp32_masks(fp32: Path, spec, frames: list[np.ndarray]) -> list[np.ndarray]:
     """The FP32 ONNX artifact's masks on ``frames`` (ONNX Runtime), through ``spec`` (the INT8 artifact's
     preprocessing, which may be static where the FP32 graph is dynamic)."""
     from runtimes import open_runtime
+    from sdk.core.manifest import model_feeds
     from sdk.core.postprocess import logits_to_mask
     from sdk.core.preprocess import preprocess
 
     masks = []
     with open_runtime(fp32, "onnxruntime") as rt:
         for frame in frames:
-            feeds = {"pixel_values": preprocess(frame, spec)}
+            feeds = model_feeds(rt.manifest, preprocess(frame, spec), frame.shape[:2])
             if rt.manifest.head == "mask":
-                feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
                 masks.append(rt.infer(feeds)["mask"][0])
             else:
                 masks.append(logits_to_mask(rt.infer(feeds)["logits"][0], frame.shape[:2]))
@@ -251,12 +253,6 @@ def int8_masks(artifact: Path, frames: list[np.ndarray], runtime: str = "auto") 
         return [seg(f).mask for f in frames], seg.runtime.describe()
 
 
-def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """Pixel agreement over all pixels of paired mask lists."""
-    same = sum(int((x == y).sum()) for x, y in zip(a, b))
-    return same / sum(x.size for x in a)
-
-
 def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np.ndarray], keep: int
             ) -> HeldOutAccuracy:
     """Measure held-out agreement here, write the reference frames, and attach the records to the manifest."""
@@ -268,7 +264,7 @@ def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np
     if held:
         want = fp32_masks(fp32, manifest.preprocess, held)
         got, runtime = int8_masks(art, held)
-        value = agreement(got, want)
+        value = pixel_agreement(got, want)
         if keep:
             (art / REFERENCE_DIR).mkdir(exist_ok=True)
             names = []
@@ -277,8 +273,8 @@ def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np
                 cv2.imwrite(str(art / REFERENCE_DIR / f"mask_{i:02d}.png"), mask)
                 names.append(f"{i:02d}")
             ref = ReferenceRecord(folder=REFERENCE_DIR, frames=[f"frame_{n}.png" for n in names],
-                                  masks=[f"mask_{n}.png" for n in names], agreement=agreement(got[:keep], want[:keep]),
-                                  machine=host)
+                                  masks=[f"mask_{n}.png" for n in names],
+                                  agreement=pixel_agreement(got[:keep], want[:keep]), machine=host)
     accuracy = HeldOutAccuracy(frames=len(held), agreement=value, runtime=runtime, machine=host)
     records = [CalibrationRecord(description=calib.description, fingerprint=calib.fingerprint, frames=len(calib),
                                  held_out=len(held)),

@@ -98,17 +98,15 @@ def _float_reference(fp32: Path, backend: str, work: Path, size_hw) -> tuple[Pat
 
 def _time(artifacts: dict[str, tuple[Path, dict]], image: np.ndarray, repeats: int) -> dict[str, float]:
     """p50 ms of each artifact's model call (preprocessed frame -> mask at the frame's size), side by side."""
+    from sdk.core.manifest import model_feeds
     from sdk.core.preprocess import preprocess
     from sdk.segmenter import Segmenter
     from sdk.timing import measure_latency
 
     segs = {name: Segmenter.from_artifact(path, **opts) for name, (path, opts) in artifacts.items()}
     try:
-        feeds = {}
-        for name, s in segs.items():
-            all_feeds = {"pixel_values": preprocess(image, s.manifest.preprocess),
-                         "output_size": np.asarray(image.shape[:2], np.int64)}
-            feeds[name] = {k: v for k, v in all_feeds.items() if k in s.runtime.input_names}
+        feeds = {name: model_feeds(s.manifest, preprocess(image, s.manifest.preprocess), image.shape[:2])
+                 for name, s in segs.items()}
         fns = {name: (lambda f, s=s: s.runtime.infer(f)) for name, s in segs.items()}
         stats = measure_latency(fns, feeds.__getitem__, repeats, warmup=2)
     finally:

@@ -1,4 +1,5 @@
-"""Segmentation metrics from a confusion matrix: mIoU, per-class IoU, pixel accuracy, agreement.
+"""Segmentation metrics from a confusion matrix: mIoU, per-class IoU, pixel accuracy. (Pixel agreement between
+two masks, which converters need too: ``sdk.core.result.pixel_agreement``.)
 
 Leaf module (numpy only). Classes absent from both prediction and ground truth over the whole set get IoU NaN and
 are left out of the mean, as mmseg and the Cityscapes scripts do.
@@ -51,10 +52,3 @@ class ConfusionMatrix:
     def pixel_accuracy(self) -> float:
         total = self.counts.sum()
         return float(np.diag(self.counts).sum() / total) if total else float("nan")
-
-
-def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of pixels where two masks give the same class."""
-    if a.shape != b.shape:
-        raise InputError(f"masks: expected the same shape, got {a.shape} and {b.shape}")
-    return float(np.mean(a == b))

@@ -46,8 +46,9 @@ from calibration.metrics import ConfusionMatrix
 from calibration.sets import CalibrationSet
 from converters.openvino_export import MODEL_XML, check_size_hw, read_onnx_artifact, static_manifest
 from sdk.core.errors import InputError, require
-from sdk.core.manifest import Manifest
+from sdk.core.manifest import Manifest, model_feeds
 from sdk.core.preprocess import PreprocessSpec, preprocess
+from sdk.core.result import pixel_agreement
 
 log = logging.getLogger("segedge")
 
@@ -88,11 +89,8 @@ def _ops_matching(model, patterns: Iterable[str]) -> dict[str, list[str]]:
     return {p: [n for n in names if re.search(p, n)] for p in patterns}
 
 
-def _feeds(image: np.ndarray, spec: PreprocessSpec, head: str) -> dict[str, np.ndarray]:
-    feeds = {"pixel_values": preprocess(image, spec)}
-    if head == "mask":
-        feeds["output_size"] = np.asarray(image.shape[:2], np.int64)
-    return feeds
+def _feeds(image: np.ndarray, spec: PreprocessSpec, manifest: Manifest) -> dict[str, np.ndarray]:
+    return model_feeds(manifest, preprocess(image, spec), image.shape[:2])
 
 
 def _mask(compiled, feeds: dict, head: str, hw: tuple[int, int]) -> np.ndarray:
@@ -103,14 +101,15 @@ def _mask(compiled, feeds: dict, head: str, hw: tuple[int, int]) -> np.ndarray:
     return out[0] if head == "mask" else logits_to_mask(out[0], hw)
 
 
-def _make_validation_fn(spec: PreprocessSpec, head: str, num_classes: int, ignore_index: int = 255):
+def _make_validation_fn(spec: PreprocessSpec, manifest: Manifest, ignore_index: int = 255):
     """NNCF's ``validation_fn(compiled_model, items) -> (mIoU over the items, [per-item mIoU])``."""
+    head, num_classes = manifest.head, manifest.num_classes
 
     def validation_fn(compiled, items) -> tuple[float, list[float]]:
         total = ConfusionMatrix(num_classes, ignore_index)
         per_item = []
         for image, label in items:
-            mask = _mask(compiled, _feeds(image, spec, head), head, label.shape[:2])
+            mask = _mask(compiled, _feeds(image, spec, manifest), head, label.shape[:2])
             one = ConfusionMatrix(num_classes, ignore_index)
             one.update(mask, label)
             total.counts += one.counts
@@ -204,7 +203,7 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
         subset_size=subset_size or len(calib), fast_bias_correction=fast_bias_correction, ignored_scope=scope,
     )
     # NNCF's dataset = any iterable + a transform: the frames, through the inference preprocessing
-    calib_ds = nncf.Dataset(calib.frames, lambda frame: _feeds(frame, spec, manifest.head))
+    calib_ds = nncf.Dataset(calib.frames, lambda frame: _feeds(frame, spec, manifest))
 
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level
@@ -263,8 +262,8 @@ def _with_accuracy_control(nncf, model, calib_ds, eval_items: list, spec: Prepro
     """nncf.quantize_with_accuracy_control with our mIoU; returns (model, the accuracy record for model.json)."""
     if not eval_items:
         raise InputError("eval_data: expected (image, label) pairs, got none")
-    validation_fn = _make_validation_fn(spec, manifest.head, manifest.num_classes)
-    val_ds = nncf.Dataset(eval_items, lambda item: _feeds(item[0], spec, manifest.head))
+    validation_fn = _make_validation_fn(spec, manifest)
+    val_ds = nncf.Dataset(eval_items, lambda item: _feeds(item[0], spec, manifest))
     restorer = {"num_ranking_workers": 1}
     if max_iterations is not None:
         restorer["max_num_iterations"] = max_iterations
@@ -322,14 +321,12 @@ def _int8_agreement(fp32_artifact: Path, int8_artifact: Path, calib: Calibration
     fp32 = _compile_f32(core.read_model(str(fp32_artifact / manifest.model_file)))
     int8 = _compile_f32(core.read_model(str(int8_artifact / MODEL_XML)))
     picked = calib.frames[:: max(1, len(calib) // frames)][:frames]
-    same = total = 0
+    a, b = [], []
     for frame in picked:
-        feeds = _feeds(frame, spec, manifest.head)
-        a = _mask(fp32, feeds, manifest.head, frame.shape[:2])
-        b = _mask(int8, feeds, manifest.head, frame.shape[:2])
-        same += int((a == b).sum())
-        total += a.size
-    return {"int8_vs_fp32_mask_agreement": same / total, "int8_vs_fp32_frames": len(picked),
+        feeds = _feeds(frame, spec, manifest)
+        a.append(_mask(fp32, feeds, manifest.head, frame.shape[:2]))
+        b.append(_mask(int8, feeds, manifest.head, frame.shape[:2]))
+    return {"int8_vs_fp32_mask_agreement": pixel_agreement(a, b), "int8_vs_fp32_frames": len(picked),
             "int8_vs_fp32_note": "OpenVINO f32 hint for both, on calibration frames"}
 
 

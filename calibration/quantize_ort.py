@@ -49,7 +49,7 @@ import numpy as np
 
 from calibration.sets import CalibrationSet
 from sdk.core.errors import InputError, require
-from sdk.core.manifest import Manifest, read_manifest
+from sdk.core.manifest import Manifest, model_feeds, read_manifest, require_portable_graph
 
 METHODS = ("minmax", "entropy", "percentile")
 TARGETS = ("onnxruntime", "tensorrt")
@@ -130,10 +130,7 @@ class _Reader:
         frame = self._frames[self._pos]
         self._pos += 1
         self._bar.update()
-        feeds = {"pixel_values": preprocess(frame, self._manifest.preprocess)}
-        if self._manifest.head == "mask":
-            feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
-        return feeds
+        return model_feeds(self._manifest, preprocess(frame, self._manifest.preprocess), frame.shape[:2])
 
 
 def calibration_stride(frames: int, most: int = 16) -> int:
@@ -235,10 +232,10 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     if manifest.format != "onnx" or manifest.precision != "fp32":
         raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (segedge export), got "
                          f"{manifest.format} {manifest.precision}")
-    if target == "tensorrt" and manifest.graph != "portable":
-        raise InputError(f"artifact {src}: its graph is {manifest.graph!r} (ONNX Runtime's com.microsoft ops), which "
-                         "TensorRT cannot parse. Quantize for TensorRT from a portable export: segedge export "
-                         "CHECKPOINT --graph portable, or pass the checkpoint itself.")
+    if target == "tensorrt":
+        require_portable_graph(manifest, what=f"artifact {src}", reader="TensorRT cannot parse", error=InputError,
+                               fix="Quantize for TensorRT from a portable export: segedge export CHECKPOINT --graph "
+                                   "portable, or pass the checkpoint itself.")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -45,6 +45,7 @@ from calibration.report_plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, Var
                                      plan_variants, tensorrt_gpu_status)
 from calibration.report_recommend import choose_int8, pareto_front, recommend
 from sdk.core.errors import InputError, LabelsError
+from sdk.core.result import pixel_agreement
 
 SCHEMA = "segedge.report/1"
 __all__ = ["make_report", "CostOptions", "Variant", "BACKENDS", "PRECISIONS", "METHODS", "PRESETS", "SCHEMA"]
@@ -239,5 +240,5 @@ def _examples(chosen: Variant, fp32: Path, items: list, count: int) -> list[dict
             image = items[i][0]
             a, b = ref(image).mask, seg(image).mask
             out.append({"index": i, "why": why, "image": image, "fp32": a, "int8": b,
-                        "agreement": float(np.mean(a == b)), "variant": chosen.name})
+                        "agreement": pixel_agreement(a, b), "variant": chosen.name})
     return out

@@ -35,6 +35,7 @@ class CostOptions:
 def _open(timed: list[Variant], frame: np.ndarray, batch: int, runtimes: dict[str, Any]) -> tuple[dict, dict]:
     """Open each timed variant's runtime (into ``runtimes``) and its feeds at batch 1 and ``batch``."""
     from runtimes import open_runtime
+    from sdk.core.manifest import model_feeds
     from sdk.core.preprocess import network_size, preprocess
 
     hw = frame.shape[:2]
@@ -45,10 +46,7 @@ def _open(timed: list[Variant], frame: np.ndarray, batch: int, runtimes: dict[st
         runtimes[v.name] = rt
         spec = rt.manifest.preprocess
         for store, n in ((feeds, 1), (feeds_n, batch)):
-            f = {"pixel_values": preprocess([frame] * n, spec)}
-            if "output_size" in rt.input_names:
-                f["output_size"] = np.asarray(hw, np.int64)
-            store[v.name] = f
+            store[v.name] = model_feeds(rt.manifest, preprocess([frame] * n, spec), hw)
         v.cost.runtime = rt.describe()
         v.cost.network_hw = list(network_size(spec, hw))
     return feeds, feeds_n

@@ -17,6 +17,7 @@ import numpy as np
 from calibration.report_plan import Variant
 from calibration.report_render import _busy, _f, _labelled, _rec, _variants, rows
 from sdk.core.errors import require
+from sdk.core.result import colorize
 
 BACKEND_COLOURS = {"onnxruntime": "#1f77b4", "openvino": "#7b3fa0", "tensorrt": "#2ca02c"}
 PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "fp16": "D", "int8": "^"}
@@ -116,10 +117,6 @@ def per_class_svg(report: dict) -> str | None:
     return _svg(fig)
 
 
-def _colorize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    return palette[np.clip(mask, 0, len(palette) - 1)]
-
-
 def _png(rgb: np.ndarray, max_width: int = 420) -> str:
     import cv2
 
@@ -135,7 +132,7 @@ def example_panels(example: dict, palette: np.ndarray) -> list[str]:
     image, a, b = example["image"], example["fp32"], example["int8"]
     diff = (image.astype(np.float32) * 0.35 + 255 * 0.2).astype(np.uint8)
     diff[a != b] = (230, 20, 60)
-    return [_png(image), _png(_colorize(a, palette)), _png(_colorize(b, palette)), _png(diff)]
+    return [_png(image), _png(colorize(a, palette)), _png(colorize(b, palette)), _png(diff)]
 
 
 # ------------------------------------------------------------------------------------------------------- the page

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.int8 import agreement, fp32_masks, int8_masks
+from calibration.int8 import fp32_masks, int8_masks
 from sdk.core.cpu import host_isa
 from sdk.core.errors import InputError
 from sdk.core.manifest import Manifest, read_manifest
 from sdk.core.preprocess import read_rgb
 from sdk.core.records import HeldOutAccuracy, ReferenceRecord
+from sdk.core.result import pixel_agreement
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +124,7 @@ def verify(artifact: str | Path, *, reference: str | Path | None = None, data=No
         raise InputError(f"verify {artifact}: expected reference masks inside it (made by segedge quantize) or "
                          "--reference FP32_ARTIFACT; it has neither. Pass --reference out/fp32 (segedge export)")
     got, described = int8_masks(artifact, frames, runtime)
-    value = agreement(got, want)
+    value = pixel_agreement(got, want)
     miou = ref_miou = None
     if items:
         miou, ref_miou = _mious(artifact, reference, items, runtime, progress)

@@ -8,6 +8,7 @@ import numpy as np
 from runtimes import open_runtime
 from runtimes.base import Runtime
 from sdk.core.errors import ArtifactError, InputError
+from sdk.core.manifest import model_feeds
 from sdk.core.postprocess import masks_from_logits, padded_output_hw
 from sdk.core.preprocess import COLOR_ORDERS, check_image, layout, network_size, preprocess
 from sdk.core.result import SegmentationResult, default_palette
@@ -109,10 +110,9 @@ class Segmenter:
 
     def _run(self, images: list[np.ndarray], hw: tuple[int, int]) -> list[SegmentationResult]:
         x = preprocess(images, self.manifest.preprocess, color_order=self.color_order)
-        feeds = {"pixel_values": x}
         net_hw, content_hw = layout(self.manifest.preprocess, hw)  # letterbox/pad: the image fills content_hw
+        feeds = model_feeds(self.manifest, x, padded_output_hw(hw, net_hw, content_hw))
         if self.manifest.head == "mask":
-            feeds["output_size"] = np.asarray(padded_output_hw(hw, net_hw, content_hw), np.int64)
             masks = self.runtime.infer(feeds)["mask"][:, :hw[0], :hw[1]]
         else:  # "logits" (exact on the host) or "refine" (logits + low-resolution argmax, refined on the host)
             outputs = self.runtime.infer(feeds)

@@ -168,6 +168,7 @@ import json, sys, time
 spec = json.loads(sys.argv[1])
 import numpy as np
 from runtimes import open_runtime
+from sdk.core.manifest import model_feeds
 import importlib; importlib.import_module(spec["module"])
 def rss_mib():
     with open("/proc/self/statm") as f:
@@ -180,9 +181,7 @@ after_load = rss_mib()
 h, w = spec["input_hw"]
 first = None
 for n in spec["batches"]:
-    feeds = {"pixel_values": np.zeros((n, 3, h, w), np.float32)}
-    if "output_size" in rt.input_names:
-        feeds["output_size"] = np.asarray(spec["output_hw"], np.int64)
+    feeds = model_feeds(rt.manifest, np.zeros((n, 3, h, w), np.float32), spec["output_hw"])
     t = time.perf_counter()
     rt.infer(feeds)
     first = first if first is not None else time.perf_counter() - t
@@ -297,7 +296,8 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     Face checkpoint folder for the PyTorch/transformers baseline. settle_s: idle seconds before timing, during which
     the load from other processes is sampled (recorded as ``other_load``). Returns the JSON-ready result.
     """
-    from sdk.core.postprocess import logits_to_mask
+    from sdk.core.manifest import model_feeds
+    from sdk.core.postprocess import masks_from_logits
     from sdk.core.preprocess import network_size, preprocess
     from sdk.segmenter import Segmenter
 
@@ -333,12 +333,12 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
                 net_hw = hw
                 spec = dataclasses.replace(m.preprocess, size_hw=hw)
                 x = preprocess(frames, spec)
-                feeds = {"pixel_values": x}
+                feeds = model_feeds(m, x, hw)
                 if m.head == "mask":
-                    feeds["output_size"] = np.asarray(hw, np.int64)
                     fns = {"artifact": lambda f: seg.runtime.infer(f)["mask"]}
                 else:
-                    fns = {"artifact": lambda f: [logits_to_mask(lg, hw) for lg in seg.runtime.infer(f)["logits"]]}
+                    # logits head: the full computation on the host; refine head: refined from logits + argmax
+                    fns = {"artifact": lambda f: masks_from_logits(seg.runtime.infer(f), hw)}
                 if ref is not None:
                     fns["baseline"] = lambda f: ref.model_masks(f["pixel_values"], hw)
                 feeds_for = lambda name: feeds  # noqa: E731

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from calibration.evaluate import evaluate
-from calibration.metrics import ConfusionMatrix, agreement
+from calibration.metrics import ConfusionMatrix
 from sdk.core.errors import InputError
+from sdk.core.result import pixel_agreement
 
 # 3 classes; per class: tp, |label|, |pred| -> IoU = tp / (|label| + |pred| - tp)
 LABEL = np.array([[0, 0, 1], [1, 2, 2]], np.uint8)
@@ -89,9 +90,13 @@ def test_bad_inputs_are_errors():
 
 
 def test_agreement():
-    assert agreement(PRED, LABEL) == pytest.approx(4 / 6)
+    assert pixel_agreement(PRED, LABEL) == pytest.approx(4 / 6)
+    assert pixel_agreement([PRED, PRED], [LABEL, PRED]) == pytest.approx(10 / 12)  # pooled over all pixels
+    assert math.isnan(pixel_agreement([], [])) and math.isnan(pixel_agreement(PRED[:0], LABEL[:0]))
     with pytest.raises(InputError):
-        agreement(PRED, LABEL[:1])
+        pixel_agreement(PRED, LABEL[:1])
+    with pytest.raises(InputError, match="same length"):
+        pixel_agreement([PRED], [])
 
 
 class _Fixed:

@@ -218,7 +218,7 @@ def resolve_artifact(path: str | Path) -> Path:
                         "preprocessing: build it with segedge build ONNX_ARTIFACT --output FOLDER.")
 
 
-def feeds_for(manifest: Manifest, pixel_values, output_hw) -> dict:
+def model_feeds(manifest: Manifest, pixel_values, output_hw) -> dict:
     """The feed ``Runtime.infer`` takes for this artifact: ``pixel_values`` ((N, 3, h, w) float32, as
     ``sdk.core.preprocess.preprocess`` makes it) and, where the artifact has the input (a mask head), ``output_size``:
     ``output_hw``, the mask's (height, width), as int64 [2]."""
