@@ -32,6 +32,7 @@ import numpy as np
 
 from sdk.core.errors import ExportError, require
 from sdk.core.manifest import GRAPHS, HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
+from sdk.core.result import pixel_agreement
 from sdk.core.preprocess import PreprocessSpec
 
 MIN_OPSET = 17
@@ -257,7 +258,7 @@ def export_onnx(
             got = refine_masks(*session.run(["logits", "argmax"], {"pixel_values": x}), out_hw)
         else:
             got = session.run(["mask"], {"pixel_values": x, "output_size": np.array(out_hw, np.int64)})[0]
-        parity["mask_agreement_vs_torch"] = float(np.mean(got == ref))
+        parity["mask_agreement_vs_torch"] = pixel_agreement(got, ref)
         if parity["mask_agreement_vs_torch"] < 0.999:
             raise ExportError(f"parity: the in-graph mask agrees with PyTorch on "
                               f"{parity['mask_agreement_vs_torch']:.4%} of pixels, expected >= 99.9%")
@@ -277,7 +278,8 @@ def export_onnx(
     manifest = Manifest(
         format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
         palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs,
-        head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None, architecture=ck.config.to_dict(),
+        head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None,
+        architecture=ck.config.to_dict(),
         source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
         versions=_versions(), parity=parity,
         extra={"export_seconds": round(time.perf_counter() - t0, 2),

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from sdk.core.errors import ExportError, InputError, require
-from sdk.core.manifest import Manifest, TensorInfo, read_manifest
+from sdk.core.manifest import Manifest, TensorInfo, model_feeds, read_manifest, require_portable_graph
 from sdk.core.preprocess import PreprocessSpec
+from sdk.core.result import pixel_agreement
 
 MODEL_XML = "model.xml"
 # parity of the IR (run with the f32 hint) against ONNX Runtime on the ONNX artifact
@@ -37,10 +38,9 @@ def read_onnx_artifact(onnx_artifact: str | Path, size_hw: tuple[int, int] | Non
     if manifest.format != "onnx" or manifest.precision != "fp32":
         raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (made by segedge export), got "
                          f"{manifest.format} {manifest.precision}")
-    if manifest.graph != "portable":
-        raise InputError(f"artifact {src}: its graph is {manifest.graph!r} (ONNX Runtime's com.microsoft ops), which "
-                         "OpenVINO does not read. Convert a portable export: segedge export CHECKPOINT --graph "
-                         "portable (the default), or pass the checkpoint itself.")
+    require_portable_graph(manifest, what=f"artifact {src}", reader="OpenVINO does not read", error=InputError,
+                           fix="Convert a portable export: segedge export CHECKPOINT --graph portable (the default), "
+                               "or pass the checkpoint itself.")
     model = ov.convert_model(str(src / manifest.model_file))
     if size_hw is not None:
         h, w = check_size_hw(size_hw)
@@ -89,9 +89,7 @@ def probe_parity(ir_model_path: Path, onnx_artifact: Path, manifest: Manifest, s
 
     probe_hw = size_hw or manifest.preprocess.size_hw or (256, 320)
     x = np.random.default_rng(0).standard_normal((1, 3, *probe_hw)).astype(np.float32)
-    feeds = {"pixel_values": x}
-    if manifest.head == "mask":
-        feeds["output_size"] = np.array((probe_hw[0] + 37, probe_hw[1] - 23), np.int64)
+    feeds = model_feeds(manifest, x, (probe_hw[0] + 37, probe_hw[1] - 23))
     compiled = ov.Core().compile_model(str(ir_model_path), "CPU", {hints.inference_precision: precision})
     got = {p.get_any_name(): v for p, v in compiled.create_infer_request().infer(feeds).items()}
     session = ort.InferenceSession(str(onnx_artifact / manifest.model_file), providers=["CPUExecutionProvider"])
@@ -99,7 +97,7 @@ def probe_parity(ir_model_path: Path, onnx_artifact: Path, manifest: Manifest, s
     ref = session.run([name], feeds)[0]
     out: dict = {"probe_shape": list(x.shape), "openvino_hint": precision}
     if manifest.head == "mask":
-        out["openvino_vs_onnxruntime_mask_agreement"] = float(np.mean(got[name] == ref))
+        out["openvino_vs_onnxruntime_mask_agreement"] = pixel_agreement(got[name], ref)
     else:
         out["openvino_vs_onnxruntime_max_abs_logit"] = float(np.abs(got[name] - ref).max())
     return out

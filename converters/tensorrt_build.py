@@ -32,7 +32,8 @@ from converters.tensorrt_plan import (DEFAULT_WORKSPACE_MIB, HW, BuildPlan, defa
 from runtimes.tensorrt import ENGINE_FILE, ShapeRange, require_tensorrt, tensorrt_logger
 from runtimes.tensorrt_device import CudaDriver, EngineFingerprint, device_model, host_platform
 from sdk.core.errors import ExportError, InputError, require
-from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
+from sdk.core.manifest import Manifest, model_feeds, read_manifest, require_portable_graph, resolve_artifact
+from sdk.core.result import pixel_agreement
 
 __all__ = ["AUTO", "build_engine", "check_qdq", "default_timing_cache", "engine_manifest", "plan_profile",
            "precision_name", "prepare_onnx", "rebuild_command"]
@@ -101,10 +102,9 @@ def build_engine(
     if onnx_manifest.format != "onnx":
         raise ExportError(f"onnx_artifact {src}: expected an ONNX artifact (segedge export), got format "
                           f"{onnx_manifest.format!r}")
-    if onnx_manifest.graph != "portable":
-        raise ExportError(f"onnx_artifact {src}: its graph is {onnx_manifest.graph!r} (ONNX Runtime's com.microsoft "
-                          "ops), which TensorRT cannot parse. Build from a portable export: segedge export CHECKPOINT "
-                          "--graph portable (the default), or segedge quantize --backend tensorrt.")
+    require_portable_graph(onnx_manifest, what=f"onnx_artifact {src}", reader="TensorRT cannot parse",
+                           fix="Build from a portable export: segedge export CHECKPOINT --graph portable (the "
+                               "default), or segedge quantize --backend tensorrt.", error=ExportError)
     if workspace_mib < 1:
         raise InputError(f"workspace_mib: expected >= 1, got {workspace_mib}")
     if dla_core is not None and (dla_core < 0 or not (fp16 or int8)):
@@ -348,16 +348,13 @@ def _parity(engine_dir: Path, onnx_dir: Path, manifest: Manifest, profile: list[
     from runtimes.tensorrt import TensorRTRuntime
 
     ranges = {r.name: r for r in profile}
-    pixel = manifest.inputs[0].name
-    x = np.random.default_rng(0).standard_normal(ranges[pixel].opt).astype(np.float32)
-    feeds = {pixel: x}
-    if "output_size" in ranges:
-        feeds["output_size"] = np.asarray(ranges["output_size"].opt, np.int64)
+    x = np.random.default_rng(0).standard_normal(ranges[manifest.inputs[0].name].opt).astype(np.float32)
+    feeds = model_feeds(manifest, x, ranges["output_size"].opt if "output_size" in ranges else None)
     with OnnxRuntime(onnx_dir) as ref, TensorRTRuntime(engine_dir) as engine:
         want, got = ref.infer(feeds), engine.infer(feeds)
     out: dict = {"probe_shape": list(x.shape), "reference": "onnxruntime CPU"}
     if manifest.head == "mask":
-        agreement = float(np.mean(want["mask"] == got["mask"]))
+        agreement = pixel_agreement(want["mask"], got["mask"])
         out["mask_agreement_vs_onnxruntime"] = agreement
     else:
         ref_logits = want["logits"]
@@ -365,7 +362,7 @@ def _parity(engine_dir: Path, onnx_dir: Path, manifest: Manifest, profile: list[
             e = np.exp(ref_logits - ref_logits.max(axis=1, keepdims=True))
             ref_logits = e / e.sum(axis=1, keepdims=True)
         out["max_abs_logit_diff_vs_onnxruntime"] = float(np.abs(ref_logits - got["logits"]).max())
-        agreement = float(np.mean(ref_logits.argmax(1) == got["logits"].argmax(1)))
+        agreement = pixel_agreement(ref_logits.argmax(1), got["logits"].argmax(1))
         out["argmax_agreement_vs_onnxruntime"] = agreement
     if manifest.precision == "fp32" and agreement < MIN_FP32_MASK_AGREEMENT:
         raise ExportError(f"parity: the FP32 engine's class ids agree with ONNX Runtime on {agreement:.2%} of a "

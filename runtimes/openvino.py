@@ -25,7 +25,7 @@ import numpy as np
 
 from runtimes.base import Runtime
 from sdk.core.errors import ArtifactError, InputError, require
-from sdk.core.manifest import Manifest
+from sdk.core.manifest import Manifest, require_portable_graph
 
 PRECISIONS = ("f32", "bf16", "f16")
 PERFORMANCE_MODES = ("latency", "throughput")
@@ -63,10 +63,8 @@ class OpenVINORuntime(Runtime):
             raise InputError(f"performance_mode: expected one of {PERFORMANCE_MODES}, got {performance_mode!r}")
         if not isinstance(threads, int) or threads < 0:
             raise InputError(f"threads: expected an int >= 0 (0: OpenVINO's default), got {threads!r}")
-        if self.manifest.graph != "portable":
-            raise ArtifactError(f"artifact {self.artifact}: its graph is {self.manifest.graph!r} (ONNX Runtime's "
-                                "com.microsoft ops), which OpenVINO does not read. Run it with runtime='onnxruntime', "
-                                "or export with --graph portable for OpenVINO.")
+        require_portable_graph(self.manifest, what=f"artifact {self.artifact}", reader="OpenVINO does not read",
+                               fix="Run it with runtime='onnxruntime', or export with --graph portable for OpenVINO.")
         ov = require("openvino", "cpu")
         import openvino.properties as props
         import openvino.properties.hint as hints

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sdk.core.errors import InputError, OutputError
-from sdk.core.result import SegmentationResult
+from sdk.core.result import SegmentationResult, colorize
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 
@@ -60,7 +60,7 @@ class Renderer:
 
         if mask.dtype == np.uint8 and len(self.palette_bgr) <= 256:
             return cv2.LUT(cv2.merge([mask, mask, mask]), self._lut)
-        return self.palette_bgr[mask]
+        return colorize(mask, self.palette_bgr)
 
     def annotate(self, image: np.ndarray, result: SegmentationResult, hud_lines: list[str] | tuple = ()) -> np.ndarray:
         """image: (H, W, 3) uint8 BGR, the frame ``result`` came from. Returns a new picture. The legend and the HUD
