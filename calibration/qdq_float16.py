@@ -169,26 +169,32 @@ def _rename(g: Any, old: str, new: str) -> None:
 
 
 def _weight_chain_fp16(g: Any, name: str, inits: dict, converted: dict, record: dict[str, Any]) -> bool:
-    """A float weight's ``init -> QuantizeLinear -> DequantizeLinear`` chain (TensorRT's weight form) in FP16: the
-    weight and the shared scale become float16 twins, so the DequantizeLinear (output ``name``, kept) yields
-    float16. False when ``name`` is no such chain."""
-    from onnx import numpy_helper
+    """A weight's DequantizeLinear (output ``name``, kept) made to yield float16: its scale becomes a float16 twin,
+    and in TensorRT's weight form ``float init -> QuantizeLinear -> DequantizeLinear`` the float weight too. Also
+    the form with int8 weights stored (``int8 init -> DequantizeLinear``). False when ``name`` is no such chain."""
+    from onnx import TensorProto, numpy_helper
 
     dq = next((n for n in g.node if name in n.output and n.op_type == "DequantizeLinear"), None)
     if dq is None:
         return False
     q = next((n for n in g.node if dq.input[0] in n.output and n.op_type == "QuantizeLinear"), None)
-    if q is None or q.input[0] not in inits:
+    if q is not None and q.input[0] in inits:
+        targets = [(q, 0), (q, 1), (dq, 1)]
+    elif q is None and dq.input[0] in inits:
+        targets = [(dq, 1)]
+    else:
         return False
-    for node, index in ((q, 0), (q, 1), (dq, 1)):
+    if not all(n.input[i] in converted or (n.input[i] in inits and inits[n.input[i]].data_type == TensorProto.FLOAT)
+               for n, i in targets):
+        return False
+    for node, index in targets:
         src = node.input[index]
-        if src not in inits or inits[src].data_type != 1:  # already converted (a scale shared by Q and DQ)
-            node.input[index] = converted.get(src, src)
+        if src in converted:  # a scale shared by Q and DQ, already converted
+            node.input[index] = converted[src]
             continue
-        if src not in converted:
-            twin = f"{src}_fp16"
-            g.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[src]).astype(np.float16), twin))
-            converted[src] = twin
-            record["initializers_fp16"] += 1
-        node.input[index] = converted[src]
+        twin = f"{src}_fp16"
+        g.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[src]).astype(np.float16), twin))
+        converted[src] = twin
+        record["initializers_fp16"] += 1
+        node.input[index] = twin
     return True

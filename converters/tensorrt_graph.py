@@ -94,6 +94,7 @@ def decompose_layer_norms(model: Any) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     used = {name for node in g.node for name in node.input} | {o.name for o in g.output}
     new_nodes: list[Any] = []
     count = 0
@@ -114,12 +115,19 @@ def decompose_layer_norms(model: Any) -> int:
         axes = list(range(axis, 0))
         g.initializer.extend([numpy_helper.from_array(np.array(2.0, np.float32), f"{p}/two"),
                               numpy_helper.from_array(np.array(eps, np.float32), f"{p}/epsilon")])
+        if opset >= 18:  # ReduceMean takes axes as an input from opset 18
+            g.initializer.append(numpy_helper.from_array(np.array(axes, np.int64), f"{p}/axes"))
+
+        def mean(src: str, dst: str, name: str) -> Any:
+            if opset >= 18:
+                return helper.make_node("ReduceMean", [src, f"{p}/axes"], [dst], keepdims=1, name=name)
+            return helper.make_node("ReduceMean", [src], [dst], axes=axes, keepdims=1, name=name)
+
         steps = [
-            helper.make_node("ReduceMean", [x], [f"{p}/mean"], axes=axes, keepdims=1, name=f"{p}/ReduceMean"),
+            mean(x, f"{p}/mean", f"{p}/ReduceMean"),
             helper.make_node("Sub", [x, f"{p}/mean"], [f"{p}/centred"], name=f"{p}/Sub"),
             helper.make_node("Pow", [f"{p}/centred", f"{p}/two"], [f"{p}/squared"], name=f"{p}/Pow"),
-            helper.make_node("ReduceMean", [f"{p}/squared"], [f"{p}/variance"], axes=axes, keepdims=1,
-                             name=f"{p}/ReduceMean_1"),
+            mean(f"{p}/squared", f"{p}/variance", f"{p}/ReduceMean_1"),
             helper.make_node("Add", [f"{p}/variance", f"{p}/epsilon"], [f"{p}/variance_eps"], name=f"{p}/Add"),
             helper.make_node("Sqrt", [f"{p}/variance_eps"], [f"{p}/std"], name=f"{p}/Sqrt"),
             helper.make_node("Div", [f"{p}/centred", f"{p}/std"], [f"{p}/normed"], name=f"{p}/Div"),

@@ -26,6 +26,9 @@ from sdk.core.errors import ExportError
 log = logging.getLogger("segedge")
 
 PRECISIONS = ("int8", "fp16", "bf16", "fp32", "other")
+# layer types that move or convert data: an int8 input there (an unfused DequantizeLinear, a reformat) is no INT8
+# compute, so they do not count as proof that INT8 was built
+DATA_MOVEMENT = ("reformat", "quantize", "scale", "shuffle", "noop", "constant", "copy", "cast", "slice", "concat")
 # substrings of a Format/Datatype string, most specific first (BFloat16 contains "float", UInt8 contains "int8")
 _DTYPE_WORDS = (("bfloat16", "bf16"), ("bf16", "bf16"), ("uint8", "uint8"), ("int8", "int8"), ("fp16", "fp16"),
                 ("half", "fp16"), ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"),
@@ -61,8 +64,8 @@ def layer_precision(record: dict) -> str:
 
 
 def summarize_layers(records: list[Any]) -> dict:
-    """{layers, detailed, by_precision, dla_layers, table}: ``table`` is [name, LayerType, precision, device] per
-    layer. Records that are plain strings (an engine built without DETAILED verbosity) count as not detailed."""
+    """{layers, detailed, by_precision, int8_compute, dla_layers, table}: ``table`` is [name, LayerType,
+    precision, device] per layer; ``int8_compute`` counts INT8 layers that compute (not ``DATA_MOVEMENT``). Records that are plain strings (an engine built without DETAILED verbosity) count as not detailed."""
     table, detailed = [], bool(records)
     for rec in records:
         if not isinstance(rec, dict):
@@ -73,7 +76,8 @@ def summarize_layers(records: list[Any]) -> dict:
         device = "dla" if kind.lower() == "dla" else "gpu"
         table.append([str(rec.get("Name", "")), kind, layer_precision(rec), device])
     by_precision = {p: sum(row[2] == p for row in table) for p in PRECISIONS}
-    return {"layers": len(table), "detailed": detailed, "by_precision": by_precision,
+    int8_compute = sum(row[2] == "int8" and not any(w in row[1].lower() for w in DATA_MOVEMENT) for row in table)
+    return {"layers": len(table), "detailed": detailed, "by_precision": by_precision, "int8_compute": int8_compute,
             "dla_layers": sum(row[3] == "dla" for row in table), "table": table}
 
 
@@ -103,9 +107,9 @@ def check_built(summary: dict, *, int8: bool, fp16: bool, dla_core: int | None, 
         return ["engine layers: no detailed layer information, so the precisions cannot be checked"]
     counts = summary["by_precision"]
     missing = []
-    if int8 and not counts.get("int8"):
-        missing.append("INT8 was asked (--int8) but no layer runs INT8: the Q/DQ nodes were not fused into any "
-                       "convolution or matmul")
+    if int8 and not summary.get("int8_compute"):
+        missing.append("INT8 was asked (--int8) but no layer computes in INT8: the Q/DQ nodes were not fused into "
+                       "any convolution or matmul")
     if fp16 and not counts.get("fp16"):
         missing.append("FP16 was asked or implied by --int8, but no layer runs FP16")
     if dla_core is not None and not summary.get("dla_layers"):

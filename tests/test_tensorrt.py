@@ -1,16 +1,17 @@
-"""TensorRT: graph preparation, optimization profiles, fingerprints, artifact layout, and (on a GPU) real engines.
+"""TensorRT, CPU tier: graph preparation, build plans per TensorRT version, optimization profiles, fingerprints,
+engine-inspector parsing, the Q/DQ recipe TensorRT gets, and the artifact layout. The GPU tier is in
+``tests/test_tensorrt_device.py``.
 
-CPU tier: everything that is plain Python or ONNX (checked with ONNX Runtime). No fake TensorRT module anywhere:
-where TensorRT is absent the tests assert the clear refusal. GPU tier (``@pytest.mark.gpu``): builds and runs real
-engines; skipped with the reason (no real TensorRT, no pycuda, no CUDA driver/GPU) elsewhere.
+No fake TensorRT module anywhere: what needs TensorRT is planned by plain functions tested here, and where TensorRT
+is absent the tests assert the clear refusal. ONNX rewrites are checked against the original graph on ONNX Runtime.
 """
 from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 import sys
+import tomllib
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -19,12 +20,15 @@ import pytest
 
 from converters.tensorrt_build import (AUTO, build_engine, check_qdq, default_timing_cache, plan_profile,
                                        prepare_onnx, rebuild_command)
-from runtimes.tensorrt import ShapeRange, TensorRTRuntime, engine_manifest_info, require_tensorrt
-from sdk.core.manifest import resolve_artifact
-from runtimes.tensorrt_device import (EngineFingerprint, HostInfo, check_compatibility, host_platform,
-                                      version_tuple)
-from sdk.core.errors import ArtifactError, ExportError, InputError, MissingDependencyError, SegEdgeError
-from sdk.core.manifest import read_manifest
+from converters.tensorrt_graph import LN_TAG, decompose_layer_norms, float16_tensors
+from converters.tensorrt_inspect import (check_built, describe_layers, kept_fp32_layers, layer_precision,
+                                         summarize_layers, tensor_dtype)
+from converters.tensorrt_plan import plan_build
+from runtimes.tensorrt import (JETPACK_ROUTE, ErrorLog, ShapeRange, TensorRTRuntime, engine_manifest_info,
+                               require_tensorrt, tensorrt_available)
+from runtimes.tensorrt_device import EngineFingerprint, HostInfo, check_compatibility, host_platform, version_tuple
+from sdk.core.errors import ArtifactError, ExportError, InputError, MissingDependencyError
+from sdk.core.manifest import read_manifest, resolve_artifact
 from tiny_artifacts import ORIN, tiny_logits_model, write_engine_artifact, write_onnx_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +46,29 @@ def _real_tensorrt() -> bool:
     except MissingDependencyError:
         return False
     return True
+
+
+def tiny_transformer_model(channels: int = 8, seed: int = 0):
+    """tokens (B, N, C) -> LayerNormalization -> MatMul -> Softmax -> MatMul -> LayerNormalization -> out: the ops
+    the tiny conv graphs lack and TensorRT < 8.6 cannot parse (LayerNormalization); opset 17."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "ln_scale"),
+             numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "ln_bias"),
+             numpy_helper.from_array(rng.standard_normal((channels, channels)).astype(np.float32), "w")]
+    nodes = [helper.make_node("LayerNormalization", ["tokens", "ln_scale", "ln_bias"], ["normed"], axis=-1,
+                              epsilon=1e-6, name="/block/norm1/LayerNormalization"),
+             helper.make_node("MatMul", ["normed", "w"], ["scores"], name="/block/attn/MatMul"),
+             helper.make_node("Softmax", ["scores"], ["probs"], axis=-1, name="/block/attn/Softmax"),
+             helper.make_node("MatMul", ["probs", "w"], ["mixed"], name="/block/attn/MatMul_1"),
+             helper.make_node("LayerNormalization", ["mixed", "ln_scale"], ["out"], axis=-1,
+                              name="/block/norm2/LayerNormalization")]
+    graph = helper.make_graph(
+        nodes, "tiny_transformer",
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "n", channels])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "n", channels])], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 # ---------------------------------------------------------------- graph preparation (checked on ONNX Runtime)
@@ -317,155 +344,375 @@ def test_without_tensorrt_build_and_runtime_refuse_clearly(tmp_path):
 
 def test_importing_the_tensorrt_modules_loads_no_heavy_dependency():
     code = ("import sys; import runtimes.tensorrt, runtimes.tensorrt_device, converters.tensorrt_build, "
-            "converters.deploy_configs; heavy = [m for m in ('tensorrt', 'pycuda', 'onnx', 'onnxruntime', 'torch') "
+            "converters.tensorrt_plan, converters.tensorrt_graph, converters.tensorrt_inspect, "
+            "converters.deploy_configs, calibration.qdq_float16; "
+            "heavy = [m for m in ('tensorrt', 'pycuda', 'onnx', 'onnxruntime', 'torch') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-# ---------------------------------------------------------------- GPU tier: real engines
+# ---------------------------------------------------------------- TensorRT < 8.6: LayerNormalization decomposed
 
-def _gpu_skip_reason() -> str | None:
-    try:
-        require_tensorrt()
-    except MissingDependencyError as exc:
-        return str(exc)
-    if find_spec("pycuda") is None:
-        return "pycuda is not installed (pip install pycuda on the device; see docs/JETSON.md)"
-    from runtimes.tensorrt_device import CudaDriver
+def test_layer_norm_decomposition_is_exact_and_tagged_for_fp32():
+    import onnx
 
-    try:
-        CudaDriver().device(0)
-    except SegEdgeError as exc:
-        return str(exc)
-    return None
-
-
-@pytest.fixture(scope="module")
-def gpu():
-    reason = _gpu_skip_reason()
-    if reason:
-        pytest.skip(f"needs real TensorRT, pycuda and a CUDA GPU: {reason}")
+    model = tiny_transformer_model()
+    prepared = copy.deepcopy(model)
+    changes = prepare_onnx(prepared, decompose_layer_norm=True)
+    onnx.checker.check_model(prepared)
+    ops = [n.op_type for n in prepared.graph.node]
+    assert "LayerNormalization" not in ops and ops.count("ReduceMean") == 4 and ops.count("Pow") == 2
+    assert len(changes) == 1 and "2 decomposed" in changes[0] and "TensorRT < 8.6" in changes[0]
+    # every node the decomposition made carries the tag the builder keeps FP32; the rest keep their names
+    made = [n for n in prepared.graph.node if n.op_type not in ("MatMul", "Softmax")]
+    assert made and all(f"LayerNormalization/{LN_TAG}/" in n.name for n in made)
+    x = np.random.default_rng(3).standard_normal((2, 7, 8)).astype(np.float32) * 5 + 2
+    want = _session(model).run(None, {"tokens": x})[0]
+    have = _session(prepared).run(None, {"tokens": x})[0]
+    np.testing.assert_allclose(have, want, atol=2e-5, rtol=1e-5)
+    assert prepare_onnx(copy.deepcopy(model)) == []  # TensorRT >= 8.6: LayerNormalization stays one op
 
 
-def _ort(folder: Path, feeds: dict) -> dict:
-    from runtimes.onnxruntime import OnnxRuntime
+def test_layer_norm_decomposition_refuses_what_it_cannot_express():
+    from onnx import helper
 
-    with OnnxRuntime(folder) as rt:
-        return rt.infer(feeds)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("upsample", ["exact", "fast"])
-def test_gpu_fp32_mask_engine_matches_onnxruntime(gpu, tmp_path, upsample):
-    onnx_dir = write_onnx_artifact(tmp_path / "onnx", upsample=upsample)
-    engine_dir = build_engine(onnx_dir, tmp_path / "b0.engine", min_hw=(64, 64), opt_hw=(128, 128),
-                              max_hw=(256, 256), max_batch=2, min_output_hw=(32, 32), max_output_hw=(512, 512),
-                              timing_cache=tmp_path / "tc.cache")
-    m = read_manifest(engine_dir)
-    assert m.parity["mask_agreement_vs_onnxruntime"] >= 0.98
-    assert (tmp_path / "tc.cache").stat().st_size > 0
-    io = {t["name"]: t for t in m.extra["tensorrt"]["io"]}
-    assert io["output_size"]["dtype"] == "int32" and io["mask"]["dtype"] == "uint8"
-    rng = np.random.default_rng(0)
-    with TensorRTRuntime(engine_dir / "model.engine") as rt:  # the engine file path resolves to its folder
-        for shape, out_hw in [((1, 3, 128, 128), (128, 128)), ((2, 3, 96, 200), (150, 301)),
-                              ((1, 3, 256, 256), (64, 64))]:
-            feeds = {"pixel_values": rng.standard_normal(shape).astype(np.float32),
-                     "output_size": np.array(out_hw, np.int64)}
-            got = rt.infer(feeds)["mask"]
-            want = _ort(onnx_dir, feeds)["mask"]
-            assert got.dtype == np.uint8 and got.shape == want.shape
-            assert np.mean(got == want) >= 0.98
-        with pytest.raises(InputError, match=r"expected shape within the engine's profile"):
-            rt.infer({"pixel_values": np.zeros((1, 3, 512, 512), np.float32),
-                      "output_size": np.array([512, 512], np.int64)})
+    model = tiny_transformer_model()
+    node = model.graph.node[0]
+    node.attribute.remove(next(a for a in node.attribute if a.name == "axis"))
+    node.attribute.append(helper.make_attribute("axis", 2))
+    with pytest.raises(ExportError, match="expected a negative axis"):
+        decompose_layer_norms(model)
 
 
-@pytest.mark.gpu
-def test_gpu_logits_softmax_fp16_and_cuda_graph(gpu, tmp_path):
-    onnx_dir = write_onnx_artifact(tmp_path / "onnx", head="logits", size_hw=(128, 160))
-    engine_dir = build_engine(onnx_dir, tmp_path / "e", fp16=True, softmax=True, timing_cache=None)
-    m = read_manifest(engine_dir)
-    assert m.precision == "fp16" and m.parity["argmax_agreement_vs_onnxruntime"] >= 0.95
-    x = np.random.default_rng(2).standard_normal((1, 3, 128, 160)).astype(np.float32)
-    want = _ort(onnx_dir, {"pixel_values": x})["logits"].argmax(1)
-    with TensorRTRuntime(engine_dir, cuda_graph=True) as rt:
-        first = rt.infer({"pixel_values": x})["logits"]
-        again = rt.infer({"pixel_values": x})["logits"]  # replayed graph
-    np.testing.assert_allclose(first.sum(axis=1), 1.0, atol=1e-2)
-    np.testing.assert_array_equal(first, again)
-    assert np.mean(first.argmax(1) == want) >= 0.95
+def test_layer_norm_decomposition_on_the_real_model_keeps_every_class_id(hf_artifact):
+    import onnx
+
+    model = onnx.load(str(hf_artifact / "model.onnx"))
+    prepared = copy.deepcopy(model)
+    prepare_onnx(prepared, decompose_layer_norm=True)
+    assert not any(n.op_type == "LayerNormalization" for n in prepared.graph.node)
+    x = np.random.default_rng(0).standard_normal((1, 3, 128, 160)).astype(np.float32)
+    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([128, 160], np.int64)})[0]
+    have = _session(prepared).run(["mask"], {"pixel_values": x, "output_size": np.array([128, 160], np.int32)})[0]
+    assert np.mean(have == want) >= 0.9999
 
 
-@pytest.mark.gpu
-def test_gpu_int8_qdq_engine_builds_and_runs(gpu, tmp_path):
-    onnx_dir = write_onnx_artifact(tmp_path / "qdq", qdq=True)
-    engine_dir = build_engine(onnx_dir, tmp_path / "e", int8=True, max_hw=(256, 256), timing_cache=None)
-    m = read_manifest(engine_dir)
-    assert m.precision == "int8" and m.extra["tensorrt"]["build"]["qdq_nodes"] == 2
-    with TensorRTRuntime(engine_dir) as rt:
-        out = rt.infer({"pixel_values": np.zeros((1, 3, 128, 128), np.float32),
-                        "output_size": np.array([128, 128], np.int64)})
-    assert out["mask"].shape == (1, 128, 128)
-    # ONNX Runtime's Q/DQ (int8 weights as constants + DequantizeLinear, float biases) builds too
-    ortq = tmp_path / "ortq"
-    shutil.copytree(write_onnx_artifact(tmp_path / "fp32"), ortq)
-    _ort_qdq(tmp_path / "fp32", ortq / "model.onnx", QuantizeBias=False)
-    engine_dir = build_engine(ortq, tmp_path / "e2", int8=True, max_hw=(256, 256), timing_cache=None)
-    assert read_manifest(engine_dir).parity["mask_agreement_vs_onnxruntime"] >= 0.9
+# ---------------------------------------------------------------- build plans per TensorRT version
+
+def test_plan_tensorrt_8_5_jetpack_5_decomposes_layer_norm_and_int8_implies_fp16():
+    plan = plan_build("8.5.2.2", fp16=False, int8=True, onnx_fp16=False)
+    assert plan.decompose_layer_norm and not plan.strongly_typed and plan.network_flags == ("EXPLICIT_BATCH",)
+    assert set(plan.builder_flags) == {"FP16", "INT8", "PREFER_PRECISION_CONSTRAINTS"}
+    assert plan.precision == "int8+fp16" and plan.keep_fp32 and plan.fp16
+    assert any("run FP16 (LayerNorm and Softmax FP32)" in n for n in plan.notes)
+    fp32 = plan_build("8.5.2.2", fp16=False, int8=False, onnx_fp16=False)
+    assert (fp32.precision, fp32.builder_flags, fp32.keep_fp32) == ("fp32", (), False)
 
 
-@pytest.mark.gpu
-def test_gpu_fingerprint_mismatch_refuses_before_deserializing(gpu, tmp_path):
-    onnx_dir = write_onnx_artifact(tmp_path / "onnx", head="logits", size_hw=(64, 64))
-    engine_dir = build_engine(onnx_dir, tmp_path / "e", timing_cache=None, check_parity=False)
-    raw = json.loads((engine_dir / "model.json").read_text())
-    raw["extra"]["tensorrt"]["fingerprint"]["tensorrt_version"] = "7.1.3.0"
-    (engine_dir / "model.json").write_text(json.dumps(raw))
-    with pytest.raises(ArtifactError, match=r"engine was built with TensorRT 7\.1 for sm_\d+; this host has TensorRT"):
-        TensorRTRuntime(engine_dir)
+def test_plan_tensorrt_8_6_and_10_keep_layer_norm_and_softmax_fp32_in_fp16_builds():
+    for version in ("8.6.2.3", "10.3.0.30"):
+        plan = plan_build(version, fp16=True, int8=False, onnx_fp16=False)
+        assert not plan.decompose_layer_norm and not plan.strongly_typed
+        assert plan.builder_flags == ("FP16", "PREFER_PRECISION_CONSTRAINTS") and plan.keep_fp32
+        assert plan.network_flags == (("EXPLICIT_BATCH",) if version.startswith("8") else ())
+    # TensorRT 10 with an FP32 Q/DQ graph: weakly typed INT8 + FP16, not strongly typed FP32
+    plan = plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=False)
+    assert not plan.strongly_typed and set(plan.builder_flags) >= {"INT8", "FP16"} and plan.precision == "int8+fp16"
 
 
-@pytest.mark.gpu
-def test_gpu_real_b0_fp16_agrees_with_onnxruntime_through_segmenter(gpu, tmp_path, hf_artifact, camvid):
-    from calibration.datasets import CamVid
-    from runtimes.onnxruntime import OnnxRuntime
-    from sdk.core.preprocess import read_rgb
+def test_plan_strongly_typed_only_for_fp16_graphs_on_10_and_always_on_11():
+    plan = plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=True)
+    assert plan.strongly_typed and plan.network_flags == ("STRONGLY_TYPED",) and plan.builder_flags == ()
+    assert plan.precision == "int8+fp16" and not plan.keep_fp32  # the graph keeps LayerNorm/Softmax FP32 itself
+    # the DLA runs no strongly typed network here: weakly typed INT8 + FP16 with GPU fallback
+    dla = plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=True, dla_core=0)
+    assert not dla.strongly_typed and {"INT8", "FP16", "GPU_FALLBACK"} <= set(dla.builder_flags)
+    eleven = plan_build("11.0.0.1", fp16=False, int8=True, onnx_fp16=False)
+    assert eleven.strongly_typed and eleven.network_flags == () and eleven.precision == "int8"
+    assert any("--float fp16" in n for n in eleven.notes)
+    assert plan_build("11.0.0.1", fp16=True, int8=True, onnx_fp16=True).precision == "int8+fp16"
+    with pytest.raises(ExportError, match="strongly typed networks only .* --float fp16"):
+        plan_build("11.0.0.1", fp16=True, int8=False, onnx_fp16=False)
+    with pytest.raises(ExportError, match="DLA runs FP16 and INT8 layers only"):
+        plan_build("11.4.1", fp16=False, int8=True, onnx_fp16=False, dla_core=0)
+
+
+def test_plan_refuses_an_fp16_qdq_graph_before_tensorrt_10():
+    with pytest.raises(ExportError, match="needs TensorRT >= 10; this is TensorRT 8.6.2"):
+        plan_build("8.6.2", fp16=False, int8=True, onnx_fp16=True)
+
+
+# ---------------------------------------------------------------- DLA: static profiles
+
+def test_dla_profile_is_static(tmp_path):
+    fixed = read_manifest(write_onnx_artifact(tmp_path / "fixed", size_hw=(256, 512)))
+    pixel, out = plan_profile(fixed, max_batch=2, opt_batch=2, static=True)
+    assert pixel.min == pixel.opt == pixel.max == (2, 3, 256, 512)
+    assert out.values and out.max == (512, 1024)  # the mask head runs on the GPU: its size stays a range
+    with pytest.raises(InputError, match="opt_batch == max_batch"):
+        plan_profile(fixed, max_batch=4, static=True)
+    with pytest.raises(InputError, match="one network size"):
+        plan_profile(fixed, opt_hw=(128, 128), static=True)
+    dynamic = read_manifest(write_onnx_artifact(tmp_path / "dynamic"))  # the demo model's case: no --size
+    with pytest.raises(InputError, match="DLA runs static shapes only.*--opt-hw H W"):
+        plan_profile(dynamic, static=True)
+    pixel, _ = plan_profile(dynamic, opt_hw=(360, 480), static=True)
+    assert pixel.min == pixel.max == (1, 3, 360, 480)
+
+
+def test_dla_build_of_a_dynamic_artifact_is_refused_before_tensorrt(tmp_path):
+    onnx_dir = write_onnx_artifact(tmp_path / "fp32")
+    with pytest.raises(InputError, match="DLA runs static shapes only"):
+        build_engine(onnx_dir, tmp_path / "o", fp16=True, dla_core=0)
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- engine inspector records
+
+# layer records as IEngineInspector.get_layer_information(i, JSON) writes them for a DETAILED engine
+CONV_INT8 = {"Name": "/encoder/patch_embed/Conv + /encoder/patch_embed/Reshape", "LayerType": "CaskConvolution",
+             "Inputs": [{"Name": "x_q", "Format/Datatype": "Thirty-two wide channel vectorized row major Int8 format"}],
+             "Outputs": [{"Name": "embed", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}]}
+MYELIN_HALF = {"Name": "__myl_MulAddMul_myl0_3", "LayerType": "kgen",
+               "Inputs": [{"Name": "a", "Format/Datatype": "Half"}],
+               "Outputs": [{"Name": "b", "Format/Datatype": "Half"}]}
+LN_FLOAT = {"Name": "/encoder/stages.0/blocks.0/norm1/LayerNormalization", "LayerType": "Normalization",
+            "Inputs": [{"Name": "c", "Format/Datatype": "Row major linear FP32"}],
+            "Outputs": [{"Name": "d", "Format/Datatype": "Row major linear FP32"}]}
+SHAPE = {"Name": "output_size cast", "LayerType": "Reformat", "Inputs": [{"Name": "s", "Datatype": "Int32"}],
+         "Outputs": [{"Name": "t", "Datatype": "Int64"}]}
+DLA = {"Name": "{ForeignNode[/encoder/patch_embed/Conv.../decoder/fuse/Relu]}", "LayerType": "DLA",
+       "Inputs": [{"Name": "x", "Format/Datatype": "Channel major FP16 format where channel % 16 == 0"}],
+       "Outputs": [{"Name": "y", "Format/Datatype": "Channel major FP16 format where channel % 16 == 0"}]}
+
+
+def test_tensor_dtype_reads_tensorrt_format_strings():
+    assert tensor_dtype("Row major linear FP32") == "fp32" and tensor_dtype("Float") == "fp32"
+    assert tensor_dtype("Channel major FP16 format where channel % 8 == 0") == "fp16"
+    assert tensor_dtype("Half") == "fp16"
+    assert tensor_dtype("Four wide channel vectorized row major Int8 format") == "int8"
+    assert tensor_dtype("Row major linear UInt8 format") == "uint8"
+    assert tensor_dtype("Row major linear BFloat16 format") == "bf16"
+    assert tensor_dtype("Int32") == "int32" and tensor_dtype("Unknown format") == "unknown"
+    assert [layer_precision(r) for r in (CONV_INT8, MYELIN_HALF, LN_FLOAT, SHAPE)] == ["int8", "fp16", "fp32", "other"]
+
+
+def test_layer_summary_and_the_build_check():
+    summary = summarize_layers([CONV_INT8, MYELIN_HALF, LN_FLOAT, SHAPE, DLA])
+    assert summary["detailed"] and summary["layers"] == 5 and summary["dla_layers"] == 1
+    assert summary["by_precision"] == {"int8": 1, "fp16": 2, "bf16": 0, "fp32": 1, "other": 1}
+    assert summary["int8_compute"] == 1
+    # an unfused DequantizeLinear reads int8 but computes nothing in INT8: no proof that INT8 was built
+    dequant = {"Name": "DequantizeLinear_3", "LayerType": "Dequantize",
+               "Inputs": [{"Name": "q", "Format/Datatype": "Row major Int8 format"}],
+               "Outputs": [{"Name": "f", "Format/Datatype": "Row major linear FP16 format"}]}
+    lone = summarize_layers([dequant, MYELIN_HALF])
+    assert lone["by_precision"]["int8"] == 1 and lone["int8_compute"] == 0
+    with pytest.raises(ExportError, match="no layer computes in INT8"):
+        check_built(lone, int8=True, fp16=True, dla_core=None, command="CMD")
+    assert describe_layers(summary) == "5 engine layers: int8 1, fp16 2, fp32 1, other 1; 1 DLA subgraph(s)"
+    assert kept_fp32_layers(summary, ["/norm1/LayerNormalization"]) == {LN_FLOAT["Name"]: "fp32"}
+    assert check_built(summary, int8=True, fp16=True, dla_core=0, command="CMD") == []
+    gpu_fp32 = summarize_layers([LN_FLOAT, SHAPE])
+    with pytest.raises(ExportError) as err:
+        check_built(gpu_fp32, int8=True, fp16=True, dla_core=0, command="segedge build q --int8 --dla 0")
+    message = str(err.value)
+    assert "no layer computes in INT8" in message and "no layer runs FP16" in message
+    assert "no layer runs on the DLA" in message
+    assert message.endswith("rebuild: segedge build q --int8 --dla 0")
+    names_only = summarize_layers(["/encoder/patch_embed/Conv", "mask cast"])  # built without DETAILED verbosity
+    assert not names_only["detailed"] and check_built(names_only, int8=True, fp16=True, dla_core=None, command="")
+
+
+# ---------------------------------------------------------------- the logger's errors, the availability check
+
+def test_error_log_is_bounded_and_never_reports_a_stale_error():
+    log = ErrorLog(keep=3)
+    assert log.last_error() == "no error logged"
+    for i in range(5):
+        log.add(f"error {i}\nsecond line")
+    assert len(log._errors) == 3 and log.last_error() == "error 4"
+    mark = log.mark()
+    assert log.last_error(since=mark) == "no error logged"  # a later failure without its own error says so
+    log.add("parse failed")
+    assert log.last_error(since=mark) == "parse failed"
+
+
+def test_tensorrt_available_gives_the_reason(monkeypatch):
+    import importlib.util
+
+    import runtimes.tensorrt_device as device
+
+    ok, reason = tensorrt_available()
+    assert isinstance(ok, bool) and reason
+    if not _real_tensorrt():
+        assert not ok and reason.startswith("tensorrt is not installed") and "docs/JETSON.md" in reason
+    # TensorRT present but no pycuda (what made segedge report abort after building the TensorRT variants)
+    monkeypatch.setattr(device, "require_tensorrt", lambda: "10.3.0.30")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pycuda" else real_find_spec(name, *a))
+    ok, reason = tensorrt_available()
+    assert not ok and reason.startswith("pycuda is not installed")
+
+
+def test_missing_tensorrt_message_gives_the_jetpack_route():
+    assert "python3-libnvinfer" in JETPACK_ROUTE and "--system-site-packages" in JETPACK_ROUTE
+    assert "--no-deps" in JETPACK_ROUTE and "docs/JETSON.md" in JETPACK_ROUTE
+
+
+def test_jetson_extra_pulls_no_tensorrt_and_no_pycuda():
+    """pip's tensorrt resolves to a CUDA-13 TensorRT that is not JetPack's (and shadows it on JetPack 6); pycuda must
+    compile against the device's CUDA: both come from docs/JETSON.md's steps, not from the extra."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = [req.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower() for req in extras["jetson"]]
+    assert "tensorrt" not in names and not any(n.startswith("tensorrt") for n in names) and "pycuda" not in names
+    assert "onnx" in names  # segedge build prepares the graph with it
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `jetson` |"))
+    assert "docs/JETSON.md" in row
+
+
+def test_a_tensorrt_runtime_option_it_does_not_take_is_one_clear_line(tmp_path):
+    """segedge stream ENGINE --threads N: an InputError naming the options, before TensorRT is touched."""
     from sdk.segmenter import Segmenter
 
-    engine_dir = build_engine(hf_artifact, tmp_path / "b0-fp16.engine", fp16=True, timing_cache=None)
-    paths = [p for p, _ in CamVid(camvid, "val").pairs()[:3]]
-    with Segmenter(TensorRTRuntime(engine_dir)) as engine, Segmenter(OnnxRuntime(hf_artifact)) as ref:
-        for path in paths:
-            image = read_rgb(path)
-            assert np.mean(engine(image).mask == ref(image).mask) >= 0.98
+    onnx_dir = write_onnx_artifact(tmp_path / "onnx")
+    engine_dir = write_engine_artifact(tmp_path / "e", onnx_dir, profile=plan_profile(read_manifest(onnx_dir)))
+    with pytest.raises(InputError, match=r"the tensorrt runtime takes \[.*cuda_graph.*\], got \['threads'\]"):
+        Segmenter.from_artifact(engine_dir, runtime="tensorrt", threads=2)
 
 
-@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
-def test_segedge_quantize_artifacts_meet_the_preflight_check(tmp_path, target):
-    """``segedge quantize``'s artifacts: the ONNX Runtime recipe (uint8 activations) is refused with the command that
-    makes a TensorRT one; the TensorRT recipe passes, or is refused for int32 bias DequantizeLinear nodes (which
-    ONNX Runtime's quantizer adds unless QuantizeBias=False) with that fix, until the recipe keeps biases float."""
+# ---------------------------------------------------------------- fingerprints: Orin modules, CPU architecture
+
+def test_fingerprint_tells_orin_modules_apart_and_refuses_another_architecture():
+    agx = _fp(sm_count=16, device_model="NVIDIA Jetson AGX Orin Developer Kit")
+    nx = _host(sm_count=8, device_model="NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
+               platform="aarch64 L4T R36.4.0")
+    (warning,) = check_compatibility(agx, nx, rebuild_command=CMD)
+    assert "'NVIDIA Jetson AGX Orin Developer Kit' (Orin, 16 SMs)" in warning and "(Orin, 8 SMs)" in warning
+    assert "both sm_87" in warning and warning.endswith(CMD)
+    # the same board: nothing to say
+    assert check_compatibility(agx, _host(sm_count=16, device_model=agx.device_model), rebuild_command=CMD) == []
+    with pytest.raises(ArtifactError, match=r"built on aarch64 .* this host is x86_64 .* Rebuild it on the target"):
+        check_compatibility(agx, _host(platform="x86_64 Linux"), rebuild_command=CMD)
+    # fingerprints written before these fields existed still load (and compare on what they have)
+    old = {k: v for k, v in agx.to_dict().items() if k not in ("sm_count", "device_model")}
+    assert EngineFingerprint.from_dict(old).sm_count == 0
+
+
+def test_device_model_reads_the_device_tree(tmp_path, monkeypatch):
+    import runtimes.tensorrt_device as device
+
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
+    monkeypatch.setattr(device, "DEVICE_TREE_MODEL", model)
+    assert device.device_model() == "NVIDIA Jetson Orin Nano Developer Kit"
+    monkeypatch.setattr(device, "DEVICE_TREE_MODEL", tmp_path / "absent")
+    assert device.device_model() == ""
+
+
+# ---------------------------------------------------------------- the Q/DQ recipe TensorRT gets
+
+def _qdq_inputs_only(model) -> None:
+    """Every QuantizeLinear reads a graph input, a weight or a tensor that is not a Conv/MatMul output, and every
+    Conv/MatMul that has a Q/DQ'd input has all its activation inputs Q/DQ'd."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    quantized_outputs = [n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"
+                         and n.input[0] in producer and producer[n.input[0]].op_type in ("Conv", "MatMul")]
+    assert not quantized_outputs, quantized_outputs[:3]
+    from_dq = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] in from_dq]
+    assert convs and all(n.input[1] in from_dq for n in convs)
+
+
+def test_segedge_quantize_artifacts_meet_the_preflight_check(tmp_path):
+    """The TensorRT recipe keeps biases float (no int32 DequantizeLinear, which TensorRT's parser refuses), puts
+    Q/DQ on inputs only and passes the checks segedge build makes; the ONNX Runtime recipe (uint8 activations) is
+    refused with the command that makes a TensorRT one."""
     import onnx
 
     from calibration.quantize_ort import quantize_onnxruntime
     from calibration.sets import load_calibration_set
 
     fp32 = write_onnx_artifact(tmp_path / "fp32")
-    frames = [np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8) for i in range(4)]
-    art = quantize_onnxruntime(fp32, load_calibration_set(frames), tmp_path / "qdq", target=target, progress=False)
+    frames = load_calibration_set([np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+                                   for i in range(4)])
+    art = quantize_onnxruntime(fp32, frames, tmp_path / "qdq", target="tensorrt", progress=False)
     model = onnx.load(str(art / "model.onnx"))
-    if target == "onnxruntime":
-        with pytest.raises(ExportError, match="segedge quantize .* --backend tensorrt"):
-            check_qdq(model)
-        return
     inits = {t.name: t.data_type for t in model.graph.initializer}
-    int32_bias = any(n.op_type == "DequantizeLinear" and inits.get(n.input[0]) == 6 for n in model.graph.node)
-    if int32_bias:
-        with pytest.raises(ExportError, match="QuantizeBias=False"):
-            check_qdq(model)
-    else:
-        assert check_qdq(model) >= 2
-        with pytest.raises(MissingDependencyError if not _real_tensorrt() else SegEdgeError):
-            build_engine(art, tmp_path / "e", int8=True)  # past the Q/DQ checks, on to TensorRT itself
+    assert not any(n.op_type == "DequantizeLinear" and inits.get(n.input[0]) == 6 for n in model.graph.node)
+    assert check_qdq(model) >= 4 and float16_tensors(model) == 0
+    _qdq_inputs_only(model)
+    assert read_manifest(art).extra["quantization"]["qdq_placement"] == "inputs of Conv/MatMul only"
+    ort_art = quantize_onnxruntime(fp32, frames, tmp_path / "ort", target="onnxruntime", progress=False)
+    with pytest.raises(ExportError, match="segedge quantize .* --backend tensorrt"):
+        check_qdq(onnx.load(str(ort_art / "model.onnx")))
+    with pytest.raises(InputError, match="float_precision: expected 'fp32', or 'fp16' with target='tensorrt'"):
+        quantize_onnxruntime(fp32, frames, tmp_path / "x", target="onnxruntime", float_precision="fp16",
+                             progress=False)
+
+
+def test_fp16_float_parts_keep_io_types_layernorm_softmax_fp32_and_the_masks(tmp_path):
+    import onnx
+    from onnx import TensorProto
+
+    from calibration.qdq_float16 import float_parts_to_fp16
+
+    qdq = onnx.load(str(_ort_qdq(write_onnx_artifact(tmp_path / "fp32"), tmp_path / "q.onnx", QuantizeBias=False)))
+    fp16, record = float_parts_to_fp16(qdq)
+    assert record["opset"] == 19 and record["initializers_fp16"] >= 4 and float16_tensors(fp16) > 0
+    inputs = {i.name: i.type.tensor_type.elem_type for i in fp16.graph.input}
+    assert inputs == {"pixel_values": TensorProto.FLOAT, "output_size": TensorProto.INT64}
+    assert fp16.graph.output[0].type.tensor_type.elem_type == TensorProto.UINT8
+    scales = [n.input[1] for n in fp16.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    types = {t.name: t.data_type for t in fp16.graph.initializer}
+    assert scales and all(types[s] == TensorProto.FLOAT16 for s in scales)  # DequantizeLinear yields FP16
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    feeds = {"pixel_values": x, "output_size": np.array([70, 90], np.int64)}
+    want, have = _session(qdq).run(["mask"], feeds)[0], _session(fp16).run(["mask"], feeds)[0]
+    assert have.shape == want.shape and np.mean(have == want) >= 0.99
+    # LayerNorm and Softmax stay FP32 between two Casts; MatMul and the rest turn FP16
+    model, record = float_parts_to_fp16(tiny_transformer_model())
+    assert record["kept_fp32"] == ["/block/attn/Softmax", "/block/norm1/LayerNormalization",
+                                   "/block/norm2/LayerNormalization"]
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax"):
+            cast = producer[node.input[0]]
+            assert cast.op_type == "Cast" and cast.attribute[0].i == TensorProto.FLOAT
+    tokens = np.random.default_rng(1).standard_normal((1, 5, 8)).astype(np.float32)
+    np.testing.assert_allclose(_session(model).run(None, {"tokens": tokens})[0],
+                               _session(tiny_transformer_model()).run(None, {"tokens": tokens})[0], atol=2e-2)
+
+
+def test_tensorrt_qdq_of_the_real_model_inputs_only_fp16_variant_and_camvid_agreement(tmp_path, hf_artifact, camvid):
+    """On the B0 export: Q/DQ on inputs only, biases float, and in ONNX Runtime the Q/DQ model (FP32 and FP16 float
+    parts) agrees with FP32 on a few CamVid test frames (the full numbers are in docs/BENCHMARKS.md)."""
+    import itertools
+
+    import onnx
+
+    from calibration.datasets import CamVid
+    from calibration.evaluate import evaluate
+    from calibration.quantize_ort import quantize_onnxruntime
+    from calibration.sets import load_calibration_set
+    from sdk.segmenter import Segmenter
+
+    calib = load_calibration_set(camvid / "train.txt", num_samples=8, seed=0)
+    art = quantize_onnxruntime(hf_artifact, calib, tmp_path / "qdq", target="tensorrt", method="minmax",
+                               progress=False)
+    art16 = quantize_onnxruntime(hf_artifact, calib, tmp_path / "qdq16", target="tensorrt", method="minmax",
+                                 float_precision="fp16", progress=False)
+    model = onnx.load(str(art / "model.onnx"))
+    _qdq_inputs_only(model)
+    assert check_qdq(model) > 100
+    m16 = read_manifest(art16)
+    assert m16.opset == 19 and m16.extra["quantization"]["float_precision"] == "fp16"
+    assert float16_tensors(onnx.load(str(art16 / "model.onnx"))) > 100
+    pairs = list(itertools.islice(CamVid(camvid, "test"), 0, 232, 58))
+    with Segmenter.from_artifact(hf_artifact) as fp32:
+        for q in (art, art16):
+            with Segmenter.from_artifact(q) as seg:
+                assert evaluate(seg, pairs, reference=fp32, progress=False).agreement >= 0.985
