@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from sdk.cli.common import hw_pair
 
 
 def run(args: argparse.Namespace) -> int:
     from converters.tensorrt_build import build_engine
+    from sdk.core.manifest import read_manifest
 
     out = build_engine(args.onnx_artifact, args.output, fp16=args.fp16, int8=args.int8, dla_core=args.dla,
                        workspace_mib=args.workspace_mib, min_hw=hw_pair(args.min_hw), opt_hw=hw_pair(args.opt_hw),
@@ -17,13 +17,13 @@ def run(args: argparse.Namespace) -> int:
                        max_output_hw=hw_pair(args.max_output_hw), softmax=args.softmax,
                        timing_cache=None if args.timing_cache == "none" else args.timing_cache,
                        check_parity=not args.no_parity)
-    m = json.loads((out / "model.json").read_text())
-    trt, parity = m["extra"]["tensorrt"], m["parity"]
+    m = read_manifest(out)
+    trt, parity = m.extra["tensorrt"], m.parity
     fp = trt["fingerprint"]
     checked = ", ".join(f"{k} {v:.4f}" for k, v in parity.items() if isinstance(v, float))
     dla = f", DLA core {fp['dla_core']}" if fp["dla_core"] is not None else ""
-    print(f"built a {m['precision']} engine for {fp['gpu_name']} (sm_{fp['compute_capability'].replace('.', '')}, "
-          f"TensorRT {fp['tensorrt_version']}{dla}) in {trt['build']['seconds']} s: {out / m['model_file']}; "
+    print(f"built a {m.precision} engine for {fp['gpu_name']} (sm_{fp['compute_capability'].replace('.', '')}, "
+          f"TensorRT {fp['tensorrt_version']}{dla}) in {trt['build']['seconds']} s: {out / m.model_file}; "
           f"vs ONNX Runtime: {checked or parity.get('skipped', 'not checked')}")
     print(f"next: segedge predict {out} IMAGE_OR_FOLDER --output masks/")
     return 0

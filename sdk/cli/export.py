@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from sdk.cli.common import check_output_dir, parse_labels
-from sdk.core.manifest import GRAPHS
+from sdk.core.manifest import GRAPHS, read_manifest
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,10 +15,10 @@ def run(args: argparse.Namespace) -> int:
                       opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample, aspect=args.aspect,
                       class_names=parse_labels(args.labels),
                       layer_norm_eps=args.layer_norm_eps, token_merge=args.token_merge, progress=not args.quiet)
-    manifest = json.loads((out / "model.json").read_text())
-    print(f"exported {manifest['architecture']['variant']} ({len(manifest['class_names'])} classes) to "
-          f"{out / manifest['model_file']} in {manifest['extra']['export_seconds']} s; ONNX Runtime vs PyTorch max "
-          f"|logit diff| {manifest['parity']['onnxruntime_vs_torch_max_abs_logit']:.2e}")
+    manifest = read_manifest(out)
+    print(f"exported {manifest.architecture['variant']} ({manifest.num_classes} classes) to "
+          f"{out / manifest.model_file} in {manifest.extra['export_seconds']} s; ONNX Runtime vs PyTorch max "
+          f"|logit diff| {manifest.parity['onnxruntime_vs_torch_max_abs_logit']:.2e}")
     print(f"next: segedge predict {out} IMAGE_OR_FOLDER --output masks/")
     return 0
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from sdk.core.errors import InputError
+from sdk.core.manifest import MANIFEST_NAME, read_manifest
 
 ONNX_SUBDIR = "onnx-fp32"
 
@@ -22,7 +23,7 @@ def export_ir(source: str | Path, output: str | Path, *, precision: str = "fp32"
         raise InputError(f"--precision: expected fp32 or fp16, got {precision!r}. For INT8 use segedge quantize "
                          "--backend openvino")
     src, out = Path(source), Path(output)
-    if (src / "model.json").is_file():
+    if (src / MANIFEST_NAME).is_file():
         onnx_dir = src
     else:
         from converters.onnx_export import export_onnx
@@ -32,15 +33,13 @@ def export_ir(source: str | Path, output: str | Path, *, precision: str = "fp32"
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     size = tuple(args.size) if args.size else None
     out = export_ir(args.source, args.output, precision=args.precision, size_hw=size, progress=not args.quiet)
-    m = json.loads((out / "model.json").read_text())
-    shape = m["extra"]["openvino"]["static_shape"]
-    print(f"wrote the OpenVINO IR {out / m['model_file']} ({m['precision']} weights, "
+    m = read_manifest(out)
+    shape = m.extra["openvino"]["static_shape"]
+    print(f"wrote the OpenVINO IR {out / m.model_file} ({m.precision} weights, "
           f"{'static input ' + 'x'.join(map(str, shape)) if shape else 'dynamic input size'}) in "
-          f"{m['extra']['openvino']['seconds']} s")
+          f"{m.extra['openvino']['seconds']} s")
     bench_size = f"{shape[2]} {shape[3]}" if shape else "512 512"
     print(f"next: segedge bench {out} --size {bench_size}   # or: segedge predict {out} IMAGES --output masks/")
     return 0
