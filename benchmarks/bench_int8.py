@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from converters.onnx_export import export_onnx
     from runtimes import RUNTIMES
     from sdk.timing import measure_latency
+    from sdk.core.manifest import model_feeds, read_manifest
     from sdk.core.preprocess import preprocess
     from sdk.segmenter import Segmenter
 
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.nn.functional.interpolate(logits, size=hw, mode="bilinear", align_corners=False).argmax(1)
 
         fns["pytorch-eager-fp32"] = torch_eager
-        feeds = {"pixel_values": x, "output_size": np.asarray(hw, np.int64)}
+        feeds = model_feeds(segs["ort-fp32"].manifest, x, hw)  # torch_eager reads only pixel_values
         latency[f"{hw[0]}x{hw[1]}"] = measure_latency(fns, lambda name: feeds, args.repeats)
         for s in segs.values():
             s.close()
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**environment(), "torch_threads": torch.get_num_threads(), "cpu_isa": host_isa(),
            "int8_target_cpu": resolve_target_cpu(args.target_cpu),
-           "versions": json.loads((fp32 / "model.json").read_text())["versions"]}
+           "versions": read_manifest(fp32).versions}
     print(f"\n{'variant':<20} {'val mIoU':>9} {'drop pt':>8} {'agree':>8} {'test mIoU':>9} {'drop pt':>8} "
           f"{'agree':>8} {'512 p50':>8} {'512 p90':>8} {'360x480 p50':>11} {'360x480 p90':>11} {'build s':>8}")
     for name in list(rows) + ["pytorch-eager-fp32"]:

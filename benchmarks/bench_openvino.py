@@ -25,8 +25,10 @@ import numpy as np
 
 
 def _latency(runtimes: dict, hw: tuple[int, int], repeats: int, warmup: int = 5) -> dict[str, dict[str, float]]:
+    from sdk.core.manifest import model_feeds
+
     x = np.random.default_rng(0).standard_normal((1, 3, *hw)).astype(np.float32)
-    feeds = {"pixel_values": x, "output_size": np.asarray(hw, np.int64)}
+    feeds = model_feeds(next(iter(runtimes.values())).manifest, x, hw)  # the variants share one graph's inputs
     for rt in runtimes.values():
         for _ in range(warmup):
             rt.infer(feeds)
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from converters.openvino_export import export_openvino
     from runtimes.onnxruntime import OnnxRuntime
     from runtimes.openvino import OpenVINORuntime
+    from sdk.core.manifest import read_manifest
     from sdk.segmenter import Segmenter
 
     tmp = tempfile.TemporaryDirectory(prefix="segedge-ovbench-")
@@ -115,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 acc[name] = {"miou": r.miou, "agreement": 1.0 if name == "ov-f32" else r.agreement}
         report["sizes"][label] = {"latency": lat, "accuracy": acc, "runtimes": described,
                                   "quantize_seconds": quant_s[label],
-                                  "int8_manifest": json.loads((irs[label]["int8"] / "model.json").read_text())
-                                  ["extra"]["quantization"]}
+                                  "int8_manifest": read_manifest(irs[label]["int8"]).extra["quantization"]}
 
     fp = {label: report["sizes"][label]["accuracy"]["ov-f32"]["miou"] for label in sizes}
     print(f"\nOpenVINO {ov.__version__.split('-')[0]} on {report['machine']}; INT8 calibrated on "

@@ -101,11 +101,11 @@ def model_only(seg: Segmenter, frames: list[np.ndarray], n: int, batch_size: int
 
 def runtime_only(seg: Segmenter, frame: np.ndarray, n: int, batch_size: int) -> dict:
     """runtime.infer on one preprocessed batch, repeated: the model alone."""
+    from sdk.core.manifest import model_feeds
     from sdk.core.preprocess import preprocess
 
-    feeds = {"pixel_values": preprocess([frame] * batch_size, seg.manifest.preprocess, color_order="bgr")}
-    if seg.manifest.head == "mask":
-        feeds["output_size"] = np.asarray(frame.shape[:2], np.int64)
+    x = preprocess([frame] * batch_size, seg.manifest.preprocess, color_order="bgr")
+    feeds = model_feeds(seg.manifest, x, frame.shape[:2])
     seg.runtime.infer(feeds)
     calls = max(1, n // batch_size)
     t0 = time.perf_counter()
