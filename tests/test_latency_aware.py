@@ -2,11 +2,11 @@
 the search's record, and its guarantee: the result is never slower than the float artifact it was timed against."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from sdk.core.errors import InputError
+from sdk.core.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,13 @@ def test_search_records_and_is_never_slower_than_float(tmp_path, small_fp32, cam
                                max_drop=100.0, repeats=3, probe_images=2, progress=False)
     assert sorted(t.region for t in r.trials) == ["decoder"] + [f"encoder/stages.{i}" for i in range(4)]
     assert sorted(r.float_regions + r.int8_regions) == sorted(t.region for t in r.trials)
-    manifest = json.loads((tmp_path / "la" / "model.json").read_text())
-    record = manifest["extra"]["latency_aware"]
+    manifest = read_manifest(tmp_path / "la")
+    record = manifest.extra["latency_aware"]
     assert record["winner"] == r.winner and record["verdict"] == r.verdict
     if r.winner == "int8":
-        assert r.int8_p50_ms < r.float_p50_ms and manifest["precision"] == "int8" and r.int8_regions
+        assert r.int8_p50_ms < r.float_p50_ms and manifest.precision == "int8" and r.int8_regions
     else:
-        assert r.verdict.startswith("FP32 wins here") and manifest["precision"] == "fp32" and not r.int8_regions
+        assert r.verdict.startswith("FP32 wins here") and manifest.precision == "fp32" and not r.int8_regions
     assert not any(p.name.startswith("segedge-latency-") for p in (tmp_path / "la").iterdir())
 
 

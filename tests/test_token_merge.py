@@ -2,7 +2,6 @@
 graphs against the merged PyTorch model, OpenVINO conversion, agreement with the unmerged model on real frames."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import torch
 from converters.token_merge import (TokenMerge, merge_2x2, merge_encoder, MergedSegFormer, parse_token_merge,
                                     unmerge_2x2)
 from sdk.core.errors import InputError
+from sdk.core.manifest import read_manifest
 
 
 def test_spec_round_trip_and_errors():
@@ -67,8 +67,8 @@ def test_export_off_is_byte_identical(tmp_path, hf_model, hf_artifact):
 
     off = export_onnx(hf_model, tmp_path / "off", token_merge="none", progress=False)
     assert (off / "model.onnx").read_bytes() == (hf_artifact / "model.onnx").read_bytes()
-    manifest = json.loads((off / "model.json").read_text())
-    assert "token_merge" not in manifest["extra"] and "token_merge_vs_unmerged" not in manifest["parity"]
+    manifest = read_manifest(off)
+    assert "token_merge" not in manifest.extra and "token_merge_vs_unmerged" not in manifest.parity
 
 
 @pytest.mark.parametrize("graph", ["portable", "onnxruntime"])
@@ -80,11 +80,11 @@ def test_merged_export_matches_merged_torch_and_records_agreement(tmp_path, hf_m
     from sdk.segmenter import Segmenter
 
     art = export_onnx(hf_model, tmp_path / graph, graph=graph, token_merge="2x2", progress=False)
-    manifest = json.loads((art / "model.json").read_text())
-    assert manifest["extra"]["token_merge"]["spec"] == "2x2"
-    assert manifest["extra"]["token_merge"]["stages"] == [1, 2] and manifest["extra"]["token_merge"]["blocks_merged"] == 4
-    assert manifest["parity"]["onnxruntime_vs_torch_max_abs_logit"] <= manifest["parity"]["parity_tolerance"]
-    assert 0.9 < manifest["parity"]["token_merge_vs_unmerged"]["argmax_agreement"] < 1.0
+    manifest = read_manifest(art)
+    assert manifest.extra["token_merge"]["spec"] == "2x2"
+    assert manifest.extra["token_merge"]["stages"] == [1, 2] and manifest.extra["token_merge"]["blocks_merged"] == 4
+    assert manifest.parity["onnxruntime_vs_torch_max_abs_logit"] <= manifest.parity["parity_tolerance"]
+    assert 0.9 < manifest.parity["token_merge_vs_unmerged"]["argmax_agreement"] < 1.0
     # a real CamVid frame at an odd-map size (360x480 -> stage 2 is 45x60): the artifact's mask equals the merged
     # PyTorch model's, and agrees with the unmerged model's on nearly every pixel
     path = sorted((camvid / "val").glob("*.png"))[0]
@@ -111,6 +111,6 @@ def test_merged_export_converts_to_openvino(tmp_path, hf_model):
 
     art = export_onnx(hf_model, tmp_path / "onnx", token_merge="2x2:1+2+3+4", progress=False)
     ir = export_openvino(art, tmp_path / "ov", size_hw=(180, 240), progress=False)
-    manifest = json.loads((ir / "model.json").read_text())
-    assert manifest["parity"]["openvino_vs_onnxruntime_mask_agreement"] >= 0.999
-    assert manifest["extra"]["token_merge"]["spec"] == "2x2:1+2+3+4"
+    manifest = read_manifest(ir)
+    assert manifest.parity["openvino_vs_onnxruntime_mask_agreement"] >= 0.999
+    assert manifest.extra["token_merge"]["spec"] == "2x2:1+2+3+4"
