@@ -716,3 +716,22 @@ def test_tensorrt_qdq_of_the_real_model_inputs_only_fp16_variant_and_camvid_agre
         for q in (art, art16):
             with Segmenter.from_artifact(q) as seg:
                 assert evaluate(seg, pairs, reference=fp32, progress=False).agreement >= 0.985
+
+
+def test_refine_head_export_needs_no_graph_rewrite_and_has_no_mask_profile(tmp_path, hf_model):
+    """The default export (refine head: logits + low-resolution argmax, the host refines) goes to TensorRT as is:
+    no shape-tensor input, no mask chain to rewrite, a profile for the image input only."""
+    import onnx
+
+    from converters.onnx_export import export_onnx
+
+    art = export_onnx(hf_model, tmp_path / "refine", size_hw=(128, 160), progress=False)
+    m = read_manifest(art)
+    assert m.head == "refine" and [t.name for t in m.inputs] == ["pixel_values"]
+    model = onnx.load(str(art / "model.onnx"))
+    assert prepare_onnx(copy.deepcopy(model)) == []
+    (pixel,) = plan_profile(m, max_batch=2)
+    assert pixel.min == (1, 3, 128, 160) and pixel.max == (2, 3, 128, 160)
+    assert [r.name for r in plan_profile(m, static=True)] == ["pixel_values"]
+    changes = prepare_onnx(model, decompose_layer_norm=True)  # TensorRT 8.4/8.5 still get LayerNorm decomposed
+    assert len(changes) == 1 and "LayerNormalization" in changes[0]
