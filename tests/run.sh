@@ -3,13 +3,30 @@
 # mmsegmentation 1.x reference, then run pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q --disable-pip-version-check -e '.[cpu,convert,quantize,report,test]'
+
+# pip install, quiet; on success, drop pip's resolver report about the --no-deps reference packages below (the
+# red "ERROR: pip's dependency resolver does not currently take into account ..." block listing mmengine/mmcv/
+# opencv-python requirements): those packages are installed without their declared deps on purpose. On failure
+# everything pip said is shown.
+pip_install() {
+    local log
+    log=$(mktemp)
+    if python -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@" 2>"$log"; then
+        grep -v -E "dependency resolver does not currently take into account|^(mmsegmentation|mmengine|mmcv-lite|mmcv|tensorrt-stubs) [^ ]+ (requires|has requirement) " "$log" >&2 || true
+        rm -f "$log"
+    else
+        cat "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+}
+pip_install -e '.[cpu,convert,quantize,report,test]'
 # mmseg's reference classes, test-only: --no-deps, because their declared deps would pull a different torch/mmcv.
-python -m pip install -q --disable-pip-version-check --no-deps \
+pip_install --no-deps \
     mmsegmentation==1.2.2 mmengine==0.10.7 mmcv-lite==2.1.0
-python -m pip install -q --disable-pip-version-check \
+pip_install \
     addict==2.4.0 yapf==0.43.0 termcolor==3.3.0 ftfy==6.3.1 scipy rich regex pyyaml
 # TensorRT type stubs for mypy on the TensorRT code (--no-deps: its 'tensorrt' dependency is NVIDIA's download stub).
 # Note: the stubs make 'import tensorrt' succeed as an empty namespace package; code checks for tensorrt.Builder.
-python -m pip install -q --disable-pip-version-check --no-deps tensorrt-stubs==10.13.0.35.1
+pip_install --no-deps tensorrt-stubs==10.13.0.35.1
 exec python -m pytest -q "$@"
