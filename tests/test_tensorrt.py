@@ -30,6 +30,7 @@ from runtimes.tensorrt_device import EngineFingerprint, HostInfo, check_compatib
 from sdk.core.errors import ArtifactError, ExportError, InputError, MissingDependencyError
 from sdk.core.manifest import read_manifest, resolve_artifact
 from tiny_artifacts import ORIN, tiny_logits_model, write_engine_artifact, write_onnx_artifact
+from tiny_transformer import tiny_transformer_model, write_transformer_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,29 +47,6 @@ def _real_tensorrt() -> bool:
     except MissingDependencyError:
         return False
     return True
-
-
-def tiny_transformer_model(channels: int = 8, seed: int = 0):
-    """tokens (B, N, C) -> LayerNormalization -> MatMul -> Softmax -> MatMul -> LayerNormalization -> out: the ops
-    the tiny conv graphs lack and TensorRT < 8.6 cannot parse (LayerNormalization); opset 17."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    inits = [numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "ln_scale"),
-             numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "ln_bias"),
-             numpy_helper.from_array(rng.standard_normal((channels, channels)).astype(np.float32), "w")]
-    nodes = [helper.make_node("LayerNormalization", ["tokens", "ln_scale", "ln_bias"], ["normed"], axis=-1,
-                              epsilon=1e-6, name="/block/norm1/LayerNormalization"),
-             helper.make_node("MatMul", ["normed", "w"], ["scores"], name="/block/attn/MatMul"),
-             helper.make_node("Softmax", ["scores"], ["probs"], axis=-1, name="/block/attn/Softmax"),
-             helper.make_node("MatMul", ["probs", "w"], ["mixed"], name="/block/attn/MatMul_1"),
-             helper.make_node("LayerNormalization", ["mixed", "ln_scale"], ["out"], axis=-1,
-                              name="/block/norm2/LayerNormalization")]
-    graph = helper.make_graph(
-        nodes, "tiny_transformer",
-        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "n", channels])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "n", channels])], initializer=inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 # ---------------------------------------------------------------- graph preparation (checked on ONNX Runtime)
@@ -372,6 +350,21 @@ def test_layer_norm_decomposition_is_exact_and_tagged_for_fp32():
     have = _session(prepared).run(None, {"tokens": x})[0]
     np.testing.assert_allclose(have, want, atol=2e-5, rtol=1e-5)
     assert prepare_onnx(copy.deepcopy(model)) == []  # TensorRT >= 8.6: LayerNormalization stays one op
+
+
+def test_tiny_transformer_artifact_prepared_for_tensorrt_8_5_keeps_its_masks(tmp_path):
+    """The image-shaped tiny graph with LayerNorm/MatMul/Softmax that the GPU tier builds on every version: all
+    rewrites for TensorRT 8.5 together keep its masks."""
+    import onnx
+
+    art = write_transformer_artifact(tmp_path / "t")
+    model = onnx.load(str(art / "model.onnx"))
+    prepared = copy.deepcopy(model)
+    assert len(prepare_onnx(prepared, decompose_layer_norm=True)) == 3
+    x = np.random.default_rng(4).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([80, 100], np.int64)})[0]
+    have = _session(prepared).run(["mask"], {"pixel_values": x, "output_size": np.array([80, 100], np.int32)})[0]
+    assert have.shape == (2, 80, 100) and np.mean(have == want) >= 0.9999
 
 
 def test_layer_norm_decomposition_refuses_what_it_cannot_express():

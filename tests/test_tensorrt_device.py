@@ -29,6 +29,7 @@ from runtimes.tensorrt_device import CudaDriver, version_tuple
 from sdk.core.errors import ArtifactError, ExportError, InputError
 from sdk.core.manifest import read_manifest
 from tiny_artifacts import write_onnx_artifact
+from tiny_transformer import write_transformer_artifact
 
 pytestmark = pytest.mark.gpu
 
@@ -123,6 +124,36 @@ def test_gpu_int8_engine_from_the_tensorrt_recipe(tmp_path):
     with TensorRTRuntime(engine_dir) as rt:
         got = rt.infer(feeds)["mask"]
     assert got.shape == (1, 128, 128) and np.mean(got == _ort(art, feeds)["mask"]) >= 0.9
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_gpu_layernorm_matmul_softmax_graph_on_every_version(tmp_path, precision):
+    """What the conv-only graphs cannot show: LayerNormalization (one op from 8.6, decomposed before), token MatMuls
+    and Softmax parse, build and agree with ONNX Runtime, in every precision this TensorRT offers."""
+    major = _major()
+    art = write_transformer_artifact(tmp_path / "fp32")
+    if precision == "int8":
+        pytest.importorskip("onnxruntime", reason="quantizing needs onnxruntime")
+        from calibration.quantize_ort import quantize_onnxruntime
+        from calibration.sets import load_calibration_set
+
+        frames = [np.random.default_rng(i).integers(0, 256, (128, 128, 3), dtype=np.uint8) for i in range(4)]
+        art = quantize_onnxruntime(art, load_calibration_set(frames), tmp_path / "qdq", target="tensorrt",
+                                   method="minmax", progress=False)
+    if precision == "fp16" and major >= 11:
+        pytest.skip("TensorRT 11: no FP16 flag (refusal checked in test_gpu_logits_softmax_fp16_and_cuda_graph)")
+    engine_dir = build_engine(art, tmp_path / "e", fp16=precision == "fp16", int8=precision == "int8",
+                              max_hw=(256, 256), timing_cache=None)
+    build = read_manifest(engine_dir).extra["tensorrt"]["build"]
+    decomposed = any("LayerNormalization" in c and "decomposed" in c for c in build["graph_changes"])
+    assert decomposed == (version_tuple(require_tensorrt(), 2) < (8, 6))
+    if precision != "fp32" and major <= 10:
+        assert build["fp32_constrained_layers"] >= 3  # two LayerNorms and the Softmax
+    feeds = {"pixel_values": np.random.default_rng(3).standard_normal((1, 3, 128, 192)).astype(np.float32),
+             "output_size": np.array([128, 192], np.int64)}
+    with TensorRTRuntime(engine_dir) as rt:
+        got = rt.infer(feeds)["mask"]
+    assert np.mean(got == _ort(art, feeds)["mask"]) >= (0.98 if precision == "fp32" else 0.9)
 
 
 def test_gpu_fingerprint_mismatch_refuses_before_deserializing(tmp_path):
