@@ -18,6 +18,16 @@ _HF_FIELDS = {"hidden_sizes": "hidden_sizes", "depths": "depths", "num_attention
               "strides": "strides", "decoder_hidden_size": "decoder_width", "num_channels": "num_channels"}
 
 
+def check_dtypes(sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Weights must be floating point (fp32/fp16/bf16/fp64): an integer or bool tensor would be cast to float
+    silently, with its fractions already gone. BatchNorm's ``num_batches_tracked`` counter is the exception."""
+    for key, t in sd.items():
+        if not key.startswith("<unused>.") and not key.endswith("num_batches_tracked") and not t.is_floating_point():
+            raise CheckpointError(f"checkpoint {path}: tensor {key} {list(t.shape)} is {t.dtype}; expected floating "
+                                  "point weights (float32, float16 or bfloat16). Re-save the checkpoint from the "
+                                  "trained model without casting.")
+
+
 def check_finite(sd: dict[str, torch.Tensor], path: Path) -> None:
     """Every floating tensor must be finite: one inf/NaN weight makes every logit NaN, and argmax of NaN is class 0
     everywhere (a silently wrong model)."""
@@ -35,7 +45,7 @@ def _as_tuple(value):
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def check_hf_config(cfg, hf: dict, path: Path, *, eps_from_config: bool = False) -> None:
+def check_hf_config(cfg, hf: dict, path: Path, *, labels_given: bool = False) -> None:
     """The architecture read from the tensors must be the one ``config.json`` states (a config that contradicts
     the weights means missing tensors or a wrong head). ``cfg``: the SegFormerConfig inferred from the tensors."""
     if not isinstance(hf, dict):
@@ -53,17 +63,20 @@ def check_hf_config(cfg, hf: dict, path: Path, *, eps_from_config: bool = False)
     if id2label is not None and not isinstance(id2label, dict):
         raise LabelsError(f"checkpoint {path}: config.json id2label: expected an object {{\"0\": name, ...}}, got "
                           f"{type(id2label).__name__}")
-    if id2label:
+    if id2label and not labels_given:
         keys = sorted(id2label)
         if not all(str(k).isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
             raise LabelsError(f"checkpoint {path}: config.json id2label: expected keys 0..{len(keys) - 1}, got "
                               f"{keys[:5]}{'...' if len(keys) > 5 else ''}")
-    for field_name, count in (("num_labels", hf.get("num_labels")), ("id2label", len(id2label or {}) or None)):
-        if count is not None and count != cfg.num_classes:
-            raise LabelsError(
-                f"checkpoint {path}: config.json {field_name} gives {count} classes, but the decode head has "
-                f"{cfg.num_classes} (decoder.classifier.weight [{cfg.num_classes}, ...]). Use the config saved "
-                f"with these weights, or pass {cfg.num_classes} names with --labels.")
+    num_labels = hf.get("num_labels")
+    if num_labels is not None and (not isinstance(num_labels, int) or isinstance(num_labels, bool)):
+        raise LabelsError(f"checkpoint {path}: config.json num_labels: expected an integer, got {num_labels!r}")
+    if num_labels is not None and num_labels != cfg.num_classes and not labels_given:
+        # (a wrong id2label is reported by load_checkpoint with the same fix; names passed in override both)
+        raise LabelsError(
+            f"checkpoint {path}: config.json num_labels gives {num_labels} classes, but the decode head has "
+            f"{cfg.num_classes} (decoder.classifier.weight [{cfg.num_classes}, ...]). Use the config saved with "
+            f"these weights, or pass {cfg.num_classes} names with class_names= (or --labels).")
 
 
 def preprocess_from_hf(pp: dict, path: Path) -> PreprocessSpec:
@@ -103,8 +116,8 @@ def preprocess_from_hf(pp: dict, path: Path) -> PreprocessSpec:
     if size_hw is not None:  # transformers resizes with PIL: antialiased bilinear when shrinking
         resample = pp.get("resample", 2)
         if resample != 2:
-            raise CheckpointError(f"{where}: resample {resample!r}: expected 2 (PIL bilinear, SegformerImageProcessor's "
-                                  "default), the filter segedge reproduces. Set \"resample\": 2, or \"do_resize\": "
+            raise CheckpointError(f"{where}: resample {resample!r}: expected 2 (PIL bilinear, SegformerImageProcessor"
+                                  "'s default), the filter segedge reproduces. Set \"resample\": 2, or \"do_resize\": "
                                   "false and pass --size H W to export.")
         resize_mode = "pil_bilinear"
     from sdk.core.errors import InputError

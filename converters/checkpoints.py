@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from converters.checkpoint_checks import check_finite, check_hf_config, preprocess_from_hf
+from converters.checkpoint_checks import check_dtypes, check_finite, check_hf_config, preprocess_from_hf
 from converters.model import SegFormer, SegFormerConfig, variant_name
 from sdk.core.errors import CheckpointError, LabelsError
 from sdk.core.preprocess import PreprocessSpec
@@ -431,7 +431,8 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict, str]:
         if path.suffix == ".bin" and (path.parent / "config.json").exists():  # like .safetensors above: the
             meta["config"] = _hf_config(path.parent)  # config gives the heads, strides and labels
         if isinstance(obj.get("state_dict"), dict):
-            sd, meta = obj["state_dict"], dict(obj.get("meta") or {})
+            sd, meta = obj["state_dict"], obj.get("meta")
+            meta = dict(meta) if isinstance(meta, dict) else {}  # metadata of another shape carries no labels
         elif isinstance(obj.get("model"), dict):
             sd = obj["model"]
         else:
@@ -496,7 +497,7 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
                                       f"got {value!r}")
         cfg = infer_config(sd, num_heads=heads, eps=(1e-5, 1e-5, 1e-5), strides=strides)
         if "config" in meta:
-            check_hf_config(cfg, hf, path)
+            check_hf_config(cfg, hf, path, labels_given=class_names is not None)
     elif layout == "nvlabs":
         sd = remap_nvlabs(raw)
         cfg = infer_config(sd, num_heads=None, eps=(1e-5, 1e-5, 1e-5))
@@ -512,6 +513,7 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
             f"checkpoint {path}: {len(unexpected)} keys are not part of a SegFormer ({layout} layout), e.g. "
             f"{unexpected[:3]}. Is it a SegFormer segmentation checkpoint?"
         )
+    check_dtypes(sd, path)
     sd = {k: v.float() for k, v in sd.items() if not k.startswith("<unused>.")}
     check_finite(sd, path)
     model = SegFormer(cfg)
@@ -528,7 +530,12 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
     model.load_state_dict(sd, strict=False)  # strictness enforced above; num_batches_tracked is bookkeeping
     model.eval()
 
-    names, palette = _labels_from_meta(meta, layout, path)
+    try:
+        names, palette = _labels_from_meta(meta, layout, path)
+    except LabelsError:
+        if class_names is None:
+            raise
+        names, palette = None, None  # the names given replace the checkpoint's unusable ones
     head = f"decode head has {cfg.num_classes} classes (classifier weight {list(sd['decoder.classifier.weight'].shape)})"
     if class_names is not None:
         if isinstance(class_names, str) or not all(isinstance(n, str) and n.strip() for n in class_names):

@@ -15,6 +15,18 @@ from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import Manifest, read_manifest
 
 
+def check_threads(threads: object, what: str) -> int:
+    """An intra-op thread count: an int from 0 (the library's default) to MAX_THREADS (a typo like 10**6 would make
+    the library try to start a million threads)."""
+    import os
+
+    limit = max(64, 4 * (os.cpu_count() or 1))
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= limit:
+        raise InputError(f"threads: expected an int from 0 ({what}'s default) to {limit} (4x this machine's "
+                         f"{os.cpu_count()} CPUs), got {threads!r}")
+    return threads
+
+
 class Runtime:
     """Base class. ``name`` is the key in ``runtimes.RUNTIMES``; ``formats`` the artifact formats it runs."""
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import Runtime
+from runtimes.base import Runtime, check_threads
 from sdk.core.errors import ArtifactError, InputError, require
 from sdk.core.manifest import MANIFEST_NAME, Manifest
 
@@ -28,8 +28,7 @@ class OnnxRuntime(Runtime):
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *,
                  providers: list[str] | tuple[str, ...] = ("cpu",), threads: int = 0) -> None:
         super().__init__(artifact, manifest)
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-            raise InputError(f"threads: expected an int >= 0 (0: ONNX Runtime's default), got {threads!r}")
+        check_threads(threads, "ONNX Runtime")
         if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
             raise InputError(f"providers: expected a non-empty list of provider names (e.g. ['cpu'] or "
                              f"['cuda', 'cpu']), got {providers!r}")
@@ -57,6 +56,12 @@ class OnnxRuntime(Runtime):
         if not set(self.output_names) <= set(outputs):
             raise ArtifactError(f"artifact {self.artifact}: the model's outputs {sorted(outputs)} lack the "
                                 f"manifest's {self.output_names}. Re-export the artifact (or restore model.json).")
+        for info in self.manifest.outputs:
+            have = outputs[info.name].type  # e.g. "tensor(uint8)"
+            if have != f"tensor({'float' if info.dtype == 'float32' else info.dtype})":
+                raise ArtifactError(f"artifact {self.artifact}: output {info.name!r} is {have} in the model, "
+                                    f"{info.dtype} in {MANIFEST_NAME}. Re-export the artifact (or restore its "
+                                    f"{MANIFEST_NAME}).")
         logits = outputs.get("logits")
         if logits is not None and len(logits.shape) == 4 and isinstance(logits.shape[1], int) \
                 and logits.shape[1] != self.manifest.num_classes:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import Runtime
+from runtimes.base import Runtime, check_threads
 from sdk.core.errors import ArtifactError, InputError, require
 from sdk.core.manifest import Manifest, require_portable_graph
 
@@ -61,8 +61,7 @@ class OpenVINORuntime(Runtime):
                              f"{precision!r}")
         if performance_mode not in PERFORMANCE_MODES:
             raise InputError(f"performance_mode: expected one of {PERFORMANCE_MODES}, got {performance_mode!r}")
-        if not isinstance(threads, int) or threads < 0:
-            raise InputError(f"threads: expected an int >= 0 (0: OpenVINO's default), got {threads!r}")
+        check_threads(threads, "OpenVINO")
         require_portable_graph(self.manifest, what=f"artifact {self.artifact}", reader="OpenVINO does not read",
                                fix="Run it with runtime='onnxruntime', or export with --graph portable for OpenVINO.")
         ov = require("openvino", "cpu")

@@ -61,7 +61,12 @@ def test_names_vs_logits_output(tmp_path):
     (lambda m: m.update(palette=[[0, 0, 0]] * 4), "palette: expected 5 colours"),
     (lambda m: m.update(palette=[[0, 0, 300]] * 5), "palette: expected null or a list"),
     (lambda m: m.update(preprocess=None), "preprocess: expected an object"),  # item 12
-    (lambda m: m["preprocess"].update(mean=["123", 116, 103]), r"model\.json: preprocess\.mean: expected 3 numbers"),
+    (lambda m: m["preprocess"].update(mean=["123", 116, 103]), r"model\.json: preprocess\.mean: expected 3 finite"),
+    (lambda m: m["preprocess"].update(mean=[float("nan"), 116, 103]), "preprocess.mean: expected 3 finite"),
+    (lambda m: m["preprocess"].update(std=[float("inf"), 1, 1]), "preprocess.std: expected 3 finite"),
+    (lambda m: m.update(extra=[1]), "extra: expected an object"),
+    (lambda m: m.update(head="logits"), "head 'logits': expected inputs"),
+    (lambda m: m["outputs"][0].update(dtype="float32"), "output 'mask' is tensor.uint8. in the model, float32"),
     (lambda m: m["preprocess"].update(std=[0, 1, 1]), "std > 0"),
     (lambda m: m["preprocess"].update(size_hw=[512]), "size_hw"),
     (lambda m: m.update(model_file="../../etc/passwd"), "model_file: expected a file name"),
@@ -85,7 +90,11 @@ def test_manifest_not_an_object(art):
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_renamed_outputs_fail_at_load(art, runtime):  # item 12
     _edit(art, lambda m: m["outputs"][0].update(name="labels"))
-    with pytest.raises(ArtifactError, match="outputs .* lack the manifest's"):
+    with pytest.raises(ArtifactError, match="outputs"):
+        Segmenter.from_artifact(art, runtime=runtime)
+    _edit(art, lambda m: (m["outputs"][0].update(name="mask"), m["outputs"].append(
+        {"name": "extra_scores", "dtype": "float32", "shape": ["batch"]})))
+    with pytest.raises(ArtifactError, match="outputs .* lack the manifest's"):  # the model file is checked at load
         Segmenter.from_artifact(art, runtime=runtime)
 
 
@@ -117,6 +126,20 @@ def test_one_segmenter_shared_by_threads(art, runtime):
 
 
 # ------------------------------------------------------------------------------ item 8: numbers that mean else
+def test_thread_count_typo_is_refused_not_started(art):
+    with pytest.raises(InputError, match="threads: expected an int from 0"):
+        Segmenter.from_artifact(art, runtime="onnxruntime", threads=10**6)
+
+
+def test_overlay_arguments(art):
+    with Segmenter.from_artifact(art) as seg:
+        res = seg(_image())
+    assert res.overlay(_image()).shape == (64, 96, 3)
+    for image, alpha in ((_image().astype(np.float32), 0.5), ([1, 2], 0.5), (_image(32, 32), 0.5), (_image(), 5)):
+        with pytest.raises(InputError):
+            res.overlay(image, alpha=alpha)
+
+
 def test_batch_size_and_threads_refused(art):
     with Segmenter.from_artifact(art) as seg:
         for bad in (0, -1, 1.5, True):
@@ -124,7 +147,7 @@ def test_batch_size_and_threads_refused(art):
                 seg.predict_batch([_image()], batch_size=bad)
         assert len(seg.predict_batch([_image(), _image()], batch_size=1)) == 2
     for runtime in ("onnxruntime", "openvino"):
-        with pytest.raises(InputError, match="threads: expected an int >= 0"):
+        with pytest.raises(InputError, match="threads: expected an int from 0"):
             Segmenter.from_artifact(art, runtime=runtime, threads=-1)
 
 

@@ -151,3 +151,17 @@ def test_crafted_bookkeeping_pickle_gives_checkpoint_error(tmp_path):  # item 13
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "iter_2.pth")
     assert sd  # the genuine weights are untouched
+
+
+def test_integer_weights_and_odd_metadata(tmp_path):  # found by the sweep
+    from helpers import NVLABS_PTH
+
+    nv = torch.load(str(NVLABS_PTH), map_location="cpu", weights_only=True)
+    ints = {"state_dict": {k: (v.long() if "linear_pred" in k else v) for k, v in nv["state_dict"].items()}}
+    torch.save(ints, tmp_path / "ints.pth")
+    with pytest.raises(CheckpointError, match=r"decoder\.classifier\.\w+ \[.*\] is torch.int64; expected floating"):
+        load_checkpoint(tmp_path / "ints.pth")
+    torch.save({**nv, "meta": ["not", "a", "dict"]}, tmp_path / "meta.pth")  # no labels there: generic names
+    assert load_checkpoint(tmp_path / "meta.pth").class_names[0] == "class_0"
+    with pytest.raises(LabelsError, match="num_labels: expected an integer"):
+        load_checkpoint(_hf_copy(tmp_path, edit_config=lambda c: c.update(num_labels="11")))

@@ -65,7 +65,10 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    from sdk.core.manifest import read_manifest, resolve_artifact
+
     out = check_output_dir(output)
+    read_manifest(resolve_artifact(artifact))  # a missing or broken artifact first, before any file is looked at
     paths = image_paths(images)
     for item in images:
         if Path(item).is_dir() and out.exists() and Path(item).resolve() == out.resolve():

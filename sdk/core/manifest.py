@@ -120,8 +120,19 @@ def _check_fields(m: Manifest) -> None:
         value = getattr(m, name)
         if not isinstance(value, list) or not value or not all(isinstance(t, TensorInfo) for t in value):
             fail(name, "a non-empty list of {name, dtype, shape} tensors", value)
-    if not isinstance(m.architecture, dict):
-        fail("architecture", "an object", m.architecture)
+    for name in ("architecture", "source", "versions", "parity", "extra"):
+        if not isinstance(getattr(m, name), dict):
+            fail(name, "an object", getattr(m, name))
+    for name in ("format", "precision"):
+        if not isinstance(getattr(m, name), str):
+            fail(name, "a string", getattr(m, name))
+    ins, outs = {t.name for t in m.inputs}, {t.name for t in m.outputs}
+    need_in = {"pixel_values", "output_size"} if m.head == "mask" else {"pixel_values"}
+    need_out = {"mask"} if m.head == "mask" else {"logits"}
+    if not need_in <= ins or not need_out <= outs or (m.head != "mask" and "output_size" in ins):
+        raise ArtifactError(f"manifest head {m.head!r}: expected inputs {sorted(need_in)} and outputs including "
+                            f"{sorted(need_out)}, got inputs {sorted(ins)} and outputs {sorted(outs)}. The head does "
+                            "not match the graph: re-export.")
     k = m.architecture.get("num_classes")
     if k is not None and k != len(names):
         raise ArtifactError(f"manifest class_names: the model has {k} output classes (architecture.num_classes), "
@@ -138,8 +149,9 @@ def _check_raw(raw) -> None:
     for key in ("mean", "std"):
         v = pp.get(key)
         if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                              for x in v)):
-            raise ArtifactError(f"preprocess.{key}: expected 3 numbers (one per channel, 0..255 scale), got {v!r}")
+                                                              and abs(x) < float("inf") for x in v)):
+            raise ArtifactError(f"preprocess.{key}: expected 3 finite numbers (one per channel, 0..255 scale), got "
+                                f"{v!r}")
     size = pp.get("size_hw")
     if size is not None and not (isinstance(size, list) and len(size) == 2
                                  and all(isinstance(x, int) and not isinstance(x, bool) for x in size)):

@@ -58,6 +58,10 @@ class SegmentationResult:
         if not isinstance(self.mask, np.ndarray) or self.mask.ndim != 2 or self.mask.dtype.kind not in "iu":
             got = f"{self.mask.shape} {self.mask.dtype}" if isinstance(self.mask, np.ndarray) else type(self.mask)
             raise InputError(f"mask: expected a 2D integer np.ndarray (H, W), got {got}")
+        if int(self.mask.max(initial=0)) >= len(self.class_names) or (self.mask.dtype.kind == "i" and self.mask.size
+                                                                        and int(self.mask.min()) < 0):
+            raise InputError(f"mask: expected class ids 0..{len(self.class_names) - 1} (one per class name), got "
+                             f"ids from {int(self.mask.min())} to {int(self.mask.max())}")
         if len(self.palette) != len(self.class_names):
             raise InputError(f"palette: expected {len(self.class_names)} colours, got {len(self.palette)}")
 
@@ -77,7 +81,12 @@ class SegmentationResult:
 
     def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """Blend the coloured mask over ``image`` ((H, W, 3) uint8, same colour order as the palette: RGB)."""
-        if image.shape[:2] != self.mask.shape or image.ndim != 3:
-            raise InputError(f"image: expected (H, W, 3) with (H, W) = {self.mask.shape}, got {image.shape}")
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[:2] != self.mask.shape \
+                or image.shape[2] != 3 or image.dtype != np.uint8:
+            got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise InputError(f"image: expected (H, W, 3) uint8 with (H, W) = {self.mask.shape} (the image this "
+                             f"result came from), got {got}")
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
+            raise InputError(f"alpha: expected a number from 0 (image only) to 1 (mask only), got {alpha!r}")
         blend = image.astype(np.float32) * (1 - alpha) + self.colorize().astype(np.float32) * alpha
         return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
