@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,7 @@ class TensorRTRuntime(Runtime):
         self._cuda = cuda
         self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's CUDA runtime uses
         self._ctx_handle = int(self._ctx.handle)
+        self._ctx_thread = threading.get_ident()
         self._ctx.push()
         try:
             if self.dla_core is not None:
@@ -335,7 +337,10 @@ class TensorRTRuntime(Runtime):
     def _release(self) -> None:
         """With this runtime's context pushed: free the CUDA graph, the buffers, the stream (pycuda destroys it when
         its last reference goes, inside its context), the execution context and the engine; then pop and release
-        the primary context, and make sure it is no longer on this thread's context stack."""
+        the primary context, leaving this thread's context stack as it was before the push. pycuda's ``detach()``
+        of a context that is not current (in its own bookkeeping) and was made in this thread pushes it, releases
+        it and, for a primary context (``cuDevicePrimaryCtxRelease``), leaves it pushed (src/cpp/cuda.hpp: "pop is
+        implicit in detach" holds for cuCtxDetach only): that push is popped here."""
         try:
             if self._graph is not None:
                 self._graph.close()
@@ -351,8 +356,11 @@ class TensorRTRuntime(Runtime):
                     delattr(self, name)
         finally:
             self._ctx.pop()
+            current = self._cuda.Context.get_current()
+            pushes = threading.get_ident() == self._ctx_thread and (current is None or current != self._ctx)
             self._ctx.detach()
-            self._driver.pop_if_current(self._ctx_handle)
+            if pushes:
+                self._driver.pop_if_current(self._ctx_handle)
 
     def describe(self) -> str:
         board = self.host.device_model or self.host.gpu_name

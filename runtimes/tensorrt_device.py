@@ -227,15 +227,16 @@ class CudaDriver:
         self._check(self._lib.cuDeviceGetAttribute(ctypes.byref(count), _SM_COUNT, dev), "cuDeviceGetAttribute")
         return int(count.value)
 
-    def pop_if_current(self, context_handle: int) -> bool:
-        """Pop ``context_handle`` off this thread's CUDA context stack if it is on top; True if it was.
-
-        pycuda's ``Context.detach()`` of a context that is not current pushes it, releases it and, for a primary
-        context (``cuDevicePrimaryCtxRelease``), leaves it pushed (pycuda src/cpp/cuda.hpp: "pop is implicit in
-        detach" holds only for cuCtxDetach); the runtime calls this right after detaching."""
+    def current_context(self) -> int:
+        """This thread's current CUDA context handle (0: none)."""
         current = ctypes.c_void_p()
         self._check(self._lib.cuCtxGetCurrent(ctypes.byref(current)), "cuCtxGetCurrent")
-        if not current.value or current.value != context_handle:
+        return int(current.value or 0)
+
+    def pop_if_current(self, context_handle: int) -> bool:
+        """Pop ``context_handle`` off this thread's CUDA context stack if it is on top; True if it was (the runtime
+        calls it after pycuda's detach of its primary context, which leaves that context pushed)."""
+        if not context_handle or self.current_context() != context_handle:
             return False
         popped = ctypes.c_void_p()
         self._check(self._lib.cuCtxPopCurrent_v2(ctypes.byref(popped)), "cuCtxPopCurrent")
