@@ -199,8 +199,11 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     if len(calib_set) < FEW_FRAMES:  # a warning (stderr), not a note
         log.warning("calibration: only %d calibration frames (fewer than %d): INT8 ranges from so few frames are "
                     "noisy; give more with --num-samples or a larger --calib", len(calib_set), FEW_FRAMES)
-    art = _run_backend(p, fp32, calib_set, out, size_hw=static, keep_float=keep_float, eval_data=eval_data,
-                       max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress)
+    from calibration.quiet import quiet_toolkits
+
+    with quiet_toolkits():  # NNCF's INFO lines, ONNX Runtime's calibrator prints (segedge -v keeps them)
+        art = _run_backend(p, fp32, calib_set, out, size_hw=static, keep_float=keep_float, eval_data=eval_data,
+                           max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress)
     accuracy = _record(art, fp32, p, calib_set, held, reference_frames)
     return QuantizeResult(artifact=art, plan=p, calibration=CalibrationRecord.read(read_manifest(art)),
                           accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes)
