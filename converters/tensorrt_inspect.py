@@ -12,8 +12,10 @@ major FP16 format where channel % 8 == 0", "Thirty-two wide channel vectorized r
 short "Float" / "Half" / "Int8" of Myelin layers; TensorRT 11 splits the key into ``Format`` and ``Datatype``):
 int8 if any input is Int8 (a fused Q/DQ convolution or matmul), else fp16 if any tensor is Half, else bf16, else
 fp32 if any tensor is Float, else "other" (shape arithmetic, indices, the uint8 mask). DLA subgraphs are layers of
-type "DLA" (named ``{ForeignNode[first...last]}``). Pure parsing: everything but ``read_layers`` runs without
-TensorRT.
+type "DLA" (named ``{ForeignNode[first...last]}``). A Myelin subgraph that TensorRT 8.x shows as one layer (type
+"Myelin", a ``{ForeignNode[...]}`` name) is "opaque": its boundary tensors say nothing about the precision inside,
+so where such layers exist a missing INT8/FP16 layer is a warning, not an error (TensorRT 10 lists Myelin's kernels
+one by one). Pure parsing: everything but ``read_layers`` runs without TensorRT.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from sdk.core.errors import ExportError
 
 log = logging.getLogger("segedge")
 
-PRECISIONS = ("int8", "fp16", "bf16", "fp32", "other")
+PRECISIONS = ("int8", "fp16", "bf16", "fp32", "other", "opaque")
 # layer types that move or convert data: an int8 input there (an unfused DequantizeLinear, a reformat) is no INT8
 # compute, so they do not count as proof that INT8 was built
 DATA_MOVEMENT = ("reformat", "quantize", "scale", "shuffle", "noop", "constant", "copy", "cast", "slice", "concat")
@@ -54,6 +56,9 @@ def _tensors(record: dict, key: str) -> list[str]:
 
 def layer_precision(record: dict) -> str:
     """One of PRECISIONS for a DETAILED layer record (see the module docstring)."""
+    kind, name = str(record.get("LayerType", "")).lower(), str(record.get("Name", ""))
+    if kind == "myelin" or (name.startswith("{ForeignNode[") and kind != "dla"):
+        return "opaque"
     ins, outs = _tensors(record, "Inputs"), _tensors(record, "Outputs")
     if "int8" in ins:
         return "int8"
@@ -65,7 +70,8 @@ def layer_precision(record: dict) -> str:
 
 def summarize_layers(records: list[Any]) -> dict:
     """{layers, detailed, by_precision, int8_compute, dla_layers, table}: ``table`` is [name, LayerType,
-    precision, device] per layer; ``int8_compute`` counts INT8 layers that compute (not ``DATA_MOVEMENT``). Records that are plain strings (an engine built without DETAILED verbosity) count as not detailed."""
+    precision, device] per layer; ``int8_compute`` counts INT8 layers that compute (not ``DATA_MOVEMENT``).
+    Records that are plain strings (an engine built without DETAILED verbosity) count as not detailed."""
     table, detailed = [], bool(records)
     for rec in records:
         if not isinstance(rec, dict):
@@ -106,19 +112,23 @@ def check_built(summary: dict, *, int8: bool, fp16: bool, dla_core: int | None, 
     if not summary.get("detailed"):
         return ["engine layers: no detailed layer information, so the precisions cannot be checked"]
     counts = summary["by_precision"]
-    missing = []
+    missing: list[str] = []
+    unsure: list[str] = []
     if int8 and not summary.get("int8_compute"):
-        missing.append("INT8 was asked (--int8) but no layer computes in INT8: the Q/DQ nodes were not fused into "
-                       "any convolution or matmul")
+        (unsure if counts.get("opaque") else missing).append(
+            "INT8 was asked (--int8) but no layer computes in INT8: the Q/DQ nodes were not fused into any "
+            "convolution or matmul")
     if fp16 and not counts.get("fp16"):
-        missing.append("FP16 was asked or implied by --int8, but no layer runs FP16")
+        (unsure if counts.get("opaque") else missing).append(
+            "FP16 was asked or implied by --int8, but no layer runs FP16")
     if dla_core is not None and not summary.get("dla_layers"):
         missing.append(f"DLA core {dla_core} was asked, but no layer runs on the DLA: everything fell back to the "
                        "GPU (the DLA needs a static shape and FP16/INT8 layers it supports)")
     if missing:
-        raise ExportError(f"engine check: {'; '.join(missing)}. Built: {describe_layers(summary)}. Run with -v for "
-                          f"TensorRT's log; rebuild: {command}")
-    return []
+        raise ExportError(f"engine check: {'; '.join(missing + unsure)}. Built: {describe_layers(summary)}. Run "
+                          f"with -v for TensorRT's log; rebuild: {command}")
+    return [f"engine check: {m}, outside the {counts['opaque']} Myelin subgraph(s), whose precision the inspector "
+            "does not show" for m in unsure]
 
 
 def read_layers(engine: Any, trt: Any) -> list[Any]:

@@ -494,7 +494,7 @@ def test_tensor_dtype_reads_tensorrt_format_strings():
 def test_layer_summary_and_the_build_check():
     summary = summarize_layers([CONV_INT8, MYELIN_HALF, LN_FLOAT, SHAPE, DLA])
     assert summary["detailed"] and summary["layers"] == 5 and summary["dla_layers"] == 1
-    assert summary["by_precision"] == {"int8": 1, "fp16": 2, "bf16": 0, "fp32": 1, "other": 1}
+    assert summary["by_precision"] == {"int8": 1, "fp16": 2, "bf16": 0, "fp32": 1, "other": 1, "opaque": 0}
     assert summary["int8_compute"] == 1
     # an unfused DequantizeLinear reads int8 but computes nothing in INT8: no proof that INT8 was built
     dequant = {"Name": "DequantizeLinear_3", "LayerType": "Dequantize",
@@ -514,6 +514,14 @@ def test_layer_summary_and_the_build_check():
     assert "no layer computes in INT8" in message and "no layer runs FP16" in message
     assert "no layer runs on the DLA" in message
     assert message.endswith("rebuild: segedge build q --int8 --dla 0")
+    # TensorRT 8.x shows a Myelin subgraph as one layer: its boundary tensors hide the precision inside
+    myelin = {"Name": "{ForeignNode[/encoder/stages.0/blocks.0/norm1/LayerNormalization.../decoder/Add_2]}",
+              "LayerType": "Myelin", "Inputs": [{"Name": "x", "Format/Datatype": "Row major linear FP32"}],
+              "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP32"}]}
+    hidden = summarize_layers([myelin, LN_FLOAT, SHAPE])
+    assert hidden["by_precision"]["opaque"] == 1
+    (warning,) = check_built(hidden, int8=False, fp16=True, dla_core=None, command="CMD")
+    assert "no layer runs FP16" in warning and "1 Myelin subgraph(s)" in warning
     names_only = summarize_layers(["/encoder/patch_embed/Conv", "mask cast"])  # built without DETAILED verbosity
     assert not names_only["detailed"] and check_built(names_only, int8=True, fp16=True, dla_core=None, command="")
 
