@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -75,6 +76,12 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
                          "quantization, or neither")
     if max_drop is not None and max_drop < 0:
         raise InputError(f"max_drop: expected >= 0 mIoU points, got {max_drop}")
+    for pattern in keep_float:  # regexes: a typo is refused here, not after the calibration pass
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise InputError(f"keep_float {pattern!r} (--keep-float): not a regular expression ({exc}); escape "
+                             "literal characters such as ( [ . with a backslash") from None
     if keep_float and max_drop is not None:
         raise InputError("keep_float and max_drop contradict (--keep-float, --max-drop): max_drop chooses what "
                          "stays float; give one of them")

@@ -183,3 +183,26 @@ def test_foreign_errors_become_one_line(capsys, tmp_path, monkeypatch):
         assert main([]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expect in err[0], err
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("bench", "ART", "--size", "64", "64", "--pause", "-1"), "--pause"),
+    (("stream", "ART", "--source", "0", "--output-fps", "-1"), "--output-fps"),
+    (("stream", "ART", "--source", "0", "--threads", "-2"), "--threads"),
+    (("bench", "ART", "--size", "64", "64", "--repeats", "0"), "--repeats"),
+])
+def test_numbers_that_mean_something_else_are_usage_errors(art, args, flag):  # found by the sweep
+    line = _one_line_error(_cli(*[str(art) if a == "ART" else a for a in args]), code=2)
+    assert flag in line
+
+
+def test_export_opset_beyond_the_exporter(tmp_path):
+    line = _one_line_error(_cli("export", "no-such-checkpoint", "--output", str(tmp_path / "x"), "--opset", "99"))
+    assert "--opset: expected 17.." in line
+
+
+def test_quantize_keep_float_regex_checked_first():  # item 10
+    from calibration.int8 import plan
+
+    with pytest.raises(InputError, match=r"keep_float '\(' \(--keep-float\): not a regular expression"):
+        plan(backend="onnxruntime", keep_float=("(",))

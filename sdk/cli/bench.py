@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sdk.cli.common import check_output_file, nonnegative_int, positive_int
+from sdk.cli.common import check_output_file, nonnegative_float, nonnegative_int, positive_int
 from sdk.cli.devices import add_device_argument, runtime_for_device
 from sdk.core.errors import InputError
 
@@ -40,8 +40,8 @@ def add_parser(subparsers) -> None:
                    help="uint8 frames of --size -> preprocessing + inference -> full-resolution masks")
     p.add_argument("--baseline", nargs=2, metavar=("pytorch", "CHECKPOINT"),
                    help="also time transformers' model in PyTorch eager (HF folder), side by side")
-    p.add_argument("--pause", type=float, default=0.1, help="seconds between timed runs (default 0.1)")
-    p.add_argument("--settle", type=float, default=2.0,
+    p.add_argument("--pause", type=nonnegative_float, default=0.1, help="seconds between timed runs (default 0.1)")
+    p.add_argument("--settle", type=nonnegative_float, default=2.0,
                    help="idle seconds before timing, to sample other processes' load (default 2)")
     p.add_argument("--json", help="write the result here")
     p.set_defaults(func=run)

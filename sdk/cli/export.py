@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sdk.cli.common import check_output_dir, parse_labels
+from sdk.core.errors import InputError
 from sdk.core.manifest import GRAPHS, read_manifest
 
 
@@ -11,6 +12,12 @@ def run(args: argparse.Namespace) -> int:
     from converters.onnx_export import export_onnx
 
     check_output_dir(args.output)  # before the export's work, not after it
+    if args.opset is not None:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as top
+
+        if args.opset > top:
+            raise InputError(f"--opset: expected 17..{top} (the newest this PyTorch's exporter writes), got "
+                             f"{args.opset}")
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
                       opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample, aspect=args.aspect,
                       class_names=parse_labels(args.labels),

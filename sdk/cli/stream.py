@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 from pathlib import Path
 
-from sdk.cli.common import check_output_file, nonnegative_int, positive_int
+from sdk.cli.common import check_output_file, nonnegative_int, positive_float, positive_int
 from sdk.cli.devices import add_device_argument, runtime_for_device
 from sdk.core.errors import SegEdgeError
 
@@ -38,8 +38,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per inference call (files and folders)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--loop", action="store_true", help="replay a file or folder from the start at its end")
-    p.add_argument("--pace-fps", type=float, help="replay a file at this rate as a live camera would")
-    p.add_argument("--output-fps", type=float, help="frame rate written to --output (default: the source's)")
+    p.add_argument("--pace-fps", type=positive_float, help="replay a file at this rate as a live camera would")
+    p.add_argument("--output-fps", type=positive_float, help="frame rate written to --output (default: the source's)")
     p.add_argument("--reconnect-timeout", type=float, default=30.0,
                    help="seconds to keep reopening a live source that dropped (0: fail at once)")
     p.add_argument("--alpha", type=float, default=0.5, help="mask opacity over the frame")
