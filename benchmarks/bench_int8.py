@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -195,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     print("speed-ups (p50 ratio, same run): " + "; ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     print(f"measured on a {env['cpu_isa']['class']} CPU ({', '.join(env['cpu_isa']['flags'])}); INT8 made for "
           f"{env['int8_target_cpu']}")
-    result = {"environment": env, "build_seconds": build_s, "calibration": calib.description, "accuracy": rows,
+    result = {"schema": "segedge.int8_bench/1",  # benchmarks/make_docs.py renders it into docs/BENCHMARKS.md
+              "command": "python -m benchmarks.bench_int8 " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "environment": env, "build_seconds": build_s, "calibration": calib.description, "accuracy": rows,
               "robustness": robustness, "latency": latency,
               "speedups_p50": ratios}
     if args.json:

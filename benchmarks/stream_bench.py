@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.timing import cpu_times
+from sdk.timing import cpu_times, environment
 from sdk.core.errors import SegEdgeError
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.segmenter import Segmenter
@@ -199,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     options = {"threads": args.threads} if args.threads else {}
-    report: dict = {"artifact": args.artifact, "video": args.video, "batch_size": args.batch_size, "cpu": _cpu(),
+    report: dict = {"schema": "segedge.stream_bench/1",  # benchmarks/make_docs.py renders it (docs/BENCHMARKS.md)
+                    "command": "python -m benchmarks.stream_bench " + shlex.join(sys.argv[1:] if argv is None
+                                                                                 else argv),
+                    "environment": environment(), "artifact": args.artifact, "video": args.video,
+                    "batch_size": args.batch_size, "cpu": _cpu(),
                     "cpu_count": os.cpu_count(), "threads": args.threads,
                     "python": sys.version.split()[0], "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
     with Segmenter.from_artifact(args.artifact, **options) as seg, tempfile.TemporaryDirectory() as tmp:
