@@ -1,0 +1,195 @@
+"""docs/BENCHMARKS.md is generated from docs/benchmarks/*.json by benchmarks/make_docs.py: the committed file is what
+the generator gives, and each kind of JSON renders (numbers, computed ratios, command, ISA) from a small synthetic
+file, also with keys missing. Fast, CPU only, standard library."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import make_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+VNNI_ENV = {"cpu_model": "Test CPU", "cpu_flags": ["avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "fma"],
+            "cpu_key_flags": ["avx2", "avx512f", "avx512bw", "avx512_vnni"], "usable_cpus": 4,
+            "platform": "Linux-x86_64", "versions": {"onnxruntime": "1.0.0", "python": "3.11.7"}}
+AVX2_ENV = {"cpu_model": "Old CPU", "cpu_key_flags": ["avx2", "fma"], "usable_cpus": 2, "platform": "Linux-x86_64"}
+
+
+def lat(p50: float) -> dict:
+    return {"n": 5, "p50_ms": p50, "p90_ms": p50 + 1, "p99_ms": p50 + 2, "mean_ms": p50}
+
+
+SYNTHETIC = {
+    # the older int8_bench.json: no schema, recognised by its keys; 3-seed robustness
+    "int8_old.json": {
+        "environment": AVX2_ENV, "calibration": "8 frames", "build_seconds": {"ort-int8": 3.0},
+        "accuracy": {"ort-fp32": {"val_miou": 0.5, "val_agreement": 1.0, "val_drop_points": 0.0},
+                     "ort-int8": {"val_miou": 0.49, "val_agreement": 0.99, "val_drop_points": 1.0},
+                     "ort-int8 s1": {"val_miou": 0.48, "val_agreement": 0.98, "val_drop_points": 2.0}},
+        "robustness": {"ort-int8 val": {"seeds": [0, 1, 2], "mean_drop_points": 1.5, "worst_drop_points": 2.0,
+                                        "mean_agreement": 0.985, "worst_agreement": 0.98}},
+        "latency": {"64x64": {"ort-fp32": lat(40.0), "ort-int8": lat(20.0), "pytorch-eager-fp32": lat(100.0)}}},
+    "int8_new.json": {"schema": "segedge.int8_bench/1", "command": "python -m benchmarks.bench_int8 --seeds 0,1,2",
+                      "environment": {**VNNI_ENV, "cpu_isa": {"class": "vnni", "machine": "x86_64",
+                                                              "flags": ["avx2", "avx512_vnni"]},
+                                      "int8_target_cpu": "vnni"},
+                      "accuracy": {"ov-int8": {"test_miou": 0.4}}, "latency": {}},
+    "report.json": {
+        "schema": "segedge.report/1", "environment": VNNI_ENV, "source": {"path": "ck"},
+        "calibration": {"description": "8 frames", "source": "train.txt", "frames": 8},
+        "evaluation": {"kind": "CamVid", "split": "test", "images": 3, "path": "data"},
+        "grid": {"menu_prune_rule": "FP32 everywhere, INT8 at the cheap points"},
+        "variants": [
+            {"name": "ort-fp32", "backend": "onnxruntime", "precision": "fp32", "scale": 1.0, "token_merge": "none",
+             "accuracy": {"miou": 0.5, "agreement": 1.0, "drop_points": 0.0}, "cost": {"latency_ms": lat(60.0)}},
+            {"name": "ort-int8-s0.5", "backend": "onnxruntime", "precision": "int8", "method": "minmax",
+             "scale": 0.5, "token_merge": "2x2", "pareto": True,
+             "accuracy": {"miou": 0.45, "agreement": 0.9, "drop_points": 5.0}, "cost": {"latency_ms": lat(15.0)}},
+            {"name": "ov-int8", "backend": "openvino", "precision": "int8", "status": "failed", "error": "boom"}],
+        "skipped": [{"name": "ort-fp16", "reason": "no kernels"}],
+        "recommendation": {"variant": "ort-int8-s0.5", "criterion": "drop <= 9", "command": "segedge quantize X"}},
+    "e2e_refine.json": {
+        "schema": "segedge.bench/1", "mode": "end-to-end", "artifact": "a", "format": "onnx", "precision": "fp32",
+        "head": "refine", "environment": VNNI_ENV, "baseline": {"kind": "pytorch", "checkpoint": "ck"},
+        "results": [{"size_hw": [1024, 2048], "network_hw": [512, 1024], "artifact": lat(50.0),
+                     "baseline_network_hw": [1024, 2048], "baseline": lat(1000.0), "note": "different work"}]},
+    "bench_model.json": {"schema": "segedge.bench/1", "mode": "model", "artifact": "b", "repeats": 7,
+                         "results": [{"size_hw": [360, 480], "artifact": lat(25.0)}]},
+    "stream.json": {
+        "schema": "segedge.stream_bench/1", "command": "python -m benchmarks.stream_bench b --frames 10",
+        "environment": VNNI_ENV, "model": {"precision": "int8"},
+        "throughput": {"rounds": [{"model_only": {"fps": 40.0}, "file_mode": {"fps": 30.0}}],
+                       "median_fps": {"model_only": 40.0, "file_mode": 30.0, "runtime_only": 50.0}},
+        "live": {"pace_fps": 30.0, "processed": 9, "frames_read": 10, "latency_ms": {"p50": 50.0}},
+        "soak": {"frames": 100, "rss_mib_baseline": 400.0, "rss_mib_end": 404.0}},
+    "speed_menu.json": {
+        "environment": {**VNNI_ENV, "isa": {"class": "vnni", "machine": "x86_64", "flags": ["avx512_vnni"]}},
+        "split": "test", "images": 3, "max_drop": 0.5, "pareto": ["ort-fp32-s0.5"], "recommended": "ort-fp32-s0.5",
+        "rows": [{"name": "ort-fp32", "scale": 1.0, "token_merge": "none", "p50_ms": 60.0, "miou": 0.5},
+                 {"name": "ort-fp32-s0.5", "scale": 0.5, "token_merge": "none", "p50_ms": 20.0, "miou": 0.499,
+                  "drop_points": 0.1, "command": "segedge export ck --scale 0.5"}]},
+    "heads.json": {"frames": 2, "rows": [{"frame_hw": [1024, 2048], "classes": 150, "network_hw": [512, 512],
+                                          "timing": {"refine": 40.0, "exact": 80.0, "logits_only": 30.0,
+                                                     "transformers": 400.0},
+                                          "head_ms": {"refine": 10.0, "exact": 50.0},
+                                          "agreement": {"refine": {"identical": 0.99999, "ties": 3, "other": 0}}}]},
+    "eval.json": {"artifact": "c", "dataset": "camvid", "path": "data", "split": "val", "miou": 0.4,
+                  "iou_per_class": {"sky": 0.9, "road": None}, "images": 2},
+    "verify.json": {"artifact": "d", "runtime": "onnxruntime", "reference": "fp32", "frames": 4, "agreement": 0.99,
+                    "recorded_agreement": 0.991, "min_agreement": 0.98, "margin_points": 0.5, "reasons": [],
+                    "passed": True, "machine": {"class": "avx2", "machine": "x86_64", "flags": ["avx2"]}},
+    "mystery.json": {"something": 1},
+    "future.json": {"schema": "segedge.future/1"},
+}
+
+
+@pytest.fixture()
+def rendered(tmp_path: Path) -> str:
+    for name, doc in SYNTHETIC.items():
+        (tmp_path / name).write_text(json.dumps(doc))
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "report.md").write_text("# the report's own table\n")
+    return make_docs.render(tmp_path)
+
+
+def section(text: str, name: str) -> str:
+    start = text.index(f": `{name}`\n")
+    end = text.find("\n## ", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_committed_doc_is_what_the_generator_writes(capsys):
+    """Fails when docs/BENCHMARKS.md was edited by hand or a JSON in docs/benchmarks/ changed without a regenerate:
+    run `python -m benchmarks.make_docs`."""
+    assert make_docs.main(["--check"]) == 0, capsys.readouterr()
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    for path in sorted((ROOT / "docs" / "benchmarks").glob("*.json")):
+        assert f"`{path.name}`" in text, f"{path.name} is not in docs/BENCHMARKS.md"
+
+
+def test_check_fails_on_a_stale_file_and_write_fixes_it(tmp_path: Path):
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "eval.json").write_text(json.dumps(SYNTHETIC["eval.json"]))
+    out = tmp_path / "BENCHMARKS.md"
+    args = ["--json-dir", str(tmp_path / "json"), "--output", str(out)]
+    assert make_docs.main([*args, "--check"]) == 1  # missing
+    out.write_text("# typed by hand\n")
+    assert make_docs.main([*args, "--check"]) == 1
+    assert make_docs.main(args) == 0
+    assert make_docs.main([*args, "--check"]) == 0
+
+
+def test_every_kind_is_recognised():
+    kinds = {name: make_docs.kind_of(doc) for name, doc in SYNTHETIC.items()}
+    assert kinds == {"int8_old.json": "int8", "int8_new.json": "int8", "report.json": "report",
+                     "e2e_refine.json": "bench-e2e", "bench_model.json": "bench", "stream.json": "stream",
+                     "speed_menu.json": "speed_menu", "heads.json": "heads", "eval.json": "eval",
+                     "verify.json": "verify", "mystery.json": None, "future.json": None}
+
+
+def test_int8_ratios_robustness_and_isa(rendered: str):
+    old = section(rendered, "int8_old.json")
+    assert "| ort-int8 | ort-fp32 | 2.00x |" in old  # 40 / 20, computed
+    assert "| ort-int8 | pytorch-eager-fp32 | 5.00x |" in old
+    assert "| ort-int8 val | 0, 1, 2 | +1.50 | +2.00 | 98.50 | 98.00 |" in old
+    assert "| ort-int8 s1 |" in old  # the extra seeds' rows
+    assert "CPU class `avx2`; ISA: avx2 (not:" in old  # from cpu_key_flags, class by sdk.core.cpu.cpu_class
+    assert "the JSON does not record it" in old
+    new = section(rendered, "int8_new.json")
+    assert "command: `python -m benchmarks.bench_int8 --seeds 0,1,2`" in new
+    assert "CPU class `vnni`" in new and "INT8 made for CPU class `vnni`" in new
+    assert "Speed-ups" not in new  # no latency: no ratio table, no error
+
+
+def test_report_with_menu_axes_and_a_failed_variant(rendered: str):
+    s = section(rendered, "report.json")
+    assert "| scale | token merge |" in s
+    assert "| ort-int8-s0.5 | onnxruntime | int8 | minmax | 0.5 | 2x2 | 45.00 | +5.00 | 90.00 | 15.0 |" in s
+    assert "4.00x" in s  # 60 / 15 vs the ORT FP32 variant
+    assert "**ort-int8-s0.5**, 4.00x the ORT FP32 p50" in s
+    assert "| ov-int8 | openvino | int8 | - | - | - | - | - | - | - | - | - | - | failed; boom |" in s
+    assert "- ort-fp16: no kernels" in s and "Speed menu: FP32 everywhere" in s
+    assert "Full report (per-class IoU, memory, throughput): `docs/benchmarks/report.md`" in s
+    assert "segedge report ck --calib train.txt --num-samples 8 --eval data --eval-split test" in s
+
+
+def test_bench_end_to_end_refine_head_and_model_only(rendered: str):
+    s = section(rendered, "e2e_refine.json")
+    assert "| 1024x2048 | 512x1024 | refine | 50.0 |" in s and "| 20.00x |" in s
+    assert "different work" in s and "--end-to-end --baseline pytorch ck" in s
+    m = section(rendered, "bench_model.json")
+    assert "| 360x480 | - | - | 25.0 |" in m and "--size 360 480 --repeats 7" in m
+    assert "CPU not recorded; ISA not recorded." in m
+
+
+def test_stream_speed_menu_heads_eval_verify(rendered: str):
+    s = section(rendered, "stream.json")
+    assert "| file mode / model only | 0.75x | 0.75x |" in s and "| +1.00 |" in s  # 30 / 40; 404 / 400
+    assert "command: `python -m benchmarks.stream_bench b --frames 10`" in s and "CPU class `vnni`" in s
+    menu = section(rendered, "speed_menu.json")
+    assert "| ort-fp32-s0.5 | - | - | 0.5 | none | 49.90 | +0.10 | - | 20.0 | 3.00x | recommended; pareto |" in menu
+    assert "Rebuild the recommendation: `segedge export ck --scale 0.5`" in menu
+    heads = section(rendered, "heads.json")
+    assert "| 1024x2048 | 150 | 512x512 | refine | 40.0 | 10.0 | 400.0 | 10.00x | 99.999 | 3 | 0 |" in heads
+    assert "| exact | 80.0 | 50.0 | 400.0 | 5.00x | - |" in heads
+    ev = section(rendered, "eval.json")
+    assert "| `c` | camvid | val | 2 | 40.00 | - | - |" in ev and "| per class | 90.00 | - |" in ev
+    assert "ISA not recorded" in ev and "--split val --json FILE" in ev
+    ver = section(rendered, "verify.json")
+    assert "| 99.00 | 99.10 | 98.00 | - | True | - |" in ver and "CPU class `avx2`" in ver
+
+
+def test_unknown_files_are_listed_not_dropped(rendered: str):
+    tail = rendered[rendered.index("## Files not rendered"):]
+    assert "`mystery.json`: no renderer for its kind (keys something)" in tail
+    assert "`future.json`: no renderer for its kind (schema 'segedge.future/1')" in tail
+    assert "`broken.json`: not readable as JSON" in tail
+    assert rendered.count("\n## ") == len(SYNTHETIC) - 2 + 1  # every known file + the list of the rest
+
+
+def test_every_section_shows_the_machine():
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    sections = text.split("\n## ")[1:]
+    assert sections and all("Machine: " in s for s in sections if not s.startswith("Files not rendered"))
