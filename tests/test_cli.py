@@ -53,10 +53,10 @@ def test_export_predict_inspect_nvlabs(tmp_path, nvlabs_model, camvid, capsys):
         assert mask.shape == (360, 480) and mask.dtype == np.uint8 and mask.max() < 11
         assert overlay.shape == (360, 480, 3)
     capsys.readouterr()
-    assert main(["inspect", str(art)]) == 0
+    assert main(["inspect", str(art), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["source"]["layout"] == "nvlabs" and info["classes"][0] == "sky"
-    assert main(["inspect", str(nvlabs_model)]) == 0
+    assert main(["inspect", str(nvlabs_model), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["variant"] == "b0" and info["num_classes"] == 11
 
