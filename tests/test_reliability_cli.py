@@ -158,7 +158,7 @@ def test_png_header_claiming_huge_size(tmp_path, art):
 
 
 def test_inspect_into_a_closed_pipe(art):
-    res = subprocess.run(f"{sys.executable} -m sdk.cli inspect {art} | head -c 20", shell=True, cwd=ROOT,
+    res = subprocess.run(f"{sys.executable} -m sdk.cli inspect {art} --json | head -c 20", shell=True, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
     assert res.stdout.startswith("{")
