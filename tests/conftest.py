@@ -39,4 +39,4 @@ def hf_artifact(tmp_path_factory, hf_model) -> Path:
     """The shared HF checkpoint exported once per session (mask head, exact upsampling)."""
     from converters.onnx_export import export_onnx
 
-    return export_onnx(hf_model, tmp_path_factory.mktemp("art") / "b0-fp32", progress=False)
+    return export_onnx(hf_model, tmp_path_factory.mktemp("art") / "b0-fp32", upsample="exact", progress=False)
