@@ -94,6 +94,11 @@ def load_calibration_set(source: str | Path | Iterable[np.ndarray], *, num_sampl
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
         raise InputError(f"num_samples: expected an int >= 1 (how many calibration frames), got {num_samples!r}. "
                          "For every frame of the source, give a number at least as large as it has.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"seed: expected an int >= 0, got {seed!r}")
+    if not isinstance(source, (str, Path)) and not hasattr(source, "__iter__"):
+        raise InputError(f"calibration source: expected a folder, video or .txt path, or an iterable of (H, W, 3) "
+                         f"uint8 RGB arrays, got {type(source).__name__}")
     if not isinstance(source, (str, Path)):
         frames = []
         for i, frame in enumerate(source):
@@ -116,7 +121,11 @@ def load_calibration_set(source: str | Path | Iterable[np.ndarray], *, num_sampl
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return _from_video(path, num_samples)
     if path.suffix.lower() == ".txt":
-        lines = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
+        try:
+            lines = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"calibration list {path}: cannot be read as text ({exc}); expected one image path "
+                             "per line") from None
         if not lines:
             raise InputError(f"calibration list {path}: is empty; expected one image path per line")
         return _from_paths([path.parent / ln for ln in lines], num_samples, seed, f"list {path}")

@@ -98,3 +98,24 @@ def test_stream_file_source_reads_every_frame_once():
     ok, ref_first = ref.read()
     ref.release()
     assert ok and np.array_equal(first, ref_first) and n + 1 == 190
+
+
+def test_calibration_arguments_found_by_the_sweep(tmp_path):
+    binary = tmp_path / "list.txt"
+    binary.write_bytes(b"\x80\x81\xff\xfe frames")
+    with pytest.raises(InputError, match="cannot be read as text"):
+        load_calibration_set(binary, num_samples=2)
+    with pytest.raises(InputError, match="got int"):
+        load_calibration_set(5, num_samples=2)
+    for seed in (-1, "x", 1.5):
+        with pytest.raises(InputError, match="seed: expected an int >= 0"):
+            load_calibration_set([np.zeros((40, 40, 3), np.uint8)], num_samples=1, seed=seed)
+
+
+def test_folder_source_skips_folders_named_like_images(tmp_path):
+    (tmp_path / "x.png").mkdir()
+    with pytest.raises(SourceError, match="got none"):
+        open_source(str(tmp_path))
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 40, 3), np.uint8))
+    src = open_source(str(tmp_path))
+    assert src.read().shape == (40, 40, 3) and src.read() is None

@@ -249,7 +249,7 @@ class FolderSource(Source):
 
     def open(self) -> "FolderSource":
         folder = Path(str(self.spec.target))
-        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.paths:
             raise SourceError(f"source {folder}: expected a folder with images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                               ", got none")
