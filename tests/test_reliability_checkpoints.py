@@ -165,3 +165,19 @@ def test_integer_weights_and_odd_metadata(tmp_path):  # found by the sweep
     assert load_checkpoint(tmp_path / "meta.pth").class_names[0] == "class_0"
     with pytest.raises(LabelsError, match="num_labels: expected an integer"):
         load_checkpoint(_hf_copy(tmp_path, edit_config=lambda c: c.update(num_labels="11")))
+
+
+def test_export_cli_refuses_poisoned_checkpoint(tmp_path):  # item 1 end to end: exit 1, one line, no artifact
+    import subprocess
+    import sys
+
+    def poison(sd):
+        sd[BIAS][0] = float("inf")
+
+    ck = _hf_copy(tmp_path, edit_sd=poison)
+    res = subprocess.run([sys.executable, "-m", "sdk.cli", "export", str(ck), "--output", str(tmp_path / "a"), "-q"],
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "Warning" not in ln]
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "ffn.fc1.bias" in lines[-1] and "non-finite" in lines[-1]
+    assert not (tmp_path / "a" / "model.onnx").exists()
