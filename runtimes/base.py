@@ -40,8 +40,13 @@ class Runtime:
         self.artifact = Path(artifact)
         self.manifest = manifest or read_manifest(self.artifact)
         if self.manifest.format not in self.formats:
+            if self.name == "tensorrt" and self.manifest.format == "onnx":
+                raise ArtifactError(f"artifact {self.artifact}: an ONNX artifact, not a TensorRT engine. Build the "
+                                    f"engine on the device: segedge build {self.artifact} --output "
+                                    f"{self.artifact}.engine, then run that; or run this one with --runtime auto")
             raise ArtifactError(f"artifact {self.artifact}: format {self.manifest.format!r} cannot run on the "
-                                f"{self.name} runtime, which runs {list(self.formats)}. Use runtime='auto'.")
+                                f"{self.name} runtime, which runs {', '.join(self.formats)}. Use the auto runtime "
+                                "(--runtime auto; runtime=\"auto\" in Python)")
         self.model_path = self.artifact / self.manifest.model_file
         self._closed = False
         warn_if_saturating(self.manifest, self.artifact)  # INT8 made for a CPU class that does not saturate

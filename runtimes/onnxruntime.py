@@ -38,7 +38,8 @@ class OnnxRuntime(Runtime):
         missing = [p for p in wanted if p not in available]
         if missing:
             raise ArtifactError(f"onnxruntime providers: {missing} are not in this onnxruntime build (available: "
-                                f"{available}). Install onnxruntime-gpu for CUDA/TensorRT, or use providers=['cpu'].")
+                                f"{available}). Install onnxruntime-gpu for CUDA/TensorRT, or run on the CPU "
+                                "(--device cpu; the 'cpu' provider in Python).")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

@@ -74,7 +74,8 @@ class OpenVINORuntime(Runtime):
         if base_device not in ("AUTO", "MULTI", "HETERO", "BATCH") and base_device not in core.available_devices \
                 and device not in core.available_devices:
             raise ArtifactError(f"device: {device!r} is not available to OpenVINO {self.ov_version} here (available: "
-                                f"{core.available_devices}). Install the device's driver/plugin, or use 'CPU'.")
+                                f"{core.available_devices}). Install the device's driver (segedge doctor lists "
+                                "the devices), or use --device CPU (device 'CPU' in Python).")
         config: dict = {hints.performance_mode: {"latency": hints.PerformanceMode.LATENCY,
                                                  "throughput": hints.PerformanceMode.THROUGHPUT}[performance_mode]}
         if precision is not None:

@@ -288,3 +288,26 @@ def test_examples_fail_in_one_line(demo_artifact, tmp_path, script, args, needle
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"{script[:-3]}: error: ") and needle in last
+
+
+# ------------------------------------------------------------------------------------------ messages in CLI terms
+def test_cli_messages_point_at_the_right_command(demo_artifact, tmp_path, capsys):
+    from sdk.cli.demo import DEMO_CHECKPOINT
+
+    image = tmp_path / "s.png"
+    import cv2
+
+    from sdk.cli.demo_scenes import street_scene
+
+    cv2.imwrite(str(image), street_scene((96, 128), 0)[0])
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 16)
+    cases = [(["predict", str(DEMO_CHECKPOINT), str(image)], "segedge export"),
+             (["predict", str(demo_artifact), str(video)], "segedge stream"),
+             (["predict", str(demo_artifact), str(image), "--runtime", "tensorrt"], "segedge build"),
+             (["predict", str(demo_artifact), str(image), "--device", "GPU", "--runtime", "openvino"], "--device CPU")]
+    for argv, needle in cases:
+        assert main([*argv, "--output", str(tmp_path / "m")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert needle in err and "runtime='" not in err and "providers=['" not in err and "\n" not in err, err
+    assert f"--output {DEMO_CHECKPOINT}" not in err  # never advises exporting into the checkpoint's own folder

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sdk.core.errors import InputError
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -116,6 +117,9 @@ def image_paths(inputs: list[str]) -> list[Path]:
             if not found:
                 raise InputError(f"images: folder {p} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             paths.extend(found)
+        elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+            raise InputError(f"images: {p} is a video; segment it with segedge stream ARTIFACT --source {p} "
+                             "(--output run.mp4 to keep the result)")
         elif p.is_file():
             paths.append(p)
         else:

@@ -175,6 +175,14 @@ def read_manifest(folder: str | Path) -> Manifest:
     """Read and validate ``<folder>/model.json``; also checks that the model file it names exists."""
     folder = Path(folder)
     path = folder / MANIFEST_NAME
+    looks_like_checkpoint = (folder.is_file() and folder.suffix.lower() in (".pth", ".pt", ".bin", ".safetensors")) \
+        or (folder.is_dir() and (folder / "config.json").is_file() and not path.is_file())
+    if looks_like_checkpoint:
+        raise ArtifactError(f"artifact {folder}: is a checkpoint, not an artifact. Export it first: segedge export "
+                            f"{folder} --output out/model, then pass out/model")
+    if folder.is_file() and folder.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"):
+        raise ArtifactError(f"artifact {folder}: is a video, not an artifact folder. Pass the artifact first; to "
+                            f"segment a video use segedge stream ARTIFACT --source {folder}")
     if not folder.is_dir():
         raise ArtifactError(f"artifact {folder}: expected a folder with {MANIFEST_NAME} and the model file, "
                             "but it does not exist or is not a folder. Create one with: segedge export CHECKPOINT "
