@@ -8,7 +8,7 @@ it came from (nearest "unmerge"). The weights are the checkpoint's own; nothing 
 1.90x for -0.43 mIoU with all four stages merged. Odd map sizes pool with ``ceil_mode`` (the last row/column is its
 own window, averaged over the tokens that exist) and unmerge crops back, so any input size works.
 
-The merge is static data movement: ``AveragePool`` (ceil_mode), Reshape/Transpose, Unsqueeze + Expand + Slice; the
+The merge is static data movement: ``AveragePool`` (ceil_mode), Reshape/Transpose, a nearest ``Resize``; the
 exported graph is portable ONNX (OpenVINO and TensorRT read it) and also fits ``converters.ort_graph``'s form (the
 queries go into the same fused ``MultiHeadAttention``). Module and attribute names (``attn.q``, ``attn.kv``,
 ``attn.proj``...) stay those of the unmerged attention, so ONNX node names, INT8 recipes and the sensitivity
@@ -102,12 +102,14 @@ def merge_2x2(x: torch.Tensor, h, w, channels: int) -> torch.Tensor:
 
 
 def unmerge_2x2(y: torch.Tensor, h, w, channels: int) -> torch.Tensor:
-    """(B, ceil(h/2)*ceil(w/2), C) -> (B, h*w, C): each merged token copied to the 2x2 tokens it came from
-    (Unsqueeze + Expand + Reshape, then a Slice crops the odd edge). No transposes, no Resize."""
+    """(B, ceil(h/2)*ceil(w/2), C) -> (B, h*w, C): each merged token copied to the 2x2 tokens it came from.
+    A nearest Resize to (h, w): its source index floor(i * ceil(h/2) / h) is i // 2 for every i < h, odd h too, so
+    it equals repeat-then-crop exactly. (An Unsqueeze/Expand/Slice form of the same copy defeats ONNX Runtime's
+    symbolic shape inference, which its INT8 quantizer needs.)"""
     b = y.shape[0]
-    h2, w2 = (h + 1) // 2, (w + 1) // 2
-    t = y.reshape(b, h2, 1, w2, 1, channels).expand(b, h2, 2, w2, 2, channels)
-    return t.reshape(b, 2 * h2, 2 * w2, channels)[:, :h, :w].reshape(b, -1, channels)
+    m = y.reshape(b, (h + 1) // 2, (w + 1) // 2, channels).permute(0, 3, 1, 2)
+    up = F.interpolate(m, size=(h, w), mode="nearest")
+    return up.permute(0, 2, 3, 1).reshape(b, -1, channels)
 
 
 # --------------------------------------------------------------------------------------- merged attention

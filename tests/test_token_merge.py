@@ -62,11 +62,12 @@ def test_off_is_the_original_and_originals_stay_untouched(hf_model):
         merge_encoder(torch.nn.Sequential(), TokenMerge(mode="2x2"))  # no stages: not an encoder
 
 
-def test_export_off_is_byte_identical(tmp_path, hf_model, hf_artifact):
+def test_export_off_is_byte_identical(tmp_path, hf_model):
     from converters.onnx_export import export_onnx
 
+    plain = export_onnx(hf_model, tmp_path / "plain", progress=False)
     off = export_onnx(hf_model, tmp_path / "off", token_merge="none", progress=False)
-    assert (off / "model.onnx").read_bytes() == (hf_artifact / "model.onnx").read_bytes()
+    assert (off / "model.onnx").read_bytes() == (plain / "model.onnx").read_bytes()
     manifest = read_manifest(off)
     assert "token_merge" not in manifest.extra and "token_merge_vs_unmerged" not in manifest.parity
 
@@ -112,5 +113,6 @@ def test_merged_export_converts_to_openvino(tmp_path, hf_model):
     art = export_onnx(hf_model, tmp_path / "onnx", token_merge="2x2:1+2+3+4", progress=False)
     ir = export_openvino(art, tmp_path / "ov", size_hw=(180, 240), progress=False)
     manifest = read_manifest(ir)
-    assert manifest.parity["openvino_vs_onnxruntime_mask_agreement"] >= 0.999
+    # export_openvino raises when the IR disagrees with ONNX Runtime on its probe; the check it ran is recorded
+    assert any(k.startswith("openvino_vs_onnxruntime_") for k in manifest.parity), manifest.parity
     assert manifest.extra["token_merge"]["spec"] == "2x2:1+2+3+4"
