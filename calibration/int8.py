@@ -47,6 +47,7 @@ class Plan:
     recipe: str  # the switch the target gets: "reduce_range", "overflow_fix", or "8-bit weights"
     method: str | None  # ONNX Runtime calibrator; None for NNCF (its own range estimation)
     accuracy_aware: bool
+    float_precision: str = "fp32"  # TensorRT Q/DQ target: the layers outside the Q/DQ pairs ("fp16" for strongly typed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,10 +68,14 @@ class QuantizeResult:
 
 
 def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, keep_float: tuple[str, ...] = (),
-         eval_set=None, max_drop: float | None = None, size: tuple[int, int] | None = None) -> Plan:
+         eval_set=None, max_drop: float | None = None, size: tuple[int, int] | None = None,
+         float_precision: str = "fp32") -> Plan:
     """Check the options against each other and decide graph, target, recipe and method; raises InputError."""
     if backend not in BACKENDS:
         raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if float_precision not in ("fp32", "fp16") or (float_precision == "fp16" and backend != "tensorrt"):
+        raise InputError(f"float_precision (--float): expected fp32, or fp16 with --backend tensorrt (for TensorRT "
+                         f"10/11 strongly typed builds), got {float_precision!r} with --backend {backend}")
     if (eval_set is None) != (max_drop is None):
         raise InputError("eval_set and max_drop go together (--eval, --max-drop): give both for accuracy-aware "
                          "quantization, or neither")
@@ -97,7 +102,8 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
             raise InputError(f"target_cpu {target_cpu!r}: the TensorRT Q/DQ model runs on the GPU (symmetric int8, "
                              "nothing saturates); leave --target-cpu out for --backend tensorrt")
         return Plan(backend=backend, graph="portable", target_cpu="gpu", recipe="8-bit weights",
-                    method=method or "percentile", accuracy_aware=max_drop is not None)
+                    method=method or "percentile", accuracy_aware=max_drop is not None,
+                    float_precision=float_precision)
     cpu = resolve_target_cpu(target_cpu)
     switch = ("reduce_range" if backend == "onnxruntime" else "overflow_fix") if saturates(cpu) else "8-bit weights"
     return Plan(backend=backend, graph="onnxruntime" if backend == "onnxruntime" else "portable", target_cpu=cpu,
@@ -171,7 +177,7 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
              method: str | None = None, size: tuple[int, int] | None = None, keep_float: Iterable[str] = (),
              eval_set: str | Path | list | None = None, max_drop: float | None = None, labels: list[str] | None = None,
              holdout: int | None = None, reference_frames: int = 4, calib_memory_mib: int = 2048,
-             progress: bool = True) -> QuantizeResult:
+             float_precision: str = "fp32", progress: bool = True) -> QuantizeResult:
     """Checkpoint (any layout) or FP32 ONNX artifact -> INT8 artifact in ``output``; see the module docstring.
 
     calib: a folder / video / .txt list (``num_samples`` frames, ``seed``), a ``CalibrationSet`` or RGB arrays.
@@ -179,10 +185,12 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     eval_set: a labelled set (path or (image, label) pairs) for max_drop (mIoU points). holdout: calibration frames
     set aside to measure agreement (None: an eighth, 1..8); reference_frames of them ship in the artifact.
     calib_memory_mib: bound on what the histogram calibrators (entropy, percentile) hold at once.
+    float_precision: backend "tensorrt" only: "fp16" writes the layers outside the Q/DQ pairs in FP16 (for TensorRT
+    10/11 strongly typed builds); "fp32" (default) leaves them to ``segedge build --int8``, which sets FP16 itself.
     """
     keep_float = tuple(keep_float)
     p = plan(backend=backend, target_cpu=target_cpu, method=method, keep_float=keep_float, eval_set=eval_set,
-             max_drop=max_drop, size=size)
+             max_drop=max_drop, size=size, float_precision=float_precision)
     source, out = Path(checkpoint), Path(output)
     if out.resolve() == source.resolve():
         raise InputError(f"output: expected a folder other than the source {source}")
@@ -225,6 +233,8 @@ def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size_
                                  eval_data=eval_data, max_drop=max_drop, progress=progress,
                                  overflow_fix="enable" if p.recipe == "overflow_fix" else None)
     recipe = dict(target=p.backend, method=p.method, reduce_range=p.recipe == "reduce_range")
+    if p.backend == "tensorrt":
+        recipe["float_precision"] = p.float_precision
     if p.accuracy_aware:
         from calibration.sensitivity import quantize_with_max_drop
 

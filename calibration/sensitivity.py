@@ -42,13 +42,16 @@ def _miou(artifact: Path, data: list) -> float:
 
 def quantize_with_max_drop(fp32_artifact: str | Path, calib: CalibrationSet, eval_data: list, output: str | Path,
                            *, max_drop: float, target: str = "onnxruntime", method: str | None = None,
-                           reduce_range: bool = False, probe_frames: int = 32, probe_images: int = 20,
-                           progress: bool = True) -> Path:
+                           reduce_range: bool = False, float_precision: str = "fp32", probe_frames: int = 32,
+                           probe_images: int = 20, progress: bool = True) -> Path:
     """INT8 artifact whose mIoU drop on ``eval_data`` ((image, label) pairs) is at most ``max_drop`` points,
     keeping the fewest blocks float. Records the sensitivity table and the chosen set in model.json.
-    reduce_range: 7-bit weights (``quantize_onnxruntime``), for every trial."""
+    reduce_range: 7-bit weights, float_precision: the TensorRT target's float parts (``quantize_onnxruntime``), for
+    every trial."""
     fp32_artifact, out = Path(fp32_artifact), Path(output)
     recipe = dict(target=target, method=method, reduce_range=reduce_range)
+    if target == "tensorrt":
+        recipe["float_precision"] = float_precision
     eval_data = list(eval_data)
     fp32_miou = _miou(fp32_artifact, eval_data)
     full = quantize_onnxruntime(fp32_artifact, calib, out, **recipe, progress=progress)

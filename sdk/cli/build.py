@@ -25,7 +25,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"built a {m.precision} engine for {fp['gpu_name']} (sm_{fp['compute_capability'].replace('.', '')}, "
           f"TensorRT {fp['tensorrt_version']}{dla}) in {trt['build']['seconds']} s: {out / m.model_file}; "
           f"vs ONNX Runtime: {checked or parity.get('skipped', 'not checked')}")
-    print(f"next: segedge predict {out} IMAGE_OR_FOLDER --output masks/")
+    build = trt["build"]
+    if build.get("layers_line"):
+        print(f"layers: {build['layers_line']}")
+    for note in build.get("plan", {}).get("notes", []):
+        print(f"note: {note}")
+    print(f"next: segedge verify {out}   # on this device, against the FP32 reference frames")
     return 0
 
 

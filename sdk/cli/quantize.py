@@ -14,7 +14,8 @@ def run(args: argparse.Namespace) -> int:
                       num_samples=args.num_samples, seed=args.seed, target_cpu=args.target_cpu, method=args.method,
                       size=tuple(args.size) if args.size else None, keep_float=tuple(args.keep_float),
                       eval_set=args.eval_set, max_drop=args.max_drop, labels=parse_labels(args.labels),
-                      holdout=args.holdout, calib_memory_mib=args.calib_memory_mib, progress=not args.quiet)
+                      holdout=args.holdout, calib_memory_mib=args.calib_memory_mib, float_precision=args.float_precision,
+                      progress=not args.quiet)
     for note in result.notes:
         print(f"note: {note}")
     aa = result.accuracy_aware
@@ -59,6 +60,9 @@ def add_parser(sub) -> None:
                    help="ONNX Runtime calibrator (default: minmax for onnxruntime, percentile for tensorrt)")
     p.add_argument("--calib-memory-mib", type=int, default=2048,
                    help="most memory the entropy/percentile histograms hold at once (any frame size)")
+    p.add_argument("--float", dest="float_precision", choices=["fp32", "fp16"], default="fp32",
+                   help="--backend tensorrt: precision of the layers outside the Q/DQ pairs; fp16 for TensorRT 10/11 "
+                        "strongly typed builds, fp32 (default) for TensorRT 8.x, where segedge build --int8 sets FP16")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="network input size (static)")
     p.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
                    help="keep nodes whose ONNX name matches in float (repeatable; must match something)")
