@@ -89,29 +89,41 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
                 eval_samples: int = 0, num_samples: int = 300, seed: int = 0,
                 size_hw: tuple[int, int] | None = None, corruptions=(), severity: int = 3,
                 corruption_samples: int = 0, cost: CostOptions = CostOptions(), examples: int = 3,
-                progress: bool = True) -> dict:
+                scales=(1.0,), token_merges=("none",), progress: bool = True) -> dict:
     """Build the grid from ``checkpoint`` (or an FP32 ONNX artifact folder), measure it, recommend; writes
-    ``output``/report.{json,md,html} and ``output``/artifacts/. Returns the report (the JSON's content)."""
+    ``output``/report.{json,md,html} and ``output``/artifacts/. Returns the report (the JSON's content).
+    scales, token_merges: the speed menu's axes (``calibration.report_menu``: FP32 at every point, INT8 at the
+    pruned ones); the defaults are the single point the grid always has."""
+    from calibration import report_menu
     from calibration.corruptions import check_corruptions
+    from calibration.speed_menu import menu
     from calibration.report_render import write_report
 
     t_start = time.perf_counter()
     _check_grid(backends, precisions, methods, presets, max_drop)
+    points = menu(scales, token_merges)
+    menu_on = any(p.scale != 1.0 or p.merge.enabled for p in points)
+    if menu_on and (Path(checkpoint) / "model.json").is_file():
+        raise InputError("scales / token_merges: each menu point is exported from the checkpoint; give the "
+                         "checkpoint instead of an FP32 artifact, or leave --scales/--token-merges at 1.0/none")
     corruptions = check_corruptions(corruptions, severity)
     out = Path(output)
     (out / "artifacts").mkdir(parents=True, exist_ok=True)
     items, eval_info = eval_items(eval_set, eval_split, eval_samples)
     ctx, manifest, export_seconds = _prepare(Path(checkpoint), out / "artifacts", calib, eval_set, eval_info, items,
-                                             backends=backends, presets=presets, tune=tune, max_drop=max_drop,
+                                             backends=backends, tune=tune, max_drop=max_drop,
+                                             presets=tuple(presets) + (("latency-aware",) if menu_on else ()),
                                              num_samples=num_samples, seed=seed, size_hw=size_hw, batch=cost.batch)
     variants, skipped = plan_variants(
         backends, precisions, methods, presets,
         openvino=openvino_status() if "openvino" in backends else ("not requested", []),
         tensorrt_gpu=tensorrt_gpu_status() if "tensorrt" in backends else "not requested")
+    variants += report_menu.phase_a(points)
     phases = {"prepare_s": time.perf_counter() - t_start}
 
     t = time.perf_counter()
-    build_all(variants, ctx, export_seconds, progress)
+    shared: dict = {"export_seconds": export_seconds}
+    build_all(variants, ctx, export_seconds, progress, shared=shared)
     phases["build_s"] = time.perf_counter() - t
     t = time.perf_counter()
     corruption_items = items
@@ -120,6 +132,20 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     names = manifest.class_names
     ref = evaluate_all(variants, ctx.fp32, items, corruption_items, corruptions, severity, names, progress)
     phases["evaluate_s"] = time.perf_counter() - t
+    int8_points = []
+    if menu_on:  # phase B: INT8 only at the pruned menu points (report_menu), then scored like the rest
+        t = time.perf_counter()
+        metric = "drop_points" if eval_info["labelled"] else "disagreement_points"
+        int8_points = report_menu.menu_points_for_int8(
+            [v for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"], max_drop, metric)
+        extra = report_menu.phase_b(int8_points, backends, openvino_ok=openvino_status()[0] is None
+                                    if "openvino" in backends else False, tune=ctx.tune_data is not None)
+        build_all(extra, ctx, export_seconds, progress, shared=shared)
+        phases["menu_build_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        evaluate_all(extra, ctx.fp32, items, corruption_items, corruptions, severity, names, progress)
+        phases["menu_evaluate_s"] = time.perf_counter() - t
+        variants += extra
     note_identical(variants)
     t = time.perf_counter()
     measure_cost(variants, items[0][0], cost, progress)
@@ -140,7 +166,10 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
         **_header(ctx, manifest, eval_info, eval_set, eval_split, ref.to_dict(), corruptions, severity,
                   len(corruption_items)),
         "grid": {"backends": list(backends), "precisions": list(precisions), "methods": list(methods),
-                 "presets": list(presets)},
+                 "presets": list(presets), "scales": sorted({p.scale for p in points}, reverse=True),
+                 "token_merges": sorted({p.merge.spec for p in points}),
+                 "menu_int8_points": [{"scale": p.scale, "token_merge": p.merge.spec} for p in int8_points],
+                 "menu_prune_rule": report_menu.PRUNE_RULE if menu_on else None},
         "latency_input": {"frame_hw": list(items[0][0].shape[:2]), "options": dataclasses.asdict(cost),
                           "what": "preprocessed frame -> inference -> full-resolution mask (model only, "
                                   "preprocessing excluded)"},
@@ -164,11 +193,12 @@ def _prepare(source: Path, artifacts: Path, calib, eval_set, eval_info: dict, it
     from sdk.core.preprocess import network_size
 
     tune_data = None
-    if "max-drop" in presets:
-        if tune is None and not eval_info["labelled"]:
+    needs_tune = "max-drop" in presets or "latency-aware" in presets
+    if needs_tune:
+        if tune is None and not eval_info["labelled"] and "max-drop" in presets:
             raise InputError("presets max-drop: needs a labelled set to tune on; give tune= (--tune) when the "
                              "evaluation set is unlabelled")
-        tune = tune if tune is not None else eval_set
+        tune = tune if tune is not None else (eval_set if eval_info["labelled"] else None)
     is_artifact, fp32, portable, export_seconds = _fp32_sources(source, artifacts, backends, size_hw)
     manifest = read_manifest(fp32)
     names = manifest.class_names
@@ -177,7 +207,7 @@ def _prepare(source: Path, artifacts: Path, calib, eval_set, eval_info: dict, it
                           f"{len(names)}. Evaluate with a dataset of the model's classes.")
     calib_set = load_calibration_set(calib, num_samples=num_samples, seed=seed)
     frame = items[0][0]
-    if "max-drop" in presets:
+    if needs_tune and tune is not None:
         from calibration.datasets import open_labelled_set
 
         tune_data = list(open_labelled_set(tune))

@@ -46,14 +46,20 @@ class BuildContext:
     progress: bool
 
 
-def build_all(variants: list[Variant], ctx: BuildContext, export_seconds: float | None, progress: bool) -> None:
-    """Build every variant; a failure is recorded on the variant (status "failed", error) and the rest go on."""
-    shared: dict[str, Any] = {"export_seconds": export_seconds}
+def build_all(variants: list[Variant], ctx: BuildContext, export_seconds: float | None, progress: bool,
+              shared: dict | None = None) -> None:
+    """Build every variant; a failure is recorded on the variant (status "failed", error) and the rest go on.
+    shared: what variants share (exports, the float IRs), kept across calls when given."""
+    from calibration.report_menu import finish, point_context
+
+    shared = {"export_seconds": export_seconds} if shared is None else shared
     for v in variants:
         if progress:
             print(f"build {v.name} ...", flush=True)
         try:
-            build_variant(v, ctx, shared)
+            vctx, vshared = point_context(v, ctx, shared)  # a menu point's own FP32 sources (report_menu)
+            build_variant(v, vctx, vshared)
+            finish(v, ctx, shared)
         except (SegEdgeError, MissingDependencyError) as exc:
             v.status, v.error = "failed", f"{type(exc).__name__}: {exc}"
             print(f"build {v.name} FAILED: {v.error}", flush=True)
@@ -70,6 +76,10 @@ def build_variant(v: Variant, ctx: BuildContext, shared: dict) -> None:
         v.command = (cmd.given_artifact(ctx) if ctx.source_is_artifact
                      else cmd.export_command(ctx, ctx.fp32, read_manifest(ctx.fp32).graph))
         v.build_seconds = shared.get("export_seconds")
+    elif v.preset == "latency-aware":
+        from calibration.report_menu import build_latency_aware
+
+        build_latency_aware(v, ctx)
     elif v.precision == "int8":
         _quantize(v, ctx, ctx.artifacts / v.name)
     elif v.backend == "openvino":

@@ -234,7 +234,9 @@ def _recommendation(rec) -> list[str]:
 
 def _latency(report: dict, variants: list[Variant], rec) -> list[str]:
     """The Pareto plot, how latency was measured, the load warning and the table of every variant."""
-    parts = ["<h2>Latency vs accuracy</h2>", pareto_svg(report)]
+    from calibration.report_menu_plot import menu_svg
+
+    parts = ["<h2>Latency vs accuracy</h2>", pareto_svg(report), menu_svg(report)]
     not_plotted = [v.name for v in variants if v.cost.latency_ms is None]
     if not_plotted:
         parts.append(f"<p class='muted'>Not plotted (no latency measured here): {_e(', '.join(not_plotted))}.</p>")

@@ -18,7 +18,7 @@ from sdk.core.errors import SegEdgeError
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 METHODS = ("minmax", "entropy", "percentile")  # = calibration.quantize_ort.METHODS (not imported: onnx is heavy)
-PRESETS = ("default", "max-drop")
+PRESETS = ("default", "max-drop", "latency-aware")
 SHORT = {"onnxruntime": "ort", "openvino": "ov", "tensorrt": "trt"}
 OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
@@ -35,7 +35,12 @@ class Cell:
     backend: str
     precision: str
     method: str | None = field(default=None, metadata=_tag(lambda m: m if m not in (None, "nncf") else ""))
-    preset: str = field(default="default", metadata=_tag(lambda p: "maxdrop" if p == "max-drop" else ""))
+    preset: str = field(default="default", metadata=_tag(lambda p: {"max-drop": "maxdrop",
+                                                                    "latency-aware": "latency"}.get(p, "")))
+    # the speed menu's axes (calibration.report_menu): network input as a share of the frame, token merging
+    scale: float = field(default=1.0, metadata=_tag(lambda s: "" if s == 1.0 else f"s{s:g}"))
+    token_merge: str = field(default="none", metadata=_tag(
+        lambda t: "" if t == "none" else "tm" + t.replace(":", "-").replace("+", "")))
 
     @property
     def name(self) -> str:
@@ -121,6 +126,8 @@ class Variant:
     method: str | None
     preset: str
     runtime: str  # the runtime that measures accuracy
+    scale: float = 1.0  # network input / frame size (calibration.speed_menu)
+    token_merge: str = "none"  # converters.token_merge spec
     runtime_options: dict = field(default_factory=dict)
     latency_runtime: str | None = None  # None: latency not measured (latency_note says why)
     latency_note: str | None = None
@@ -141,7 +148,7 @@ class Variant:
     @classmethod
     def of(cls, cell: Cell, **kw) -> "Variant":
         return cls(name=cell.name, backend=cell.backend, precision=cell.precision, method=cell.method,
-                   preset=cell.preset, **kw)
+                   preset=cell.preset, scale=cell.scale, token_merge=cell.token_merge, **kw)
 
     @property
     def path(self) -> Path:
@@ -198,19 +205,12 @@ def openvino_status() -> tuple[str | None, list[str]]:
 
 
 def tensorrt_gpu_status() -> str | None:
-    """Why TensorRT engines cannot be built here, or None when TensorRT and a CUDA driver are present."""
-    from runtimes.tensorrt import require_tensorrt
-    from runtimes.tensorrt_device import CudaDriver
+    """Why TensorRT engines cannot be built and timed here (no real TensorRT, no pycuda, no CUDA driver or GPU: checked
+    before any variant is built), or None when they can."""
+    from runtimes.tensorrt_device import tensorrt_available
 
-    try:
-        CudaDriver()
-    except SegEdgeError:
-        return "no GPU"
-    try:
-        require_tensorrt()
-    except SegEdgeError:
-        return "TensorRT is not installed"
-    return None
+    ok, reason = tensorrt_available()
+    return None if ok else reason.split(". ")[0]
 
 
 # ------------------------------------------------------------------------------------------------------------ plan
@@ -223,7 +223,8 @@ def _onnxruntime(precision: str, methods, presets, skip) -> list[Variant]:
              "bf16/f16 or a TensorRT fp16 engine")
         return []
     return [Variant.of(Cell(backend="onnxruntime", precision="int8", method=m, preset=p), runtime="onnxruntime",
-                       latency_runtime="onnxruntime") for m in methods for p in presets]
+                       latency_runtime="onnxruntime") for m in methods for p in presets
+            if p != "latency-aware" or m == "minmax"]  # the latency-aware search calibrates with minmax
 
 
 def _openvino(precision: str, presets, skip, status: tuple[str | None, list[str]]) -> list[Variant]:
@@ -257,8 +258,10 @@ def _tensorrt(precision: str, methods, presets, skip, gpu: str | None) -> list[V
         return [Variant.of(Cell(backend="tensorrt", precision=precision), runtime="tensorrt",
                            latency_runtime="tensorrt")]
     out = []
+    if "latency-aware" in presets:
+        skip("latency-aware INT8 times each region on this machine; for TensorRT that is the device (segedge build)")
     for m in methods:
-        for p in presets:
+        for p in (p for p in presets if p != "latency-aware"):
             v = Variant.of(Cell(backend="tensorrt", precision="int8", method=m, preset=p), runtime="onnxruntime",
                            notes=["Q/DQ ONNX for TensorRT; accuracy measured in ONNX Runtime"])
             if gpu:

@@ -63,7 +63,7 @@ def rows(report: dict) -> list[dict[str, str]]:
         fps = c.throughput_fps or {}
         tags = ("recommended " if v.name == rec else "") + ("pareto" if v.pareto else "")
         row = {"variant": v.name, "backend": v.backend, "precision": v.precision, "method": v.method or "-",
-               "preset": v.preset}
+               "preset": v.preset, "scale": f"{v.scale:g}", "merge": v.token_merge}
         if labelled:
             row.update({"mIoU": _f(a and a.miou, ".2f", 100), "drop pt": _f(a and a.drop_points, "+.2f"),
                         "pix acc": _f(a and a.pixel_accuracy, ".2f", 100)})

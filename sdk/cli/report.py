@@ -46,6 +46,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--settle", type=float, default=10.0, help="seconds of pause before timing (default 10)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant load-time/peak-RSS processes")
     p.add_argument("--examples", type=int, default=3, help="example frames in the HTML (default 3)")
+    p.add_argument("--scales", default="1.0,0.75,0.5", help="network input as shares of the frame, masks still at "
+                   "the frame's size (default 1.0,0.75,0.5; 1.0 alone: off). FP32 at each; INT8 at the pruned points")
+    p.add_argument("--token-merges", default="none,2x2", help="training-free token merging specs (segedge export "
+                   "--token-merge), comma list (default none,2x2; none alone: off)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                          severity=args.severity, corruption_samples=args.corruption_samples,
                          cost=CostOptions(repeats=args.repeats, warmup=args.warmup, batch=args.batch,
                                           settle_s=args.settle, memory=not args.no_memory),
-                         examples=args.examples, progress=not args.quiet)
+                         examples=args.examples, scales=args.scales, token_merges=args.token_merges,
+                         progress=not args.quiet)
     print(format_table(report))
     print(f"wrote {report['files']['html']}, {report['files']['json']}, {report['files']['md']} in "
           f"{report['phases_seconds']['total_s']:.0f} s")
