@@ -42,6 +42,18 @@ def require(module: str, extra: str):
         ) from exc
 
 
+def require_cv2():
+    """OpenCV, or one line saying how to get it: on a Jetson the system's (GStreamer, CUDA), elsewhere the pip wheel."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"cv2 (OpenCV) is not installed (needed here: {exc}). On a Jetson use JetPack's OpenCV (sudo apt install "
+            "python3-opencv) in a venv made with --system-site-packages, see docs/JETSON.md; elsewhere "
+            "pip install 'segedge[cpu]'") from exc
+    return cv2
+
+
 class SourceError(SegEdgeError):
     """A video source (camera, file, URL, image folder, GStreamer pipeline) cannot be opened, or died."""
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sdk.core.errors import require_cv2
+
 # candidate slack: a class is kept if its best corner logit is within this (relative) margin of the cell's bound,
 # so float rounding in the interpolation can never drop the true winner
 _SLACK = 1e-5
@@ -30,7 +32,7 @@ def mask_dtype(num_classes: int) -> type:
 
 def logits_to_mask(logits: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """logits: (K, h, w) float32 -> (H, W) class ids (uint8 up to 256 classes, else int32). The full computation."""
-    import cv2
+    cv2 = require_cv2()
 
     k = logits.shape[0]
     hwk = np.ascontiguousarray(logits.transpose(1, 2, 0))

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from sdk.core.errors import InputError
+from sdk.core.errors import InputError, require_cv2
 
 RESIZE_MODES = ("bilinear", "area", "nearest", "pil_bilinear")
 ASPECT_MODES = ("stretch", "letterbox", "pad")
@@ -103,7 +103,7 @@ def check_image(image: object, name: str = "image") -> np.ndarray:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB; a clear error if it cannot be decoded."""
-    import cv2
+    cv2 = require_cv2()
 
     try:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -207,7 +207,7 @@ def _pil_bilinear_numpy(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def _resize(img: np.ndarray, hw: tuple[int, int], mode: str) -> np.ndarray:
-    import cv2
+    cv2 = require_cv2()
 
     if mode == "pil_bilinear":
         return resize_pil_bilinear(img, hw)

@@ -1,5 +1,6 @@
 """Rendering for streams: palette overlay + legend + HUD (``Renderer.annotate``), an mp4 writer (H.264 where
-OpenCV can write it, else mp4v) and a display window that opens only where a display exists. Pictures are (H, W, 3) uint8 BGR, OpenCV's order, throughout.
+OpenCV can write it, else mp4v) and a display window that opens only where a display exists. Pictures are
+(H, W, 3) uint8 BGR, OpenCV's order, throughout.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.core.errors import InputError, OutputError
+from sdk.core.errors import InputError, OutputError, require_cv2
 from sdk.core.result import SegmentationResult, colorize
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
@@ -56,7 +57,7 @@ class Renderer:
 
     def colorize(self, mask: np.ndarray) -> np.ndarray:
         """(H, W) class ids -> (H, W, 3) uint8 BGR in the palette's colours."""
-        import cv2
+        cv2 = require_cv2()
 
         if mask.dtype == np.uint8 and len(self.palette_bgr) <= 256:
             return cv2.LUT(cv2.merge([mask, mask, mask]), self._lut)
@@ -66,7 +67,7 @@ class Renderer:
         """image: (H, W, 3) uint8 BGR, the frame ``result`` came from. Returns a new picture. The legend and the HUD
         are sized for the frame (the legend takes at most ``LEGEND_MAX_HEIGHT`` of it, in columns when needed; the
         HUD's font shrinks to fit its pane: the overlay's, in side-by-side)."""
-        import cv2
+        cv2 = require_cv2()
 
         if image.shape[:2] != result.mask.shape:
             raise InputError(f"image: expected (H, W, 3) with (H, W) = {result.mask.shape}, got {image.shape}")
@@ -114,7 +115,7 @@ def _text_box(picture: np.ndarray, lines: list[str], origin_xy: tuple[int, int],
               swatches: list[tuple[int, int, int]] | None = None, max_width: int | None = None) -> int:
     """Opaque dark box with white text lines (and colour swatches) drawn in place at origin (x, y); the font shrinks
     so the box is at most ``max_width`` wide (and never leaves the picture). Returns the box's right edge x."""
-    import cv2
+    cv2 = require_cv2()
 
     x, y = origin_xy
     if not lines:
@@ -161,7 +162,7 @@ def video_codec() -> str:
     """The fourcc mp4 outputs are written with: "avc1" (H.264, which browsers play) where this OpenCV's FFMPEG has
     an H.264 encoder (probed once on a tiny file), else "mp4v" (MPEG-4 Part 2: players such as VLC/ffplay, not
     browsers). pip's opencv wheels usually lack an H.264 encoder; system OpenCV builds with libx264 have one."""
-    import cv2
+    cv2 = require_cv2()
 
     with tempfile.TemporaryDirectory() as tmp, _quiet_stderr():
         writer = cv2.VideoWriter(str(Path(tmp) / "probe.mp4"), cv2.VideoWriter.fourcc(*"avc1"), 10.0, (64, 64))
@@ -189,7 +190,7 @@ class VideoSink:
         self._writer: Any = None
 
     def write(self, picture: np.ndarray) -> None:
-        import cv2
+        cv2 = require_cv2()
 
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +216,7 @@ class VideoSink:
 def display_status() -> tuple[bool, str]:
     """(True, "") where a window can open: DISPLAY or WAYLAND_DISPLAY is set and this OpenCV has HighGUI;
     else (False, why)."""
-    import cv2
+    cv2 = require_cv2()
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return False, "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
@@ -237,7 +238,7 @@ class Window:
         self.title, self._shown = title, False
 
     def show(self, picture: np.ndarray) -> bool:
-        import cv2
+        cv2 = require_cv2()
 
         cv2.imshow(self.title, picture)
         key = cv2.waitKey(1) & 0xFF
@@ -247,7 +248,7 @@ class Window:
         return key not in (ord("q"), 27)
 
     def close(self) -> None:
-        import cv2
+        cv2 = require_cv2()
 
         if self._shown:
             cv2.destroyWindow(self.title)

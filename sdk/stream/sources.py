@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.core.errors import SourceError
+from sdk.core.errors import SourceError, require_cv2
 
 log = logging.getLogger("segedge")
 
@@ -38,7 +38,7 @@ JETPACK_OPENCV_HINT = (
 
 
 def _build_info_value(key: str) -> str | None:
-    import cv2
+    cv2 = require_cv2()
 
     match = re.search(rf"^\s*{re.escape(key)}:\s*(.+?)\s*$", cv2.getBuildInformation(), re.MULTILINE)
     return match.group(1) if match else None
@@ -169,7 +169,7 @@ class CaptureSource(Source):
         self._pending: np.ndarray | None = None  # a file's first frame, decoded at open() to prove it has one
 
     def open(self) -> "CaptureSource":
-        import cv2
+        cv2 = require_cv2()
 
         self.close()
         spec = self.spec
@@ -216,7 +216,7 @@ class CaptureSource(Source):
             return None
         self._since_open += 1
         if image.ndim == 2:
-            import cv2
+            cv2 = require_cv2()
 
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         return image
@@ -257,7 +257,7 @@ class FolderSource(Source):
         return self
 
     def read(self) -> np.ndarray | None:
-        import cv2
+        cv2 = require_cv2()
 
         if self._next >= len(self.paths):
             if not (self.loop and self.paths):
