@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from sdk.core.cpu import host_isa
     from sdk.segmenter import Segmenter
     from sdk.timing import environment
-    from calibration.latency_aware import _time
+    from calibration.latency_aware import p50_side_by_side
 
     t_start = time.perf_counter()
     tmp = tempfile.TemporaryDirectory(prefix="segedge-menu-")
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_row("-".join(p for p in ("ov-float", point.tag) if p), point, "openvino", "float", ir,
                              {"runtime": "openvino"}, f"{base} --output {portable[point].name} && python -c \"from "
                              f"converters.openvino_export import export_openvino; export_openvino("
-                             f"'{portable[point].name}', '{ir.name}', size_hw={scaled_size_hw(frame_hw, point.scale)})\"",
+                             f"'{portable[point].name}', '{ir.name}', "
+                             f"size_hw={scaled_size_hw(frame_hw, point.scale)})\"",
                              s + time.perf_counter() - t))
     reference = next(r for r in rows if r["name"] == "ort-fp32")
     with Segmenter.from_artifact(reference["artifact"], runtime="onnxruntime") as seg:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     def timing(group: list[dict]) -> None:
         named = {r["name"]: (Path(r["artifact"]), r["runtime_options"]) for r in group}
         named.setdefault("ort-fp32", (Path(reference["artifact"]), reference["runtime_options"]))
-        p50 = _time(named, data[0][0], args.repeats)
+        p50 = p50_side_by_side(named, data[0][0], args.repeats)
         for r in group:
             r["p50_ms"] = p50[r["name"]]
             r["speedup_vs_ort_fp32"] = p50["ort-fp32"] / p50[r["name"]]

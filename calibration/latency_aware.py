@@ -96,7 +96,8 @@ def _float_reference(fp32: Path, backend: str, work: Path, size_hw) -> tuple[Pat
     return export_openvino(fp32, work / "float-ir", size_hw=size_hw, progress=False), {"runtime": "openvino"}
 
 
-def _time(artifacts: dict[str, tuple[Path, dict]], image: np.ndarray, repeats: int) -> dict[str, float]:
+def p50_side_by_side(artifacts: dict[str, tuple[Path, dict]], image: np.ndarray, repeats: int
+                     ) -> dict[str, float]:
     """p50 ms of each artifact's model call (preprocessed frame -> mask at the frame's size), side by side."""
     from sdk.core.manifest import model_feeds
     from sdk.core.preprocess import preprocess
@@ -161,7 +162,7 @@ def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, bac
         trial_arts = {"int8": (build((), work / "all", probe_calib), q_opts)}
         for name, pattern in tqdm(groups.items(), desc="latency-aware", unit="region", disable=not progress):
             trial_arts[name] = (build((pattern,), work / name.replace("/", "_"), probe_calib), q_opts)
-        p50 = _time({"float": (ref_path, ref_opts), **trial_arts}, image, repeats)
+        p50 = p50_side_by_side({"float": (ref_path, ref_opts), **trial_arts}, image, repeats)
         base = _miou(trial_arts["int8"][0], q_opts, probe)
         trials = [RegionTrial(region=n, latency_cost_ms=p50[n] - p50["int8"],
                               miou_gain_points=100 * (_miou(trial_arts[n][0], q_opts, probe) - base)) for n in groups]
@@ -177,7 +178,8 @@ def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, bac
             keep.append(pending.pop(0).region)
         int8_p50 = None
         if candidate is not None and drop <= max_drop:
-            final = _time({"float": (ref_path, ref_opts), "int8": (candidate, q_opts)}, image, 2 * repeats)
+            final = p50_side_by_side({"float": (ref_path, ref_opts), "int8": (candidate, q_opts)}, image,
+                                     2 * repeats)
             int8_p50, float_p50 = final["int8"], final["float"]
         else:
             float_p50 = p50["float"]
@@ -197,7 +199,8 @@ def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, bac
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         shutil.copytree(src, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(work.name))
     result = LatencyAwareResult(
-        artifact=out, winner=winner, verdict=verdict, float_regions=sorted(keep) if winner == "int8" else sorted(groups),
+        artifact=out, winner=winner, verdict=verdict,
+        float_regions=sorted(keep) if winner == "int8" else sorted(groups),
         int8_regions=sorted(set(groups) - set(keep)) if winner == "int8" else [], float_p50_ms=float_p50,
         int8_p50_ms=int8_p50, drop_points=drop, max_drop=max_drop, trials=trials)
     manifest = read_manifest(out)
