@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     def score(r: dict) -> None:
         with Segmenter.from_artifact(r["artifact"], **r["runtime_options"]) as seg:
             e = evaluate(seg, data, reference_masks=ref_masks, progress=False)
+            r["runtime_description"] = seg.runtime.describe()  # e.g. OpenVINO's default float: bf16 on AMX/BF16
         r.update(miou=e.miou, agreement=e.agreement, drop_points=100 * (ref_eval.miou - e.miou))
         print(f"{r['name']:<28} mIoU {e.miou:.4f} drop {r['drop_points']:+.2f} agreement {e.agreement:.2%}",
               flush=True)
