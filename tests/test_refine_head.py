@@ -119,6 +119,11 @@ def _manifest(**kw) -> dict:
              outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 2, "height_4", "width_4"]},
                       {"name": "argmax", "dtype": "uint8", "shape": ["batch", "height_4", "width_4"]}],
              head="refine", upsample="refine", architecture={}, source={})
+    if kw.get("head") == "mask":  # the graph a mask head has
+        d["inputs"] = d["inputs"] + [{"name": "output_size", "dtype": "int64", "shape": [2]}]
+        d["outputs"] = [{"name": "mask", "dtype": "uint8", "shape": ["batch", "out_h", "out_w"]}]
+    elif kw.get("head") == "logits":
+        d["outputs"] = d["outputs"][:1]
     d.update(kw)
     return d
 
