@@ -2,7 +2,7 @@
 
 ``from sdk import Segmenter``. Heavy modules load on first use, so ``import sdk`` stays light.
 
-Layers (``tests/test_layers.py`` enforces them on every import, lazy ones included): ``sdk.core`` (contracts:
+Layers (``tests/unit/test_layers.py`` enforces them on every import, lazy ones included): ``sdk.core`` (contracts:
 errors, manifest, preprocess, postprocess, result) imports nothing else from the project; ``runtimes`` imports
 ``sdk.core``; ``sdk.segmenter`` and ``sdk.timing`` import those two; ``converters`` those; ``calibration`` those and
 ``converters``; ``sdk.stream`` imports ``sdk.core``, ``sdk.segmenter`` and ``runtimes``; ``sdk.cli`` may import

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ["runtimes/tensorrt.py", "runtimes/tensorrt_device.py", "converters/tensorrt_build.py",
            "converters/tensorrt_plan.py", "converters/tensorrt_graph.py", "converters/tensorrt_inspect.py",
            "converters/deploy_configs.py", "calibration/qdq_float16.py"]

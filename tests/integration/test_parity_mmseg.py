@@ -4,7 +4,7 @@ the same logits as mmsegmentation's own ``MixVisionTransformer`` + ``SegformerHe
 Needs the reference implementation as test-only dependencies (mmseg 1.2.2 + mmengine + mmcv-lite, see CI); skips
 where mmseg is absent. ``mmcv-lite`` has no compiled ops, so ``tests/mmcv_ops_stub.py`` stands in for ``mmcv.ops``.
 
-Run from the repository root: ``python -m pytest tests/test_parity_mmseg.py -q``.
+Run from the repository root: ``python -m pytest tests/integration/test_parity_mmseg.py -q``.
 """
 from __future__ import annotations
 

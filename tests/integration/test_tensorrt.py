@@ -1,6 +1,6 @@
 """TensorRT, CPU tier: graph preparation, build plans per TensorRT version, optimization profiles, fingerprints,
 engine-inspector parsing, the Q/DQ recipe TensorRT gets, and the artifact layout. The GPU tier is in
-``tests/test_tensorrt_device.py``.
+``tests/gpu/test_tensorrt_device.py``.
 
 No fake TensorRT module anywhere: what needs TensorRT is planned by plain functions tested here, and where TensorRT
 is absent the tests assert the clear refusal. ONNX rewrites are checked against the original graph on ONNX Runtime.
@@ -32,7 +32,7 @@ from sdk.core.manifest import read_manifest, resolve_artifact
 from tiny_artifacts import ORIN, tiny_logits_model, write_engine_artifact, write_onnx_artifact
 from tiny_transformer import tiny_transformer_model, write_transformer_artifact
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _session(model):

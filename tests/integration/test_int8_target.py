@@ -24,7 +24,7 @@ from sdk.core.manifest import read_manifest
 from sdk.core.records import HeldOutAccuracy, ReferenceRecord, TargetCpuRecord
 from tiny_artifacts import write_onnx_artifact
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AVX2_HOST = {"class": "avx2", "machine": "x86_64", "flags": ["avx2"]}
 VNNI_HOST = {"class": "vnni", "machine": "x86_64", "flags": ["avx2", "avx512f", "avx512bw", "avx512_vnni"]}
 

@@ -15,7 +15,7 @@ from sdk.core.errors import InputError, SourceError
 from sdk.stream.sources import open_source
 
 VIDEO = SHARED / "video" / "sidewalk.mp4"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_video = pytest.mark.skipif(not VIDEO.exists(), reason=f"{VIDEO} is not here")
 
 

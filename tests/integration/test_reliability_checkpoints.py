@@ -176,7 +176,7 @@ def test_export_cli_refuses_poisoned_checkpoint(tmp_path):  # item 1 end to end:
 
     ck = _hf_copy(tmp_path, edit_sd=poison)
     res = subprocess.run([sys.executable, "-m", "sdk.cli", "export", str(ck), "--output", str(tmp_path / "a"), "-q"],
-                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+                         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "Warning" not in ln]
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     assert "ffn.fc1.bias" in lines[-1] and "non-finite" in lines[-1]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("sdk", "runtimes", "converters", "calibration", "benchmarks", "tests")  # tests: helpers stay there
 SOURCES = ("sdk", "runtimes", "converters", "calibration", "benchmarks", "examples")
 

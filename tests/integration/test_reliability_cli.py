@@ -18,7 +18,7 @@ from sdk.cli.predict import output_names, predict_files
 from sdk.core.errors import InputError, OutputError
 from tiny_artifacts import write_onnx_artifact
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:

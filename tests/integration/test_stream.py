@@ -22,7 +22,7 @@ from sdk.core.result import SegmentationResult, default_palette
 from sdk.segmenter import Segmenter
 from sdk.stream.sources import (CaptureSource, CsiOptions, PacedSource, Source, gstreamer_support, open_source,
                          parse_source)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VIDEO = ROOT.parent / "shared" / "video" / "sidewalk.mp4"
 VIDEO_FRAMES = 190
 

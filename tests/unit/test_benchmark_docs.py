@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import make_docs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VNNI_ENV = {"cpu_model": "Test CPU", "cpu_flags": ["avx", "avx2", "avx512f", "avx512bw", "avx512_vnni", "fma"],
             "cpu_key_flags": ["avx2", "avx512f", "avx512bw", "avx512_vnni"], "usable_cpus": 4,
             "platform": "Linux-x86_64", "versions": {"onnxruntime": "1.0.0", "python": "3.11.7"}}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHEAP = {"export", "export-openvino", "predict", "eval", "inspect", "bench", "doctor", "--version"}
 REAL_CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 
