@@ -38,7 +38,8 @@ def eval_items(eval_set: str | Path, split: str, samples: int) -> tuple[list, di
         raise InputError(f"evaluation set {path}: expected a CamVid root with {split}.txt, a Cityscapes root, an "
                          "ADE20K or images/ + labels/ folder (labelled), or a folder of images, a video or a .txt "
                          "list (unlabelled: agreement with FP32 only)")
-    calib = load_calibration_set(path, num_samples=samples, seed=0)
+    # samples 0 (--eval-samples' default): every frame the source has
+    calib = load_calibration_set(path, num_samples=samples if samples > 0 else 10**9, seed=0)
     return [(f, None) for f in calib.frames], {"labelled": False, "path": str(path), "kind": "unlabelled",
                                                 "images": len(calib), "description": calib.description}
 
