@@ -40,3 +40,23 @@ def hf_artifact(tmp_path_factory, hf_model) -> Path:
     from converters.onnx_export import export_onnx
 
     return export_onnx(hf_model, tmp_path_factory.mktemp("art") / "b0-fp32", upsample="exact", progress=False)
+
+
+@pytest.fixture(scope="session")
+def labelled_set(tmp_path_factory, camvid):
+    """3 CamVid val images as a generic images/ + labels/ set (void 11 -> ignore 255)."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    from calibration.datasets import CamVid
+
+    root = tmp_path_factory.mktemp("eval")
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    for img, lab in CamVid(camvid, "val").pairs()[:3]:
+        shutil.copy(img, root / "images" / img.name)
+        label = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(root / "labels" / lab.name), np.where(label == 11, 255, label).astype(np.uint8))
+    return root

@@ -13,37 +13,30 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1 (batch sizes, counts); anything else is a usage error (exit 2)."""
+def _number(text: str, cast, *, minimum: float, what: str):
+    """argparse type body: ``cast(text)``, finite and >= ``minimum``; anything else is a usage error (exit 2)."""
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not minimum <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (batch sizes, counts)."""
+    return _number(text, int, minimum=1, what="an integer >= 1")
 
 
 def nonnegative_int(text: str) -> int:
     """argparse type: an int >= 0 (0 meaning the library's default, e.g. threads)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0: the default), got {value}")
-    return value
+    return _number(text, int, minimum=0, what="an integer >= 0 (0: the default)")
 
 
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0 (seconds, pauses)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
+    return _number(text, float, minimum=0, what="a finite number >= 0")
 
 
 def positive_float(text: str) -> float:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from calibration.datasets import CamVid, open_labelled_set
+from calibration.datasets import open_labelled_set
 from calibration.evaluate import evaluate
 from calibration.report import CostOptions, make_report
 from calibration.report_build import BuildContext, build_variant
@@ -28,19 +26,6 @@ from sdk.core.manifest import read_manifest
 from sdk.segmenter import Segmenter
 
 FAST = CostOptions(repeats=3, warmup=1, batch=2, pause_s=0.0, settle_s=0.5, memory=True)
-
-
-@pytest.fixture(scope="module")
-def labelled_set(tmp_path_factory, camvid):
-    """3 CamVid val images as a generic images/ + labels/ set (void 11 -> ignore 255)."""
-    root = tmp_path_factory.mktemp("eval")
-    (root / "images").mkdir()
-    (root / "labels").mkdir()
-    for img, lab in CamVid(camvid, "val").pairs()[:3]:
-        shutil.copy(img, root / "images" / img.name)
-        label = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED)
-        cv2.imwrite(str(root / "labels" / lab.name), np.where(label == 11, 255, label).astype(np.uint8))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ A tiny grid: the shared checkpoint at 128x160, 4 calibration frames, 3 labelled 
 from __future__ import annotations
 
 import json
-import shutil
 
 import cv2
-import numpy as np
 import pytest
 
 from calibration.report_menu import menu_points_for_int8, phase_a, phase_b
@@ -37,20 +35,6 @@ def test_prune_keeps_only_the_cheapest_within_budget_points():
         ["ort-int8-minmax-tm2x2"]
     assert [v.name for v in phase_a(menu("1.0,0.5", "none,2x2"))] == ["ort-fp32-tm2x2", "ort-fp32-s0.5",
                                                                        "ort-fp32-s0.5-tm2x2"]
-
-
-@pytest.fixture(scope="module")
-def labelled_set(tmp_path_factory, camvid):
-    from calibration.datasets import CamVid
-
-    root = tmp_path_factory.mktemp("eval")
-    (root / "images").mkdir()
-    (root / "labels").mkdir()
-    for img, lab in CamVid(camvid, "val").pairs()[:3]:
-        shutil.copy(img, root / "images" / img.name)
-        label = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED)
-        cv2.imwrite(str(root / "labels" / lab.name), np.where(label == 11, 255, label).astype(np.uint8))
-    return root
 
 
 @pytest.fixture(scope="module")
