@@ -32,7 +32,7 @@ ARM_ISA = ("asimddp", "sve", "sve2", "i8mm", "bf16")
 # schema name (before the "/version") -> kind
 SCHEMAS = {"segedge.bench": "bench", "segedge.report": "report", "segedge.int8_bench": "int8",
            "segedge.stream_bench": "stream", "segedge.speed_menu": "speed_menu", "segedge.upsample_study": "heads",
-           "segedge.eval": "eval", "segedge.verify": "verify"}
+           "segedge.eval": "eval", "segedge.verify": "verify", "segedge.peers_bench": "peers"}
 FIXED_COMMANDS = {
     "int8": "python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf "
             "--camvid ../shared/data/camvid --json docs/benchmarks/int8_bench.json",
@@ -43,6 +43,8 @@ FIXED_COMMANDS = {
     "heads": "python -m benchmarks.upsample_study --checkpoint ../shared/models/segformer-b0-camvid-hf "
              "--camvid ../shared/data/camvid --json docs/benchmarks/upsample_study.json",
     "verify": "segedge verify ARTIFACT --json docs/benchmarks/verify_NAME.json",
+    "peers": "python -m benchmarks.bench_peers --checkpoint ../shared/models/segformer-b0-camvid-hf "
+             "--camvid ../shared/data/camvid --json docs/benchmarks/peers.json",
 }
 INTRO = """\
 # Measured numbers
@@ -97,10 +99,17 @@ full-resolution ONNX Runtime FP32 reference and timed side by side (model only, 
 The mask heads side by side on large frames (uint8 frame -> full-resolution mask through `Segmenter`), alternating
 with the transformers pipeline; head ms = end-to-end p50 - logits-only p50 of the same graph; agreement against the
 exact head (float ties counted apart).""",
+    "peers": """\
+What a user gets from the peers' documented defaults, built without this project's export or quantization code
+(`benchmarks/bench_peers.py`): a plain `torch.onnx.export` of transformers' model in ONNX Runtime FP32, ONNX
+Runtime `quantize_static` (QDQ, per-channel, MinMax), OpenVINO's default compile of that ONNX and NNCF
+`quantize(model_type=TRANSFORMER)`; our artifacts beside them. Agreement is against the plain ONNX in ONNX Runtime
+FP32; all timed side by side in one pass (model only, preprocessed frame -> mask at the frame's size); "x best
+peer" = the fastest peer within the mIoU budget, its p50 / this row's.""",
     "eval": "`segedge eval`: mIoU and pixel accuracy on a labelled split, agreement with the FP32 reference.",
     "verify": "`segedge verify`: the artifact run on this machine against its FP32 reference.",
 }
-ORDER = ("int8", "report", "speed_menu", "bench-e2e", "heads", "stream", "bench", "eval", "verify")
+ORDER = ("int8", "report", "speed_menu", "peers", "bench-e2e", "heads", "stream", "bench", "eval", "verify")
 INT8_PAIRS = (("ort-int8", "ort-fp32"), ("ort-int8", "ort-fp32-portable"), ("ort-fp32", "ort-fp32-portable"),
               ("ov-int8", "ov-default"), ("ov-int8", "ov-f32"), ("ort-int8", "pytorch-eager-fp32"),
               ("ov-int8", "pytorch-eager-fp32"))
@@ -367,6 +376,23 @@ def render_speed_menu(d: dict) -> list[str]:
     return lines
 
 
+def render_peers(d: dict) -> list[str]:
+    rows_in = [r for r in d.get("rows") or [] if isinstance(r, dict)]
+    best = next((r for r in rows_in if r.get("name") == d.get("best_peer")), None)
+    rows = [[str(r.get("name", "-")), str(r.get("kind", "-")), pct(r.get("miou")), fmt(r.get("drop_points"), "+.2f"),
+             pct(r.get("agreement")), fmt(dig(r, "latency_ms", "p50_ms")), fmt(dig(r, "latency_ms", "p90_ms")),
+             ratio(dig(best, "latency_ms", "p50_ms"), dig(r, "latency_ms", "p50_ms")),
+             fmt(r.get("build_seconds"), ".0f"), str(r.get("runtime_description", "-"))] for r in rows_in]
+    ex, cal = d.get("export") or {}, d.get("calibration") or {}
+    head = (f"CamVid {d.get('split', '-')}, every {fmt(d.get('every'), 'd')} ({fmt(d.get('images'), 'd')} images), "
+            f"frames {hw(d.get('frame_hw'))}; plain export {ex.get('shape', '-')}, opset {fmt(ex.get('opset'), 'd')}; "
+            f"calibration {fmt(cal.get('frames'), 'd')} frames of `{cal.get('source', '-')}`; best peer within "
+            f"{fmt(d.get('max_drop'), 'g')} points: **{d.get('best_peer') or 'none'}**.")
+    lines = [head, ""]
+    return lines + table(["variant", "kind", "mIoU %", "drop pt", "agree %", "p50 ms", "p90 ms", "x best peer",
+                          "build s", "runs on"], rows)
+
+
 def render_heads(d: dict) -> list[str]:
     rows = []
     for r in (x for x in d.get("rows") or [] if isinstance(x, dict)):
@@ -404,11 +430,12 @@ def render_verify(d: dict) -> list[str]:
 
 TITLES = {"int8": "INT8 per backend", "report": "Report", "speed_menu": "Speed menu",
           "bench-e2e": "End to end vs the transformers pipeline", "heads": "Mask heads end to end",
-          "stream": "Streams", "bench": "Model-only latency", "eval": "Evaluation", "verify": "Verification"}
+          "stream": "Streams", "bench": "Model-only latency", "eval": "Evaluation", "verify": "Verification",
+          "peers": "Peers' documented defaults"}
 RENDER: dict[str, Callable[[dict], list[str]]] = {
     "int8": render_int8, "report": render_report, "speed_menu": render_speed_menu, "bench-e2e": render_bench,
     "heads": render_heads, "stream": render_stream, "bench": render_bench, "eval": render_eval,
-    "verify": render_verify}
+    "verify": render_verify, "peers": render_peers}
 
 
 # ---------------------------------------------------------------------------------------------------- dispatching

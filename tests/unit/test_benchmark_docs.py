@@ -80,6 +80,18 @@ SYNTHETIC = {
     "verify.json": {"artifact": "d", "runtime": "onnxruntime", "reference": "fp32", "frames": 4, "agreement": 0.99,
                     "recorded_agreement": 0.991, "min_agreement": 0.98, "margin_points": 0.5, "reasons": [],
                     "passed": True, "machine": {"class": "avx2", "machine": "x86_64", "flags": ["avx2"]}},
+    "peers.json": {
+        "schema": "segedge.peers_bench/1", "command": "python -m benchmarks.bench_peers --every 10",
+        "environment": {**AVX2_ENV, "isa": {"class": "avx2", "machine": "x86_64", "flags": ["avx2"]}},
+        "split": "test", "every": 10, "images": 24, "frame_hw": [360, 480], "max_drop": 0.5, "best_peer": "ov-default",
+        "export": {"shape": "static 1x3x360x480", "opset": 17}, "calibration": {"frames": 32, "source": "train.txt"},
+        "rows": [{"name": "ort-fp32", "kind": "peer", "miou": 0.5, "drop_points": 0.0, "agreement": 1.0,
+                  "latency_ms": lat(80.0), "build_seconds": 9.0, "runtime_description": "onnxruntime CPU"},
+                 {"name": "ov-default", "kind": "peer", "miou": 0.499, "drop_points": 0.1, "agreement": 0.99,
+                  "latency_ms": lat(60.0)},
+                 {"name": "nncf-int8", "kind": "peer", "miou": 0.1, "drop_points": 40.0, "agreement": 0.25,
+                  "latency_ms": lat(30.0)},
+                 {"name": "ours", "kind": "ours", "miou": 0.498, "latency_ms": lat(20.0)}]},
     "mystery.json": {"something": 1},
     "future.json": {"schema": "segedge.future/1"},
 }
@@ -126,7 +138,7 @@ def test_every_kind_is_recognised():
     assert kinds == {"int8_old.json": "int8", "int8_new.json": "int8", "report.json": "report",
                      "e2e_refine.json": "bench-e2e", "bench_model.json": "bench", "stream.json": "stream",
                      "speed_menu.json": "speed_menu", "heads.json": "heads", "eval.json": "eval",
-                     "verify.json": "verify", "mystery.json": None, "future.json": None}
+                     "verify.json": "verify", "peers.json": "peers", "mystery.json": None, "future.json": None}
 
 
 def test_int8_ratios_robustness_and_isa(rendered: str):
@@ -179,6 +191,15 @@ def test_stream_speed_menu_heads_eval_verify(rendered: str):
     assert "ISA not recorded" in ev and "--split val --json FILE" in ev
     ver = section(rendered, "verify.json")
     assert "| 99.00 | 99.10 | 98.00 | - | True | - |" in ver and "CPU class `avx2`" in ver
+
+
+def test_peers_ratio_against_the_best_peer_within_budget(rendered: str):
+    s = section(rendered, "peers.json")
+    assert "best peer within 0.5 points: **ov-default**" in s and "static 1x3x360x480, opset 17" in s
+    assert "| ort-fp32 | peer | 50.00 | +0.00 | 100.00 | 80.0 | 81.0 | 0.75x | 9 | onnxruntime CPU |" in s
+    assert "| nncf-int8 | peer | 10.00 | +40.00 | 25.00 | 30.0 | 31.0 | 2.00x |" in s  # faster, but not within budget
+    assert "| ours | ours | 49.80 | - | - | 20.0 | 21.0 | 3.00x | - | - |" in s  # 60 / 20; missing keys as "-"
+    assert "command: `python -m benchmarks.bench_peers --every 10`" in s and "CPU class `avx2`" in s
 
 
 def test_unknown_files_are_listed_not_dropped(rendered: str):
