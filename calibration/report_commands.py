@@ -47,12 +47,11 @@ def device_step(out: Path) -> str:
 
 
 def ir_command(ctx: "BuildContext", ir: Path) -> str:
-    """Export (unless an FP32 artifact was given) + ``export_openvino``: there is no ``segedge`` subcommand for a
-    float IR, so the second step is the Python call."""
+    """Export (unless an FP32 artifact was given) + ``segedge export-openvino`` to the static IR the float variants
+    run (the run-time precision is a Segmenter/runtime option, not part of the IR)."""
     onnx_dir = ctx.portable if ctx.source_is_artifact else ir.parent / f"{ir.name}-onnx"
     h, w = ctx.ov_size_hw
-    ir_step = (f"python -c \"from converters.openvino_export import export_openvino; "
-               f"export_openvino('{onnx_dir}', '{ir}', size_hw=({h}, {w}))\"")
+    ir_step = f"segedge export-openvino {q(onnx_dir)} --output {q(ir)} --size {h} {w}"
     return ir_step if ctx.source_is_artifact else f"{export_command(ctx, onnx_dir)} && {ir_step}"
 
 
