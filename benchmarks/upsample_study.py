@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from importlib.util import find_spec
 from pathlib import Path
@@ -206,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     print(format_rows(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"frames": len(frames), "rows": rows}, indent=2) + "\n")
+        from sdk.timing import environment
+
+        record = {"frames": len(frames), "rows": rows, "command": "python -m benchmarks.upsample_study " +
+                  " ".join(sys.argv[1:]), "environment": environment()}
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
