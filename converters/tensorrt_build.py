@@ -62,7 +62,8 @@ def engine_manifest(onnx_manifest: Manifest, *, onnx_sha256: str, onnx_artifact:
         upsample=m.upsample, architecture=dict(m.architecture),
         source={**m.source, "onnx_artifact": str(onnx_artifact), "onnx_sha256": onnx_sha256}, opset=m.opset,
         versions={**m.versions, "tensorrt": fingerprint.tensorrt_version}, parity=dict(parity or {}),
-        extra={"tensorrt": trt_extra},
+        # the ONNX artifact's reference frames travel with the engine (copied by build_engine): segedge verify
+        extra={"tensorrt": trt_extra, **({"reference": m.extra["reference"]} if "reference" in m.extra else {})},
     )
 
 
@@ -158,6 +159,7 @@ def build_engine(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     (out / ENGINE_FILE).write_bytes(engine_bytes)
+    _copy_reference_frames(onnx_manifest, src, out)
     build = {"command": command, "seconds": seconds, "graph_changes": changes, "qdq_nodes": n_qdq,
              "softmax": softmax, "workspace_mib": workspace_mib, **record, "plan": {
                  "network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
@@ -173,6 +175,16 @@ def build_engine(
         manifest = engine_manifest(onnx_manifest, **args, parity=_parity(out, src, manifest, profile, softmax=softmax))
         manifest.write(out)
     return out
+
+
+def _copy_reference_frames(onnx_manifest: Manifest, src: Path, out: Path) -> None:
+    """Copy the frames + FP32 masks ``segedge verify`` checks (``calibration.quantize`` ships them) beside the engine,
+    so the engine folder alone verifies on the device."""
+    import shutil
+
+    record = onnx_manifest.extra.get("reference")
+    if isinstance(record, dict) and (src / str(record.get("folder", ""))).is_dir():
+        shutil.copytree(src / record["folder"], out / record["folder"], dirs_exist_ok=True)
 
 
 def _network_flag(name: str) -> Any:

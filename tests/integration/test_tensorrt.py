@@ -736,3 +736,24 @@ def test_refine_head_export_needs_no_graph_rewrite_and_has_no_mask_profile(tmp_p
     assert [r.name for r in plan_profile(m, static=True)] == ["pixel_values"]
     changes = prepare_onnx(model, decompose_layer_norm=True)  # TensorRT 8.4/8.5 still get LayerNorm decomposed
     assert len(changes) == 1 and "LayerNormalization" in changes[0]
+
+
+def test_engine_carries_the_onnx_artifacts_reference_frames(tmp_path):
+    """segedge verify on the device needs only the engine folder: the record and the frames come along."""
+    from converters.tensorrt_build import _copy_reference_frames
+    from sdk.core.manifest import read_manifest
+    from tiny_artifacts import write_engine_artifact, write_onnx_artifact
+
+    src = write_onnx_artifact(tmp_path / "qdq")
+    raw = json.loads((src / "model.json").read_text())
+    raw["extra"]["reference"] = {"folder": "reference", "frames": ["f0.png"], "masks": ["f0_mask.png"],
+                                 "agreement": 0.995, "machine": {}}
+    (src / "model.json").write_text(json.dumps(raw))
+    (src / "reference").mkdir()
+    (src / "reference" / "f0.png").write_bytes(b"png")
+    shape = (1, 3, 64, 64)
+    engine = write_engine_artifact(tmp_path / "engine", src,
+                                   profile=[ShapeRange(name="pixel_values", min=shape, opt=shape, max=shape)])
+    _copy_reference_frames(read_manifest(src), src, engine)
+    assert read_manifest(engine).extra["reference"]["agreement"] == 0.995
+    assert (engine / "reference" / "f0.png").read_bytes() == b"png"
