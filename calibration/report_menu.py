@@ -103,8 +103,9 @@ def point_context(v: Variant, ctx, shared: dict):
         t = time.perf_counter()
         fp32 = export_onnx(ctx.source, ctx.artifacts / f"ort-fp32-{point.tag}", size_hw=size, graph="onnxruntime",
                            token_merge=point.merge.spec, progress=False)
+        # its own artifacts folder: the float OpenVINO IR every point builds is named alike (ov-ir)
         sub = dataclasses.replace(ctx, source=fp32, source_is_artifact=True, fp32=fp32, portable=fp32,
-                                  size_hw=None, ov_size_hw=size)
+                                  size_hw=None, ov_size_hw=size, artifacts=ctx.artifacts / f"menu-{point.tag}")
         shared[key] = (sub, {"export_seconds": time.perf_counter() - t}, size)
     sub, sub_shared, size = shared[key]
     if v.backend != "onnxruntime" and sub.portable == sub.fp32:  # OpenVINO reads the portable graph: export it once

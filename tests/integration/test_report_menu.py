@@ -76,6 +76,17 @@ def test_menu_variants_commands_and_masks(menu_report, labelled_set):
             assert tuple(seg.manifest.preprocess.size_hw) == (64, 80)
             assert seg(image).mask.shape == image.shape[:2]  # the network at half size, the mask at the frame's
     assert "--size 64 80" in by_name["ov-int8-s0.5-tm2x2"]["command"]
+    # each point's float IR is its own (the default point's ov-ir is not overwritten by a menu point's)
+    ov_float = [v for v in menu_report["variants"] if v["backend"] == "openvino" and v["precision"] != "int8"
+                and v["status"] == "built"]
+    irs = {(v["scale"], v["token_merge"]): v["artifact"] for v in ov_float}
+    assert len(set(irs.values())) == len(irs) >= 2, irs
+    for (scale, merge), ir in irs.items():
+        from sdk.core.manifest import read_manifest
+
+        m = read_manifest(ir)
+        assert (m.extra.get("token_merge") or {}).get("spec", "none") == merge
+        assert tuple(m.preprocess.size_hw) == ((64, 80) if scale == 0.5 else (128, 160))
 
 
 def test_menu_plots_in_the_html(menu_report):
