@@ -95,10 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             ir = export_openvino(portable[point], work / f"ov-{point.tag or 'full'}",
                                  size_hw=scaled_size_hw(frame_hw, point.scale), progress=False)
             rows.append(_row("-".join(p for p in ("ov-float", point.tag) if p), point, "openvino", "float", ir,
-                             {"runtime": "openvino"}, f"{base} --output {portable[point].name} && python -c \"from "
-                             f"converters.openvino_export import export_openvino; export_openvino("
-                             f"'{portable[point].name}', '{ir.name}', "
-                             f"size_hw={scaled_size_hw(frame_hw, point.scale)})\"",
+                             {"runtime": "openvino"}, f"{base} --output {portable[point].name} && segedge "
+                             f"export-openvino {portable[point].name} --output {ir.name} --size "
+                             f"{scaled_size_hw(frame_hw, point.scale)[0]} {scaled_size_hw(frame_hw, point.scale)[1]}",
                              s + time.perf_counter() - t))
     reference = next(r for r in rows if r["name"] == "ort-fp32")
     with Segmenter.from_artifact(reference["artifact"], runtime="onnxruntime") as seg:
@@ -139,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                                size=scaled_size_hw(frame_hw, point.scale) if backend == "openvino" else None)
                 q = (f" && segedge quantize {src.name} --backend {backend} --calib {args.camvid / 'train.txt'} "
                      f"--num-samples {args.num_samples} --output {name}")
+                export_step = fr["command"].split(" && segedge export-openvino")[0]
                 int8_rows.append(_row(name, point, backend, "int8", res.artifact, {"runtime": backend},
-                                      fr["command"].split(" && python -c")[0] + q, time.perf_counter() - t))
+                                      export_step + q, time.perf_counter() - t))
                 if args.latency_aware and backend == "onnxruntime":
                     from calibration.latency_aware import latency_aware_quantize
 
