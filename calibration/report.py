@@ -138,8 +138,11 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
         metric = "drop_points" if eval_info["labelled"] else "disagreement_points"
         int8_points = report_menu.menu_points_for_int8(
             [v for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"], max_drop, metric)
-        extra = report_menu.phase_b(int8_points, backends, openvino_ok=openvino_status()[0] is None
-                                    if "openvino" in backends else False, tune=ctx.tune_data is not None)
+        ov = openvino_status() if "openvino" in backends else ("not requested", [])
+        ov_floats, menu_skipped = report_menu.menu_openvino_floats(int8_points, precisions, ov)
+        skipped += menu_skipped
+        extra = report_menu.phase_b(int8_points, backends, openvino_ok=ov[0] is None,
+                                    tune=ctx.tune_data is not None, ov_floats=ov_floats)
         build_all(extra, ctx, export_seconds, progress, shared=shared)
         phases["menu_build_s"] = time.perf_counter() - t
         t = time.perf_counter()

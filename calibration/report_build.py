@@ -126,7 +126,7 @@ def _float_ir(v: Variant, ctx: BuildContext, shared: dict, t: float) -> None:
         shared["ov_ir_seconds"] = time.perf_counter() - t
     v.artifact = shared["ov_ir"]
     v.build_seconds = shared["ov_ir_seconds"]
-    v.command = cmd.ir_command(ctx, v.artifact)
+    v.command = cmd.ir_command(ctx, v.artifact, v.runtime_options.get("precision"))
 
 
 def _engine(v: Variant, ctx: BuildContext) -> None:

@@ -30,7 +30,9 @@ def export_command(ctx: "BuildContext", out: Path, graph: str = "portable") -> s
 def quantize_command(ctx: "BuildContext", v: "Variant", out: Path) -> str:
     """``segedge quantize`` with the variant's backend, method and preset, the report's calibration options; for a
     TensorRT Q/DQ model followed by the device step (``build_command`` replaces it when the report builds one)."""
-    parts = ["segedge", "quantize", q(ctx.source), "--backend", v.backend, "--calib", q(ctx.calib_arg),
+    # a menu point's sources are artifacts (report_menu): OpenVINO's and TensorRT's INT8 start from the portable one
+    src = ctx.source if not ctx.source_is_artifact else ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
+    parts = ["segedge", "quantize", q(src), "--backend", v.backend, "--calib", q(ctx.calib_arg),
              "--num-samples", str(ctx.num_samples), "--seed", str(ctx.seed)]
     if v.backend != "openvino":
         parts += ["--method", str(v.method)]
@@ -46,13 +48,16 @@ def device_step(out: Path) -> str:
     return f"  # then on the device: segedge build {q(out)} --output {q(out)}-engine --int8"
 
 
-def ir_command(ctx: "BuildContext", ir: Path) -> str:
+def ir_command(ctx: "BuildContext", ir: Path, hint: str | None = None) -> str:
     """Export (unless an FP32 artifact was given) + ``segedge export-openvino`` to the static IR the float variants
-    run (the run-time precision is a Segmenter/runtime option, not part of the IR)."""
+    run. The run-time precision is a Segmenter/runtime option, not part of the IR: with ``hint`` ("f32", "bf16",
+    "f16") the command ends with a comment saying how to run it at that precision."""
     onnx_dir = ctx.portable if ctx.source_is_artifact else ir.parent / f"{ir.name}-onnx"
     h, w = ctx.ov_size_hw
     ir_step = f"segedge export-openvino {q(onnx_dir)} --output {q(ir)} --size {h} {w}"
-    return ir_step if ctx.source_is_artifact else f"{export_command(ctx, onnx_dir)} && {ir_step}"
+    run = (f"  # then run it at {hint}: Segmenter.from_artifact({str(ir)!r}, runtime='openvino', "
+           f"precision={hint!r})") if hint else ""
+    return (ir_step if ctx.source_is_artifact else f"{export_command(ctx, onnx_dir)} && {ir_step}") + run
 
 
 def build_command(v: "Variant", engine: Path, shapes: dict[str, tuple[int, int] | None], batch: int) -> str:

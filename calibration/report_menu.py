@@ -8,7 +8,8 @@ Two phases (``make_report`` runs them):
   ``max_drop`` (``menu_points_for_int8``: a smaller scale and a superset of merged stages cost no more, so only the
   minimal such points can hold the fastest within-budget variant), every requested backend: ONNX Runtime INT8
   (minmax, the CPU recipe) and its latency-aware per-region INT8 (``calibration.latency_aware``, tuned on the
-  tuning set; "FP32 wins here" when no INT8 is faster), OpenVINO's float IR and NNCF INT8. INT8 never regains
+  tuning set; "FP32 wins here" when no INT8 is faster), OpenVINO's float IR (at the f32 hint and at the CPU's
+  default float precision, ``menu_openvino_floats``: bf16 with AVX-512 BF16/AMX) and NNCF INT8. INT8 never regains
   accuracy, so a point whose FP32 is over budget cannot give the recommendation; points dominated by a cheaper
   within-budget point are left to the menu's FP32 row. All variants are timed together afterwards, side by side.
 
@@ -22,14 +23,15 @@ import dataclasses
 import time
 
 from calibration import report_commands as cmd
-from calibration.report_plan import Cell, Variant
+from calibration.report_plan import OV_HINT, Cell, Variant, ov_default_float, ov_float_missing
 from calibration.speed_menu import MenuPoint, scaled_size_hw
 from converters.token_merge import parse_token_merge
 
 LATENCY_AWARE = "latency-aware"
 PRUNE_RULE = ("FP32 (ONNX Runtime) at every scale x token-merge point; INT8, latency-aware INT8 and OpenVINO only at "
               "the within-budget points that no other within-budget point undercuts by construction (smaller or "
-              "equal scale, a superset of merged stages)")
+              "equal scale, a superset of merged stages); OpenVINO's float IR there at the f32 hint and at the CPU's "
+              "default float precision (bf16 with AVX-512 BF16/AMX), other float hints at the default point only")
 
 
 def point_of(v: Variant) -> MenuPoint:
@@ -61,9 +63,39 @@ def menu_points_for_int8(fp32_variants: list[Variant], max_drop: float, metric: 
     return [p for p in ok if not any(cheaper(q, p) for q in ok)]
 
 
-def phase_b(points: list[MenuPoint], backends, openvino_ok: bool, tune: bool = True) -> list[Variant]:
+def menu_openvino_floats(points: list[MenuPoint], precisions, openvino: tuple[str | None, list[str]]
+                         ) -> tuple[tuple[str, ...], list[dict]]:
+    """(the OpenVINO float precisions each phase-B point runs on its float IR, the menu cells left out with why).
+
+    f32 always (as before); of the requested bf16/fp16, the one OpenVINO runs by default on this CPU
+    (``ov_default_float``: bf16 on AVX-512 BF16/AMX, f16 on ARM): the same IR with another runtime hint, so it costs
+    an evaluation and a timing, no build. A requested hint the CPU lacks is left out with the default point's reason;
+    one it has that is not its default (f16 on x86 with AVX-512 FP16) is measured at the default point only, to keep
+    the full report within its time budget. openvino: ``openvino_status()``."""
+    reason, caps = openvino
+    if reason:
+        return ("fp32",), []  # the default point's cells already say why
+    default = ov_default_float(caps)
+    floats, skipped = ["fp32"], []
+    menu_points = [p for p in points if p.scale != 1.0 or p.merge.enabled]
+    for precision in (p for p in precisions if p in ("bf16", "fp16")):
+        why = ov_float_missing(precision, caps)
+        if why is None and precision == default:
+            floats.append(precision)
+            continue
+        why = why or (f"measured at the default point only (ov-{precision}): {precision} is not OpenVINO's default "
+                      f"on this CPU ({default} is), and each menu point's hint costs an evaluation and a timing; to "
+                      f"measure it, run the point's float IR with precision='{OV_HINT[precision]}'")
+        skipped += [{"name": Cell(backend="openvino", precision=precision, scale=p.scale,
+                                  token_merge=p.merge.spec).name, "reason": why} for p in menu_points]
+    return tuple(floats), skipped
+
+
+def phase_b(points: list[MenuPoint], backends, openvino_ok: bool, tune: bool = True, *,
+            ov_floats: tuple[str, ...] = ("fp32",)) -> list[Variant]:
     """INT8 (and OpenVINO float) variants at the pruned points; the default point's are in the main grid already.
-    tune: a labelled tuning set exists (the latency-aware variant needs one)."""
+    tune: a labelled tuning set exists (the latency-aware variant needs one). ov_floats: the hints the point's float
+    IR runs at (``menu_openvino_floats``), one variant each."""
     out: list[Variant] = []
     for p in points:
         axes = dict(scale=p.scale, token_merge=p.merge.spec)
@@ -77,8 +109,8 @@ def phase_b(points: list[MenuPoint], backends, openvino_ok: bool, tune: bool = T
                                          preset=LATENCY_AWARE, **axes), runtime="onnxruntime",
                                     latency_runtime="onnxruntime"))
         if "openvino" in backends and openvino_ok and not default:
-            out.append(_variant(Cell(backend="openvino", precision="fp32", **axes), runtime="openvino",
-                                runtime_options={"precision": "f32"}, latency_runtime="openvino"))
+            out += [_variant(Cell(backend="openvino", precision=f, **axes), runtime="openvino",
+                             runtime_options={"precision": OV_HINT[f]}, latency_runtime="openvino") for f in ov_floats]
             out.append(_variant(Cell(backend="openvino", precision="int8", method="nncf", **axes),
                                 runtime="openvino", runtime_options={"precision": None}, latency_runtime="openvino",
                                 notes=["float layers at the device's default precision"]))

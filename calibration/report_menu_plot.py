@@ -1,6 +1,7 @@
 """The speed menu's Pareto plots for the report's HTML: latency p50 vs mIoU (or agreement) of every timed variant,
 once coloured by input scale (marker: token merge) and once by precision (marker: backend), each with the Pareto
-front and the recommended variant ringed. Drawn only when the grid has more than one menu point."""
+front and the recommended variant ringed. Drawn only when the grid has more than one menu point. Each point is an SVG
+group with id ``menu-<panel>-<variant>`` (panel: scale or precision), so a page can be checked for what it plots."""
 from __future__ import annotations
 
 from calibration.report_html import _figure, _svg
@@ -27,13 +28,14 @@ def menu_svg(report: dict) -> str:
     fig, _ = _figure((13, 5.2))
     fig.clear()
     axes = fig.subplots(1, 2, sharey=True)
-    panels = (("input scale (marker: token merge)", lambda v: scale_colour[v.scale],
+    panels = (("scale", "input scale (marker: token merge)", lambda v: scale_colour[v.scale],
                lambda v: "o" if v.token_merge == "none" else "^"),
-              ("precision (marker: backend)", lambda v: PRECISION_COLOURS.get(v.precision, "grey"),
+              ("precision", "precision (marker: backend)", lambda v: PRECISION_COLOURS.get(v.precision, "grey"),
                lambda v: BACKEND_MARKERS.get(v.backend, "o")))
-    for ax, (title, colour, marker) in zip(axes, panels):
+    for ax, (panel, title, colour, marker) in zip(axes, panels):
         for v in pts:
-            ax.plot(v.cost.p50_ms, 100 * getattr(v.accuracy, key), marker(v), color=colour(v), ms=8, alpha=0.85)
+            ax.plot(v.cost.p50_ms, 100 * getattr(v.accuracy, key), marker(v), color=colour(v), ms=8, alpha=0.85,
+                    gid=f"menu-{panel}-{v.name}")
         if front:
             ax.step([v.cost.p50_ms for v in front], [100 * getattr(v.accuracy, key) for v in front], where="post",
                     color="black", lw=1, alpha=0.6, label="Pareto front")

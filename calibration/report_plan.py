@@ -213,6 +213,25 @@ def tensorrt_gpu_status() -> str | None:
     return None if ok else reason.split(". ")[0]
 
 
+def ov_float_missing(precision: str, caps) -> str | None:
+    """Why OpenVINO's CPU cannot run the float hint ``precision`` ("fp32", "bf16", "fp16") here, or None."""
+    if precision != "fp32" and precision.upper() not in caps:
+        return f"this CPU has no {precision} arithmetic (OpenVINO CPU capabilities: {', '.join(caps)})"
+    return None
+
+
+def ov_default_float(caps, machine: str | None = None) -> str:
+    """The float precision OpenVINO's CPU plugin runs without a hint (its INFERENCE_PRECISION_HINT default), from
+    the CPU's capabilities: bf16 where it has bf16 arithmetic (AVX-512 BF16, AMX), f16 on ARM with f16, else f32
+    (AVX2; x86 with AVX-512 FP16 still defaults to bf16)."""
+    import platform
+
+    if "BF16" in caps:
+        return "bf16"
+    arm = (machine or platform.machine()).lower() in ("aarch64", "arm64")
+    return "fp16" if arm and "FP16" in caps else "fp32"
+
+
 # ------------------------------------------------------------------------------------------------------------ plan
 def _onnxruntime(precision: str, methods, presets, skip) -> list[Variant]:
     if precision == "fp32":
@@ -233,8 +252,9 @@ def _openvino(precision: str, presets, skip, status: tuple[str | None, list[str]
         skip(reason)
         return []
     if precision != "int8":
-        if precision != "fp32" and precision.upper() not in caps:
-            skip(f"this CPU has no {precision} arithmetic (OpenVINO CPU capabilities: {', '.join(caps)})")
+        missing = ov_float_missing(precision, caps)
+        if missing:
+            skip(missing)
             return []
         return [Variant.of(Cell(backend="openvino", precision=precision), runtime="openvino",
                            runtime_options={"precision": OV_HINT[precision]}, latency_runtime="openvino")]
