@@ -135,27 +135,63 @@ class _Reader:
 
 def calibration_stride(frames: int, most: int = 16) -> int:
     """The largest divisor of ``frames`` up to ``most``: ONNX Runtime's histogram calibrators (entropy, percentile)
-    keep every frame's intermediate tensors in memory until a collection ends -- for SegFormer at 512x512 a few
-    hundred MB per frame, so 300 frames at once would not fit -- and its strided collection (which needs a divisor)
+    keep every frame's calibrated tensors in memory until a collection ends -- for SegFormer-B0 at 720x1280 about
+    750 MB per frame, so 300 frames at once would not fit -- and its strided collection (which needs a divisor)
     merges the histograms slice by slice instead."""
     return max(d for d in range(1, min(most, frames) + 1) if frames % d == 0)
 
 
-def frame_bytes(model_path: Path, feeds: dict) -> int:
-    """Bytes of every float intermediate tensor of one frame: what a histogram calibrator holds per frame until a
-    slice is merged (measured by running the model once with all of them as outputs: the peak of a one-frame slice)."""
-    import onnx
+def calibrated_tensors(model, nodes: list[str]) -> set[str]:
+    """The tensors a histogram calibrator needs: the inputs and outputs of the nodes the recipe quantizes. ONNX
+    Runtime's own choice is every float tensor of every node of the quantized op types (the attention score matmuls
+    too, which no recipe here quantizes): for B0 at 720x1280 2.4 GB a frame instead of 0.75 GB."""
+    chosen = set(nodes)
+    return {t for node in model.graph.node if node.name in chosen for t in (*node.input, *node.output) if t}
+
+
+def _session_without_arena(model_or_path, providers=("CPUExecutionProvider",)):
+    """An ONNX Runtime session with graph optimizations off (as ONNX Runtime's calibrators make it) and without its
+    CPU memory arena, which would keep the peak of a frame's outputs reserved for the rest of the calibration."""
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.enable_cpu_mem_arena = False
+    return ort.InferenceSession(model_or_path, sess_options=options, providers=list(providers))
+
+
+def frame_cost(model_path: Path, feeds: dict, tensors: set[str]) -> tuple[int, int]:
+    """(bytes of ``tensors`` for one frame, bytes of the largest of them): what a histogram calibrator holds per frame
+    until a slice is merged, and the tensor whose copies (ONNX Runtime stacks a slice's arrays of a tensor, then
+    flattens them) peak while it is merged. Measured by running the model once with them as outputs."""
+    import onnx
+
     model = onnx.load(str(model_path))
-    have = {o.name for o in model.graph.output}
-    produced = {o for node in model.graph.node for o in node.output}  # value_info may name folded-away tensors
-    floats = [v.name for v in model.graph.value_info
-              if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and v.name in produced]
-    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                              for n in floats if n not in have)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sum(int(out.nbytes) for out in session.run(None, feeds))  # = what a one-frame slice holds
+    have = [o.name for o in model.graph.output]
+    infos = {v.name: v for v in model.graph.value_info}
+    model.graph.output.extend(infos[n] for n in sorted(tensors) if n in infos and n not in have)
+    session = _session_without_arena(model.SerializeToString())
+    names = [o.name for o in session.get_outputs()]
+    sizes = [int(out.nbytes) for name, out in zip(names, session.run(None, feeds)) if name in tensors]
+    sizes += [int(np.asarray(v).nbytes) for k, v in feeds.items() if k in tensors]  # a graph input: calibrated too
+    return sum(sizes), max(sizes, default=0)
+
+
+def _bounded_calibrator(base: type, tensors: set[str]) -> type:
+    """``base`` (one of ONNX Runtime's histogram calibrator classes) calibrating only ``tensors``, in a session
+    without the CPU memory arena. Collection and range computation are ONNX Runtime's own: each tensor's histogram
+    depends only on that tensor's values, so the ranges of the tensors calibrated do not change."""
+
+    class Bounded(base):
+        def select_tensors_to_calibrate(self, model):
+            chosen, value_infos = super().select_tensors_to_calibrate(model)
+            return chosen & tensors, value_infos
+
+        def create_inference_session(self):
+            self.infer_session = _session_without_arena(self.augmented_model_path, self.execution_providers)
+
+    Bounded.__name__ = Bounded.__qualname__ = f"Bounded{base.__name__}"
+    return Bounded
 
 
 class _UniformHistogramNumpy:
@@ -179,15 +215,22 @@ class _UniformHistogramNumpy:
 
 
 @contextlib.contextmanager
-def _uniform_histograms():
+def _histogram_calibration(tensors: set[str]):
+    """While ``quantize_static`` runs: its entropy/percentile calibrators are the bounded ones
+    (``_bounded_calibrator``; ``create_calibrator`` builds them with its own defaults) and its numpy takes the
+    uniform-histogram shortcut (``_UniformHistogramNumpy``)."""
     from onnxruntime.quantization import calibrate
 
-    saved = calibrate.np
+    names = ("EntropyCalibrater", "PercentileCalibrater")
+    saved = {name: getattr(calibrate, name) for name in (*names, "np")}
+    for name in names:
+        setattr(calibrate, name, _bounded_calibrator(saved[name], tensors))
     calibrate.np = _UniformHistogramNumpy()
     try:
         yield
     finally:
-        calibrate.np = saved
+        for name, value in saved.items():
+            setattr(calibrate, name, value)
 
 
 def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, output: str | Path, *,
@@ -203,10 +246,10 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
 
     reduce_range: 7-bit weights, for CPUs without VNNI where u8 x s8 products saturate (``sdk.core.cpu``); the
     public ``calibration.quantize`` sets it from the target CPU. Not for the TensorRT target (GPU, symmetric s8).
-    slice_frames / calib_memory_mib: the histogram methods hold every frame's intermediate tensors until a slice is
-    merged; a slice has at most ``slice_frames`` frames and, by a one-frame measurement, at most about
-    ``calib_memory_mib`` of them (at least one frame). The CPU target's minmax keeps only two scalars per tensor and
-    frame, so it takes all frames in one pass."""
+    slice_frames / calib_memory_mib: the histogram methods hold every frame's calibrated tensors (those of the
+    quantized nodes) until a slice is merged; a slice has at most ``slice_frames`` frames and, by a one-frame
+    measurement, at most about ``calib_memory_mib`` of them and their merge copies (at least one frame). minmax keeps
+    only two scalars per tensor and frame (the CPU target's takes all frames in one pass)."""
     if target not in TARGETS:
         raise InputError(f"target: expected one of {TARGETS}, got {target!r}")
     if reduce_range and target == "tensorrt":
@@ -263,13 +306,17 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             extra["CalibPercentile"] = percentile
         if method == "minmax" and not trt:  # per-frame ranges, averaged over all frames (scalars: no need to slice)
             extra["CalibMovingAverage"] = True
-        else:  # all other methods, despite the option's name
-            per_frame = frame_bytes(pre, _Reader(calib, manifest, False).get_next())
-            most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(per_frame, 1)))
+        elif method == "minmax":  # global min/max: two scalars per tensor and frame, any slice fits
+            extra["CalibStridedMinMax"] = calibration_stride(len(calib), slice_frames)
+        else:  # histograms: a slice of k frames holds k x (their tensors + 2 copies of the largest), within budget
+            tensors = calibrated_tensors(onnx.load(str(pre)), nodes)
+            total, largest = frame_cost(pre, _Reader(calib, manifest, False).get_next(), tensors)
+            most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(total + 2 * largest, 1)))
             extra["CalibStridedMinMax"] = calibration_stride(len(calib), most)
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
-        with _uniform_histograms():
+        histograms = _histogram_calibration(tensors) if method != "minmax" else contextlib.nullcontext()
+        with histograms:
             quantize_static(
                 str(pre), str(out / "model.onnx"), _Reader(calib, manifest, progress),
                 quant_format=QuantFormat.QDQ, per_channel=True,

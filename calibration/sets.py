@@ -1,14 +1,16 @@
 """Calibration sets: frames from a folder, a video, a text list or Python arrays, through the inference preprocessing.
 
-A calibration set is a list of RGB uint8 frames plus the artifact's ``PreprocessSpec`` (NNCF's dataset + transform):
-every toolkit adapter in ``calibration/`` feeds ``preprocess(frame, spec)`` -- the function inference uses.
+A calibration set is a sequence of RGB uint8 frames plus the artifact's ``PreprocessSpec`` (NNCF's dataset +
+transform): every toolkit adapter in ``calibration/`` feeds ``preprocess(frame, spec)`` -- the function inference
+uses -- one frame at a time. Frames from files are read when indexed, not held: a set of 300 frames of 4K video
+holds a few MB, not 7 GB, whatever the frame size (``Frames``).
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -19,13 +21,91 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".h264"}
 
 
+class Frames(Sequence):
+    """RGB uint8 frames (H, W, 3), each produced by ``read(key)`` when indexed or iterated (a path read, a video frame
+    decoded, an array already in memory); slicing and ``take`` give views over the same source, reading nothing."""
+
+    def __init__(self, read: Callable[[int], np.ndarray], keys: Sequence[int]) -> None:
+        self._read, self._keys = read, tuple(keys)
+
+    @classmethod
+    def in_memory(cls, arrays: Sequence[np.ndarray]) -> "Frames":
+        arrays = list(arrays)
+        return cls(arrays.__getitem__, range(len(arrays)))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Frames(self._read, self._keys[index])
+        return self._read(self._keys[index])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self._read(key) for key in self._keys)
+
+    def take(self, indices: Iterable[int]) -> "Frames":
+        """The frames at ``indices`` (positions in this sequence), in that order."""
+        return Frames(self._read, [self._keys[i] for i in indices])
+
+    def __repr__(self) -> str:
+        return f"Frames({len(self)} frames from {self._read!r})"
+
+
+class _PathReader:
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __call__(self, key: int) -> np.ndarray:
+        return read_rgb(self.paths[key])
+
+    def __repr__(self) -> str:
+        return f"{len(self.paths)} image files"
+
+
+class _VideoReader:
+    """Frame ``key`` (its index in the clip) of a video, decoded sequentially from the start -- never by seeking,
+    whose accuracy depends on the codec and container -- so a frame is the one a single pass decodes. Reading on
+    from the last frame read continues the open stream; an earlier frame reopens the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._cap, self._next = path, None, 0
+
+    def __call__(self, key: int) -> np.ndarray:
+        import cv2
+
+        if self._cap is None or key < self._next:
+            if self._cap is not None:
+                self._cap.release()
+            self._cap, self._next = cv2.VideoCapture(str(self.path)), 0
+        while self._next < key and self._cap.grab():
+            self._next += 1
+        ok, frame = self._cap.read() if self._next == key else (False, None)
+        self._next += 1
+        if not ok:
+            self._cap.release()
+            self._cap = None
+            raise InputError(f"calibration video {self.path}: frame {key} decoded when the set was made but not "
+                             "now; the file changed or is being written. Copy it, or extract its frames into a "
+                             "folder and pass the folder.")
+        return np.ascontiguousarray(frame[..., ::-1])
+
+    def __repr__(self) -> str:
+        return f"video {self.path.name}"
+
+
 @dataclass(frozen=True)
 class CalibrationSet:
-    """Frames (RGB uint8, (H, W, 3)) and where they came from; ``fingerprint`` identifies the exact selection."""
+    """Frames (RGB uint8, (H, W, 3); ``Frames``, a list is wrapped) and where they came from; ``fingerprint``
+    identifies the exact selection."""
 
-    frames: list[np.ndarray]
+    frames: Frames
     description: str
     fingerprint: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, Frames):
+            object.__setattr__(self, "frames", Frames.in_memory(self.frames))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -39,7 +119,9 @@ def _pick(n_total: int, num_samples: int, seed: int) -> list[int]:
 
 def _from_paths(paths: list[Path], num_samples: int, seed: int, what: str) -> CalibrationSet:
     chosen = [paths[i] for i in _pick(len(paths), num_samples, seed)]
-    frames = [read_rgb(p) for p in chosen]
+    for p in chosen:  # every file decodes now, as a clear error here rather than midway through a calibration
+        read_rgb(p)
+    frames = Frames(_PathReader(chosen), range(len(chosen)))
     digest = hashlib.sha256("\n".join(p.name for p in chosen).encode()).hexdigest()[:16]
     return CalibrationSet(frames, f"{len(frames)} of {len(paths)} images from {what} (seed {seed})", digest)
 
@@ -56,15 +138,16 @@ def _from_video(path: Path, num_samples: int) -> CalibrationSet:
     if count <= 0:
         raise InputError(f"calibration video {path}: reports no frames; expected a decodable video file")
     wanted = set(np.linspace(0, count - 1, num=min(num_samples or count, count)).round().astype(int).tolist())
-    frames, index = [], 0
+    decoded, index = [], 0  # one pass: which wanted frames decode (kept as indices; ``_VideoReader`` reads them)
     while index <= max(wanted):
-        ok, frame = cap.read()
+        ok = cap.read()[0] if index in wanted else cap.grab()
         if not ok:
             break
         if index in wanted:
-            frames.append(np.ascontiguousarray(frame[..., ::-1]))
+            decoded.append(index)
         index += 1
     cap.release()
+    frames = Frames(_VideoReader(path), decoded)
     if not frames:
         raise InputError(f"calibration video {path}: no frame could be decoded (expected {len(wanted)}); the file "
                          "may be truncated or use an unsupported codec")
