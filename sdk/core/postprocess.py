@@ -83,7 +83,8 @@ def refine_mask(logits: np.ndarray, argmax: np.ndarray | None, out_hw: tuple[int
     if cy.size == 0:
         return mask
     cy1, cx1 = np.minimum(cy + 1, h - 1), np.minimum(cx + 1, w - 1)
-    c00, c01, c10, c11 = logits[:, cy, cx], logits[:, cy, cx1], logits[:, cy1, cx], logits[:, cy1, cx1]  # (K, B)
+    plane = logits.reshape(k, -1)  # the four corners of every mixed cell, (K, B) each
+    c00, c01, c10, c11 = (np.take(plane, r * w + c, axis=1) for r, c in ((cy, cx), (cy, cx1), (cy1, cx), (cy1, cx1)))
     bound = np.minimum(np.minimum(c00, c01), np.minimum(c10, c11)).max(axis=0)  # every pixel's best is >= this
     best = np.maximum(np.maximum(c00, c01), np.maximum(c10, c11))  # no pixel's k-logit exceeds this
     cand_b, cand_k = np.nonzero((best >= bound - _SLACK * (1.0 + np.abs(bound))).T)  # by cell, classes ascending
@@ -114,27 +115,38 @@ def refine_mask(logits: np.ndarray, argmax: np.ndarray | None, out_hw: tuple[int
 def _refine_cells(flat, logits, cells, n_cand, cand_k, first, count, cy, cx, cy1, cx1, ny, nx, row_start, col_start,
                   r_off, c_off, fy, fx, H, W) -> None:
     """Interpolate the ``n_cand`` candidate classes of each of ``cells`` over its output pixels; write the argmax
-    (first index among equal values, as the candidates are in ascending class order) into ``flat``."""
+    (first index among equal values, as the candidates are in ascending class order) into ``flat``.
+
+    Every cell is laid out as a block of the largest cell's size; a smaller cell's extra rows/columns repeat its own
+    last row/column, so they recompute (and rewrite) the same pixel with the same value and need no mask. The
+    block-sized arrays are allocated once per call and written in place."""
     y, x, y1, x1 = cy[cells], cx[cells], cy1[cells], cx1[cells]
-    rows = np.minimum(row_start[y][:, None] + r_off[None, :], H - 1)  # (b, ry)
-    cols = np.minimum(col_start[x][:, None] + c_off[None, :], W - 1)  # (b, rx)
+    rows = row_start[y][:, None] + np.minimum(r_off[None, :], ny[y][:, None] - 1)  # (b, ry)
+    cols = col_start[x][:, None] + np.minimum(c_off[None, :], nx[x][:, None] - 1)  # (b, rx)
     wy, wx = fy[rows][:, :, None], fx[cols][:, None, :]  # (b, ry, 1), (b, 1, rx)
-    win = best = None
+    shape = (cells.size, rows.shape[1], cols.shape[1])
+    best, val = np.empty(shape, logits.dtype), np.empty(shape, logits.dtype)
+    win, better = np.empty(shape, flat.dtype), np.empty(shape, bool)
+    plane = logits.reshape(logits.shape[0], -1)
+    i00, i01, i10, i11 = y * logits.shape[2] + x, y * logits.shape[2] + x1, y1 * logits.shape[2] + x, \
+        y1 * logits.shape[2] + x1
     for j in range(n_cand):
         k = cand_k[first[cells] + np.minimum(j, count[cells] - 1)]
-        v00, v01 = logits[k, y, x][:, None, None], logits[k, y, x1][:, None, None]
-        v10, v11 = logits[k, y1, x][:, None, None], logits[k, y1, x1][:, None, None]
+        v00, v01 = plane[k, i00][:, None, None], plane[k, i01][:, None, None]
+        v10, v11 = plane[k, i10][:, None, None], plane[k, i11][:, None, None]
         top = v00 + (v01 - v00) * wx  # (b, 1, rx): along x first, then along y
-        val = top + ((v10 + (v11 - v10) * wx) - top) * wy  # (b, ry, rx)
+        out = best if j == 0 else val
+        np.multiply((v10 + (v11 - v10) * wx) - top, wy, out=out)  # (b, ry, rx)
+        np.add(top, out, out=out)
         kk = k.astype(flat.dtype)[:, None, None]
-        if best is None:
-            best, win = val, np.broadcast_to(kk, val.shape).copy()
-        else:
-            better = val > best
+        if j == 0:
+            win[...] = kk
+            continue
+        np.greater(val, best, out=better)
+        if j < n_cand - 1:
             np.maximum(best, val, out=best)
-            np.copyto(win, kk, where=better)
-    ok = (r_off[None, :] < ny[y][:, None])[:, :, None] & (c_off[None, :] < nx[x][:, None])[:, None, :]
-    flat[(rows[:, :, None] * W + cols[:, None, :])[ok]] = win[ok]
+        np.copyto(win, kk, where=better)
+    flat[(rows[:, :, None] * W + cols[:, None, :]).reshape(-1)] = win.reshape(-1)
 
 
 def refine_masks(logits: np.ndarray, argmax: np.ndarray | None, out_hw: tuple[int, int], *,
