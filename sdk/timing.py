@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from sdk.core.errors import InputError, MissingDependencyError, SegEdgeError
+from sdk.core.result import pixel_agreement
 
 SCHEMA = "segedge.bench/1"
 VERSIONED = ("segedge", "numpy", "onnxruntime", "openvino", "nncf", "tensorrt", "torch", "transformers", "onnx",
@@ -273,8 +274,8 @@ class TransformersBaseline:
 
 # ------------------------------------------------------------------------------------------------------ the bench
 def synthetic_frame(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """A deterministic (H, W, 3) uint8 RGB test frame: smooth gradients plus noise (latency does not depend on
-    content here; masks are computed in full either way)."""
+    """A deterministic (H, W, 3) uint8 RGB test frame: smooth gradients plus noise. The refine head's cost depends on
+    content (it interpolates only where classes meet), so time it on real frames too (``bench(frame=...)``)."""
     h, w = hw
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     base = np.stack([255 * xx / max(w - 1, 1), 255 * yy / max(h - 1, 1), 127 + 100 * np.sin((xx + yy) / 23)], -1)
@@ -289,12 +290,15 @@ def _static_input_hw(manifest) -> tuple[int, int] | None:
 
 def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int = 1, repeats: int = 50,
           warmup: int = 5, runtime: str = "auto", runtime_options: dict | None = None, end_to_end: bool = False,
-          baseline: str | Path | None = None, pause_s: float = 0.1, settle_s: float = 2.0) -> dict:
+          baseline: str | Path | None = None, pause_s: float = 0.1, settle_s: float = 2.0,
+          frame: str | Path | None = None) -> dict:
     """Latency of an artifact (and optionally the transformers baseline, side by side) at each size.
 
     sizes_hw: model mode: network input sizes; end-to-end: frame sizes. batch: images per call. baseline: a Hugging
     Face checkpoint folder for the PyTorch/transformers baseline. settle_s: idle seconds before timing, during which
-    the load from other processes is sampled (recorded as ``other_load``). Returns the JSON-ready result.
+    the load from other processes is sampled (recorded as ``other_load``). frame: an image file used (resized
+    bilinearly to each size) instead of the synthetic frame. End to end with a baseline, the pixel agreement of the
+    two pipelines' masks on the timed frames is recorded too. Returns the JSON-ready result.
     """
     from sdk.core.manifest import model_feeds
     from sdk.core.postprocess import masks_from_logits
@@ -306,6 +310,12 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
         raise InputError(f"sizes_hw: expected at least one (height, width), both >= 32, got {sizes_hw}")
     if batch < 1:
         raise InputError(f"batch: expected >= 1, got {batch}")
+    source = cv2 = None
+    if frame is not None:
+        from sdk.core.errors import require_cv2
+        from sdk.core.preprocess import read_rgb
+
+        cv2, source = require_cv2(), read_rgb(frame)
     t = time.perf_counter()
     seg = Segmenter.from_artifact(artifact, runtime=runtime, **(runtime_options or {}))
     load_s = time.perf_counter() - t
@@ -318,7 +328,8 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     feeds_for: Callable[[str], Any]
     try:
         for hw in sizes:
-            frames = [synthetic_frame(hw, seed=i) for i in range(batch)]
+            frames = [synthetic_frame(hw, seed=i) for i in range(batch)] if source is None else \
+                [cv2.resize(source, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)] * batch
             if end_to_end:
                 net_hw = network_size(m.preprocess, hw)
                 fns = {"artifact": lambda fr: seg.predict_batch(fr, batch_size=batch)}
@@ -351,6 +362,10 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
                 row["baseline_network_hw"] = list(base_hw)
                 row["baseline"] = {**stats["baseline"], "throughput_fps": throughput_fps(stats["baseline"], batch)}
                 row["speedup_p50"] = stats["baseline"]["p50_ms"] / stats["artifact"]["p50_ms"]
+                if end_to_end:  # the same frames through both pipelines, outside the timed runs
+                    ours = [r.mask for r in seg.predict_batch(frames, batch_size=batch)]
+                    row["agreement_with_baseline_pct"] = 100.0 * pixel_agreement(
+                        np.stack(ours), np.stack(ref.pipeline_masks(frames)))
                 if tuple(base_hw) != tuple(net_hw):
                     row["note"] = (f"the baseline runs the network at {base_hw[0]}x{base_hw[1]}, the artifact at "
                                    f"{net_hw[0]}x{net_hw[1]}: the ratio compares different amounts of work")
@@ -372,6 +387,7 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
         "baseline": None if ref is None else {"kind": "pytorch", "checkpoint": str(baseline),
                                               "description": ref.description,
                                               "post_processing": "bilinear upsample to the frame size, argmax"},
+        "frame": str(frame) if frame is not None else "synthetic (sdk.timing.synthetic_frame)",
         "environment": environment(torch=torch_threads), "other_load": busy, "results": results,
     }
 
@@ -383,6 +399,8 @@ def format_bench(result: dict) -> str:
     head = f"{'size':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'img/s':>7}"
     if result["baseline"]:
         head += f" {'pytorch p50':>11} {'p90':>8} {'speedup':>8}"
+        if any("agreement_with_baseline_pct" in r for r in result["results"]):
+            head += f" {'agree %':>8}"
     lines.append(head)
     for r in result["results"]:
         a = r["artifact"]
@@ -391,6 +409,8 @@ def format_bench(result: dict) -> str:
         if r.get("baseline"):
             b = r["baseline"]
             line += f" {b['p50_ms']:11.1f} {b['p90_ms']:8.1f} {r['speedup_p50']:7.2f}x"
+            if "agreement_with_baseline_pct" in r:
+                line += f" {r['agreement_with_baseline_pct']:8.3f}"
         lines.append(line)
         if r.get("note"):
             lines.append(f"  note: {r['note']}")

@@ -43,6 +43,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--pause", type=nonnegative_float, default=0.1, help="seconds between timed runs (default 0.1)")
     p.add_argument("--settle", type=nonnegative_float, default=2.0,
                    help="idle seconds before timing, to sample other processes' load (default 2)")
+    p.add_argument("--frame", metavar="IMAGE",
+                   help="time this image (resized to each --size) instead of a synthetic frame: the refine head's "
+                        "cost depends on content")
     p.add_argument("--json", help="write the result here")
     p.set_defaults(func=run)
 
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
     result = bench(args.artifact, sizes_hw=[tuple(s) for s in args.size], batch=args.batch, repeats=args.repeats,
                    warmup=args.warmup, runtime=runtime, runtime_options={**options, **dict(args.runtime_option)},
-                   end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle)
+                   end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle,
+                   frame=args.frame)
     print(format_bench(result))
     if args.json:
         path = Path(args.json)

@@ -20,7 +20,7 @@ from calibration.report_commands import quantize_command
 from calibration.report_plan import Accuracy, Cost, Variant, plan_variants
 from calibration.report_recommend import pareto_front, recommend
 from sdk.cli.bench import add_parser as add_bench_parser
-from sdk.timing import bench, latency_stats, measure_latency
+from sdk.timing import bench, format_bench, latency_stats, measure_latency
 from sdk.core.errors import InputError, MissingDependencyError
 from sdk.core.manifest import read_manifest
 from sdk.segmenter import Segmenter
@@ -242,6 +242,17 @@ def test_bench_json_structure_with_pytorch_baseline(tiny_report, hf_model, tmp_p
     (row,) = e2e["results"]
     assert e2e["mode"] == "end-to-end" and row["network_hw"] == [128, 160]
     assert row["baseline_network_hw"] == [90, 120] and "different amounts of work" in row["note"]
+    assert 0.0 <= row["agreement_with_baseline_pct"] <= 100.0 and e2e["frame"].startswith("synthetic")
+
+    cv2 = pytest.importorskip("cv2")  # a real frame, resized to the size: what bench --frame times
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    e2e = bench(art, sizes_hw=[(128, 160)], repeats=1, warmup=0, end_to_end=True, baseline=hf_model, pause_s=0,
+                settle_s=0, frame=frame)
+    (row,) = e2e["results"]
+    assert e2e["frame"] == str(frame) and row["network_hw"] == row["baseline_network_hw"] == [128, 160]
+    assert row["agreement_with_baseline_pct"] > 99.0  # the FP32 artifact and transformers on the same frame
+    assert "agree %" in format_bench(e2e)
 
 
 def test_bench_errors(tiny_report, tmp_path, monkeypatch):
