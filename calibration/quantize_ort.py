@@ -288,6 +288,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         nodes, kept = _apply_keep_float(quantizable_nodes(onnx.load(str(pre)), target, manifest.graph),
                                         tuple(keep_float))
         trt = target == "tensorrt"
+        memory: dict = {}  # the histogram methods' per-frame bytes and budget, recorded in the manifest
         extra = {
             "WeightSymmetric": True,
             "ActivationSymmetric": trt,
@@ -312,6 +313,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
             tensors = calibrated_tensors(onnx.load(str(pre)), nodes)
             total, largest = frame_cost(pre, _Reader(calib, manifest, False).get_next(), tensors)
             most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(total + 2 * largest, 1)))
+            memory = {"calib_frame_mib": round(total / 2**20, 1), "calib_memory_mib": calib_memory_mib}
             extra["CalibStridedMinMax"] = calibration_stride(len(calib), most)
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
@@ -349,7 +351,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                            "global min/max" if method == "minmax" else method),
                 "activations": "int8 symmetric" if trt else "uint8 asymmetric",
                 "weights": "int8 symmetric per output channel" + (", 7-bit (reduce_range)" if reduce_range else ""),
-                "reduce_range": reduce_range, "calib_slice_frames": extra.get("CalibStridedMinMax"),
+                "reduce_range": reduce_range, "calib_slice_frames": extra.get("CalibStridedMinMax"), **memory,
                 **({"qdq_placement": "inputs of Conv/MatMul only", "float_precision": float_precision,
                     "float16": {k: v for k, v in float16.items() if k != "kept_fp32"}} if trt else {}),
                 "quantized_nodes": len(nodes),
