@@ -140,9 +140,11 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
             [v for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"], max_drop, metric)
         ov = openvino_status() if "openvino" in backends else ("not requested", [])
         ov_floats, menu_skipped = report_menu.menu_openvino_floats(int8_points, precisions, ov)
-        skipped += menu_skipped
+        skipped += menu_skipped + report_menu.menu_skipped(int8_points, backends, precisions,
+                                                          tune=ctx.tune_data is not None,
+                                                          frame_hw=ctx.size_hw or ctx.frame_hw)
         extra = report_menu.phase_b(int8_points, backends, openvino_ok=ov[0] is None,
-                                    tune=ctx.tune_data is not None, ov_floats=ov_floats)
+                                    tune=ctx.tune_data is not None, ov_floats=ov_floats, precisions=precisions)
         build_all(extra, ctx, export_seconds, progress, shared=shared)
         phases["menu_build_s"] = time.perf_counter() - t
         t = time.perf_counter()

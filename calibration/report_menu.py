@@ -6,10 +6,12 @@ Two phases (``make_report`` runs them):
   ``--token-merges``, next to the full grid at the default point (scale 1.0, no merge).
 - B, after A is scored: at the "cheapest by construction" points among those whose FP32 drop is within
   ``max_drop`` (``menu_points_for_int8``: a smaller scale and a superset of merged stages cost no more, so only the
-  minimal such points can hold the fastest within-budget variant), every requested backend: ONNX Runtime INT8
-  (minmax, the CPU recipe) and its latency-aware per-region INT8 (``calibration.latency_aware``, tuned on the
-  tuning set; "FP32 wins here" when no INT8 is faster), OpenVINO's float IR (at the f32 hint and at the CPU's
-  default float precision, ``menu_openvino_floats``: bf16 with AVX-512 BF16/AMX) and NNCF INT8. INT8 never regains
+  minimal such points can hold the fastest within-budget variant), the requested backends at the requested
+  precisions: ONNX Runtime INT8 (minmax, the CPU recipe) and its latency-aware per-region INT8
+  (``calibration.latency_aware``, tuned on the tuning set; "FP32 wins here" when no INT8 is faster) if int8 is
+  asked, OpenVINO's float IR at the requested fp32 and at the CPU's default float precision if asked
+  (``menu_openvino_floats``: bf16 with AVX-512 BF16/AMX) and NNCF INT8. A requested cell a point does not get is
+  listed with the reason (``menu_skipped``; TensorRT is built at the default point only). INT8 never regains
   accuracy, so a point whose FP32 is over budget cannot give the recommendation; points dominated by a cheaper
   within-budget point are left to the menu's FP32 row. All variants are timed together afterwards, side by side.
 
@@ -21,17 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from importlib.util import find_spec
 
 from calibration import report_commands as cmd
-from calibration.report_plan import OV_HINT, Cell, Variant, ov_default_float, ov_float_missing
+from calibration.report_plan import OV_HINT, PRECISIONS, Cell, Variant, ov_default_float, ov_float_missing
 from calibration.speed_menu import MenuPoint, scaled_size_hw
 from converters.token_merge import parse_token_merge
 
 LATENCY_AWARE = "latency-aware"
 PRUNE_RULE = ("FP32 (ONNX Runtime) at every scale x token-merge point; INT8, latency-aware INT8 and OpenVINO only at "
               "the within-budget points that no other within-budget point undercuts by construction (smaller or "
-              "equal scale, a superset of merged stages); OpenVINO's float IR there at the f32 hint and at the CPU's "
-              "default float precision (bf16 with AVX-512 BF16/AMX), other float hints at the default point only")
+              "equal scale, a superset of merged stages), each only where --precisions asks for it; OpenVINO's "
+              "float IR there at f32 and at the CPU's default float precision (bf16 with AVX-512 BF16/AMX), other "
+              "float hints and TensorRT at the default point only")
 
 
 def point_of(v: Variant) -> MenuPoint:
@@ -67,16 +71,17 @@ def menu_openvino_floats(points: list[MenuPoint], precisions, openvino: tuple[st
                          ) -> tuple[tuple[str, ...], list[dict]]:
     """(the OpenVINO float precisions each phase-B point runs on its float IR, the menu cells left out with why).
 
-    f32 always (as before); of the requested bf16/fp16, the one OpenVINO runs by default on this CPU
+    f32 if fp32 is requested; of the requested bf16/fp16, the one OpenVINO runs by default on this CPU
     (``ov_default_float``: bf16 on AVX-512 BF16/AMX, f16 on ARM): the same IR with another runtime hint, so it costs
     an evaluation and a timing, no build. A requested hint the CPU lacks is left out with the default point's reason;
     one it has that is not its default (f16 on x86 with AVX-512 FP16) is measured at the default point only, to keep
     the full report within its time budget. openvino: ``openvino_status()``."""
     reason, caps = openvino
+    floats: list[str] = ["fp32"] if "fp32" in precisions else []
     if reason:
-        return ("fp32",), []  # the default point's cells already say why
+        return tuple(floats), []  # the default point's cells already say why
     default = ov_default_float(caps)
-    floats, skipped = ["fp32"], []
+    skipped: list[dict] = []
     menu_points = [p for p in points if p.scale != 1.0 or p.merge.enabled]
     for precision in (p for p in precisions if p in ("bf16", "fp16")):
         why = ov_float_missing(precision, caps)
@@ -91,16 +96,43 @@ def menu_openvino_floats(points: list[MenuPoint], precisions, openvino: tuple[st
     return tuple(floats), skipped
 
 
+def menu_skipped(points: list[MenuPoint], backends, precisions, *, tune: bool, frame_hw: tuple[int, int]
+                 ) -> list[dict]:
+    """The requested cells ``phase_b`` leaves out at the pruned points, with why (OpenVINO's float hints:
+    ``menu_openvino_floats``): the latency-aware INT8 without a labelled tuning set, and TensorRT, which the menu
+    builds at the default point only. OpenVINO or nncf missing is said by the default point's cells, not repeated.
+    frame_hw: the network size at scale 1.0, for the export command a TensorRT cell's reason gives."""
+    out: list[dict] = []
+    for p in points:
+        axes = dict(scale=p.scale, token_merge=p.merge.spec)
+        if "onnxruntime" in backends and "int8" in precisions and not tune:
+            out.append({"name": Cell(backend="onnxruntime", precision="int8", method="minmax", preset=LATENCY_AWARE,
+                                     **axes).name,
+                        "reason": "latency-aware INT8 tunes on a labelled set and the evaluation set is unlabelled; "
+                                  "give --tune a labelled set to build it"})
+        if "tensorrt" in backends and (p.scale != 1.0 or p.merge.enabled):
+            h, w = scaled_size_hw(frame_hw, p.scale)
+            merge = f" --token-merge {p.merge.spec}" if p.merge.enabled else ""
+            out += [{"name": Cell(backend="tensorrt", precision=q, **axes).name,
+                     "reason": "the speed menu builds TensorRT at the default point only; for this point export "
+                               f"it (segedge export CHECKPOINT --size {h} {w}{merge}), then segedge quantize "
+                               "--backend tensorrt and segedge build it on the device"}
+                    for q in precisions if q in ("fp32", "fp16", "int8")]
+    return out
+
+
 def phase_b(points: list[MenuPoint], backends, openvino_ok: bool, tune: bool = True, *,
-            ov_floats: tuple[str, ...] = ("fp32",)) -> list[Variant]:
+            ov_floats: tuple[str, ...] = ("fp32",), precisions=PRECISIONS) -> list[Variant]:
     """INT8 (and OpenVINO float) variants at the pruned points; the default point's are in the main grid already.
     tune: a labelled tuning set exists (the latency-aware variant needs one). ov_floats: the hints the point's float
-    IR runs at (``menu_openvino_floats``), one variant each."""
+    IR runs at (``menu_openvino_floats``), one variant each. precisions: the report's; INT8 variants only if it has
+    int8 (``menu_skipped`` lists what a requested precision does not get here)."""
     out: list[Variant] = []
+    int8 = "int8" in precisions
     for p in points:
         axes = dict(scale=p.scale, token_merge=p.merge.spec)
         default = p.scale == 1.0 and not p.merge.enabled
-        if "onnxruntime" in backends:
+        if "onnxruntime" in backends and int8:
             if not default:
                 out.append(_variant(Cell(backend="onnxruntime", precision="int8", method="minmax", **axes),
                                     runtime="onnxruntime", latency_runtime="onnxruntime"))
@@ -111,9 +143,11 @@ def phase_b(points: list[MenuPoint], backends, openvino_ok: bool, tune: bool = T
         if "openvino" in backends and openvino_ok and not default:
             out += [_variant(Cell(backend="openvino", precision=f, **axes), runtime="openvino",
                              runtime_options={"precision": OV_HINT[f]}, latency_runtime="openvino") for f in ov_floats]
-            out.append(_variant(Cell(backend="openvino", precision="int8", method="nncf", **axes),
-                                runtime="openvino", runtime_options={"precision": None}, latency_runtime="openvino",
-                                notes=["float layers at the device's default precision"]))
+            if int8 and find_spec("nncf") is not None:  # without nncf the default point's ov-int8 says why
+                out.append(_variant(Cell(backend="openvino", precision="int8", method="nncf", **axes),
+                                    runtime="openvino", runtime_options={"precision": None},
+                                    latency_runtime="openvino",
+                                    notes=["float layers at the device's default precision"]))
     return out
 
 

@@ -1,7 +1,9 @@
-"""The speed menu's OpenVINO float precisions (calibration.report_menu.menu_openvino_floats): each phase-B menu point
-runs its float IR at f32 and at the CPU's default float precision (bf16 with AVX-512 BF16/AMX), with a command that
-names the precision; where the CPU has no bf16 the menu cell is "Not in the grid" with the reason. The host's ISA is
-simulated by the OpenVINO capabilities ``calibration.report.openvino_status`` returns.
+"""The speed menu's precisions (calibration.report_menu): each phase-B menu point runs its OpenVINO float IR at f32 and
+at the CPU's default float precision (bf16 with AVX-512 BF16/AMX), with a command that names the precision; where the
+CPU has no bf16 the menu cell is "Not in the grid" with the reason. The menu builds only what ``precisions`` asks for
+(no INT8 without int8, no OpenVINO f32 without fp32), and a requested cell a menu point does not get (TensorRT, the
+latency-aware INT8 without a labelled tuning set) is listed with the reason. The host's ISA is simulated by the
+OpenVINO capabilities ``calibration.report.openvino_status`` returns.
 Tiny reports: the shared checkpoint at 128x160, 4 calibration frames, 3 unlabelled images (so no latency-aware
 search), scale 1.0 with and without token merging 2x2."""
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration.report_menu import menu_openvino_floats, phase_b
+from calibration.report_menu import menu_openvino_floats, menu_skipped, phase_b
 from calibration.report_plan import PRECISIONS, ov_default_float
 from calibration.speed_menu import menu
 
@@ -38,6 +40,36 @@ def test_menu_floats_follow_the_cpu():
     assert menu_openvino_floats(TM, PRECISIONS, ("openvino is not installed", [])) == (("fp32",), [])
     # the default point is never a menu cell
     assert menu_openvino_floats(menu("1.0", "none"), PRECISIONS, (None, AVX2_CAPS)) == (("fp32",), [])
+    # f32 only if fp32 is asked for
+    assert menu_openvino_floats(TM, ("bf16", "int8"), (None, AMX_CAPS)) == (("bf16",), [])
+    assert menu_openvino_floats(TM, ("int8",), ("openvino is not installed", [])) == ((), [])
+
+
+def test_phase_b_builds_only_the_requested_precisions():
+    both = ["onnxruntime", "openvino"]
+    assert [v.name for v in phase_b(TM, both, openvino_ok=True, ov_floats=("fp32",), precisions=("fp32",))] == \
+        ["ov-fp32-tm2x2"]
+    assert [v.name for v in phase_b(TM, both, openvino_ok=True, ov_floats=(), precisions=("int8",))] == \
+        ["ort-int8-minmax-tm2x2", "ort-int8-minmax-latency-tm2x2", "ov-int8-tm2x2"]
+    # the default point's latency-aware INT8 (the rest of its cells are in the main grid) only with int8
+    default = menu("1.0", "none")
+    assert [v.name for v in phase_b(default, both, openvino_ok=True, precisions=("fp32", "int8"))] == \
+        ["ort-int8-minmax-latency"]
+    assert phase_b(default, both, openvino_ok=True, precisions=("fp32", "bf16")) == []
+
+
+def test_menu_skipped_states_requested_cells_a_point_lacks():
+    out = menu_skipped(TM, ["onnxruntime", "tensorrt"], ("fp32", "int8"), tune=False, frame_hw=(128, 160))
+    reasons = {s["name"]: s["reason"] for s in out}
+    assert sorted(reasons) == ["ort-int8-minmax-latency-tm2x2", "trt-fp32-tm2x2", "trt-int8-tm2x2"]
+    assert "labelled" in reasons["ort-int8-minmax-latency-tm2x2"]
+    assert "default point only" in reasons["trt-int8-tm2x2"]
+    assert "segedge export CHECKPOINT --size 128 160 --token-merge 2x2" in reasons["trt-int8-tm2x2"]
+    half = menu_skipped(menu("0.5", "none"), ["tensorrt"], ("fp16",), tune=True, frame_hw=(128, 160))
+    assert [s["name"] for s in half] == ["trt-fp16-s0.5"] and "--size 64 80)" in half[0]["reason"]
+    # not requested (or a tuning set exists): neither built nor listed
+    assert menu_skipped(TM, ["onnxruntime", "openvino"], ("fp32",), tune=False, frame_hw=(128, 160)) == []
+    assert menu_skipped(TM, ["onnxruntime"], ("int8",), tune=True, frame_hw=(128, 160)) == []
 
 
 def test_default_float_is_openvinos():
@@ -51,7 +83,7 @@ def test_default_float_is_openvinos():
     assert {"bf16": "bf16", "fp16": "f16", "fp32": "f32"}[ov_default_float(caps)] == hint
 
 
-def _report(out: Path, hf_model, camvid, labelled_set, backends, caps):
+def _report(out: Path, hf_model, camvid, labelled_set, backends, caps, precisions=("fp32", "fp16", "bf16")):
     from calibration import report
     from calibration.report import CostOptions, make_report
 
@@ -60,7 +92,7 @@ def _report(out: Path, hf_model, camvid, labelled_set, backends, caps):
             mp.setattr(report, "openvino_status", lambda: (None, caps))
         return make_report(hf_model, out, calib=camvid / "train.txt", eval_set=labelled_set / "images",
                            num_samples=4, size_hw=(128, 160), methods=["minmax"],
-                           precisions=["fp32", "fp16", "bf16"], backends=backends, max_drop=100.0,
+                           precisions=list(precisions), backends=backends, max_drop=100.0,
                            scales=(1.0,), token_merges=("none", "2x2"), examples=0, progress=False,
                            cost=CostOptions(repeats=3, warmup=1, batch=2, pause_s=0.0, settle_s=0.0, memory=False))
 
@@ -77,7 +109,8 @@ def bf16_report(tmp_path_factory, hf_model, camvid, labelled_set):
 
 @pytest.fixture(scope="module")
 def avx2_report(tmp_path_factory, hf_model, camvid, labelled_set):
-    return _report(tmp_path_factory.mktemp("menu-avx2"), hf_model, camvid, labelled_set, ["openvino"], AVX2_CAPS)
+    return _report(tmp_path_factory.mktemp("menu-avx2"), hf_model, camvid, labelled_set, ["openvino"], AVX2_CAPS,
+                   precisions=PRECISIONS)
 
 
 def test_bf16_menu_point_built_timed_and_recommendable(bf16_report):
@@ -85,6 +118,7 @@ def test_bf16_menu_point_built_timed_and_recommendable(bf16_report):
     by_name = {v["name"]: v for v in r["variants"]}
     assert r["grid"]["menu_int8_points"] == [{"scale": 1.0, "token_merge": "2x2"}]
     bf16, fp32 = by_name["ov-bf16-tm2x2"], by_name["ov-fp32-tm2x2"]
+    assert not [n for n, v in by_name.items() if v["precision"] == "int8"]  # int8 was not asked for
     assert bf16["status"] == "built", bf16.get("error")
     assert (bf16["precision"], bf16["scale"], bf16["token_merge"]) == ("bf16", 1.0, "2x2")
     assert bf16["runtime_options"] == {"precision": "bf16"} and bf16["artifact"] == fp32["artifact"]  # one IR
@@ -119,9 +153,9 @@ def test_bf16_menu_point_in_the_html_and_markdown(bf16_report):
     assert "precision='bf16'" in line
 
 
-def test_int8_menu_command_quantizes_what_its_export_made(bf16_report):
+def test_int8_menu_command_quantizes_what_its_export_made(avx2_report):
     """The OpenVINO INT8 of a menu point is built from the point's portable export; its command says so."""
-    v = next(v for v in bf16_report["variants"] if v["name"] == "ov-int8-tm2x2")
+    v = next(v for v in avx2_report["variants"] if v["name"] == "ov-int8-tm2x2")
     export, quantize = v["command"].split(" && ")
     made = export.split(" --output ")[1].split()[0]
     assert quantize.startswith(f"segedge quantize {made} --backend openvino")
@@ -140,3 +174,32 @@ def test_no_bf16_cpu_leaves_the_menu_cell_out_with_the_reason(avx2_report):
     assert "- ov-bf16-tm2x2: this CPU has no bf16 arithmetic" in md.split("## Not in the grid")[1]
     fp32 = next(v for v in r["variants"] if v["name"] == "ov-fp32-tm2x2")
     assert fp32["status"] == "built" and "precision='f32'" in fp32["command"]
+
+
+@pytest.fixture(scope="module")
+def fp32_report(tmp_path_factory, hf_model, camvid, labelled_set):
+    """--precisions fp32 with every backend, on this host's own capabilities (no TensorRT GPU here or not)."""
+    return _report(tmp_path_factory.mktemp("menu-fp32"), hf_model, camvid, labelled_set,
+                   ["onnxruntime", "openvino", "tensorrt"], None, precisions=("fp32",))
+
+
+def test_fp32_only_menu_builds_no_int8_and_states_what_it_skips(fp32_report):
+    r = fp32_report
+    by_name = {v["name"]: v for v in r["variants"]}
+    assert r["grid"]["menu_int8_points"] == [{"scale": 1.0, "token_merge": "2x2"}]
+    assert "where --precisions asks for it" in r["grid"]["menu_prune_rule"]
+    # the menu point gets FP32 in ONNX Runtime and OpenVINO's f32, nothing at a precision not asked for
+    for name in ("ort-fp32-tm2x2", "ov-fp32-tm2x2"):
+        assert by_name[name]["status"] == "built", by_name[name].get("error")
+    assert by_name["ov-fp32-tm2x2"]["runtime_options"] == {"precision": "f32"}
+    assert {v["precision"] for v in r["variants"]} == {"fp32"}
+    assert not [v for v in r["variants"] if v["preset"] == "latency-aware"]
+    # the requested TensorRT FP32 at the menu point is not built: Not in the grid says why and how to make it
+    skipped = {s["name"]: s["reason"] for s in r["skipped"]}
+    assert "default point only" in skipped["trt-fp32-tm2x2"]
+    assert "--size 128 160 --token-merge 2x2" in skipped["trt-fp32-tm2x2"]
+    assert not [n for n in skipped if "int8" in n or "bf16" in n or "fp16" in n]  # not asked: not listed
+    md = Path(r["files"]["md"]).read_text().split("## Not in the grid")[1]
+    assert "- trt-fp32-tm2x2: the speed menu builds TensorRT at the default point only" in md
+    page = Path(r["files"]["html"]).read_text()
+    assert "trt-fp32-tm2x2" in page.split("Not in the grid")[1]
