@@ -253,12 +253,22 @@ def render_verify(d: dict) -> list[str]:
                    "; ".join(str(x) for x in d.get("reasons") or []) or "-"]])
 
 
+def render_calib_memory(d: dict) -> list[str]:
+    rows = [[fmt(r.get("frames"), "d"), hw(r.get("frame_hw")), str(r.get("backend", "-")), str(r.get("method", "-")),
+             fmt(r.get("calib_slice_frames"), "d"), fmt(r.get("peak_rss_mib"), "d"), fmt(r.get("wall_s"), ".0f"),
+             "yes" if r.get("within_target") else "no"] for r in d.get("rows") or [] if isinstance(r, dict)]
+    return [f"Peak resident memory of one `segedge quantize` process each (the kernel's ru_maxrss), calibration "
+            f"budget `--calib-memory-mib {fmt(d.get('calib_memory_mib'), 'd')}`, target under "
+            f"{fmt(d.get('target_mib'), 'd')} MiB.", ""] + table(
+        ["frames", "frame", "backend", "method", "slice", "peak MiB", "wall s", "within target"], rows)
+
+
 TITLES = {"int8": "INT8 per backend", "report": "Report", "speed_menu": "Speed menu",
           "bench-e2e": "End to end vs the transformers pipeline", "heads": "Mask heads end to end",
           "stream": "Streams", "bench": "Model-only latency", "eval": "Evaluation", "verify": "Verification",
-          "peers": "Peers' documented defaults"}
+          "peers": "Peers' documented defaults", "calib_memory": "Calibration memory"}
 RENDER: dict[str, Callable[[dict], list[str]]] = {
     "int8": render_int8, "report": render_report, "speed_menu": render_speed_menu, "bench-e2e": render_bench,
     "heads": render_heads, "stream": render_stream, "bench": render_bench, "eval": render_eval,
-    "verify": render_verify, "peers": render_peers}
+    "verify": render_verify, "peers": render_peers, "calib_memory": render_calib_memory}
 
