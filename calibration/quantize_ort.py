@@ -215,19 +215,31 @@ class _UniformHistogramNumpy:
 
 
 @contextlib.contextmanager
-def _histogram_calibration(tensors: set[str]):
-    """While ``quantize_static`` runs: its entropy/percentile calibrators are the bounded ones
-    (``_bounded_calibrator``; ``create_calibrator`` builds them with its own defaults) and its numpy takes the
-    uniform-histogram shortcut (``_UniformHistogramNumpy``)."""
+def _uniform_histograms():
     from onnxruntime.quantization import calibrate
 
-    names = ("EntropyCalibrater", "PercentileCalibrater")
-    saved = {name: getattr(calibrate, name) for name in (*names, "np")}
-    for name in names:
-        setattr(calibrate, name, _bounded_calibrator(saved[name], tensors))
+    saved = calibrate.np
     calibrate.np = _UniformHistogramNumpy()
     try:
         yield
+    finally:
+        calibrate.np = saved
+
+
+@contextlib.contextmanager
+def _histogram_calibration(tensors: set[str]):
+    """While ``quantize_static`` runs: its entropy/percentile calibrators are the bounded ones
+    (``_bounded_calibrator``; ``create_calibrator`` builds them with its own defaults) and its numpy takes the
+    uniform-histogram shortcut (``_uniform_histograms``)."""
+    from onnxruntime.quantization import calibrate
+
+    names = ("EntropyCalibrater", "PercentileCalibrater")
+    saved = {name: getattr(calibrate, name) for name in names}
+    for name in names:
+        setattr(calibrate, name, _bounded_calibrator(saved[name], tensors))
+    try:
+        with _uniform_histograms():
+            yield
     finally:
         for name, value in saved.items():
             setattr(calibrate, name, value)
