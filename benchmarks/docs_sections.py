@@ -106,6 +106,8 @@ def render_bench(d: dict) -> list[str]:
     base = d.get("baseline") if isinstance(d.get("baseline"), dict) else None
     head = ["frame", "network", "head", "p50 ms", "p90 ms", "p99 ms", "img/s"]
     head += ["baseline network", "baseline p50 ms", "baseline p90 ms", "ratio p50"] if base else []
+    agree = any("agreement_with_baseline_pct" in r for r in d.get("results") or [])
+    head += ["agreement %"] if agree else []
     rows, notes = [], []
     for r in d.get("results") or []:
         a = r.get("artifact") or {}
@@ -115,12 +117,16 @@ def render_bench(d: dict) -> list[str]:
             b = r.get("baseline") or {}
             row += [hw(r.get("baseline_network_hw")), fmt(b.get("p50_ms")), fmt(b.get("p90_ms")),
                     ratio(b.get("p50_ms"), a.get("p50_ms"))]
+        if agree:
+            row.append(fmt(r.get("agreement_with_baseline_pct"), ".3f"))
         rows.append(row)
         if r.get("note"):
             notes.append(f"Note ({hw(r.get('size_hw'))}): {r['note']}.")
     lines = [f"`{d.get('artifact', '-')}` ({d.get('format', '-')} {d.get('precision', '-')}) on "
              f"{d.get('runtime', '-')}; {d.get('what_is_timed', d.get('mode', '-'))}; batch {d.get('batch', '-')}, "
              f"{d.get('repeats', '-')} runs after {d.get('warmup', '-')} warm-up."]
+    if d.get("frame"):
+        lines.append(f"Frame: {d['frame']} (resized bilinearly to each frame size).")
     if base:
         lines.append(f"Baseline: {base.get('description', '-')}; {base.get('post_processing', '-')}.")
     busy = dig(d, "other_load", "busy_pct")
@@ -138,6 +144,8 @@ def bench_command(d: dict) -> str:
         cmd += " --end-to-end"
     if dig(d, "baseline", "checkpoint"):
         cmd += f" --baseline pytorch {d['baseline']['checkpoint']}"
+    if d.get("frame") and not str(d["frame"]).startswith("synthetic"):
+        cmd += f" --frame {d['frame']}"
     return cmd + " --json FILE"
 
 

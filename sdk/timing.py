@@ -377,7 +377,7 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     if ref is not None:
         torch_threads = ref.torch.get_num_threads()
     return {
-        "schema": SCHEMA, "artifact": str(artifact), "format": m.format, "precision": m.precision,
+        "schema": SCHEMA, "artifact": str(artifact), "format": m.format, "precision": m.precision, "head": m.head,
         "runtime": described, "runtime_options": runtime_options or {},
         "mode": "end-to-end" if end_to_end else "model",
         "what_is_timed": ("uint8 frames -> preprocessing + inference -> full-resolution masks" if end_to_end else
