@@ -30,7 +30,8 @@ COMMAND = "python -m benchmarks.make_docs"
 # schema name (before the "/version") -> kind
 SCHEMAS = {"segedge.bench": "bench", "segedge.report": "report", "segedge.int8_bench": "int8",
            "segedge.stream_bench": "stream", "segedge.speed_menu": "speed_menu", "segedge.upsample_study": "heads",
-           "segedge.eval": "eval", "segedge.verify": "verify", "segedge.peers_bench": "peers"}
+           "segedge.eval": "eval", "segedge.verify": "verify", "segedge.peers_bench": "peers",
+           "segedge.calib_memory": "calib_memory"}
 FIXED_COMMANDS = {
     "int8": "python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf "
             "--camvid ../shared/data/camvid --json docs/benchmarks/int8_bench.json",
@@ -61,6 +62,10 @@ INT8 speed and accuracy depend on them (VNNI or not, see `sdk/core/cpu.py`), so 
 says little about another.
 """
 NOTES = {
+    "calib_memory": """\
+Calibration memory at the video's full frame size: the histogram calibrators (entropy, percentile) hold a bounded
+number of bytes (`--calib-memory-mib`), and frames are read when used, so the peak does not grow with the number
+of frames.""",
     "int8": """\
 Accuracy at CamVid's native 360x480; latency model-only (preprocessed input -> mask), variants alternating run by
 run. ONNX Runtime FP32 and INT8 come from the `--graph onnxruntime` export (what `segedge quantize --backend
@@ -106,8 +111,10 @@ FP32; all timed side by side in one pass (model only, preprocessed frame -> mask
 peer" = the fastest peer within the mIoU budget, its p50 / this row's.""",
     "eval": "`segedge eval`: mIoU and pixel accuracy on a labelled split, agreement with the FP32 reference.",
     "verify": "`segedge verify`: the artifact run on this machine against its FP32 reference.",
+    "calib_memory": "python -m benchmarks.calib_memory (one `segedge quantize` process per row; each row's command "
+                    "is in the JSON)",
 }
-ORDER = ("int8", "report", "speed_menu", "peers", "bench-e2e", "heads", "stream", "bench", "eval", "verify")
+ORDER = ("int8", "calib_memory", "report", "speed_menu", "peers", "bench-e2e", "heads", "stream", "bench", "eval", "verify")
 
 
 # ---------------------------------------------------------------------------------------------------- dispatching
