@@ -92,47 +92,76 @@ __attribute__((constructor)) static void cpuid_mask_init(void) {
 
 
 # ------------------------------------------------------------------------------------------------------ the child
-def _probe() -> dict:
-    """u8 x s8 MatMul, K=64, every activation 255: 8-bit weights 127 (pairs 2 x 255 x 127 > 32767: saturate without
-    VNNI) and 7-bit weights 63 (pairs fit). Exact: 255 * w * 64; pairwise saturated: 32767 * 32."""
+def _ort_matmul_integer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """u8 (M, K) x s8 (K, N) -> int32 through ONNX Runtime's MatMulInteger (B a constant, as in a model)."""
     import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, list(a.shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, [a.shape[0], b.shape[1]])],
+                          [numpy_helper.from_array(b, "b")])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"a": a})[0]
+
+
+def _ov_qdq_matmul(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    """The same product as a Q/DQ ONNX MatMul (scales 1, zero points 0) compiled by OpenVINO, which runs it as a
+    u8 x s8 FullyConnected; also returns that layer's runtime precision and oneDNN primitive."""
     import openvino as ov
     from onnx import TensorProto, helper, numpy_helper
 
-    k, n, m = 64, 8, 4
+    inits = [numpy_helper.from_array(np.array(1.0, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.uint8), "zu"), numpy_helper.from_array(np.array(0, np.int8), "zs"),
+             numpy_helper.from_array(b, "b")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zu"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "zu"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["b", "s", "zs"], ["wd"]),
+             helper.make_node("MatMul", ["xd", "wd"], ["y"])]
+    g = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(a.shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [a.shape[0], b.shape[1]])], inits)
+    core = ov.Core()
+    model = core.read_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
+                            b"")
+    cm = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})
+    y = cm(a.astype(np.float32))[0]
+    fc = [op.get_rt_info() for op in cm.get_runtime_model().get_ops()
+          if op.get_rt_info()["layerType"].astype(str) == "FullyConnected"]
+    return y, [{"precision": r["runtimePrecision"].astype(str), "primitive": r["primitiveType"].astype(str)}
+               for r in fc]
+
+
+def _probe() -> dict:
+    """Which u8 x s8 kernels run. (1) K=64, every activation 255: 8-bit weights 127 (adjacent pairs 2 x 255 x 127 >
+    32767: saturate without VNNI) and 7-bit weights 63 (pairs fit). Exact: 255 * w * 64; pairwise saturated:
+    32767 * 32. (2) random u8 (64, 512) x s8 (512, 64), seed 0, 8-bit and 7-bit weights: the share of outputs that
+    differ from the exact int64 product, and a sha256 of each runtime's output (equal across two modes = the same
+    arithmetic)."""
+    import hashlib
+
+    k = 64
     out: dict = {"k": k, "activation_u8": 255, "saturated_value": 32767 * (k // 2)}
     for w in (127, 63):
-        b = numpy_helper.from_array(np.full((k, n), w, np.int8), "b")
-        g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
-                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, [m, n])], [b])
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        sess = ort.InferenceSession(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-                                    .SerializeToString(), so, providers=["CPUExecutionProvider"])
-        y_ort = int(sess.run(None, {"a": np.full((m, k), 255, np.uint8)})[0][0, 0])
-        f = [numpy_helper.from_array(np.array(1.0, np.float32), "s"), numpy_helper.from_array(np.array(0, np.uint8),
-             "zu"), numpy_helper.from_array(np.array(0, np.int8), "zs"), b]
-        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zu"], ["xq"]),
-                 helper.make_node("DequantizeLinear", ["xq", "s", "zu"], ["xd"]),
-                 helper.make_node("DequantizeLinear", ["b", "s", "zs"], ["wd"]),
-                 helper.make_node("MatMul", ["xd", "wd"], ["y"])]
-        g = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], f)
-        core = ov.Core()
-        model = core.read_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
-                                b"")
-        cm = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})
-        y_ov = float(cm(np.full((m, k), 255.0, np.float32))[0][0, 0])
-        fc = [op.get_rt_info() for op in cm.get_runtime_model().get_ops()
-              if op.get_rt_info()["layerType"].astype(str) == "FullyConnected"]
-        out[f"weights_{w}"] = {"exact": 255 * w * k, "onnxruntime_MatMulInteger": y_ort,
-                               "openvino_qdq_MatMul": y_ov,
-                               "openvino_fc": [{"precision": r["runtimePrecision"].astype(str),
-                                                "primitive": r["primitiveType"].astype(str)} for r in fc]}
+        b = np.full((k, 8), w, np.int8)
+        a = np.full((4, k), 255, np.uint8)
+        y_ov, fc = _ov_qdq_matmul(a, b)
+        out[f"weights_{w}"] = {"exact": 255 * w * k, "onnxruntime_MatMulInteger": int(_ort_matmul_integer(a, b)[0, 0]),
+                               "openvino_qdq_MatMul": float(y_ov[0, 0]), "openvino_fc": fc}
     w8 = out["weights_127"]
     out["saturates_8bit_weights"] = {"onnxruntime": w8["onnxruntime_MatMulInteger"] != w8["exact"],
                                      "openvino": w8["openvino_qdq_MatMul"] != w8["exact"]}
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (64, 512), dtype=np.uint8)
+    for bits, hi in ((8, 127), (7, 63)):
+        b = rng.integers(-hi, hi + 1, (512, 64), dtype=np.int8)
+        exact = a.astype(np.int64) @ b.astype(np.int64)
+        y_ort, (y_ov, _) = _ort_matmul_integer(a, b), _ov_qdq_matmul(a, b)
+        out[f"random_{bits}bit_weights"] = {
+            name: {"outputs_off_exact": float(np.mean(y != exact)), "max_abs_error": float(np.abs(y - exact).max()),
+                   "sha256": hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16]}
+            for name, y in (("onnxruntime", y_ort), ("openvino", y_ov.astype(np.float64)))}
     return out
 
 
@@ -142,7 +171,8 @@ def _isa_seen() -> dict:
 
     from sdk.core.cpu import host_isa
 
-    feats = np.core._multiarray_umath.__cpu_features__ if hasattr(np, "core") else {}
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / 1
+    feats = core._multiarray_umath.__cpu_features__
     return {"numpy_cpu_features_via_cpuid": sorted(k for k, v in feats.items() if v),
             "openvino_cpu_capabilities": list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
             "sdk_host_isa_via_proc_cpuinfo": host_isa()}
