@@ -261,6 +261,22 @@ def _score(masks: np.ndarray, ref: np.ndarray | None, indices: list[int], a, cla
                     progress=False)
 
 
+def _vs_masked(name: str, idx: list[int], masks: np.ndarray, workdir: Path) -> dict:
+    """A qemu row against the cpuid-masked masks of the same artifact on the same images (when that mode ran):
+    equal masks mean the fast mode computes what the emulated AVX2 CPU computes."""
+    from sdk.core.result import agreeing_pixels
+
+    f = workdir / f"cpuid-masked--{name}.npz"
+    if not f.exists():
+        return {}
+    z = np.load(f)
+    pos = {int(i): n for n, i in enumerate(z["indices"])}
+    if not all(i in pos for i in idx):
+        return {}
+    same, n = agreeing_pixels(list(masks), [z["masks"][pos[i]] for i in idx])
+    return {"agreement_with_cpuid_masked": same / n, "identical_to_cpuid_masked": same == n}
+
+
 def _artifact_info(path: Path) -> dict:
     from sdk.core.manifest import read_manifest
 
@@ -359,7 +375,8 @@ def _parent(a: argparse.Namespace, p: argparse.ArgumentParser, argv: list[str] |
                          "miou": r.miou, "fp32_miou_same_images": fp32_miou[m], "drop_points":
                          100 * (r.miou - fp32_miou[m]), "agreement": r.agreement,
                          "worst_image_agreement": min(r.per_image_agreement), "runtime": meta["runtime"],
-                         "seconds_per_image_median": float(np.median(meta["seconds"]))})
+                         "seconds_per_image_median": float(np.median(meta["seconds"])),
+                         **(_vs_masked(name, idx, masks, a.workdir) if m == "qemu" else {})})
             print(f"{m:13s} {name:16s} {len(idx):4d} img  mIoU {100 * r.miou:6.2f} (FP32 {100 * fp32_miou[m]:.2f}, "
                   f"{rows[-1]['drop_points']:+.2f})  agreement {100 * r.agreement:6.2f}%", flush=True)
     doc = {"schema": SCHEMA, "command": "python -m benchmarks.emulated_isa " + shlex.join(argv or sys.argv[1:]),
