@@ -271,12 +271,52 @@ def render_calib_memory(d: dict) -> list[str]:
         ["frames", "frame", "backend", "method", "slice", "peak MiB", "wall s", "within target"], rows)
 
 
+def _avx2_mode_line(d: dict, mode: str, v: dict) -> str:
+    seen = dig(v, "isa", "numpy_cpu_features_via_cpuid") or []
+    sat = dig(v, "probe", "saturates_8bit_weights") or {}
+    how = f"`{v['wrapper']}`" if v.get("wrapper") else ("cpuid masked by `LD_PRELOAD`" if v.get("env") else "as is")
+    isa = ", ".join([("AVX-512" if any(f.startswith("AVX512") for f in seen) else "no AVX-512"),
+                     ("VNNI" if any("VNNI" in f for f in seen) else "no VNNI")]) if seen else "not recorded"
+    yn = {True: "yes", False: "no"}
+    return (f"- `{mode}` ({how}): cpuid shows {isa}; 8-bit u8 x s8 probe saturates: ONNX Runtime "
+            f"{yn.get(sat.get('onnxruntime'), '-')}, OpenVINO {yn.get(sat.get('openvino'), '-')}; "
+            f"{fmt(dig(d, 'images', mode), 'd')} images")
+
+
+def render_int8_avx2_emulated(d: dict) -> list[str]:
+    rows_in = [r for r in d.get("rows") or [] if isinstance(r, dict)]
+    modes = d.get("modes") if isinstance(d.get("modes"), dict) else {}
+    by = {(r.get("artifact"), r.get("mode")): r for r in rows_in}
+    tgt = d.get("target") or {}
+    max_drop, min_agree = tgt.get("max_drop_points", 0.3), tgt.get("min_agreement", 0.99)
+    head = ["artifact", "target", "recipe"] + [f"{m} {c}" for m in modes for c in ("agree %", "drop pt")]
+    head += ["qemu = cpuid-masked", f"AVX2: drop <= {fmt(max_drop, 'g')}, agree >= {pct(min_agree)}"]
+    rows = []
+    for n in dict.fromkeys(r.get("artifact") for r in rows_in):
+        first = next(r for r in rows_in if r.get("artifact") == n)
+        row = [str(n), str(first.get("target_cpu") or first.get("quantization_target") or first.get("precision")),
+               str(first.get("recipe") or "-")]
+        row += [v for m in modes for v in (pct(dig(by, (n, m), "agreement")), fmt(dig(by, (n, m), "drop_points"),
+                                                                                 "+.2f"))]
+        q = by.get((n, "qemu")) or {}
+        same = q.get("identical_to_cpuid_masked")
+        row.append("identical" if same is True else (pct(q.get("agreement_with_cpuid_masked")) if same is False
+                                                     else "-"))
+        avx2 = by.get((n, "cpuid-masked")) or q
+        ok = is_num(avx2.get("drop_points")) and is_num(avx2.get("agreement")) and (
+            avx2["drop_points"] <= max_drop and avx2["agreement"] >= min_agree)
+        rows.append(row + [("yes" if ok else "no") if avx2 else "-"])
+    return [_avx2_mode_line(d, m, v) for m, v in modes.items() if isinstance(v, dict)] + [""] + table(head, rows)
+
+
 TITLES = {"int8": "INT8 per backend", "report": "Report", "speed_menu": "Speed menu",
           "bench-e2e": "End to end vs the transformers pipeline", "heads": "Mask heads end to end",
           "stream": "Streams", "bench": "Model-only latency", "eval": "Evaluation", "verify": "Verification",
-          "peers": "Peers' documented defaults", "calib_memory": "Calibration memory"}
+          "peers": "Peers' documented defaults", "calib_memory": "Calibration memory",
+          "int8_avx2_emulated": "INT8 on an AVX2-only CPU (emulated)"}
 RENDER: dict[str, Callable[[dict], list[str]]] = {
     "int8": render_int8, "report": render_report, "speed_menu": render_speed_menu, "bench-e2e": render_bench,
     "heads": render_heads, "stream": render_stream, "bench": render_bench, "eval": render_eval,
-    "verify": render_verify, "peers": render_peers, "calib_memory": render_calib_memory}
+    "verify": render_verify, "peers": render_peers, "calib_memory": render_calib_memory,
+    "int8_avx2_emulated": render_int8_avx2_emulated}
 

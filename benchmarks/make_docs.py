@@ -31,7 +31,7 @@ COMMAND = "python -m benchmarks.make_docs"
 SCHEMAS = {"segedge.bench": "bench", "segedge.report": "report", "segedge.int8_bench": "int8",
            "segedge.stream_bench": "stream", "segedge.speed_menu": "speed_menu", "segedge.upsample_study": "heads",
            "segedge.eval": "eval", "segedge.verify": "verify", "segedge.peers_bench": "peers",
-           "segedge.calib_memory": "calib_memory"}
+           "segedge.calib_memory": "calib_memory", "segedge.int8_avx2_emulated": "int8_avx2_emulated"}
 FIXED_COMMANDS = {
     "int8": "python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf "
             "--camvid ../shared/data/camvid --json docs/benchmarks/int8_bench.json",
@@ -113,8 +113,16 @@ peer" = the fastest peer within the mIoU budget, its p50 / this row's.""",
     "verify": "`segedge verify`: the artifact run on this machine against its FP32 reference.",
     "calib_memory": "python -m benchmarks.calib_memory (one `segedge quantize` process per row; each row's command "
                     "is in the JSON)",
+    "int8_avx2_emulated": """\
+INT8 artifacts run as on an AVX2-only CPU (no AVX-512, no VNNI), where u8 x s8 products are summed pairwise into 16
+bits and saturate (`benchmarks/emulated_isa.py`). `qemu`: the whole process under `qemu-x86_64 -cpu Haswell-v4`
+(every instruction emulated; few images). `cpuid-masked`: native execution with `cpuid` answering as a Haswell
+(Linux CPUID faulting, `LD_PRELOAD`), so ONNX Runtime and OpenVINO dispatch their AVX2 kernels and the CPU runs
+them; all images. "qemu = cpuid-masked": the two modes' masks on the qemu images. Agreement and drop are against
+FP32 run natively on this machine, on the same images; the machine line is the host's.""",
 }
-ORDER = ("int8", "calib_memory", "report", "speed_menu", "peers", "bench-e2e", "heads", "stream", "bench", "eval", "verify")
+ORDER = ("int8", "int8_avx2_emulated", "calib_memory", "report", "speed_menu", "peers",
+         "bench-e2e", "heads", "stream", "bench", "eval", "verify")
 
 
 # ---------------------------------------------------------------------------------------------------- dispatching
