@@ -211,7 +211,7 @@ class CaptureSource(Source):
             ok, image = self._cap.read()
         if not ok and self.loop and self._since_open > 0:
             self.open()  # reopening is more reliable than seeking across containers and codecs
-            ok, image = self._cap.read()
+            ok, image, self._pending = True, self._pending, None  # open() decoded the first frame again
         if not ok or image is None:
             return None
         self._since_open += 1
