@@ -8,7 +8,9 @@
 
 Live sources (cameras, network streams, paced replays) hand over only their newest frame: a frame still waiting
 when a newer one arrives is dropped and counted, so latency stays bounded. Files and folders are lossless and
-may be batched. ``run()`` renders and writes in the calling thread; Ctrl-C there, ``stop()`` from any thread, a
+may be batched; they run two inference workers that take turns by batch (the model runs one call at a time), so
+one batch's host work (preprocessing, the refine head's masks) overlaps the other's model call, and the frames
+are rendered in order. ``run()`` renders and writes in the calling thread; Ctrl-C there, ``stop()`` from any thread, a
 display's q/Esc, the end of the stream or ``max_frames`` end it cleanly: the mp4 is finalised, the stats JSON
 written. A live source that drops is reopened with backoff and the gap recorded. ``segedge stream`` wraps this.
 """
@@ -127,17 +129,29 @@ class Channel:
 
 
 class _TimedRuntime:
-    """Forwards to the segmenter's runtime and records when each infer() call starts and ends, so the pipeline
-    splits Segmenter.predict_batch into preprocess / inference / postprocess without copying its logic."""
+    """Forwards to the segmenter's runtime, one call at a time (inference workers take turns), and records in each
+    thread when its infer() calls were asked for, started and ended, so the pipeline splits Segmenter.predict_batch
+    into preprocess / inference / postprocess without copying its logic (the wait for the other worker's call is
+    in none of them)."""
 
     def __init__(self, runtime) -> None:
-        self.runtime, self.manifest = runtime, runtime.manifest
-        self.calls: list[tuple[float, float]] = []
+        self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
+        self._lock, self._local = threading.Lock(), threading.local()
+
+    @property
+    def calls(self) -> list[tuple[float, float, float]]:
+        """This thread's (asked, start, end) perf_counter times, one per infer() call since it was cleared."""
+        if not hasattr(self._local, "calls"):
+            self._local.calls = []
+        return self._local.calls
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        start = time.perf_counter()
-        out = self.runtime.infer(feeds)
-        self.calls.append((start, time.perf_counter()))
+        asked = time.perf_counter()
+        with self._lock:
+            start = time.perf_counter()
+            out = self.runtime.infer(feeds)
+            end = time.perf_counter()
+        self.calls.append((asked, start, end))
         return out
 
     def close(self) -> None:  # the caller's Segmenter owns the runtime
@@ -167,9 +181,13 @@ class StreamPipeline:
         self.stats = StreamStats(source=source.spec.text, mode="live" if live else "file",
                                  batch_size=config.batch_size, source_frame_count=source.frame_count,
                                  output=str(config.output) if config.output else None)
-        self._in = Channel(1, latest=True) if live else Channel(config.queue_size)
-        self._out = Channel(1 if live else config.queue_size)
-        self._stop = threading.Event()
+        # one inference worker for live sources (the newest frame, at once); two for files/folders, fed batch by
+        # batch in turn: worker w gets frames i with (i // batch_size) % workers == w, and the render loop reads
+        # them back in that order
+        self.workers = 1 if live else 2
+        self._ins = [Channel(1, latest=True) if live else Channel(config.queue_size) for _ in range(self.workers)]
+        self._outs = [Channel(1 if live else config.queue_size) for _ in range(self.workers)]
+        self._stop, self._stats_lock = threading.Event(), threading.Lock()
         self._errors: list[BaseException] = []
         self._interrupts, self._started = 0, False
 
@@ -177,14 +195,17 @@ class StreamPipeline:
         """End the run soon, from any thread: frames not yet inferred are discarded, the rest written."""
         self._set_ended(reason)
         self._stop.set()
-        self.stats.discarded_at_stop += self._in.cancel()
+        self.stats.discarded_at_stop += self._cancel_inputs()
+
+    def _cancel_inputs(self) -> int:
+        return sum(ch.cancel() for ch in self._ins)
 
     def _on_sigint(self, *_) -> None:
         """First Ctrl-C: stop reading, write what was already inferred. Second: stop writing too."""
         self._interrupts += 1
         self.stop("interrupted")
         if self._interrupts > 1:
-            self._out.cancel()
+            self.stats.discarded_at_stop += sum(ch.cancel() for ch in self._outs)
 
     def _set_ended(self, reason: str) -> None:
         if self.stats.ended == "running":
@@ -198,6 +219,7 @@ class StreamPipeline:
     # -- reader thread ---------------------------------------------------------------------------------------------
     def _read(self) -> None:
         src, stats, max_frames = self.source, self.stats, self.config.max_frames
+        batch, ins = self.config.batch_size, self._ins
         index, down_since, attempts, delay, reason, last = 0, None, 0, 0.0, "", ""
         try:
             while not self._stop.is_set():
@@ -246,46 +268,49 @@ class StreamPipeline:
                 frame = Frame(index, image, captured, src.name)
                 index += 1
                 stats.frames_read = index
-                ok = self._in.put(frame)
-                stats.dropped, stats.skipped_by_source = self._in.dropped, getattr(src, "skipped", 0)
+                ok = ins[(frame.index // batch) % len(ins)].put(frame)
+                stats.dropped, stats.skipped_by_source = ins[0].dropped, getattr(src, "skipped", 0)
                 if not ok:  # stopped while waiting to hand it over
                     stats.discarded_at_stop += 1
                     break
         except BaseException as exc:  # noqa: BLE001 -- handed to run(), which raises it after a clean shutdown
             self._fail(exc)
         finally:
-            self._in.close()
+            for ch in ins:
+                ch.close()
 
     # -- inference thread ------------------------------------------------------------------------------------------
-    def _infer(self) -> None:
+    def _infer(self, worker: int) -> None:
         stats, size = self.stats, self.stats.batch_size
+        source, sink = self._ins[worker], self._outs[worker]
         try:
             done = False
             while not done:
-                item = self._in.get()
+                item = source.get()
                 if item is END:
                     break
                 batch = [item]
                 while len(batch) < size:
-                    item = self._in.get()
+                    item = source.get()
                     if item is END:
                         done = True
                         break
                     batch.append(item)
                 results, pre, inf, post = self._predict(batch)
                 for i, (frame, result) in enumerate(zip(batch, results)):
-                    stats.add("preprocess", pre / len(batch))
-                    stats.add("inference", inf / len(batch))
-                    stats.add("postprocess", post / len(batch))
-                    if not self._out.put((frame, result)):  # the render side is gone (second Ctrl-C, error)
+                    with self._stats_lock:  # the other worker adds to the same stages
+                        stats.add("preprocess", pre / len(batch))
+                        stats.add("inference", inf / len(batch))
+                        stats.add("postprocess", post / len(batch))
+                    if not sink.put((frame, result)):  # the render side is gone (second Ctrl-C, error)
                         stats.discarded_at_stop += len(batch) - i
                         return
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
             self._stop.set()
-            self._in.cancel()
+            self._cancel_inputs()
         finally:
-            self._out.close()
+            sink.close()
 
     def _predict(self, frames: list[Frame]) -> tuple[list, float, float, float]:
         """Segmenter.predict_batch on the frames; returns results and preprocess/inference/postprocess ms."""
@@ -294,9 +319,9 @@ class StreamPipeline:
         t0 = time.perf_counter()
         results = self._seg.predict_batch([f.image for f in frames], batch_size=len(frames))
         t1 = time.perf_counter()
-        inf = sum(end - start for start, end in calls)
-        pre = sum(start - (calls[i - 1][1] if i else t0) for i, (start, _) in enumerate(calls))
-        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][1]) * 1e3
+        inf = sum(end - start for _, start, end in calls)
+        pre = sum(asked - (calls[i - 1][2] if i else t0) for i, (asked, _, _) in enumerate(calls))
+        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][2]) * 1e3
 
     # -- render/writer: the calling thread -------------------------------------------------------------------------
     def run(self) -> StreamStats:
@@ -313,8 +338,9 @@ class StreamPipeline:
         except SegEdgeError:
             self.source.close()
             raise
-        threads = [threading.Thread(target=self._read, name="segedge-reader", daemon=True),
-                   threading.Thread(target=self._infer, name="segedge-inference", daemon=True)]
+        threads = [threading.Thread(target=self._read, name="segedge-reader", daemon=True)]
+        threads += [threading.Thread(target=self._infer, args=(w,), name=f"segedge-inference-{w}", daemon=True)
+                    for w in range(self.workers)]
         # Ctrl-C as a flag, not an exception, so it cannot land between writing a frame and counting it
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if main else None
@@ -339,13 +365,15 @@ class StreamPipeline:
         return self.stats
 
     def _render_loop(self, sink: VideoSink | None, window: Window | None) -> None:
-        stats, on_result = self.stats, self.on_result
-        while True:
-            item = self._out.get(timeout=0.2)  # a timeout lets Ctrl-C in while waiting
+        stats, on_result, outs, batch = self.stats, self.on_result, self._outs, self.config.batch_size
+        rendered = 0
+        while True:  # frame k comes from worker (k // batch) % workers: in order
+            item = outs[(rendered // batch) % len(outs)].get(timeout=0.2)  # a timeout lets Ctrl-C in while waiting
             if item is None:
                 continue
-            if item is END:
-                return
+            if item is END:  # the next frame will not come: the stream ended, or it stopped (later frames in the
+                return  # other worker's queue are counted as discarded when it is cancelled)
+            rendered += 1
             frame, result = item
             t0 = time.perf_counter()
             picture = self.renderer.annotate(frame.image, result, stats.hud_lines())
@@ -364,8 +392,7 @@ class StreamPipeline:
 
     def _shutdown(self, threads: list[threading.Thread], sink: VideoSink | None, window: Window | None) -> None:
         self._stop.set()
-        self.stats.discarded_at_stop += self._in.cancel()
-        self._out.cancel()
+        self.stats.discarded_at_stop += self._cancel_inputs() + sum(ch.cancel() for ch in self._outs)
         for t in threads:  # the reader may sit in a blocking camera/network read: bounded wait
             t.join(timeout=10.0)
         if sink is not None:
