@@ -157,13 +157,20 @@ def render_stream(d: dict) -> list[str]:
               "file_mode": "file mode end to end, FPS"}
     rows = [[label] + [fmt(dig(r, k, "fps"), ".2f") for r in rounds] + [fmt(med.get(k), ".2f")]
             for k, label in labels.items()]
+    if any(dig(r, "file_mode", "cpu_ms_per_frame") is not None for r in rounds):  # recorded since the CPU budget
+        rows += [[f"{label.split(',')[0]}, CPU ms per frame"] + [fmt(dig(r, k, "cpu_ms_per_frame"), ".1f")
+                                                                for r in rounds] + ["-"] for k, label in labels.items()]
+        rows += [["other processes during file mode, cores"]
+                 + [fmt(dig(r, "file_mode", "other_load_cores"), ".2f") for r in rounds] + ["-"]]
     rows.append(["file mode / model only"] + [ratio(dig(r, "file_mode", "fps"), dig(r, "model_only", "fps"))
                                               for r in rounds] + [ratio(med.get("file_mode"), med.get("model_only"))])
     rows.append(["file mode / runtime only"] + [ratio(dig(r, "file_mode", "fps"), dig(r, "runtime_only", "fps"))
                                                 for r in rounds] + [ratio(med.get("file_mode"),
                                                                           med.get("runtime_only"))])
-    lines = [f"`{d.get('artifact', '-')}` ({model.get('precision', '-')}, {model.get('head', '-')} head "
-             f"{model.get('upsample', '-')}, network {hw(model.get('network_hw'))}) on {model.get('runtime', '-')}; "
+    head, upsample = model.get("head", "-"), model.get("upsample", "-")
+    lines = [f"`{d.get('artifact', '-')}` ({model.get('precision', '-')}, {head} head"
+             f"{'' if upsample == head else ' ' + str(upsample)}, network {hw(model.get('network_hw'))}) on "
+             f"{model.get('runtime', '-')}; "
              f"video `{d.get('video', '-')}` {hw(d.get('frame_hw'))}, batch {d.get('batch_size', '-')}.", ""]
     lines += table(["throughput"] + [f"round {i + 1}" for i in range(len(rounds))] + ["median"], rows)
     lv = d.get("live")
