@@ -10,9 +10,10 @@ Live sources (cameras, network streams, paced replays) hand over only their newe
 when a newer one arrives is dropped and counted, so latency stays bounded. Files and folders are lossless and
 may be batched; they run two inference workers that take turns by batch (the model runs one call at a time), so
 one batch's host work (preprocessing, the refine head's masks) overlaps the other's model call, and the frames
-are rendered in order. ``run()`` renders and writes in the calling thread; Ctrl-C there, ``stop()`` from any thread, a
-display's q/Esc, the end of the stream or ``max_frames`` end it cleanly: the mp4 is finalised, the stats JSON
-written. A live source that drops is reopened with backoff and the gap recorded. ``segedge stream`` wraps this.
+are rendered in order; OpenCV runs single-threaded while they run (cv2.setNumThreads(1), the caller's setting
+restored at the end), as the stages already keep the cores busy. ``run()`` renders and writes in the calling
+thread; Ctrl-C there, ``stop()`` from any thread, a display's q/Esc, the end of the stream or ``max_frames`` end it
+cleanly: the mp4 is finalised, the stats JSON written. A live source that drops is reopened with backoff and the gap recorded. ``segedge stream`` wraps this.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from sdk.core.errors import InputError, SegEdgeError, SourceError
+from sdk.core.errors import InputError, SegEdgeError, SourceError, require_cv2
 from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window
 from sdk.stream.stats import SourceGap, StreamStats
 
@@ -344,6 +345,12 @@ class StreamPipeline:
         # Ctrl-C as a flag, not an exception, so it cannot land between writing a frame and counting it
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if main else None
+        # files/folders: the stages already run side by side, so OpenCV's own pool (resize, colour map, blend)
+        # would only compete with them and the runtime for the cores; restored when the run ends
+        cv2 = require_cv2() if self.workers > 1 else None
+        cv_threads = cv2.getNumThreads() if cv2 is not None else None
+        if cv2 is not None:
+            cv2.setNumThreads(1)
         self.stats.started_s = time.perf_counter()
         for t in threads:
             t.start()
@@ -360,6 +367,8 @@ class StreamPipeline:
             if main:
                 signal.signal(signal.SIGINT, previous)
             self._shutdown(threads, sink, window)
+            if cv2 is not None:
+                cv2.setNumThreads(cv_threads)
         if self._errors:
             raise self._errors[0]
         return self.stats

@@ -94,3 +94,16 @@ def test_stop_mid_stream_accounts_for_every_frame(artifact):
     assert stats.ended == "stopped" and seen == list(range(len(seen))) and seen
     assert stats.frames_read == stats.frames_processed + stats.discarded_at_stop
     assert not [t for t in threading.enumerate() if t.name.startswith("segedge-")]
+
+
+def test_opencv_threads_single_during_a_file_run_and_restored(artifact):
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        seen: list[int] = []
+        with Segmenter.from_artifact(artifact, threads=1) as seg:
+            StreamPipeline(seg, open_source(str(VIDEO)), StreamConfig(max_frames=2),
+                           on_result=lambda f, r, p: seen.append(cv2.getNumThreads())).run()
+        assert seen == [1, 1] and cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
