@@ -5,7 +5,10 @@ frames and FP32 masks the INT8 artifact carries (``reference/``, written by ``ca
 engine without its own uses those of the ONNX artifact it was built from (``source.onnx_artifact`` in its
 manifest), so ``segedge verify`` after ``segedge build`` on a Jetson checks the engine against the FP32 model.
 With ``data`` (a labelled set), mIoU is measured too. It fails when agreement is under ``min_agreement`` or under
-the agreement recorded when the artifact was made by more than ``margin_points``.
+the agreement recorded when the artifact was made by more than ``margin_points``. The default margin, 0.3 points,
+is under what a CPU class the artifact was not made for costs on the shipped reference frames (B0 on CamVid, 4
+frames, AVX2 kernels forced by ``benchmarks/emulated_isa.py``: OpenVINO INT8 made for VNNI 0.47 points under its
+recorded value, ONNX Runtime 0.83), while the same frames on the same kind of CPU give the recorded value.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from sdk.core.manifest import Manifest, read_manifest
 from sdk.core.preprocess import read_rgb
 from sdk.core.records import HeldOutAccuracy, ReferenceRecord
 from sdk.core.result import pixel_agreement
+
+MARGIN_POINTS = 0.3  # default --margin-points: see the module docstring
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +90,7 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def verify(artifact: str | Path, *, reference: str | Path | None = None, data=None, min_agreement: float = 0.98,
-           margin_points: float = 0.5, runtime: str = "auto", samples: int = 0, progress: bool = False
+           margin_points: float = MARGIN_POINTS, runtime: str = "auto", samples: int = 0, progress: bool = False
            ) -> VerifyReport:
     """Check ``artifact`` here (see the module docstring). data: a labelled set path or (image, label) pairs;
     samples: use at most this many of them (0: all). Returns the report; ``report.passed`` is the verdict."""

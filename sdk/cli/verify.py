@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
                                   "with --reference, agreement is measured on its images")
     p.add_argument("--samples", type=int, default=0, help="use at most this many images of --data (0: all)")
     p.add_argument("--min-agreement", type=float, default=0.98, help="fail under this pixel agreement (fraction)")
-    p.add_argument("--margin-points", type=float, default=0.5,
-                   help="fail when agreement is more than this many points under the value recorded at quantize time")
+    p.add_argument("--margin-points", type=float, default=0.3,
+                   help="fail when agreement is more than this many points under the value recorded at quantize time "
+                        "(default 0.3: an artifact on a CPU class it was not made for measured 0.47-0.83 under)")
     p.add_argument("--runtime", default="auto", help="runtime to run the artifact with (default: auto)")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("-q", "--quiet", action="store_true")

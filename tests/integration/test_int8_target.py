@@ -181,6 +181,27 @@ def test_verify_passes_then_fails_when_the_reference_disagrees(tmp_path, tiny_fp
     assert "--reference" in capsys.readouterr().err
 
 
+def test_verify_default_margin_catches_a_few_tenths(tmp_path, tiny_fp32, capsys):
+    """0.4% of the reference pixels changed: under the default margin (0.3 points: a CPU class the artifact was not
+    made for measured 0.47-0.83 points under on B0), a pass with a margin of 0.5."""
+    from calibration.verify import MARGIN_POINTS
+    from sdk.cli import main
+
+    assert MARGIN_POINTS == 0.3
+    art = quantize(tiny_fp32, tmp_path / "q", backend="onnxruntime", calib=_frames(40), progress=False).artifact
+    ref = ReferenceRecord.read(read_manifest(art))
+    for name in ref.masks:
+        path = art / ref.folder / name
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        flat = mask.reshape(-1)
+        n = int(0.004 * flat.size) + 1
+        flat[:n] = (flat[:n] + 1) % 5
+        cv2.imwrite(str(path), mask)
+    assert main(["verify", str(art), "--min-agreement", "0.5"]) == 1
+    assert "margin 0.3" in capsys.readouterr().out
+    assert main(["verify", str(art), "--min-agreement", "0.5", "--margin-points", "0.5"]) == 0
+
+
 _MEMORY_RUN = """
 import resource, sys, numpy as np
 from calibration import quantize
