@@ -86,7 +86,11 @@ and per-class numbers) are in the report's Markdown/HTML.""",
 eager model alternating run by run, each from a uint8 frame to a full-resolution mask (ours: preprocessing +
 inference + head; the baseline: SegformerForSemanticSegmentation with its image processor, bilinear upsampling and
 argmax). Where the two run their networks at different sizes the ratio compares different amounts of work (said
-under the table). Heads not recorded in the JSON show "-".""",
+under the table). Heads not recorded in the JSON show "-". The 150-class model (`e2e_150cls_*`) is a random-weight
+SegFormer-B0 whose processor resizes to 512x512, for timing (`python -m benchmarks.upsample_study --write-150
+out/b0-150-random`; its INT8 IR: `segedge quantize out/b0-150-random --backend openvino --calib
+../shared/data/camvid/train.txt --num-samples 64 --output out/b0-150-ov-int8`); its agreement column compares an
+INT8 model of random weights with transformers in FP32, not the head (the head's exactness: `heads.json`).""",
     "bench": """\
 `segedge bench` (`sdk.timing.bench`), model only: preprocessed float32 input -> inference -> masks at the input
 size, after warm-up runs.""",
