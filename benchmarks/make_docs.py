@@ -165,11 +165,13 @@ def command_of(kind: str, d: dict) -> tuple[str, str]:
                                                            f"{d.get('path', 'DATA')} --split {d.get('split', 'val')}"
                                                            f"{ref} --json FILE")
     if kind == "report":
-        ev = d.get("evaluation") or {}
+        ev, backends = d.get("evaluation") or {}, dig(d, "grid", "backends")
         return "command (rebuilt from the JSON's fields)", (
             f"segedge report {dig(d, 'source', 'path') or 'CHECKPOINT'} --calib "
             f"{dig(d, 'calibration', 'source') or 'FRAMES'} --num-samples {dig(d, 'calibration', 'frames') or 300} "
-            f"--eval {ev.get('path', 'DATA')} --eval-split {ev.get('split', 'test')} --output OUT")
+            f"--eval {ev.get('path', 'DATA')} --eval-split {ev.get('split', 'test')}"
+            + (f" --backends {','.join(backends)}" if isinstance(backends, list) and backends else "")
+            + " --output OUT")
     return "command (the usual one; the JSON does not record it)", FIXED_COMMANDS.get(kind, "-")
 
 
