@@ -60,3 +60,16 @@ def labelled_set(tmp_path_factory, camvid):
         label = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED)
         cv2.imwrite(str(root / "labels" / lab.name), np.where(label == 11, 255, label).astype(np.uint8))
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): small
+    inputs, modest CPU use on a shared machine, reproducible results; the previous count restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+

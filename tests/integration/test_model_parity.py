@@ -29,13 +29,7 @@ SHAPES = [(1, 3, 128, 160), (1, 3, 100, 132), (2, 3, 64, 96)]
 NUM_LABELS = {"b0": 5, "b2": 7, "custom": 3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """A training job shares this machine: keep to one core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=["b0", "b2", "custom"])

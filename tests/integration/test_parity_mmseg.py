@@ -44,12 +44,7 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small inputs; keep CPU use modest and results reproducible
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _build_mmseg(variant: str) -> tuple[MixVisionTransformer, SegformerHead]:
