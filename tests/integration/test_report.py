@@ -263,6 +263,9 @@ def test_bench_errors(tiny_report, tmp_path, monkeypatch):
             bench(ov["artifact"], sizes_hw=[(64, 64)], repeats=1, warmup=0, runtime="openvino", pause_s=0)
     with pytest.raises(InputError, match="Hugging Face folder"):
         bench(art, sizes_hw=[(64, 64)], repeats=1, warmup=0, baseline=tmp_path, pause_s=0)
+    with pytest.raises(InputError, match="cannot be read"):  # --frame: a missing image, said before any timing
+        bench(art, sizes_hw=[(64, 64)], repeats=1, warmup=0, end_to_end=True, frame=tmp_path / "none.png",
+              pause_s=0, settle_s=0)
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
     with pytest.raises(MissingDependencyError, match="pip install transformers"):
