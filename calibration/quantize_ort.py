@@ -297,8 +297,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     with tempfile.TemporaryDirectory(prefix="segedge-quant-", dir=out) as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src / manifest.model_file), str(pre), skip_symbolic_shape=False)
-        nodes, kept = _apply_keep_float(quantizable_nodes(onnx.load(str(pre)), target, manifest.graph),
-                                        tuple(keep_float))
+        pre_model = onnx.load(str(pre))
+        nodes, kept = _apply_keep_float(quantizable_nodes(pre_model, target, manifest.graph), tuple(keep_float))
         trt = target == "tensorrt"
         memory: dict = {}  # the histogram methods' per-frame bytes and budget, recorded in the manifest
         extra = {
@@ -322,7 +322,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         elif method == "minmax":  # global min/max: two scalars per tensor and frame, any slice fits
             extra["CalibStridedMinMax"] = calibration_stride(len(calib), slice_frames)
         else:  # histograms: a slice of k frames holds k x (their tensors + 2 copies of the largest), within budget
-            tensors = calibrated_tensors(onnx.load(str(pre)), nodes)
+            tensors = calibrated_tensors(pre_model, nodes)
             total, largest = frame_cost(pre, _Reader(calib, manifest, False).get_next(), tensors)
             most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(total + 2 * largest, 1)))
             memory = {"calib_frame_mib": round(total / 2**20, 1), "calib_memory_mib": calib_memory_mib}
