@@ -154,7 +154,9 @@ def render_stream(d: dict) -> list[str]:
     rounds = [r for r in t.get("rounds") or [] if isinstance(r, dict)]
     med = t.get("median_fps") or {}
     labels = {"runtime_only": "runtime only (infer), FPS", "model_only": "model only (Segmenter), FPS",
+              "model_only_parallel": "model only, 2 workers as file mode runs it, FPS",
               "file_mode": "file mode end to end, FPS"}
+    labels = {k: v for k, v in labels.items() if k == "file_mode" or any(k in r for r in rounds)}
     rows = [[label] + [fmt(dig(r, k, "fps"), ".2f") for r in rounds] + [fmt(med.get(k), ".2f")]
             for k, label in labels.items()]
     if any(dig(r, "file_mode", "cpu_ms_per_frame") is not None for r in rounds):  # recorded since the CPU budget
@@ -164,13 +166,18 @@ def render_stream(d: dict) -> list[str]:
                  + [fmt(dig(r, "file_mode", "other_load_cores"), ".2f") for r in rounds] + ["-"]]
     rows.append(["file mode / model only"] + [ratio(dig(r, "file_mode", "fps"), dig(r, "model_only", "fps"))
                                               for r in rounds] + [ratio(med.get("file_mode"), med.get("model_only"))])
+    if "model_only_parallel" in labels:
+        rows.append(["file mode / model only with 2 workers"]
+                    + [ratio(dig(r, "file_mode", "fps"), dig(r, "model_only_parallel", "fps")) for r in rounds]
+                    + [ratio(med.get("file_mode"), med.get("model_only_parallel"))])
     rows.append(["file mode / runtime only"] + [ratio(dig(r, "file_mode", "fps"), dig(r, "runtime_only", "fps"))
                                                 for r in rounds] + [ratio(med.get("file_mode"),
                                                                           med.get("runtime_only"))])
     head, upsample = model.get("head", "-"), model.get("upsample", "-")
     lines = [f"`{d.get('artifact', '-')}` ({model.get('precision', '-')}, {head} head"
              f"{'' if upsample == head else ' ' + str(upsample)}, network {hw(model.get('network_hw'))}) on "
-             f"{model.get('runtime', '-')}; "
+             f"{model.get('runtime', '-')}"
+             f"{'; file mode on ' + str(model['file_mode_runtime']) if model.get('file_mode_runtime') else ''}; "
              f"video `{d.get('video', '-')}` {hw(d.get('frame_hw'))}, batch {d.get('batch_size', '-')}.", ""]
     lines += table(["throughput"] + [f"round {i + 1}" for i in range(len(rounds))] + ["median"], rows)
     lv = d.get("live")

@@ -3,9 +3,14 @@ throughput of the same artifact, live-mode latency with the video paced at 30 fp
 
     python -m benchmarks.stream_bench out/b0-fp32 --video ../shared/video/sidewalk.mp4 --frames 300 --soak-frames 10000
 
-model only: ``Segmenter.predict_batch`` on frames already decoded in memory (preprocess + runtime + postprocess);
+model only: ``Segmenter.predict_batch`` on frames already decoded in memory (preprocess + runtime + postprocess),
+one call after another, with the artifact's default runtime options (what a loop over ``seg(frame)`` gets);
 runtime only: ``runtime.infer`` on one preprocessed tensor. file mode: the full pipeline (decode, inference,
-overlay + legend + HUD, mp4 write) on the video, looped to ``--frames``. The two are measured alternately
+overlay + legend + HUD, mp4 write) on the video, looped to ``--frames``, with the runtime options ``segedge stream``
+picks for a file (``stream_runtime_options``: OpenVINO in throughput mode, two streams). model only, as file mode
+runs it: the same runtime as file mode, two threads calling ``predict_batch`` at once as the pipeline's two
+inference workers do, without decode, render or write (what the pipeline costs beyond the model in its own
+configuration). The two are measured alternately
 ``--repeats`` times in one process, and the medians compared. live: the video replayed as a 30 fps camera through
 the latest-frame policy; latency = frame available -> rendered and written. soak: file mode looped for
 ``--soak-frames``, VmRSS from /proc/self/status sampled every 100 frames, growth measured from after warm-up.
@@ -31,7 +36,7 @@ import numpy as np
 
 from sdk.timing import cpu_times, environment
 from sdk.core.errors import SegEdgeError
-from sdk.stream.pipeline import StreamConfig, StreamPipeline
+from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
 from sdk.segmenter import Segmenter
 from sdk.stream.sources import open_source
 
@@ -83,6 +88,9 @@ def wait_idle(max_s: float, threshold_cores: float = 0.3) -> float:
             return cores
 
 
+THROUGHPUT_RUNS = ("runtime_only", "model_only", "model_only_parallel", "file_mode")
+
+
 def _decode(video: str, n: int) -> list[np.ndarray]:
     src = open_source(video)
     frames = [f for f in (src.read() for _ in range(n)) if f is not None]
@@ -101,6 +109,33 @@ def model_only(seg: Segmenter, frames: list[np.ndarray], n: int, batch_size: int
         done += len(chunk)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"frames": n, "seconds": round(dt, 3), "fps": round(n / dt, 3), "cpu_ms_per_frame": round(cpu / n * 1e3, 2)}
+
+
+def model_only_parallel(seg: Segmenter, frames: list[np.ndarray], n: int, batch_size: int, workers: int = 2) -> dict:
+    """model_only with ``workers`` threads calling predict_batch at once on the same Segmenter (frames split
+    between them), as the stream pipeline's inference workers do."""
+    import threading
+
+    bgr = Segmenter(seg.runtime, color_order="bgr")
+    bgr.predict_batch(frames[:batch_size], batch_size=batch_size)  # warm-up
+    share = [n // workers + (w < n % workers) for w in range(workers)]
+
+    def work(w: int) -> None:
+        done = 0
+        while done < share[w]:
+            chunk = [frames[(w + done + i) % len(frames)] for i in range(min(batch_size, share[w] - done))]
+            bgr.predict_batch(chunk, batch_size=batch_size)
+            done += len(chunk)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"frames": n, "seconds": round(dt, 3), "fps": round(n / dt, 3), "cpu_ms_per_frame": round(cpu / n * 1e3, 2),
+            "workers": workers}
 
 
 def runtime_only(seg: Segmenter, frame: np.ndarray, n: int, batch_size: int) -> dict:
@@ -214,11 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                     "batch_size": args.batch_size, "cpu": _cpu(),
                     "cpu_count": os.cpu_count(), "threads": args.threads,
                     "python": sys.version.split()[0], "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
-    with Segmenter.from_artifact(args.artifact, **options) as seg, tempfile.TemporaryDirectory() as tmp:
+    file_options = {**options, **stream_runtime_options(args.artifact, "auto", live=False)}
+    with Segmenter.from_artifact(args.artifact, **options) as seg, tempfile.TemporaryDirectory() as tmp, \
+            Segmenter.from_artifact(args.artifact, **file_options) as file_seg:
         m = seg.manifest
         size = m.preprocess.size_hw
         report["model"] = {"runtime": seg.runtime.describe(), "precision": m.precision, "head": m.head,
-                           "upsample": m.upsample, "network_hw": list(size) if size else "frame size"}
+                           "upsample": m.upsample, "network_hw": list(size) if size else "frame size",
+                           "file_mode_runtime": file_seg.runtime.describe()}
         frames = _decode(args.video, 32)
         report["frame_hw"] = list(frames[0].shape[:2])
         rounds: list[dict[str, Any]] = []
@@ -228,21 +266,24 @@ def main(argv: list[str] | None = None) -> int:
                 wait_idle(args.wait_idle)
             for name, fn in (("runtime_only", lambda: runtime_only(seg, frames[0], args.frames, args.batch_size)),
                              ("model_only", lambda: model_only(seg, frames, args.frames, args.batch_size)),
-                             ("file_mode", lambda: file_mode(seg, args.video, args.frames, args.batch_size,
+                             ("model_only_parallel", lambda: model_only_parallel(file_seg, frames, args.frames,
+                                                                                 args.batch_size)),
+                             ("file_mode", lambda: file_mode(file_seg, args.video, args.frames, args.batch_size,
                                                              Path(tmp)))):
                 with OtherLoad() as load:
                     rnd[name] = fn()
                 rnd[name]["other_load_cores"] = round(load.cores, 2)
             rnd["file_vs_model_only"] = round(rnd["file_mode"]["fps"] / rnd["model_only"]["fps"], 3)
+            rnd["file_vs_model_only_parallel"] = round(rnd["file_mode"]["fps"] / rnd["model_only_parallel"]["fps"], 3)
             rounds.append(rnd)
-        keys = ("runtime_only", "model_only", "file_mode")
-        med = {k: statistics.median(r[k]["fps"] for r in rounds) for k in keys}
+        med = {k: statistics.median(r[k]["fps"] for r in rounds) for k in THROUGHPUT_RUNS}
         report["throughput"] = {
             "rounds": [{k: ({kk: vv for kk, vv in v.items() if kk != "table"} if isinstance(v, dict) else v)
                         for k, v in r.items()} for r in rounds],
             "median_fps": med, "file_vs_model_only_median_of_rounds": statistics.median(
                 r["file_vs_model_only"] for r in rounds),
             "file_vs_model_only": round(med["file_mode"] / med["model_only"], 3),
+            "file_vs_model_only_parallel": round(med["file_mode"] / med["model_only_parallel"], 3),
             "file_vs_runtime_only": round(med["file_mode"] / med["runtime_only"], 3)}
         if args.wait_idle:
             wait_idle(args.wait_idle)
@@ -253,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.wait_idle:
                 wait_idle(args.wait_idle)
             with OtherLoad() as load:
-                report["soak"] = soak(seg, args.video, args.soak_frames, Path(tmp), write=not args.soak_no_output)
+                report["soak"] = soak(file_seg, args.video, args.soak_frames, Path(tmp), write=not args.soak_no_output)
             report["soak"]["other_load_cores"] = round(load.cores, 2)
 
     print(_table(report, rounds))
@@ -274,8 +315,10 @@ def _table(r: dict, rounds: list[dict]) -> str:
              f"{'throughput, batch ' + str(r['batch_size']):<34}"
              + "".join(f"{'round ' + str(i + 1):>10}" for i in range(len(rounds))) + f"{'median':>10}"]
     names = {"runtime_only": "runtime only (infer), FPS", "model_only": "model only (Segmenter), FPS",
-             "file_mode": "file mode end-to-end, FPS"}
+             "model_only_parallel": "model only, 2 workers as file, FPS", "file_mode": "file mode end-to-end, FPS"}
     for k, label in names.items():
+        if k not in rounds[0]:  # JSON from before the parallel row
+            continue
         lines.append(f"{label:<34}" + "".join(f"{rd[k]['fps']:>10.2f}" for rd in rounds)
                      + f"{t['median_fps'][k]:>10.2f}")
         lines.append(f"{'  CPU ms per frame (this process)':<34}" + "".join(f"{rd[k]['cpu_ms_per_frame']:>10.2f}"
@@ -284,8 +327,11 @@ def _table(r: dict, rounds: list[dict]) -> str:
                                                                   for rd in rounds))
     lines.append(f"{'file mode / model only':<34}" + "".join(f"{rd['file_vs_model_only']:>9.3f}x" for rd in rounds)
                  + f"{t['file_vs_model_only_median_of_rounds']:>9.3f}x")
-    lines.append(f"ratio of the medians: file mode / model only {t['file_vs_model_only']:.3f}x, file mode / runtime "
+    lines.append(f"ratio of the medians: file mode / model only {t['file_vs_model_only']:.3f}x, file mode / model only "
+                 f"with 2 workers {t.get('file_vs_model_only_parallel', float('nan')):.3f}x, file mode / runtime "
                  f"only {t['file_vs_runtime_only']:.3f}x")
+    lines.append(f"runtime: {model['runtime']}; file mode and its model-only row: "
+                 f"{model.get('file_mode_runtime', model['runtime'])}")
     lines.append("file mode stages (last round):")
     lines.append(rounds[-1]["file_mode"]["table"])
     lat = lv["latency_ms"]

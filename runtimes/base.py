@@ -35,6 +35,10 @@ class Runtime:
     # True where ``_infer_impl`` may run in several threads at once (ONNX Runtime sessions; OpenVINO with its pool
     # of infer requests); otherwise ``infer`` serialises calls with a lock, so every runtime is safe to share.
     concurrent = False
+    # How many calls run side by side without competing for the same cores: 1 for runtimes whose one call already
+    # uses every core (ONNX Runtime's intra-op pool, OpenVINO's latency mode, a TensorRT context); OpenVINO's
+    # throughput mode sets its number of streams. Pipelines run up to this many calls at once, else take turns.
+    parallel_calls = 1
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None) -> None:
         self.artifact = Path(artifact)

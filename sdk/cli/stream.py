@@ -35,6 +35,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--runtime", default="auto", help="auto or a runtime name")
     add_device_argument(p)
     p.add_argument("--threads", type=nonnegative_int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    p.add_argument("--performance-mode", choices=["auto", "latency", "throughput"], default="auto",
+                   help="OpenVINO: auto (default) runs files and folders in throughput mode (two streams, one per "
+                        "inference worker: more frames per second, less CPU a frame) and live sources in latency "
+                        "mode")
     p.add_argument("--batch-size", type=positive_int, default=1, help="frames per inference call (files and folders)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--loop", action="store_true", help="replay a file or folder from the start at its end")
@@ -53,10 +57,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sdk.stream.pipeline import StreamConfig, StreamPipeline
+    from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
     from sdk.stream.render import RenderOptions, display_status
     from sdk.segmenter import Segmenter
-    from sdk.stream.sources import CsiOptions, open_source
+    from sdk.stream.sources import CsiOptions, open_source, parse_source
 
     display = args.display if args.display is not None else display_status()[0]
     stats_path = Path(args.stats) if args.stats else (
@@ -70,12 +74,15 @@ def run(args) -> int:
                           render=RenderOptions(alpha=args.alpha, side_by_side=args.side_by_side,
                                                legend=not args.no_legend, hud=not args.no_hud))
     live = {"auto": None, "live": True, "file": False}[args.mode]
+    csi = CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip)
+    spec = parse_source(args.source, csi=csi, live=live)
     runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
     if args.threads:
         options["threads"] = args.threads
+    options.update(stream_runtime_options(args.artifact, runtime, live=spec.live or args.pace_fps is not None,
+                                          performance_mode=args.performance_mode))
     with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
-        source = open_source(args.source, live=live, loop=args.loop, pace_fps=args.pace_fps,
-                             csi=CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip))
+        source = open_source(spec, loop=args.loop, pace_fps=args.pace_fps)
         pipeline = StreamPipeline(seg, source, config)
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("stopped")) if main else None

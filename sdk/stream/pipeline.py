@@ -8,10 +8,12 @@
 
 Live sources (cameras, network streams, paced replays) hand over only their newest frame: a frame still waiting
 when a newer one arrives is dropped and counted, so latency stays bounded. Files and folders are lossless and
-may be batched; they run two inference workers that take turns by batch (the model runs one call at a time), so
-one batch's host work (preprocessing, the refine head's masks) overlaps the other's model call, and the frames
-are rendered in order; OpenCV runs single-threaded while they run (cv2.setNumThreads(1), the caller's setting
-restored at the end), as the stages already keep the cores busy. ``run()`` renders and writes in the calling
+may be batched; they run two inference workers, fed batch by batch in turn, so one batch's host work
+(preprocessing, the refine head's masks) overlaps the other's model call, and the frames are rendered in order. The
+workers' model calls take turns, except on a runtime whose ``parallel_calls`` is 2 or more (OpenVINO in throughput
+mode, which ``stream_runtime_options`` picks for files on OpenVINO): then both run at once, each on its own stream.
+OpenCV runs single-threaded while they run (cv2.setNumThreads(1), the caller's setting restored at the end), as
+the stages already keep the cores busy. ``run()`` renders and writes in the calling
 thread; Ctrl-C there, ``stop()`` from any thread, a display's q/Esc, the end of the stream or ``max_frames`` end it
 cleanly: the mp4 is finalised, the stats JSON written. A live source that drops is reopened with backoff and the gap recorded. ``segedge stream`` wraps this.
 """
@@ -78,6 +80,30 @@ class StreamConfig:
             raise InputError(f"reconnect_timeout_s: expected >= 0 (0: never reopen), got {self.reconnect_timeout_s}")
 
 
+PERFORMANCE_MODES = ("auto", "latency", "throughput")
+
+
+def stream_runtime_options(artifact: str | Path, runtime: str, *, live: bool, performance_mode: str = "auto") -> dict:
+    """Runtime options for streaming ``artifact`` on ``runtime`` ("auto" or a name). performance_mode "auto":
+    OpenVINO's throughput mode for files and folders (every frame is kept, so frames in flight cost nothing: two
+    streams, one per inference worker, at less CPU per frame than one request on all cores), its latency mode for
+    live sources; other runtimes keep their defaults. "latency" / "throughput": that OpenVINO mode (an error on
+    other runtimes, which have no such switch)."""
+    from sdk.core.manifest import read_manifest, resolve_artifact
+
+    if performance_mode not in PERFORMANCE_MODES:
+        raise InputError(f"performance_mode: expected one of {PERFORMANCE_MODES}, got {performance_mode!r}")
+    on_openvino = runtime == "openvino" or (
+        runtime == "auto" and read_manifest(resolve_artifact(artifact)).format == "openvino")
+    if performance_mode == "auto":
+        return {"performance_mode": "throughput"} if on_openvino and not live else {}
+    if not on_openvino:
+        raise InputError(f"performance mode {performance_mode!r}: expected an artifact that runs on OpenVINO (an IR "
+                         f"artifact, or --runtime openvino), got {artifact} on runtime {runtime!r}. Leave it at "
+                         "auto for this runtime")
+    return {"performance_mode": performance_mode}
+
+
 class Channel:
     """A bounded hand-off between two threads. ``latest=True``: put() never blocks; when full the oldest item is
     dropped (``dropped`` counts them). Else put() waits while full (lossless). close(): get() gives END once
@@ -130,14 +156,15 @@ class Channel:
 
 
 class _TimedRuntime:
-    """Forwards to the segmenter's runtime, one call at a time (inference workers take turns), and records in each
-    thread when its infer() calls were asked for, started and ended, so the pipeline splits Segmenter.predict_batch
-    into preprocess / inference / postprocess without copying its logic (the wait for the other worker's call is
-    in none of them)."""
+    """Forwards to the segmenter's runtime, at most ``parallel`` calls at once (inference workers take turns when it
+    is 1), and records in each thread when its infer() calls were asked for, started and ended, so the pipeline
+    splits Segmenter.predict_batch into preprocess / inference / postprocess without copying its logic (the wait for
+    the other worker's call is in none of them)."""
 
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime, parallel: int = 1) -> None:
         self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
-        self._lock, self._local = threading.Lock(), threading.local()
+        self.parallel = parallel
+        self._lock, self._local = threading.BoundedSemaphore(parallel), threading.local()
 
     @property
     def calls(self) -> list[tuple[float, float, float]]:
@@ -176,16 +203,17 @@ class StreamPipeline:
             raise InputError(f"batch_size: expected 1 for the live source {source.spec.text} (it runs the newest "
                              f"frame alone), got {config.batch_size}. Batch files or folders instead")
         self.source, self.config, self.on_result = source, config, on_result
-        self._timed = _TimedRuntime(segmenter.runtime)
+        # one inference worker for live sources (the newest frame, at once); two for files/folders, fed batch by
+        # batch in turn: worker w gets frames i with (i // batch_size) % workers == w, and the render loop reads
+        # them back in that order
+        self.workers = 1 if live else 2
+        self._timed = _TimedRuntime(segmenter.runtime,
+                                    max(1, min(self.workers, getattr(segmenter.runtime, "parallel_calls", 1))))
         self._seg = Segmenter(self._timed, color_order="bgr")  # type: ignore[arg-type]  # frames come as BGR
         self.renderer = Renderer(segmenter.class_names, segmenter.palette, config.render)
         self.stats = StreamStats(source=source.spec.text, mode="live" if live else "file",
                                  batch_size=config.batch_size, source_frame_count=source.frame_count,
                                  output=str(config.output) if config.output else None)
-        # one inference worker for live sources (the newest frame, at once); two for files/folders, fed batch by
-        # batch in turn: worker w gets frames i with (i // batch_size) % workers == w, and the render loop reads
-        # them back in that order
-        self.workers = 1 if live else 2
         self._ins = [Channel(1, latest=True) if live else Channel(config.queue_size) for _ in range(self.workers)]
         self._outs = [Channel(1 if live else config.queue_size) for _ in range(self.workers)]
         self._stop, self._stats_lock = threading.Event(), threading.Lock()
