@@ -154,7 +154,7 @@ def render_stream(d: dict) -> list[str]:
     rounds = [r for r in t.get("rounds") or [] if isinstance(r, dict)]
     med = t.get("median_fps") or {}
     labels = {"runtime_only": "runtime only (infer), FPS", "model_only": "model only (Segmenter), FPS",
-              "model_only_parallel": "model only, 2 workers as file mode runs it, FPS",
+              "model_only_parallel": "model only with 2 workers as file mode runs it, FPS",
               "file_mode": "file mode end to end, FPS"}
     labels = {k: v for k, v in labels.items() if k == "file_mode" or any(k in r for r in rounds)}
     rows = [[label] + [fmt(dig(r, k, "fps"), ".2f") for r in rounds] + [fmt(med.get(k), ".2f")]

@@ -95,9 +95,11 @@ INT8 model of random weights with transformers in FP32, not the head (the head's
 `segedge bench` (`sdk.timing.bench`), model only: preprocessed float32 input -> inference -> masks at the input
 size, after warm-up runs.""",
     "stream": """\
-File mode = the whole pipeline (decode, inference, overlay + legend + HUD, mp4 write); model only =
-`Segmenter.predict_batch` on frames already in memory; runtime only = `runtime.infer` on one tensor: measured
-alternately, medians compared. Live = the video replayed as a paced camera through the latest-frame policy;
+File mode = the whole pipeline (decode, inference, overlay + legend + HUD, mp4 write), with the runtime options
+`segedge stream` picks for a file (OpenVINO: throughput mode, one stream per inference worker); model only =
+`Segmenter.predict_batch` on frames already in memory, one call after another, default runtime options; model only
+with 2 workers = the same on file mode's runtime, two threads at once, no decode/render/write; runtime only =
+`runtime.infer` on one tensor: measured alternately, medians compared. Live = the video replayed as a paced camera through the latest-frame policy;
 latency = frame available -> rendered and written. Soak = file mode looped, resident memory sampled.""",
     "speed_menu": """\
 The training-free speed menu: network input scale x token merging x backend x precision, all scored against the
