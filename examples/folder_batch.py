@@ -13,7 +13,7 @@ import cv2
 
 from sdk import Segmenter
 from sdk.core.errors import SegEdgeError
-from sdk.stream.pipeline import StreamConfig, StreamPipeline
+from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
 from sdk.stream.render import RenderOptions
 from sdk.stream.sources import open_source
 
@@ -36,7 +36,9 @@ def save(frame, result, picture):
 
 
 try:
-    with Segmenter.from_artifact(args.artifact) as seg:
+    # a folder keeps every image, so OpenVINO artifacts run in throughput mode (one stream per inference worker)
+    options = stream_runtime_options(args.artifact, "auto", live=False)
+    with Segmenter.from_artifact(args.artifact, **options) as seg:
         config = StreamConfig(batch_size=args.batch_size, render=RenderOptions(hud=False))
         stats = StreamPipeline(seg, open_source(args.images), config, on_result=save).run()
 except SegEdgeError as exc:  # an empty or missing folder, a missing artifact: one line, no traceback
