@@ -156,7 +156,8 @@ def render_stream(d: dict) -> list[str]:
     labels = {"runtime_only": "runtime only (infer), FPS", "model_only": "model only (Segmenter), FPS",
               "model_only_parallel": "model only with 2 workers as file mode runs it, FPS",
               "file_mode": "file mode end to end, FPS"}
-    labels = {k: v for k, v in labels.items() if k == "file_mode" or any(k in r for r in rounds)}
+    if not any("model_only_parallel" in r for r in rounds):  # recorded since file mode runs its own runtime
+        del labels["model_only_parallel"]
     rows = [[label] + [fmt(dig(r, k, "fps"), ".2f") for r in rounds] + [fmt(med.get(k), ".2f")]
             for k, label in labels.items()]
     if any(dig(r, "file_mode", "cpu_ms_per_frame") is not None for r in rounds):  # recorded since the CPU budget
@@ -230,14 +231,26 @@ def render_peers(d: dict) -> list[str]:
              pct(r.get("agreement")), fmt(dig(r, "latency_ms", "p50_ms")), fmt(dig(r, "latency_ms", "p90_ms")),
              ratio(dig(best, "latency_ms", "p50_ms"), dig(r, "latency_ms", "p50_ms")),
              fmt(r.get("build_seconds"), ".0f"), str(r.get("runtime_description", "-"))] for r in rows_in]
+    extra = [k for k in (f"{v:g}" for v in dig(d, "timing", "pauses_ms") or [] if is_num(v))][1:]
+    for i, r in enumerate(rows_in):  # the other idle protocols, where recorded: p50 and the ratio to the best peer
+        for k in extra:
+            rows[i][-2:-2] = [fmt(dig(r, "latency_by_pause_ms", k, "p50_ms")),
+                              ratio(dig(best, "latency_by_pause_ms", k, "p50_ms"),
+                                    dig(r, "latency_by_pause_ms", k, "p50_ms"))]
     ex, cal = d.get("export") or {}, d.get("calibration") or {}
     head = (f"CamVid {d.get('split', '-')}, every {fmt(d.get('every'), 'd')} ({fmt(d.get('images'), 'd')} images), "
             f"frames {hw(d.get('frame_hw'))}; plain export {ex.get('shape', '-')}, opset {fmt(ex.get('opset'), 'd')}; "
             f"calibration {fmt(cal.get('frames'), 'd')} frames of `{cal.get('source', '-')}`; best peer within "
             f"{fmt(d.get('max_drop'), 'g')} points: **{d.get('best_peer') or 'none'}**.")
     lines = [head, ""]
-    return lines + table(["variant", "kind", "mIoU %", "drop pt", "agree %", "p50 ms", "p90 ms", "x best peer",
-                          "build s", "runs on"], rows)
+    if extra:
+        primary = fmt(dig(d, "timing", "primary_pause_ms"), "g")
+        lines += [f"p50/p90 and x best peer: all variants alternated run by run, {primary} ms idle before each run; "
+                  + "; ".join(f"`{k} ms` columns: " + ("each variant alone, back to back" if float(k) == 0 else
+                                                     f"{k} ms idle before each run") for k in extra) + ".", ""]
+    cols = [c for k in extra for c in (f"p50 ms, {k} ms idle", f"x best peer, {k} ms idle")]
+    return lines + table(["variant", "kind", "mIoU %", "drop pt", "agree %", "p50 ms", "p90 ms", "x best peer"]
+                         + cols + ["build s", "runs on"], rows)
 
 
 def render_heads(d: dict) -> list[str]:

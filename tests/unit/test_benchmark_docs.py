@@ -64,6 +64,13 @@ SYNTHETIC = {
                        "median_fps": {"model_only": 40.0, "file_mode": 30.0, "runtime_only": 50.0}},
         "live": {"pace_fps": 30.0, "processed": 9, "frames_read": 10, "latency_ms": {"p50": 50.0}},
         "soak": {"frames": 100, "rss_mib_baseline": 400.0, "rss_mib_end": 404.0}},
+    "stream_parallel.json": {
+        "schema": "segedge.stream_bench/1", "environment": VNNI_ENV,
+        "model": {"precision": "int8", "runtime": "openvino (latency)",
+                  "file_mode_runtime": "openvino (throughput, 2 streams)"},
+        "throughput": {"rounds": [{"model_only": {"fps": 40.0}, "model_only_parallel": {"fps": 60.0},
+                                   "file_mode": {"fps": 30.0}}],
+                       "median_fps": {"model_only": 40.0, "model_only_parallel": 60.0, "file_mode": 30.0}}},
     "speed_menu.json": {
         "environment": {**VNNI_ENV, "isa": {"class": "vnni", "machine": "x86_64", "flags": ["avx512_vnni"]}},
         "split": "test", "images": 3, "max_drop": 0.5, "pareto": ["ort-fp32-s0.5"], "recommended": "ort-fp32-s0.5",
@@ -92,6 +99,13 @@ SYNTHETIC = {
                  {"name": "nncf-int8", "kind": "peer", "miou": 0.1, "drop_points": 40.0, "agreement": 0.25,
                   "latency_ms": lat(30.0)},
                  {"name": "ours", "kind": "ours", "miou": 0.498, "latency_ms": lat(20.0)}]},
+    "peers_pauses.json": {
+        "schema": "segedge.peers_bench/1", "environment": AVX2_ENV, "best_peer": "ov-default",
+        "timing": {"pauses_ms": [100.0, 33.0, 0.0], "primary_pause_ms": 100.0},
+        "rows": [{"name": "ov-default", "kind": "peer", "latency_ms": lat(60.0),
+                  "latency_by_pause_ms": {"100": lat(60.0), "33": lat(58.0), "0": lat(56.0)}},
+                 {"name": "ours", "kind": "ours", "latency_ms": lat(20.0),
+                  "latency_by_pause_ms": {"100": lat(20.0), "33": lat(16.0)}}]},
     "mystery.json": {"something": 1},
     "future.json": {"schema": "segedge.future/1"},
 }
@@ -137,8 +151,10 @@ def test_every_kind_is_recognised():
     kinds = {name: make_docs.kind_of(doc) for name, doc in SYNTHETIC.items()}
     assert kinds == {"int8_old.json": "int8", "int8_new.json": "int8", "report.json": "report",
                      "e2e_refine.json": "bench-e2e", "bench_model.json": "bench", "stream.json": "stream",
+                     "stream_parallel.json": "stream",
                      "speed_menu.json": "speed_menu", "heads.json": "heads", "eval.json": "eval",
-                     "verify.json": "verify", "peers.json": "peers", "mystery.json": None, "future.json": None}
+                     "verify.json": "verify", "peers.json": "peers", "peers_pauses.json": "peers",
+                     "mystery.json": None, "future.json": None}
 
 
 def test_int8_ratios_robustness_and_isa(rendered: str):
@@ -179,6 +195,10 @@ def test_bench_end_to_end_refine_head_and_model_only(rendered: str):
 def test_stream_speed_menu_heads_eval_verify(rendered: str):
     s = section(rendered, "stream.json")
     assert "| file mode / model only | 0.75x | 0.75x |" in s and "| +1.00 |" in s  # 30 / 40; 404 / 400
+    assert "| file mode / model only with 2 workers |" not in s  # recorded only since file mode runs its own runtime
+    par = section(rendered, "stream_parallel.json")
+    assert "| file mode / model only with 2 workers | 0.50x | 0.50x |" in par  # 30 / 60
+    assert "file mode on openvino (throughput, 2 streams)" in par
     assert "command: `python -m benchmarks.stream_bench b --frames 10`" in s and "CPU class `vnni`" in s
     menu = section(rendered, "speed_menu.json")
     assert "| ort-fp32-s0.5 | - | - | 0.5 | none | 49.90 | +0.10 | - | 20.0 | 3.00x | recommended; pareto |" in menu
@@ -200,6 +220,14 @@ def test_peers_ratio_against_the_best_peer_within_budget(rendered: str):
     assert "| nncf-int8 | peer | 10.00 | +40.00 | 25.00 | 30.0 | 31.0 | 2.00x |" in s  # faster, but not within budget
     assert "| ours | ours | 49.80 | - | - | 20.0 | 21.0 | 3.00x | - | - |" in s  # 60 / 20; missing keys as "-"
     assert "command: `python -m benchmarks.bench_peers --every 10`" in s and "CPU class `avx2`" in s
+
+
+def test_peers_at_each_idle_protocol(rendered: str):
+    s = section(rendered, "peers_pauses.json")
+    assert "100 ms idle before each run; `33 ms` columns: 33 ms idle before each run; `0 ms` columns: each variant " \
+           "alone, back to back." in s
+    assert "| p50 ms, 33 ms idle | x best peer, 33 ms idle | p50 ms, 0 ms idle | x best peer, 0 ms idle |" in s
+    assert "| ours | ours | - | - | - | 20.0 | 21.0 | 3.00x | 16.0 | 3.62x | - | - | - | - |" in s  # 58/16; 0 missing
 
 
 def test_unknown_files_are_listed_not_dropped(rendered: str):
