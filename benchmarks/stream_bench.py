@@ -21,6 +21,7 @@ one stage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -250,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_count": os.cpu_count(), "threads": args.threads,
                     "python": sys.version.split()[0], "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
     file_options = {**options, **stream_runtime_options(args.artifact, "auto", live=False)}
-    with Segmenter.from_artifact(args.artifact, **options) as seg, tempfile.TemporaryDirectory() as tmp, \
-            Segmenter.from_artifact(args.artifact, **file_options) as file_seg:
+    with contextlib.ExitStack() as stack:
+        seg = stack.enter_context(Segmenter.from_artifact(args.artifact, **options))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        # file mode's own runtime only where its options differ (OpenVINO: throughput mode), else the same one
+        file_seg = seg if file_options == options else stack.enter_context(
+            Segmenter.from_artifact(args.artifact, **file_options))
         m = seg.manifest
         size = m.preprocess.size_hw
         report["model"] = {"runtime": seg.runtime.describe(), "precision": m.precision, "head": m.head,

@@ -18,6 +18,7 @@ MODELS = SHARED / "models"
 HF_DIR = MODELS / "segformer-b0-camvid-hf"
 NVLABS_PTH = MODELS / "segformer-b0-camvid-nvlabs.pth"
 CAMVID_VAL = SHARED / "data" / "camvid" / "val"
+VIDEO = SHARED / "video" / "sidewalk.mp4"
 
 # A small non-published architecture: non-default heads, sr ratios, MLP ratios and strides, so that the loader has
 # to take them from config.json (heads, strides) or from tensor shapes (the rest).
@@ -129,3 +130,13 @@ def first_val_image() -> tuple[Path, np.ndarray]:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert bgr is not None, f"cannot read {path}"
     return path, np.ascontiguousarray(bgr[..., ::-1])
+
+
+def video_frames(n: int, video: Path = VIDEO) -> list[np.ndarray]:
+    """The first ``n`` frames of ``video`` as (H, W, 3) uint8 BGR, decoded by OpenCV."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    frames = [cap.read()[1] for _ in range(n)]
+    cap.release()
+    return frames

@@ -164,7 +164,7 @@ class _TimedRuntime:
     def __init__(self, runtime, parallel: int = 1) -> None:
         self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
         self.parallel = parallel
-        self._lock, self._local = threading.BoundedSemaphore(parallel), threading.local()
+        self._slots, self._local = threading.BoundedSemaphore(parallel), threading.local()
 
     @property
     def calls(self) -> list[tuple[float, float, float]]:
@@ -175,7 +175,7 @@ class _TimedRuntime:
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         asked = time.perf_counter()
-        with self._lock:
+        with self._slots:
             start = time.perf_counter()
             out = self.runtime.infer(feeds)
             end = time.perf_counter()

@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,9 +15,9 @@ from sdk.core.errors import InputError
 from sdk.segmenter import Segmenter
 from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
 from sdk.stream.sources import open_source
+from helpers import VIDEO, video_frames
 from tiny_artifacts import write_onnx_artifact
 
-VIDEO = Path(__file__).resolve().parents[3] / "shared" / "video" / "sidewalk.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +86,6 @@ class SlowCalls:
         pass
 
 
-def _frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(VIDEO))
-    frames = [cap.read()[1] for _ in range(n)]
-    cap.release()
-    return frames
-
-
 @pytest.mark.parametrize("mode", ["latency", "throughput"])
 def test_workers_overlap_model_calls_only_where_the_runtime_runs_them_side_by_side(ir_artifact, mode):
     if not VIDEO.exists():
@@ -107,7 +99,7 @@ def test_workers_overlap_model_calls_only_where_the_runtime_runs_them_side_by_si
         pipeline = StreamPipeline(Segmenter(slow), open_source(str(VIDEO)),  # type: ignore[arg-type]
                                   StreamConfig(max_frames=n), on_result=lambda f, r, p: got.append((f.index, r.mask)))
         stats = pipeline.run()
-        expected = Segmenter(seg.runtime, color_order="bgr").predict_batch(_frames(n), batch_size=1)
+        expected = Segmenter(seg.runtime, color_order="bgr").predict_batch(video_frames(n), batch_size=1)
     assert [i for i, _ in got] == list(range(n)) and stats.frames_processed == n
     assert all(np.array_equal(m, e.mask) for (_, m), e in zip(got, expected))
     assert slow.most == (1 if mode == "latency" else 2)

@@ -15,7 +15,7 @@ from sdk.segmenter import Segmenter
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.sources import open_source
 
-VIDEO = Path(__file__).resolve().parents[3] / "shared" / "video" / "sidewalk.mp4"
+from helpers import VIDEO, video_frames
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +47,6 @@ class CallLog:
         pass
 
 
-def _frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(VIDEO))
-    frames = [cap.read()[1] for _ in range(n)]
-    cap.release()
-    return frames
-
-
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
 def test_two_workers_keep_order_and_masks(artifact, batch_size):
     n = 7  # not a multiple of 2 or 3: the last batch is short and on either worker
@@ -65,7 +58,7 @@ def test_two_workers_keep_order_and_masks(artifact, batch_size):
                                   on_result=lambda f, r, p: got.append((f.index, r.mask)))
         assert pipeline.workers == 2
         stats = pipeline.run()
-        expected = Segmenter(seg.runtime, color_order="bgr").predict_batch(_frames(n), batch_size=batch_size)
+        expected = Segmenter(seg.runtime, color_order="bgr").predict_batch(video_frames(n), batch_size=batch_size)
     assert [i for i, _ in got] == list(range(n)) and stats.frames_processed == n
     assert all(np.array_equal(m, e.mask) for (_, m), e in zip(got, expected))
     assert {name for name, _, _ in log.calls} == {"segedge-inference-0", "segedge-inference-1"}
