@@ -17,12 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from sdk.core.errors import require_cv2
+from sdk.core.parallel import host_parts, run_parts
 
 # candidate slack: a class is kept if its best corner logit is within this (relative) margin of the cell's bound,
 # so float rounding in the interpolation can never drop the true winner
 _SLACK = 1e-5
 # cells evaluated per chunk are limited so that (cells x candidates x pixels per cell) stays about this size
 _CHUNK_ELEMENTS = 1 << 21
+# below this many interpolated values (mixed-cell pixels x classes) one thread is quicker than a hand-off
+_PARALLEL_ELEMENTS = 1 << 20
 _BUCKETS = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1 << 30])
 
 
@@ -83,33 +86,48 @@ def refine_mask(logits: np.ndarray, argmax: np.ndarray | None, out_hw: tuple[int
     if cy.size == 0:
         return mask
     cy1, cx1 = np.minimum(cy + 1, h - 1), np.minimum(cx + 1, w - 1)
-    plane = logits.reshape(k, -1)  # the four corners of every mixed cell, (K, B) each
+    pixels = ny[cy] * nx[cx]
+    # the candidates of runs of mixed cells side by side on the usable cores when there is enough work (the takes
+    # and reductions over all K classes; the refinement below runs many small numpy calls, quicker in one thread)
+    n_parts = host_parts() if int(pixels.sum()) * k >= _PARALLEL_ELEMENTS else 1
+    parts = [slice(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(cy.size), n_parts) if a.size]
+    plane = logits.reshape(k, -1)
+    cands = run_parts(lambda s: _candidates(plane, w, cy[s], cx[s], cy1[s], cx1[s]), parts)
+    cand_k, count = np.concatenate([c[0] for c in cands]), np.concatenate([c[1] for c in cands])
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    if 3 * int(np.dot(count, pixels)) > k * H * W:  # noise-like logits: nearly every class everywhere
+        return logits_to_mask(logits, (H, W))
+    row_start = np.concatenate([[0], np.cumsum(ny)[:-1]])
+    col_start = np.concatenate([[0], np.cumsum(nx)[:-1]])
+    flat = mask.reshape(-1)
+    # cells run in groups of similar candidate counts (rounded up to a few sizes; a repeated candidate changes
+    # nothing) and of one block shape (the cells taller or wider than the usual cell, at the image's first rows
+    # and columns, apart), in pieces of bounded size
+    size = _BUCKETS[np.searchsorted(_BUCKETS, count)]
+    size = np.where(size > k, k, size)
+    tall = ny[cy] > np.bincount(ny[cy]).argmax()
+    wide = nx[cx] > np.bincount(nx[cx]).argmax()
+    key = size * 4 + tall * 2 + wide
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    for g in np.unique(sorted_key):
+        group = order[np.searchsorted(sorted_key, g):np.searchsorted(sorted_key, g, side="right")]
+        r_off, c_off = np.arange(int(ny[cy[group]].max())), np.arange(int(nx[cx[group]].max()))
+        piece = max(1, _CHUNK_ELEMENTS // (r_off.size * c_off.size))
+        for s0 in range(0, group.size, piece):
+            _refine_cells(flat, logits, group[s0:s0 + piece], int(g) // 4, cand_k, first, count, cy, cx, cy1, cx1,
+                          ny, nx, row_start, col_start, r_off, c_off, fy, fx, H, W)
+    return mask
+
+
+def _candidates(plane: np.ndarray, w: int, cy, cx, cy1, cx1) -> tuple[np.ndarray, np.ndarray]:
+    """The classes that can win somewhere in each cell (corners (cy, cx)..(cy1, cx1) of the (K, h * w) ``plane``):
+    (cand_k, count), cell b's candidates being the next count[b] of cand_k, in ascending class order."""
     c00, c01, c10, c11 = (np.take(plane, r * w + c, axis=1) for r, c in ((cy, cx), (cy, cx1), (cy1, cx), (cy1, cx1)))
     bound = np.minimum(np.minimum(c00, c01), np.minimum(c10, c11)).max(axis=0)  # every pixel's best is >= this
     best = np.maximum(np.maximum(c00, c01), np.maximum(c10, c11))  # no pixel's k-logit exceeds this
     cand_b, cand_k = np.nonzero((best >= bound - _SLACK * (1.0 + np.abs(bound))).T)  # by cell, classes ascending
-    count = np.bincount(cand_b, minlength=cy.size)
-    first = np.concatenate([[0], np.cumsum(count)[:-1]])
-    row_start = np.concatenate([[0], np.cumsum(ny)[:-1]])
-    col_start = np.concatenate([[0], np.cumsum(nx)[:-1]])
-    r_off, c_off = np.arange(int(ny.max())), np.arange(int(nx.max()))
-    flat = mask.reshape(-1)
-    pixels = ny[cy] * nx[cx]
-    if 3 * int(np.dot(count, pixels)) > k * H * W:  # noise-like logits: nearly every class everywhere
-        return logits_to_mask(logits, (H, W))
-    # cells run in groups of similar candidate counts (rounded up to a few sizes; a repeated candidate changes
-    # nothing), in pieces of bounded size
-    size = _BUCKETS[np.searchsorted(_BUCKETS, count)]
-    size = np.where(size > k, k, size)
-    order = np.argsort(size, kind="stable")
-    sorted_size = size[order]
-    piece = max(1, _CHUNK_ELEMENTS // (r_off.size * c_off.size))
-    for n_cand in np.unique(sorted_size):
-        group = order[np.searchsorted(sorted_size, n_cand):np.searchsorted(sorted_size, n_cand, side="right")]
-        for s0 in range(0, group.size, piece):
-            _refine_cells(flat, logits, group[s0:s0 + piece], int(n_cand), cand_k, first, count, cy, cx, cy1, cx1,
-                          ny, nx, row_start, col_start, r_off, c_off, fy, fx, H, W)
-    return mask
+    return cand_k, np.bincount(cand_b, minlength=cy.size)
 
 
 def _refine_cells(flat, logits, cells, n_cand, cand_k, first, count, cy, cx, cy1, cx1, ny, nx, row_start, col_start,
@@ -127,25 +145,24 @@ def _refine_cells(flat, logits, cells, n_cand, cand_k, first, count, cy, cx, cy1
     shape = (cells.size, rows.shape[1], cols.shape[1])
     best, val = np.empty(shape, logits.dtype), np.empty(shape, logits.dtype)
     win, better = np.empty(shape, flat.dtype), np.empty(shape, bool)
-    plane = logits.reshape(logits.shape[0], -1)
-    i00, i01, i10, i11 = y * logits.shape[2] + x, y * logits.shape[2] + x1, y1 * logits.shape[2] + x, \
-        y1 * logits.shape[2] + x1
+    plane, w = logits.reshape(logits.shape[0], -1), logits.shape[2]
+    # every cell's candidates, the last repeated to n_cand: (b, n); then its 4 corners' logits of them, (b, n, 1)
+    ks = cand_k[first[cells][:, None] + np.minimum(np.arange(n_cand)[None, :], count[cells][:, None] - 1)]
+    v00, v01, v10, v11 = (plane[ks, (r * w + c)[:, None]][:, :, None] for r, c in ((y, x), (y, x1), (y1, x), (y1, x1)))
+    top = v00 + (v01 - v00) * wx  # (b, n, rx): along x first, then along y
+    rise = (v10 + (v11 - v10) * wx) - top
+    kk = ks.astype(flat.dtype)[:, :, None]  # (b, n, 1)
     for j in range(n_cand):
-        k = cand_k[first[cells] + np.minimum(j, count[cells] - 1)]
-        v00, v01 = plane[k, i00][:, None, None], plane[k, i01][:, None, None]
-        v10, v11 = plane[k, i10][:, None, None], plane[k, i11][:, None, None]
-        top = v00 + (v01 - v00) * wx  # (b, 1, rx): along x first, then along y
         out = best if j == 0 else val
-        np.multiply((v10 + (v11 - v10) * wx) - top, wy, out=out)  # (b, ry, rx)
-        np.add(top, out, out=out)
-        kk = k.astype(flat.dtype)[:, None, None]
+        np.multiply(rise[:, j, None, :], wy, out=out)  # (b, ry, rx)
+        np.add(top[:, j, None, :], out, out=out)
         if j == 0:
-            win[...] = kk
+            win[...] = kk[:, :1]
             continue
         np.greater(val, best, out=better)
         if j < n_cand - 1:
             np.maximum(best, val, out=best)
-        np.copyto(win, kk, where=better)
+        np.copyto(win, kk[:, j, None], where=better)
     flat[(rows[:, :, None] * W + cols[:, None, :]).reshape(-1)] = win.reshape(-1)
 
 

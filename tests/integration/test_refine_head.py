@@ -41,6 +41,19 @@ def test_refine_equals_full_computation_on_smooth_logits(k, hw, out_hw):
     assert mask_agreement(got, logits_to_mask(logits, out_hw), logits)["other"] == 0
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_refine_split_over_cores_equals_one_part(monkeypatch, parts):
+    """The candidate search runs in runs of cells on several cores where the frame is large: same mask."""
+    import sdk.core.postprocess as post
+
+    logits = _smooth_logits(150, 64, 64, seed=4)
+    monkeypatch.setattr(post, "host_parts", lambda: 1)
+    one = refine_mask(logits, logits.argmax(0), (1024, 2048))
+    monkeypatch.setattr(post, "host_parts", lambda: parts)
+    np.testing.assert_array_equal(refine_mask(logits, logits.argmax(0), (1024, 2048)), one)
+    assert mask_agreement(one, logits_to_mask(logits, (1024, 2048)), logits)["other"] == 0
+
+
 def test_refine_on_noise_logits_many_candidates():
     logits = np.random.default_rng(1).standard_normal((40, 16, 16)).astype(np.float32)
     got = refine_mask(logits, None, (100, 90))

@@ -29,6 +29,23 @@ def test_numpy_fallback_is_bit_identical_to_pil(src, dst):
     np.testing.assert_array_equal(resize_pil_bilinear(img, dst), ref)
 
 
+@pytest.mark.parametrize("src, dst, parts", [((1024, 2048), (512, 512), 2), ((720, 960), (512, 512), 2),
+                                             ((360, 480), (512, 512), 2), ((1080, 1920), (288, 512), 3),
+                                             ((720, 1280), (288, 512), 4), ((1000, 1500), (300, 450), 2)])
+def test_banded_pil_resize_is_bit_identical_to_one_resize(monkeypatch, src, dst, parts):
+    """Frames large enough resize in horizontal bands on several cores; every band's rows equal one full resize's
+    (dyadic scales: 2, 45/32, 45/64 up, 15/4, 5/2), and other scales fall back to one resize."""
+    import sdk.core.preprocess as pre
+
+    img = _frame(*src, seed=3)
+    ref = np.asarray(PIL.fromarray(img).resize((dst[1], dst[0]), PIL.BILINEAR))
+    bands = pre._pil_bands(src[0], dst[0], parts)
+    assert bool(bands) == (src != (1000, 1500))  # 10/3 is not dyadic
+    assert sum(b[2] for b in bands) in (0, dst[0])
+    monkeypatch.setattr(pre, "host_parts", lambda: parts)
+    np.testing.assert_array_equal(resize_pil_bilinear(img, dst), ref)
+
+
 def test_numpy_fallback_within_one_grey_level_where_pil_runs_vertical_first():
     img = _frame(97, 131)
     ref = np.asarray(PIL.fromarray(img).resize((333, 40), PIL.BILINEAR)).astype(int)

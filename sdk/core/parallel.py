@@ -1,0 +1,56 @@
+"""One frame's host work split over the CPU's cores: the caller runs the first part, a shared pool the others.
+
+numpy, OpenCV and PIL release the GIL inside their loops, so parts of one resize or one mask refinement run side by
+side. The pool is made on first use and shared by every caller; its tasks never wait on each other, so callers that
+share it (the stream pipeline's workers) only queue, never deadlock.
+
+Leaf module: standard library only.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_PARTS = 4  # beyond this, the per-part Python overhead outweighs the gain on one frame
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def host_parts() -> int:
+    """How many parts to split one frame's host work into: the usable CPUs, at most ``MAX_PARTS``."""
+    return max(1, min(MAX_PARTS, usable_cpus()))
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, MAX_PARTS - 1), thread_name_prefix="segedge-host")
+        return _pool
+
+
+def run_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
+    """[fn(p) for p in parts], the first in the calling thread and the rest in the shared pool, side by side.
+    Returns when every part has finished (also when one raises: the first error is raised after all are done)."""
+    if len(parts) <= 1:
+        return [fn(p) for p in parts]
+    futures = [_shared_pool().submit(fn, p) for p in parts[1:]]
+    try:
+        first = fn(parts[0])
+    finally:
+        for f in futures:  # never leave a part writing into the caller's arrays after it returns
+            f.exception()
+    return [first] + [f.result() for f in futures]
