@@ -4,7 +4,7 @@ numpy, OpenCV and PIL release the GIL inside their loops, so parts of one resize
 side. The pool is made on first use and shared by every caller; its tasks never wait on each other, so callers that
 share it (the stream pipeline's workers) only queue, never deadlock.
 
-Leaf module: standard library only.
+Leaf module: the standard library and sdk.core.errors only.
 """
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
+from sdk.core.errors import InputError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
+HOST_THREADS_ENV = "SEGEDGE_HOST_THREADS"
 MAX_PARTS = 4  # beyond this, the per-part Python overhead outweighs the gain on one frame
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -30,8 +33,15 @@ def usable_cpus() -> int:
 
 
 def host_parts() -> int:
-    """How many parts to split one frame's host work into: the usable CPUs, at most ``MAX_PARTS``."""
-    return max(1, min(MAX_PARTS, usable_cpus()))
+    """How many parts to split one frame's host work into: ``SEGEDGE_HOST_THREADS`` where set (1: all of it on the
+    calling thread, e.g. when several processes share the machine), else the usable CPUs; at most ``MAX_PARTS``."""
+    raw = os.environ.get(HOST_THREADS_ENV, "").strip()
+    if not raw:
+        return max(1, min(MAX_PARTS, usable_cpus()))
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(f"{HOST_THREADS_ENV}: expected a whole number >= 1, got {raw!r}. Unset it for the default "
+                         f"(the usable CPUs, at most {MAX_PARTS}), or set 1 to keep the host work on one thread")
+    return min(MAX_PARTS, int(raw))
 
 
 def _shared_pool() -> ThreadPoolExecutor:
@@ -40,6 +50,17 @@ def _shared_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max(1, MAX_PARTS - 1), thread_name_prefix="segedge-host")
         return _pool
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has the parent's pool object but none of its threads: parts submitted to it would wait
+    forever. The child makes its own pool on first use."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def run_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:

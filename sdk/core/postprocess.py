@@ -135,9 +135,9 @@ def _refine_cells(flat, logits, cells, n_cand, cand_k, first, count, cy, cx, cy1
     """Interpolate the ``n_cand`` candidate classes of each of ``cells`` over its output pixels; write the argmax
     (first index among equal values, as the candidates are in ascending class order) into ``flat``.
 
-    Every cell is laid out as a block of the largest cell's size; a smaller cell's extra rows/columns repeat its own
-    last row/column, so they recompute (and rewrite) the same pixel with the same value and need no mask. The
-    block-sized arrays are allocated once per call and written in place."""
+    Every cell is laid out as a block of the group's largest cell (r_off, c_off); a smaller cell's extra rows and
+    columns repeat its own last row/column, so they recompute (and rewrite) the same pixel with the same value and
+    need no mask. The block-sized arrays are allocated once per call and written in place."""
     y, x, y1, x1 = cy[cells], cx[cells], cy1[cells], cx1[cells]
     rows = row_start[y][:, None] + np.minimum(r_off[None, :], ny[y][:, None] - 1)  # (b, ry)
     cols = col_start[x][:, None] + np.minimum(c_off[None, :], nx[x][:, None] - 1)  # (b, rx)

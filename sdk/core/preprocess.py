@@ -11,7 +11,7 @@ fit inside ``size_hw`` keeping the aspect, pad bottom/right with the mean colour
 "pad" (no resize: pad bottom/right to a multiple of the network's stride, 32). ``layout`` says where the content
 lies; the masks come back at the image's own size either way.
 
-Leaf module: imports numpy and OpenCV (and PIL when present) only.
+Leaf module: imports numpy and OpenCV (and PIL when present), and sdk.core's errors and parallel, only.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from sdk.core.parallel import host_parts, run_parts, usable_cpus
+from sdk.core.errors import InputError
+from sdk.core.parallel import MAX_PARTS, host_parts, run_parts, usable_cpus
 
 
 def test_results_in_order_and_parts_on_other_threads():
@@ -34,3 +35,34 @@ def test_error_is_raised_after_all_parts_finish():
     with pytest.raises(ValueError, match="part 0 failed"):
         run_parts(part, [0, 1, 2])
     assert sorted(done) == [1, 2]  # nobody is still writing into the caller's arrays
+
+
+def test_host_threads_environment_variable(monkeypatch):
+    monkeypatch.setenv("SEGEDGE_HOST_THREADS", "1")
+    assert host_parts() == 1
+    monkeypatch.setenv("SEGEDGE_HOST_THREADS", "64")
+    assert host_parts() == MAX_PARTS
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SEGEDGE_HOST_THREADS", bad)
+        with pytest.raises(InputError, match="SEGEDGE_HOST_THREADS: expected a whole number >= 1"):
+            host_parts()
+
+
+def _square_parts(queue):
+    queue.put(run_parts(lambda i: i * i, [1, 2, 3]))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_pool():
+    """The parent's pool threads do not exist in a forked child (multiprocessing's fork start method, data loader
+    workers): parts submitted there must still run."""
+    import multiprocessing
+
+    run_parts(lambda i: i, [0, 1])  # the parent's pool exists and has idle threads
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_square_parts, args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0, "the child hung or failed running parts"
+    assert queue.get(timeout=5) == [1, 4, 9]
