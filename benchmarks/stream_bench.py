@@ -37,6 +37,7 @@ import numpy as np
 
 from sdk.timing import cpu_times, environment
 from sdk.core.errors import SegEdgeError
+from sdk.core.parallel import serial_host_work
 from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
 from sdk.segmenter import Segmenter
 from sdk.stream.sources import open_source
@@ -123,10 +124,11 @@ def model_only_parallel(seg: Segmenter, frames: list[np.ndarray], n: int, batch_
 
     def work(w: int) -> None:
         done = 0
-        while done < share[w]:
-            chunk = [frames[(w + done + i) % len(frames)] for i in range(min(batch_size, share[w] - done))]
-            bgr.predict_batch(chunk, batch_size=batch_size)
-            done += len(chunk)
+        with serial_host_work():  # as the pipeline's file-mode workers run
+            while done < share[w]:
+                chunk = [frames[(w + done + i) % len(frames)] for i in range(min(batch_size, share[w] - done))]
+                bgr.predict_batch(chunk, batch_size=batch_size)
+                done += len(chunk)
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
     t0, c0 = time.perf_counter(), time.process_time()

@@ -8,10 +8,11 @@ Leaf module: the standard library and sdk.core.errors only.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from sdk.core.errors import InputError
 
@@ -22,6 +23,7 @@ HOST_THREADS_ENV = "SEGEDGE_HOST_THREADS"
 MAX_PARTS = 4  # beyond this, the per-part Python overhead outweighs the gain on one frame
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_this_thread = threading.local()  # .serial: True inside serial_host_work()
 
 
 def usable_cpus() -> int:
@@ -34,7 +36,10 @@ def usable_cpus() -> int:
 
 def host_parts() -> int:
     """How many parts to split one frame's host work into: ``SEGEDGE_HOST_THREADS`` where set (1: all of it on the
-    calling thread, e.g. when several processes share the machine), else the usable CPUs; at most ``MAX_PARTS``."""
+    calling thread, e.g. when several processes share the machine), else the usable CPUs; at most ``MAX_PARTS``;
+    1 inside ``serial_host_work``."""
+    if getattr(_this_thread, "serial", False):
+        return 1
     raw = os.environ.get(HOST_THREADS_ENV, "").strip()
     if not raw:
         return max(1, min(MAX_PARTS, usable_cpus()))
@@ -42,6 +47,19 @@ def host_parts() -> int:
         raise InputError(f"{HOST_THREADS_ENV}: expected a whole number >= 1, got {raw!r}. Unset it for the default "
                          f"(the usable CPUs, at most {MAX_PARTS}), or set 1 to keep the host work on one thread")
     return min(MAX_PARTS, int(raw))
+
+
+@contextlib.contextmanager
+def serial_host_work() -> Iterator[None]:
+    """Within it, this thread's frames do their host work on this thread alone: for callers that already run
+    several frames side by side (the stream pipeline's file-mode workers), where splitting each frame as well only
+    adds hand-offs (measured: 3.5% fewer frames per second in file mode, Xeon, 2 cores)."""
+    before = getattr(_this_thread, "serial", False)
+    _this_thread.serial = True
+    try:
+        yield
+    finally:
+        _this_thread.serial = before
 
 
 def _shared_pool() -> ThreadPoolExecutor:

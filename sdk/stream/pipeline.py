@@ -12,6 +12,8 @@ may be batched; they run two inference workers, fed batch by batch in turn, so o
 (preprocessing, the refine head's masks) overlaps the other's model call, and the frames are rendered in order. The
 workers' model calls take turns, except on a runtime whose ``parallel_calls`` is 2 or more (OpenVINO in throughput
 mode, which ``stream_runtime_options`` picks for files on OpenVINO): then both run at once, each on its own stream.
+Each worker keeps its frames' host work on its own thread (``serial_host_work``): a live source's single worker
+splits it over the cores instead.
 OpenCV runs single-threaded while they run (cv2.setNumThreads(1), the caller's setting restored at the end), as
 the stages already keep the cores busy. ``run()`` renders and writes in the calling
 thread; Ctrl-C there, ``stop()`` from any thread, a display's q/Esc, the end of the stream or ``max_frames`` end it
@@ -19,6 +21,7 @@ cleanly: the mp4 is finalised, the stats JSON written. A live source that drops 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from sdk.core.errors import InputError, SegEdgeError, SourceError, require_cv2
+from sdk.core.parallel import serial_host_work
 from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window
 from sdk.stream.stats import SourceGap, StreamStats
 
@@ -310,6 +314,11 @@ class StreamPipeline:
 
     # -- inference thread ------------------------------------------------------------------------------------------
     def _infer(self, worker: int) -> None:
+        # files/folders: the workers already run frames side by side, so each frame's host work stays on its worker
+        with serial_host_work() if self.workers > 1 else contextlib.nullcontext():
+            self._infer_frames(worker)
+
+    def _infer_frames(self, worker: int) -> None:
         stats, size = self.stats, self.stats.batch_size
         source, sink = self._ins[worker], self._outs[worker]
         try:

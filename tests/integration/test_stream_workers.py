@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sdk.core.parallel import host_parts
 from sdk.segmenter import Segmenter
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.sources import open_source
@@ -33,8 +34,10 @@ class CallLog:
     def __init__(self, runtime) -> None:
         self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
         self.calls: list[tuple[str, float, float]] = []
+        self.host_parts: list[int] = []  # how many parts the calling thread splits a frame's host work into
 
     def infer(self, feeds):
+        self.host_parts.append(host_parts())
         start = time.perf_counter()
         out = self.runtime.infer(feeds)
         self.calls.append((threading.current_thread().name, start, time.perf_counter()))
@@ -67,12 +70,28 @@ def test_two_workers_keep_order_and_masks(artifact, batch_size):
     assert stats.stages["inference"].count == stats.stages["postprocess"].count == n
 
 
-def test_live_sources_run_one_worker(artifact):
+def test_live_sources_run_one_worker(artifact, monkeypatch):
+    monkeypatch.setenv("SEGEDGE_HOST_THREADS", "2")
     with Segmenter.from_artifact(artifact, threads=1) as seg:
-        pipeline = StreamPipeline(seg, open_source(str(VIDEO), pace_fps=30.0), StreamConfig(max_frames=5))
+        log = CallLog(seg.runtime)
+        pipeline = StreamPipeline(Segmenter(log), open_source(str(VIDEO), pace_fps=30.0),  # type: ignore[arg-type]
+                                  StreamConfig(max_frames=5))
         assert pipeline.workers == 1
         stats = pipeline.run()
     assert stats.frames_processed + stats.dropped + stats.skipped_by_source + stats.discarded_at_stop >= 5
+    assert set(log.host_parts) == {2}  # the one worker splits a frame's host work over the cores
+
+
+def test_file_workers_keep_host_work_on_their_own_thread(artifact, monkeypatch):
+    """Two file-mode workers already run frames side by side: each frame's resize and head stay on its worker."""
+    monkeypatch.setenv("SEGEDGE_HOST_THREADS", "2")
+    with Segmenter.from_artifact(artifact, threads=1) as seg:
+        log = CallLog(seg.runtime)
+        pipeline = StreamPipeline(Segmenter(log), open_source(str(VIDEO)),  # type: ignore[arg-type]
+                                  StreamConfig(max_frames=4))
+        pipeline.run()
+    assert log.host_parts == [1, 1, 1, 1]
+    assert host_parts() == 2  # the caller's own threads are untouched
 
 
 def test_stop_mid_stream_accounts_for_every_frame(artifact):
@@ -86,7 +105,9 @@ def test_stop_mid_stream_accounts_for_every_frame(artifact):
         timer.join()
     assert stats.ended == "stopped" and seen == list(range(len(seen))) and seen
     assert stats.frames_read == stats.frames_processed + stats.discarded_at_stop
-    assert not [t for t in threading.enumerate() if t.name.startswith("segedge-")]
+    # the pipeline's own threads end (the process-wide host pool of sdk.core.parallel, like OpenCV's, stays)
+    assert not [t for t in threading.enumerate() if t.name.startswith("segedge-") and
+                not t.name.startswith("segedge-host")]
 
 
 def test_opencv_threads_single_during_a_file_run_and_restored(artifact):

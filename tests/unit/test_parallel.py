@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sdk.core.errors import InputError
-from sdk.core.parallel import MAX_PARTS, host_parts, run_parts, usable_cpus
+from sdk.core.parallel import MAX_PARTS, host_parts, run_parts, serial_host_work, usable_cpus
 
 
 def test_results_in_order_and_parts_on_other_threads():
@@ -66,3 +66,17 @@ def test_a_forked_child_gets_its_own_pool():
     child.join(timeout=30)
     assert child.exitcode == 0, "the child hung or failed running parts"
     assert queue.get(timeout=5) == [1, 4, 9]
+
+
+def test_serial_host_work_is_per_thread_and_nests(monkeypatch):
+    monkeypatch.setenv("SEGEDGE_HOST_THREADS", "3")
+    seen = {}
+    with serial_host_work():
+        assert host_parts() == 1
+        with serial_host_work():
+            assert host_parts() == 1
+        assert host_parts() == 1  # the inner block does not end the outer one
+        other = threading.Thread(target=lambda: seen.setdefault("other", host_parts()))
+        other.start()
+        other.join()
+    assert seen["other"] == 3 and host_parts() == 3
