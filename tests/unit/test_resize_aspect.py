@@ -46,6 +46,17 @@ def test_banded_pil_resize_is_bit_identical_to_one_resize(monkeypatch, src, dst,
     np.testing.assert_array_equal(resize_pil_bilinear(img, dst), ref)
 
 
+def test_banded_pil_resize_of_a_view(monkeypatch):
+    """A cropped, strided view (not C-contiguous) resizes in bands to the same pixels as one resize of it."""
+    import sdk.core.preprocess as pre
+
+    view = _frame(1100, 2100, seed=5)[30:1054, 40:2088]  # 1024x2048, rows strided by the full width
+    ref = np.asarray(PIL.fromarray(np.ascontiguousarray(view)).resize((512, 512), PIL.BILINEAR))
+    monkeypatch.setattr(pre, "host_parts", lambda: 2)
+    assert not view.flags["C_CONTIGUOUS"] and pre._pil_bands(1024, 512, 2)
+    np.testing.assert_array_equal(resize_pil_bilinear(view, (512, 512)), ref)
+
+
 def test_numpy_fallback_within_one_grey_level_where_pil_runs_vertical_first():
     img = _frame(97, 131)
     ref = np.asarray(PIL.fromarray(img).resize((333, 40), PIL.BILINEAR)).astype(int)
