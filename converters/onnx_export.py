@@ -162,25 +162,10 @@ def export_onnx(
     Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol + parity_rtol *
     max|logit|`` (the tolerance follows the logits' scale: see ``logit_parity``).
     """
-    if graph not in GRAPHS:
-        raise ExportError(f"graph: expected one of {GRAPHS}, got {graph!r}")
-    opset = DEFAULT_OPSET[graph] if opset is None else opset
-    if graph == "onnxruntime" and opset < DEFAULT_OPSET["onnxruntime"]:
-        raise ExportError(f"opset: graph='onnxruntime' needs opset >= 20 (ONNX's Gelu op), got {opset}. Leave "
-                          "--opset out, or export graph='portable' for an older opset.")
-    if opset < MIN_OPSET:
-        raise ExportError(f"opset: expected >= {MIN_OPSET} (LayerNormalization is an ONNX op from 17), got {opset}")
-    if head not in HEADS:
-        raise ExportError(f"head: expected one of {HEADS}, got {head!r}")
-    if upsample is None:
-        upsample = "refine" if head == "mask" else "exact"
-    if upsample not in UPSAMPLE_MODES:
-        raise ExportError(f"upsample: expected one of {UPSAMPLE_MODES}, got {upsample!r}")
-    if head == "logits" and upsample != "exact":
-        raise ExportError(f"upsample={upsample!r} needs head='mask' (a logits head leaves upsampling to the host)")
-    torch = require("torch", "convert")
+    opset, upsample = _check_options(graph, opset, head, upsample)
+    require("torch", "convert")  # each missing dependency's message before any work
     onnx = require("onnx", "convert")
-    ort = require("onnxruntime", "cpu")
+    require("onnxruntime", "cpu")
     from tqdm import tqdm
 
     from converters.checkpoints import load_checkpoint
@@ -200,75 +185,20 @@ def export_onnx(
     probe_hw = spec.size_hw or (256, 320)
     rng = np.random.default_rng(0)
     probe = rng.standard_normal((1, 3, *probe_hw)).astype(np.float32)
-    with tempfile.TemporaryDirectory(prefix="segedge-export-") as tmp:
-        logits_path = Path(tmp) / "logits.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            # the TorchScript-based exporter: dynamic H/W export with plain ops; its deprecation notice is noise
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(
-                net, (torch.from_numpy(probe),), str(logits_path),
-                input_names=["pixel_values"],
-                output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,
-                dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
-                              "logits": {0: "batch", 2: "height_4", 3: "width_4"}},
-            )
-        model = onnx.load(str(logits_path))
+    model = _trace_logits(net, probe, opset)
     steps.update()
 
     steps.set_postfix_str("parity check")
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    parity: dict = {"probe_shapes": []}
-    worst = 0.0
-    scale = 0.0  # the largest |logit|: float32 rounding grows with it
-    for shape in [(1, 3, *probe_hw), (2, 3, probe_hw[0] // 2 + 8, probe_hw[1] // 2 + 4)]:
-        x = rng.standard_normal(shape).astype(np.float32)
-        with torch.no_grad():
-            ref = reference(torch.from_numpy(x)).numpy()
-        got = session.run(["logits"], {"pixel_values": x})[0]
-        worst = max(worst, max_abs_logit_diff(got, ref, shape))
-        parity["probe_shapes"].append(list(shape))
-        scale = max(scale, float(np.abs(ref).max()))
-    ok, record = logit_parity(worst, scale, atol=parity_atol, rtol=parity_rtol)
+    parity = _probe_parity(model, reference, probe_hw, rng, parity_atol, parity_rtol)
     if merge.enabled:  # on the random probes: real-frame agreement is measured by benchmarks/bench_token_merge
         parity["token_merge_vs_unmerged"] = agreement_with_unmerged(reference, ck.model, [probe])
-    parity.update(record)
-    if not ok:
-        raise ExportError(f"parity: ONNX Runtime logits differ from PyTorch by {worst:.3g} max abs "
-                          f"({record['onnxruntime_vs_torch_rel_logit']:.3g} of the largest |logit| {scale:.3g}), "
-                          f"expected <= {record['parity_tolerance']:.3g} ({parity_atol:g} + {parity_rtol:g} x "
-                          f"{scale:.3g}). Try another opset (--opset) or report the checkpoint.")
     steps.update()
 
-    outputs = [TensorInfo(name="logits", dtype="float32", shape=["batch", ck.config.num_classes, "height_4",
-                                                                 "width_4"])]
-    inputs = [TensorInfo(name="pixel_values", dtype="float32", shape=["batch", 3, "height", "width"])]
+    inputs, outputs = _io_tensors(ck.config.num_classes, head, upsample)
     if head == "mask":
         steps.set_postfix_str("append mask head")
-        model = append_mask_head(model, ck.config.num_classes, upsample)
-        onnx.checker.check_model(model)
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        x = probe
-        out_hw = (probe_hw[0] + 37, probe_hw[1] - 23)  # an output size unlike the input catches axis mix-ups
-        with torch.no_grad():
-            ref = _torch_reference_mask(reference(torch.from_numpy(x)).numpy(), out_hw, upsample, probe_hw)
-        if upsample == "refine":
-            from sdk.core.postprocess import refine_masks
-
-            got = refine_masks(*session.run(["logits", "argmax"], {"pixel_values": x}), out_hw)
-        else:
-            got = session.run(["mask"], {"pixel_values": x, "output_size": np.array(out_hw, np.int64)})[0]
-        parity["mask_agreement_vs_torch"] = pixel_agreement(got, ref)
-        if parity["mask_agreement_vs_torch"] < 0.999:
-            raise ExportError(f"parity: the in-graph mask agrees with PyTorch on "
-                              f"{parity['mask_agreement_vs_torch']:.4%} of pixels, expected >= 99.9%")
-        if upsample == "refine":
-            outputs.append(TensorInfo(name="argmax", dtype=_mask_dtype(ck.config.num_classes)[1],
-                                      shape=["batch", "height_4", "width_4"]))
-        else:
-            inputs.append(TensorInfo(name="output_size", dtype="int64", shape=[2]))
-            outputs = [TensorInfo(name="mask", dtype=_mask_dtype(ck.config.num_classes)[1],
-                                  shape=["batch", "out_height", "out_width"])]
+        model, parity["mask_agreement_vs_torch"] = _append_checked_head(model, ck.config.num_classes, upsample,
+                                                                        reference, probe)
     steps.update()
 
     steps.set_postfix_str("write artifact")
@@ -289,6 +219,118 @@ def export_onnx(
     steps.update()
     steps.close()
     return out
+
+
+def _check_options(graph: str, opset: int | None, head: str, upsample: str | None) -> tuple[int, str]:
+    """The export's options checked, with their defaults filled in: (opset, upsample)."""
+    if graph not in GRAPHS:
+        raise ExportError(f"graph: expected one of {GRAPHS}, got {graph!r}")
+    opset = DEFAULT_OPSET[graph] if opset is None else opset
+    if graph == "onnxruntime" and opset < DEFAULT_OPSET["onnxruntime"]:
+        raise ExportError(f"opset: graph='onnxruntime' needs opset >= 20 (ONNX's Gelu op), got {opset}. Leave "
+                          "--opset out, or export graph='portable' for an older opset.")
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset: expected >= {MIN_OPSET} (LayerNormalization is an ONNX op from 17), got {opset}")
+    if head not in HEADS:
+        raise ExportError(f"head: expected one of {HEADS}, got {head!r}")
+    if upsample is None:
+        upsample = "refine" if head == "mask" else "exact"
+    if upsample not in UPSAMPLE_MODES:
+        raise ExportError(f"upsample: expected one of {UPSAMPLE_MODES}, got {upsample!r}")
+    if head == "logits" and upsample != "exact":
+        raise ExportError(f"upsample={upsample!r} needs head='mask' (a logits head leaves upsampling to the host)")
+    return opset, upsample
+
+
+def _trace_logits(net, probe: np.ndarray, opset: int):
+    """The network traced to an ONNX model with the logits output, batch, height and width dynamic."""
+    onnx = require("onnx", "convert")
+    torch = require("torch", "convert")
+
+    with tempfile.TemporaryDirectory(prefix="segedge-export-") as tmp:
+        logits_path = Path(tmp) / "logits.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript-based exporter: dynamic H/W export with plain ops; its deprecation notice is noise
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            torch.onnx.export(
+                net, (torch.from_numpy(probe),), str(logits_path),
+                input_names=["pixel_values"],
+                output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,
+                dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
+                              "logits": {0: "batch", 2: "height_4", 3: "width_4"}},
+            )
+        return onnx.load(str(logits_path))
+
+
+def _probe_parity(model, reference, probe_hw: tuple[int, int], rng: np.random.Generator, atol: float,
+                  rtol: float) -> dict:
+    """ONNX Runtime's logits vs PyTorch's on two random probes (the network size, and a smaller batch of 2):
+    the manifest's parity record. Raises ExportError past the tolerance (see ``logit_parity``)."""
+    ort = require("onnxruntime", "cpu")
+    torch = require("torch", "convert")
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    parity: dict = {"probe_shapes": []}
+    worst = 0.0
+    scale = 0.0  # the largest |logit|: float32 rounding grows with it
+    for shape in [(1, 3, *probe_hw), (2, 3, probe_hw[0] // 2 + 8, probe_hw[1] // 2 + 4)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            ref = reference(torch.from_numpy(x)).numpy()
+        got = session.run(["logits"], {"pixel_values": x})[0]
+        worst = max(worst, max_abs_logit_diff(got, ref, shape))
+        parity["probe_shapes"].append(list(shape))
+        scale = max(scale, float(np.abs(ref).max()))
+    ok, record = logit_parity(worst, scale, atol=atol, rtol=rtol)
+    parity.update(record)
+    if not ok:
+        raise ExportError(f"parity: ONNX Runtime logits differ from PyTorch by {worst:.3g} max abs "
+                          f"({record['onnxruntime_vs_torch_rel_logit']:.3g} of the largest |logit| {scale:.3g}), "
+                          f"expected <= {record['parity_tolerance']:.3g} ({atol:g} + {rtol:g} x "
+                          f"{scale:.3g}). Try another opset (--opset) or report the checkpoint.")
+    return parity
+
+
+def _io_tensors(num_classes: int, head: str, upsample: str) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The artifact's (inputs, outputs): logits; a refine head adds the low-resolution argmax; an in-graph
+    exact/fast head takes the output size and returns the mask instead."""
+    inputs = [TensorInfo(name="pixel_values", dtype="float32", shape=["batch", 3, "height", "width"])]
+    outputs = [TensorInfo(name="logits", dtype="float32", shape=["batch", num_classes, "height_4", "width_4"])]
+    if head != "mask":
+        return inputs, outputs
+    if upsample == "refine":
+        return inputs, outputs + [TensorInfo(name="argmax", dtype=_mask_dtype(num_classes)[1],
+                                             shape=["batch", "height_4", "width_4"])]
+    return (inputs + [TensorInfo(name="output_size", dtype="int64", shape=[2])],
+            [TensorInfo(name="mask", dtype=_mask_dtype(num_classes)[1], shape=["batch", "out_height", "out_width"])])
+
+
+def _append_checked_head(model, num_classes: int, upsample: str, reference, probe: np.ndarray) -> tuple:
+    """``append_mask_head`` and its check against PyTorch on the probe, at an output size unlike the input (which
+    catches axis mix-ups): (model, pixel agreement). Raises ExportError below 99.9%."""
+    onnx = require("onnx", "convert")
+    ort = require("onnxruntime", "cpu")
+    torch = require("torch", "convert")
+
+    model = append_mask_head(model, num_classes, upsample)
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    probe_hw = probe.shape[2:]
+    out_hw = (probe_hw[0] + 37, probe_hw[1] - 23)
+    with torch.no_grad():
+        ref = _torch_reference_mask(reference(torch.from_numpy(probe)).numpy(), out_hw, upsample, probe_hw)
+    if upsample == "refine":
+        from sdk.core.postprocess import refine_masks
+
+        got = refine_masks(*session.run(["logits", "argmax"], {"pixel_values": probe}), out_hw)
+    else:
+        got = session.run(["mask"], {"pixel_values": probe, "output_size": np.array(out_hw, np.int64)})[0]
+    agreement = pixel_agreement(got, ref)
+    if agreement < 0.999:
+        raise ExportError(f"parity: the in-graph mask agrees with PyTorch on {agreement:.4%} of pixels, "
+                          "expected >= 99.9%")
+    return model, agreement
 
 
 def _versions() -> dict:
