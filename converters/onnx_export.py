@@ -147,6 +147,7 @@ def export_onnx(
     parity_atol: float = 1e-4,
     parity_rtol: float = 1e-5,
     token_merge: str | None = None,
+    max_input_pixels: int | None = None,
     progress: bool = True,
 ) -> Path:
     """Export a SegFormer checkpoint (any supported layout) to an ONNX artifact folder; returns the folder.
@@ -159,10 +160,14 @@ def export_onnx(
     token_merge: "none" (default), "2x2" or "2x2:1+2+3+4" (``converters.token_merge``): 2x2 query merging in
     those stages; parity is then checked against the merged PyTorch model, and the agreement with the unmerged
     one on the probes is recorded (``parity.token_merge_vs_unmerged``).
+    max_input_pixels: the largest network input (h * w) a ``Segmenter`` call may run on this artifact, recorded in
+    ``extra.max_input_pixels`` (None: the SDK's default, ``sdk.segmenter.MAX_INPUT_PIXELS``); a ``size_hw``
+    above the limit is an ExportError, as every frame would be refused.
     Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol + parity_rtol *
     max|logit|`` (the tolerance follows the logits' scale: see ``logit_parity``).
     """
     opset, upsample = _check_options(graph, opset, head, upsample)
+    _check_input_limit(size_hw, max_input_pixels)
     require("torch", "convert")  # each missing dependency's message before any work
     onnx = require("onnx", "convert")
     require("onnxruntime", "cpu")
@@ -213,6 +218,7 @@ def export_onnx(
         source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
         versions=_versions(), parity=parity,
         extra={"export_seconds": round(time.perf_counter() - t0, 2),
+               **({"max_input_pixels": int(max_input_pixels)} if max_input_pixels is not None else {}),
                **({"token_merge": merge_summary(merge, ck.config)} if merge.enabled else {})},
     )
     manifest.write(out)
@@ -240,6 +246,20 @@ def _check_options(graph: str, opset: int | None, head: str, upsample: str | Non
     if head == "logits" and upsample != "exact":
         raise ExportError(f"upsample={upsample!r} needs head='mask' (a logits head leaves upsampling to the host)")
     return opset, upsample
+
+
+def _check_input_limit(size_hw: tuple[int, int] | None, max_input_pixels: int | None) -> None:
+    from sdk.segmenter import MAX_INPUT_PIXELS
+
+    if max_input_pixels is not None and (not isinstance(max_input_pixels, int) or isinstance(max_input_pixels, bool)
+                                         or max_input_pixels < 1024):
+        raise ExportError(f"max_input_pixels: expected an int >= 1024 (network input h * w), got {max_input_pixels!r}")
+    limit = MAX_INPUT_PIXELS if max_input_pixels is None else max_input_pixels
+    if size_hw is not None and size_hw[0] * size_hw[1] > limit:
+        raise ExportError(f"size: {size_hw[0]}x{size_hw[1]} is {size_hw[0] * size_hw[1]} network pixels, over the "
+                          f"limit of {limit} a Segmenter call may run (every frame would be refused). Export with "
+                          f"--max-input-pixels {size_hw[0] * size_hw[1]} if the device has the memory (attention "
+                          "memory grows with the square of the pixel count), or a smaller --size")
 
 
 def _trace_logits(net, probe: np.ndarray, opset: int):

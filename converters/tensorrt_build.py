@@ -62,8 +62,9 @@ def engine_manifest(onnx_manifest: Manifest, *, onnx_sha256: str, onnx_artifact:
         upsample=m.upsample, architecture=dict(m.architecture),
         source={**m.source, "onnx_artifact": str(onnx_artifact), "onnx_sha256": onnx_sha256}, opset=m.opset,
         versions={**m.versions, "tensorrt": fingerprint.tensorrt_version}, parity=dict(parity or {}),
-        # the ONNX artifact's reference frames travel with the engine (copied by build_engine): segedge verify
-        extra={"tensorrt": trt_extra, **({"reference": m.extra["reference"]} if "reference" in m.extra else {})},
+        # the ONNX artifact's reference frames (copied by build_engine: segedge verify) and its input limit travel
+        # with the engine
+        extra={"tensorrt": trt_extra, **{k: m.extra[k] for k in ("reference", "max_input_pixels") if k in m.extra}},
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from sdk.cli.common import check_output_dir, parse_labels
+from sdk.cli.common import check_output_dir, parse_labels, positive_int
 from sdk.core.errors import InputError
 from sdk.core.manifest import GRAPHS, read_manifest
 
@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     out = export_onnx(args.checkpoint, args.output, size_hw=tuple(args.size) if args.size else None,
                       opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample, aspect=args.aspect,
                       class_names=parse_labels(args.labels),
-                      layer_norm_eps=args.layer_norm_eps, token_merge=args.token_merge, progress=not args.quiet)
+                      layer_norm_eps=args.layer_norm_eps, token_merge=args.token_merge,
+                      max_input_pixels=args.max_input_pixels, progress=not args.quiet)
     manifest = read_manifest(out)
     print(f"exported {manifest.architecture['variant']} ({manifest.num_classes} classes) to "
           f"{out / manifest.model_file} in {manifest.extra['export_seconds']} s; ONNX Runtime vs PyTorch max "
@@ -63,5 +64,8 @@ def add_parser(sub) -> None:
                    help="training-free token merging (SegFormer++): none (default); 2x2: attention queries merged 2x2 "
                         "in stages 1 and 2; 2x2:1+2+3+4 names the stages. Parity is checked against the merged "
                         "model and the agreement with the unmerged one recorded in model.json")
+    p.add_argument("--max-input-pixels", type=positive_int, metavar="N",
+                   help="largest network input (h*w) a call may run on this artifact, recorded in model.json "
+                        "(default: 2048x2048 = 4194304; models without --size run at each frame's own size)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -180,6 +180,31 @@ def test_native_resolution_size_guard(art):
             seg(_image(64, 96))
 
 
+def test_export_records_the_input_limit_and_converters_keep_it(tmp_path, hf_model):
+    """segedge export --max-input-pixels: recorded in model.json, carried into the OpenVINO IR, and honoured by
+    Segmenter; a fixed --size over the limit is refused at export, before any work."""
+    from converters.onnx_export import export_onnx
+    from converters.openvino_export import export_openvino
+    from sdk.core.errors import ExportError
+
+    with pytest.raises(ExportError, match=r"2048x4096 is 8388608 network pixels, over the limit of 4194304.*"
+                                          r"--max-input-pixels 8388608"):
+        export_onnx(hf_model, tmp_path / "big", size_hw=(2048, 4096), progress=False)
+    with pytest.raises(ExportError, match="max_input_pixels: expected an int >= 1024"):
+        export_onnx(hf_model, tmp_path / "bad", max_input_pixels=100, progress=False)
+    assert not (tmp_path / "big").exists() and not (tmp_path / "bad").exists()
+
+    onnx_art = export_onnx(hf_model, tmp_path / "limited", max_input_pixels=128 * 160, progress=False)
+    assert read_manifest(onnx_art).extra["max_input_pixels"] == 128 * 160
+    ir = export_openvino(onnx_art, tmp_path / "limited-ir", progress=False)
+    assert read_manifest(ir).extra["max_input_pixels"] == 128 * 160
+    with Segmenter.from_artifact(ir) as seg:
+        assert seg.max_input_pixels == 128 * 160
+        assert seg(_image(128, 160)).mask.shape == (128, 160)
+        with pytest.raises(InputError, match="over this Segmenter's limit"):
+            seg(_image(160, 160))
+
+
 def test_resizing_model_takes_large_frames(tmp_path):
     art = write_onnx_artifact(tmp_path / "sized", size_hw=(64, 64))
     with Segmenter.from_artifact(art) as seg:  # the network runs at 64x64 whatever the frame's size

@@ -242,9 +242,13 @@ def test_fingerprint_round_trip_and_malformed():
 
 def test_engine_artifact_manifest_round_trip(tmp_path):
     onnx_dir = write_onnx_artifact(tmp_path / "b0-fp32")
+    meta = json.loads((onnx_dir / "model.json").read_text())
+    meta.setdefault("extra", {})["max_input_pixels"] = 512 * 1024  # segedge export --max-input-pixels
+    (onnx_dir / "model.json").write_text(json.dumps(meta))
     profile = plan_profile(read_manifest(onnx_dir), max_batch=2)
     engine_dir = write_engine_artifact(tmp_path / "b0.engine", onnx_dir, profile=profile, dla_core=0)
     m = read_manifest(engine_dir)
+    assert m.extra["max_input_pixels"] == 512 * 1024  # the engine keeps the ONNX artifact's input limit
     assert (m.format, m.model_file, m.precision, m.head) == ("tensorrt", "model.engine", "fp16", "mask")
     assert [t.dtype for t in m.inputs] == ["float32", "int64"]  # the SDK feeds int64; the engine takes int32
     assert m.source["onnx_artifact"] == str(onnx_dir) and m.versions["tensorrt"] == "10.3.0.30"
