@@ -262,21 +262,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     quantized nodes) until a slice is merged; a slice has at most ``slice_frames`` frames and, by a one-frame
     measurement, at most about ``calib_memory_mib`` of them and their merge copies (at least one frame). minmax keeps
     only two scalars per tensor and frame (the CPU target's takes all frames in one pass)."""
-    if target not in TARGETS:
-        raise InputError(f"target: expected one of {TARGETS}, got {target!r}")
-    if reduce_range and target == "tensorrt":
-        raise InputError("reduce_range: expected False for target='tensorrt' (TensorRT runs symmetric 8-bit weights "
-                         "on the GPU, where nothing saturates); it is for CPUs without VNNI")
-    if calib_memory_mib < 1:
-        raise InputError(f"calib_memory_mib: expected >= 1, got {calib_memory_mib}")
-    if float_precision not in ("fp32", "fp16") or (float_precision == "fp16" and target != "tensorrt"):
-        raise InputError(f"float_precision: expected 'fp32', or 'fp16' with target='tensorrt' (for its strongly "
-                         f"typed builds), got {float_precision!r} with target={target!r}")
-    method = method or DEFAULT_METHODS[target]
-    if method not in METHODS:
-        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
-    if len(calib) == 0:
-        raise InputError("calibration set: expected at least one frame, got none")
+    method = _check_options(target, method, reduce_range, calib_memory_mib, float_precision, len(calib))
     onnx = require("onnx", "convert")
     require("onnxruntime", "cpu")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -300,33 +286,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         pre_model = onnx.load(str(pre))
         nodes, kept = _apply_keep_float(quantizable_nodes(pre_model, target, manifest.graph), tuple(keep_float))
         trt = target == "tensorrt"
-        memory: dict = {}  # the histogram methods' per-frame bytes and budget, recorded in the manifest
-        extra = {
-            "WeightSymmetric": True,
-            "ActivationSymmetric": trt,
-            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-            "CalibTensorRangeSymmetric": trt,
-            # TensorRT's ONNX parser rejects int32 DequantizeLinear (quantized biases): biases stay float there
-            "QuantizeBias": not trt,
-            # float weights with a Q/DQ pair: the form TensorRT's ONNX parser reads on 8.5 to 11
-            "AddQDQPairToWeight": trt,
-        }
-        if not trt:  # int8 in, float out: MatMulIntegerToFloat rather than QLinearMatMul + a DequantizeLinear pass
-            extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
-        else:  # Q/DQ on the inputs of Conv/MatMul only, as TensorRT fuses them (ModelOpt's int8 recipe likewise)
-            extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "MatMul"]
-        if method == "percentile":
-            extra["CalibPercentile"] = percentile
-        if method == "minmax" and not trt:  # per-frame ranges, averaged over all frames (scalars: no need to slice)
-            extra["CalibMovingAverage"] = True
-        elif method == "minmax":  # global min/max: two scalars per tensor and frame, any slice fits
-            extra["CalibStridedMinMax"] = calibration_stride(len(calib), slice_frames)
-        else:  # histograms: a slice of k frames holds k x (their tensors + 2 copies of the largest), within budget
-            tensors = calibrated_tensors(pre_model, nodes)
-            total, largest = frame_cost(pre, _Reader(calib, manifest, False).get_next(), tensors)
-            most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(total + 2 * largest, 1)))
-            memory = {"calib_frame_mib": round(total / 2**20, 1), "calib_memory_mib": calib_memory_mib}
-            extra["CalibStridedMinMax"] = calibration_stride(len(calib), most)
+        extra, memory, tensors = _calibration_options(target, method, percentile, calib, manifest, pre, pre_model,
+                                                      nodes, slice_frames, calib_memory_mib)
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
         histograms = _histogram_calibration(tensors) if method != "minmax" else contextlib.nullcontext()
@@ -357,17 +318,9 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
         extra={
             **manifest.extra,
             "quantization": {
-                "tool": f"onnxruntime {ort.__version__} quantize_static (QDQ)", "target": target,
-                "method": method, "graph": manifest.graph,
-                "ranges": ("mean of per-frame min/max" if method == "minmax" and not trt else
-                           "global min/max" if method == "minmax" else method),
-                "activations": "int8 symmetric" if trt else "uint8 asymmetric",
-                "weights": "int8 symmetric per output channel" + (", 7-bit (reduce_range)" if reduce_range else ""),
-                "reduce_range": reduce_range, "calib_slice_frames": extra.get("CalibStridedMinMax"), **memory,
-                **({"qdq_placement": "inputs of Conv/MatMul only", "float_precision": float_precision,
-                    "float16": {k: v for k, v in float16.items() if k != "kept_fp32"}} if trt else {}),
-                "quantized_nodes": len(nodes),
-                "kept_float_by_user": kept, "keep_float_patterns": list(keep_float),
+                **_quantization_record(ort.__version__, target, method, manifest.graph, reduce_range, extra,
+                                       memory, float_precision, float16),
+                "quantized_nodes": len(nodes), "kept_float_by_user": kept, "keep_float_patterns": list(keep_float),
                 "seconds": round(time.perf_counter() - t0, 1),
             },
             "calibration": {"description": calib.description, "fingerprint": calib.fingerprint,
@@ -377,3 +330,77 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     )
     result.write(out)
     return out
+
+
+def _check_options(target: str, method: str | None, reduce_range: bool, calib_memory_mib: int, float_precision: str,
+                   frames: int) -> str:
+    """quantize_onnxruntime's options checked; returns the method (the target's default for None)."""
+    if target not in TARGETS:
+        raise InputError(f"target: expected one of {TARGETS}, got {target!r}")
+    if reduce_range and target == "tensorrt":
+        raise InputError("reduce_range: expected False for target='tensorrt' (TensorRT runs symmetric 8-bit weights "
+                         "on the GPU, where nothing saturates); it is for CPUs without VNNI")
+    if calib_memory_mib < 1:
+        raise InputError(f"calib_memory_mib: expected >= 1, got {calib_memory_mib}")
+    if float_precision not in ("fp32", "fp16") or (float_precision == "fp16" and target != "tensorrt"):
+        raise InputError(f"float_precision: expected 'fp32', or 'fp16' with target='tensorrt' (for its strongly "
+                         f"typed builds), got {float_precision!r} with target={target!r}")
+    method = method or DEFAULT_METHODS[target]
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
+    if frames == 0:
+        raise InputError("calibration set: expected at least one frame, got none")
+    return method
+
+
+def _calibration_options(target: str, method: str, percentile: float, calib: CalibrationSet, manifest, pre: Path,
+                         pre_model, nodes: list[str], slice_frames: int, calib_memory_mib: int) -> tuple:
+    """ONNX Runtime's ``extra_options`` for the target and method, the histogram methods' memory record, and the
+    tensors they calibrate (None for minmax): (extra, memory, tensors)."""
+    trt = target == "tensorrt"
+    memory: dict = {}  # the histogram methods' per-frame bytes and budget, recorded in the manifest
+    tensors = None
+    extra: dict = {
+        "WeightSymmetric": True,
+        "ActivationSymmetric": trt,
+        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+        "CalibTensorRangeSymmetric": trt,
+        # TensorRT's ONNX parser rejects int32 DequantizeLinear (quantized biases): biases stay float there
+        "QuantizeBias": not trt,
+        # float weights with a Q/DQ pair: the form TensorRT's ONNX parser reads on 8.5 to 11
+        "AddQDQPairToWeight": trt,
+    }
+    if not trt:  # int8 in, float out: MatMulIntegerToFloat rather than QLinearMatMul + a DequantizeLinear pass
+        extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
+    else:  # Q/DQ on the inputs of Conv/MatMul only, as TensorRT fuses them (ModelOpt's int8 recipe likewise)
+        extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "MatMul"]
+    if method == "percentile":
+        extra["CalibPercentile"] = percentile
+    if method == "minmax" and not trt:  # per-frame ranges, averaged over all frames (scalars: no need to slice)
+        extra["CalibMovingAverage"] = True
+    elif method == "minmax":  # global min/max: two scalars per tensor and frame, any slice fits
+        extra["CalibStridedMinMax"] = calibration_stride(len(calib), slice_frames)
+    else:  # histograms: a slice of k frames holds k x (their tensors + 2 copies of the largest), within budget
+        tensors = calibrated_tensors(pre_model, nodes)
+        total, largest = frame_cost(pre, _Reader(calib, manifest, False).get_next(), tensors)
+        most = max(1, min(slice_frames, (calib_memory_mib << 20) // max(total + 2 * largest, 1)))
+        memory = {"calib_frame_mib": round(total / 2**20, 1), "calib_memory_mib": calib_memory_mib}
+        extra["CalibStridedMinMax"] = calibration_stride(len(calib), most)
+    return extra, memory, tensors
+
+
+def _quantization_record(ort_version: str, target: str, method: str, graph: str, reduce_range: bool, extra: dict,
+                         memory: dict, float_precision: str, float16: dict) -> dict:
+    """What the manifest says about how the model was quantized (the tool, ranges, types, slices, placement)."""
+    trt = target == "tensorrt"
+    return {
+        "tool": f"onnxruntime {ort_version} quantize_static (QDQ)", "target": target,
+        "method": method, "graph": graph,
+        "ranges": ("mean of per-frame min/max" if method == "minmax" and not trt else
+                   "global min/max" if method == "minmax" else method),
+        "activations": "int8 symmetric" if trt else "uint8 asymmetric",
+        "weights": "int8 symmetric per output channel" + (", 7-bit (reduce_range)" if reduce_range else ""),
+        "reduce_range": reduce_range, "calib_slice_frames": extra.get("CalibStridedMinMax"), **memory,
+        **({"qdq_placement": "inputs of Conv/MatMul only", "float_precision": float_precision,
+            "float16": {k: v for k, v in float16.items() if k != "kept_fp32"}} if trt else {}),
+    }
