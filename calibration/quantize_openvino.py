@@ -147,24 +147,7 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     products saturate; "first_layer_only"; "disable"); None: NNCF's default. ``calibration.quantize`` sets it from
     the target CPU.
     """
-    if overflow_fix not in (None, "enable", "first_layer_only", "disable"):
-        raise InputError(f"overflow_fix: expected None, 'enable', 'first_layer_only' or 'disable', got "
-                         f"{overflow_fix!r}")
-    if preset not in PRESETS:
-        raise InputError(f"preset: expected one of {PRESETS}, got {preset!r}")
-    if model_type not in MODEL_TYPES:
-        raise InputError(f"model_type: expected one of {MODEL_TYPES}, got {model_type!r}")
-    if size_hw is None:
-        raise InputError("size_hw: INT8 needs a static input size (height, width), e.g. size_hw=(512, 512); the "
-                         "quantized model runs at that size only (images are resized to it by the preprocessing)")
-    if len(calib) == 0:
-        raise InputError("calibration set: expected at least one frame, got none. Pass a folder of images, a video "
-                         "or a .txt list to calibration.sets.load_calibration_set.")
-    if (eval_data is None) != (max_drop is None):
-        raise InputError("eval_data and max_drop go together: give both for accuracy-controlled quantization, "
-                         "or neither")
-    if subset_size is not None and not 0 < subset_size <= len(calib):
-        raise InputError(f"subset_size: expected 1..{len(calib)} (the calibration set's size), got {subset_size}")
+    _check_options(overflow_fix, preset, model_type, size_hw, len(calib), eval_data is None, max_drop, subset_size)
     nncf = require("nncf", "quantize")
     ov = require("openvino", "cpu")
 
@@ -175,17 +158,7 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     model, manifest = read_onnx_artifact(src, size_hw)
     spec, inputs = static_manifest(manifest, size_hw)
 
-    # what stays float: depthwise convs (always), attention matmuls (by default), the decoder (optional), the user's
-    attention = _attention_ops(model) if keep_attention_float else []
-    patterns = list(ignored_scope or [])
-    if keep_decoder_float:
-        patterns.append(r"^/decoder/")
-    matched = _ops_matching(model, patterns)
-    unmatched = [p for p, hits in matched.items() if not hits]
-    if unmatched:
-        raise InputError(f"ignored_scope: {unmatched} match no node of the model. Patterns are regexes on OpenVINO "
-                         "node names (the ONNX names), e.g. '^/encoder/stages\\.0/' or '/ffn/fc2/'.")
-    scope = nncf.IgnoredScope(names=attention, patterns=patterns, types=["GroupConvolution"], validate=False)
+    scope, attention, patterns = _float_scope(nncf, model, keep_attention_float, keep_decoder_float, ignored_scope)
     recipe = {"preset": preset, "model_type": model_type, "smooth_quant_alpha": smooth_quant_alpha,
               "keep_attention_float": keep_attention_float, "keep_decoder_float": keep_decoder_float,
               "fast_bias_correction": fast_bias_correction, "static_shape": [1, 3, *check_size_hw(size_hw)],
@@ -246,15 +219,60 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
         extra=extra)
     result.write(out)
     if accuracy is not None and not accuracy["max_drop_met"]:
-        msg = (f"max_drop {max_drop} mIoU points NOT met: the best INT8 model found drops "
-               f"{accuracy['measured_drop_points']:.2f} points (FP32 {100 * accuracy['fp32_miou']:.2f} -> INT8 "
-               f"{100 * accuracy['int8_miou']:.2f} on {accuracy['eval_images']} images, "
-               f"{len(accuracy['reverted_to_float'])} layers reverted to float). It was kept in {out} and marked "
-               "extra.accuracy_aware.max_drop_met=false. Allow a larger max_drop, calibrate on more or more "
-               "representative frames, or use the FP32/FP16 IR.")
-        log.warning(msg)
-        warnings.warn(msg, AccuracyDropWarning, stacklevel=2)
+        _warn_drop_not_met(accuracy, max_drop, out)
     return out
+
+
+def _check_options(overflow_fix: str | None, preset: str, model_type: str | None, size_hw, frames: int,
+                   no_eval_data: bool, max_drop: float | None, subset_size: int | None) -> None:
+    """quantize_openvino's options, checked before any work."""
+    if overflow_fix not in (None, "enable", "first_layer_only", "disable"):
+        raise InputError(f"overflow_fix: expected None, 'enable', 'first_layer_only' or 'disable', got "
+                         f"{overflow_fix!r}")
+    if preset not in PRESETS:
+        raise InputError(f"preset: expected one of {PRESETS}, got {preset!r}")
+    if model_type not in MODEL_TYPES:
+        raise InputError(f"model_type: expected one of {MODEL_TYPES}, got {model_type!r}")
+    if size_hw is None:
+        raise InputError("size_hw: INT8 needs a static input size (height, width), e.g. size_hw=(512, 512); the "
+                         "quantized model runs at that size only (images are resized to it by the preprocessing)")
+    if frames == 0:
+        raise InputError("calibration set: expected at least one frame, got none. Pass a folder of images, a video "
+                         "or a .txt list to calibration.sets.load_calibration_set.")
+    if no_eval_data != (max_drop is None):
+        raise InputError("eval_data and max_drop go together: give both for accuracy-controlled quantization, "
+                         "or neither")
+    if subset_size is not None and not 0 < subset_size <= frames:
+        raise InputError(f"subset_size: expected 1..{frames} (the calibration set's size), got {subset_size}")
+
+
+def _float_scope(nncf, model, keep_attention_float: bool, keep_decoder_float: bool,
+                 ignored_scope: Iterable[str] | None) -> tuple:
+    """NNCF's IgnoredScope, the attention ops and the patterns in it: (scope, attention, patterns)."""
+    # what stays float: depthwise convs (always), attention matmuls (by default), the decoder (optional), the user's
+    attention = _attention_ops(model) if keep_attention_float else []
+    patterns = list(ignored_scope or [])
+    if keep_decoder_float:
+        patterns.append(r"^/decoder/")
+    matched = _ops_matching(model, patterns)
+    unmatched = [p for p, hits in matched.items() if not hits]
+    if unmatched:
+        raise InputError(f"ignored_scope: {unmatched} match no node of the model. Patterns are regexes on OpenVINO "
+                         "node names (the ONNX names), e.g. '^/encoder/stages\\.0/' or '/ffn/fc2/'.")
+    scope = nncf.IgnoredScope(names=attention, patterns=patterns, types=["GroupConvolution"], validate=False)
+    return scope, attention, patterns
+
+
+def _warn_drop_not_met(accuracy: dict, max_drop: float | None, out: Path) -> None:
+    """The log line and AccuracyDropWarning (at quantize_openvino's caller) when max_drop was not met."""
+    msg = (f"max_drop {max_drop} mIoU points NOT met: the best INT8 model found drops "
+           f"{accuracy['measured_drop_points']:.2f} points (FP32 {100 * accuracy['fp32_miou']:.2f} -> INT8 "
+           f"{100 * accuracy['int8_miou']:.2f} on {accuracy['eval_images']} images, "
+           f"{len(accuracy['reverted_to_float'])} layers reverted to float). It was kept in {out} and marked "
+           "extra.accuracy_aware.max_drop_met=false. Allow a larger max_drop, calibrate on more or more "
+           "representative frames, or use the FP32/FP16 IR.")
+    log.warning(msg)
+    warnings.warn(msg, AccuracyDropWarning, stacklevel=3)
 
 
 def _with_accuracy_control(nncf, model, calib_ds, eval_items: list, spec: PreprocessSpec, manifest: Manifest,
