@@ -86,11 +86,12 @@ def refine_mask(logits: np.ndarray, argmax: np.ndarray | None, out_hw: tuple[int
     if cy.size == 0:
         return mask
     cy1, cx1 = np.minimum(cy + 1, h - 1), np.minimum(cx + 1, w - 1)
-    pixels = ny[cy] * nx[cx]
+    cell_rows, cell_cols = ny[cy], nx[cx]  # output pixels of each mixed cell, down and across
+    pixels = cell_rows * cell_cols
     # the candidates of runs of mixed cells side by side on the usable cores when there is enough work (the takes
     # and reductions over all K classes; the refinement below runs many small numpy calls, quicker in one thread)
     n_parts = host_parts() if int(pixels.sum()) * k >= _PARALLEL_ELEMENTS else 1
-    parts = [slice(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(cy.size), n_parts) if a.size]
+    parts = [slice(j * cy.size // n_parts, (j + 1) * cy.size // n_parts) for j in range(n_parts)]
     plane = logits.reshape(k, -1)
     cands = run_parts(lambda s: _candidates(plane, w, cy[s], cx[s], cy1[s], cx1[s]), parts)
     cand_k, count = np.concatenate([c[0] for c in cands]), np.concatenate([c[1] for c in cands])
@@ -105,14 +106,14 @@ def refine_mask(logits: np.ndarray, argmax: np.ndarray | None, out_hw: tuple[int
     # and columns, apart), in pieces of bounded size
     size = _BUCKETS[np.searchsorted(_BUCKETS, count)]
     size = np.where(size > k, k, size)
-    tall = ny[cy] > np.bincount(ny[cy]).argmax()
-    wide = nx[cx] > np.bincount(nx[cx]).argmax()
+    tall = cell_rows > np.bincount(cell_rows).argmax()
+    wide = cell_cols > np.bincount(cell_cols).argmax()
     key = size * 4 + tall * 2 + wide
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     for g in np.unique(sorted_key):
         group = order[np.searchsorted(sorted_key, g):np.searchsorted(sorted_key, g, side="right")]
-        r_off, c_off = np.arange(int(ny[cy[group]].max())), np.arange(int(nx[cx[group]].max()))
+        r_off, c_off = np.arange(int(cell_rows[group].max())), np.arange(int(cell_cols[group].max()))
         piece = max(1, _CHUNK_ELEMENTS // (r_off.size * c_off.size))
         for s0 in range(0, group.size, piece):
             _refine_cells(flat, logits, group[s0:s0 + piece], int(g) // 4, cand_k, first, count, cy, cx, cy1, cx1,
