@@ -11,7 +11,8 @@ faster than FP16. This rewrite makes those parts FP16 in the graph itself, the w
 - shape arithmetic (anything computed from ``Shape``/``Size`` or from ``output_size``), ``Resize`` scales and roi
   stay as they were, so sizes stay exact;
 - ``keep_fp32_ops`` (default LayerNormalization and Softmax, where FP16 overflows after attention) run in FP32
-  between two Casts;
+  between two Casts; so does every float node computed from a tensor in ``keep_fp32_after`` (default ``logits``:
+  the head's resize and argmax), as one FP32 island without casts inside;
 - graph inputs and outputs keep their types (a Cast after ``pixel_values``, one before a float output).
 
 The model is moved to opset 19 first with ONNX's version converter. It still runs in ONNX Runtime (which inserts
@@ -26,6 +27,7 @@ import numpy as np
 from sdk.core.errors import InputError
 
 KEEP_FP32_OPS = ("LayerNormalization", "Softmax")
+KEEP_FP32_AFTER = ("logits",)  # the head: the logits' resize and argmax (class ids decided at FP32)
 FP16_OPSET = 19  # QuantizeLinear/DequantizeLinear with float16 scales
 SHAPE_OPS = ("Shape", "Size")
 # inputs that stay as they are whatever the data type: Resize roi and scales (float32 by the ONNX spec)
@@ -40,7 +42,8 @@ def _elem_types(model: Any) -> dict[str, int]:
     return types
 
 
-def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP32_OPS) -> tuple[Any, dict]:
+def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP32_OPS,
+                        keep_fp32_after: tuple[str, ...] = KEEP_FP32_AFTER) -> tuple[Any, dict]:
     """(new ModelProto, record of what changed) for a Q/DQ (or plain) FP32 model; see the module docstring."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper, version_converter
@@ -73,6 +76,13 @@ def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP3
             if types.get(out) == F32 or node.op_type == "QuantizeLinear":
                 data.add(out)
     blocked = {id(n) for n in data_nodes if n.op_type in keep_fp32_ops}
+    downstream = set(keep_fp32_after)
+    for node in data_nodes:  # the float nodes computed from keep_fp32_after (topological order)
+        if any(name in downstream for name in node.input):
+            blocked.add(id(node))
+            downstream.update(node.output)
+    island = {out for n in data_nodes if id(n) in blocked for out in n.output}  # FP32 tensors of blocked nodes
+    fp32_name: dict[str, str] = {}  # a blocked node's output -> the name its FP32 value has after renaming
     record: dict[str, Any] = {"opset": FP16_OPSET, "kept_fp32": sorted(n.name for n in data_nodes if id(n) in blocked),
               "initializers_fp16": 0, "casts_added": 0}
     new_nodes: dict[int, list[Any]] = {}  # id(node) -> nodes to insert before it
@@ -102,7 +112,9 @@ def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP3
     for node in data_nodes:
         if id(node) in blocked:
             for i, name in enumerate(node.input):
-                if name in data and types.get(name) == F32:
+                if name in island:  # from another blocked node: FP32 already, no cast inside an island
+                    node.input[i] = fp32_name.get(name, name)
+                elif name in data and types.get(name) == F32:
                     node.input[i] = f"{name}_fp32_for_{node.name or node.op_type}"
                     cast(name, node.input[i], F32, new_nodes, node)
             for j, out in enumerate(node.output):
@@ -113,7 +125,9 @@ def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP3
                         raise InputError(f"{out}: a graph output of {node.op_type} that other nodes read too; "
                                          "expected it to be read by nothing else. Keep the model FP32.")
                     continue
-                node.output[j] = f"{out}_fp32"
+                if all(id(c) in blocked for c, _ in consumers.get(out, [])):
+                    continue  # read only inside the island: stays FP32
+                node.output[j] = fp32_name[out] = f"{out}_fp32"
                 cast(node.output[j], out, F16, after, node)
             continue
         skip = UNTYPED_INPUTS.get(node.op_type, ())

@@ -6,7 +6,8 @@
 - One optimization profile (``plan_profile``): batch, network input size and, for the mask head, the mask size
   (``output_size`` values); static for DLA builds.
 - Graph preparation before parsing (``converters.tensorrt_graph.prepare_onnx``, recorded in model.json): int32
-  ``output_size``, float class ids until one final Cast, LayerNormalization decomposed for TensorRT < 8.6.
+  ``output_size``, float class ids until one final Cast; for strongly typed FP16/INT8 builds (TensorRT >= 10.12)
+  the float parts made FP16 with FP32 islands (LayerNorm, Softmax, the head).
 - A timing cache reused across builds (per TensorRT version and GPU), DLA with GPU fallback on the modules that have
   one (AGX Orin, Orin NX; Orin Nano has none).
 - After building: the engine's layers are read back with the engine inspector (``converters.tensorrt_inspect``),
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.tensorrt_graph import LN_TAG, check_qdq, float16_tensors, prepare_onnx
+from converters.tensorrt_graph import check_qdq, float16_tensors, prepare_onnx
 from converters.tensorrt_inspect import check_built, describe_layers, kept_fp32_layers, read_layers, summarize_layers
 from converters.tensorrt_plan import (DEFAULT_WORKSPACE_MIB, HW, BuildPlan, default_timing_cache, plan_build,
                                       plan_profile, precision_name, rebuild_command)
@@ -42,7 +43,7 @@ log = logging.getLogger("segedge")
 
 AUTO = "auto"  # timing_cache: one file per TensorRT version and GPU under $XDG_CACHE_HOME/segedge
 MIN_FP32_MASK_AGREEMENT = 0.98  # engine vs ONNX Runtime on a random probe; FP16/INT8 are measured, not gated
-FP32_OPS = ("LayerNormalization", "Softmax")  # kept FP32 in FP16 builds (see converters.tensorrt_plan)
+FP32_OPS = ("Softmax",)  # kept FP32 in weakly typed FP16 builds (see converters.tensorrt_plan)
 
 
 def engine_manifest(onnx_manifest: Manifest, *, onnx_sha256: str, onnx_artifact: str | Path,
@@ -134,7 +135,9 @@ def build_engine(
     for note in plan.notes:
         log.warning("note: %s", note)
     fp32_names = [n.name for n in model.graph.node if n.op_type in FP32_OPS and n.name]
-    changes = prepare_onnx(model, softmax=softmax, decompose_layer_norm=plan.decompose_layer_norm)
+    changes = prepare_onnx(model, softmax=softmax)
+    if plan.convert_fp16:
+        model = _float_parts_fp16(model, changes)
     driver = CudaDriver()
     gpu_name, capability = driver.device(0)
     fingerprint = EngineFingerprint(tensorrt_version=version, gpu_name=gpu_name, compute_capability=capability,
@@ -151,10 +154,10 @@ def build_engine(
     log.info("TensorRT engine: %s", describe_layers(summary))
     for warning in check_built(summary, int8=int8, fp16=plan.fp16, dla_core=dla_core, command=command):
         log.warning(warning)
-    fp32_kept = kept_fp32_layers(summary, fp32_names + [LN_TAG]) if plan.keep_fp32 else {}
+    fp32_kept = kept_fp32_layers(summary, fp32_names) if plan.keep_fp32 else {}
     in_fp16 = sorted(name for name, precision in fp32_kept.items() if precision == "fp16")
     if in_fp16:
-        log.warning("%d LayerNorm/Softmax layers run FP16 despite the FP32 constraint (first: %s); check the masks "
+        log.warning("%d Softmax layers run FP16 despite the FP32 constraint (first: %s); check the masks "
                     "against the FP32 engine (segedge eval ... --reference)", len(in_fp16), in_fp16[0])
 
     out = Path(output)
@@ -164,7 +167,7 @@ def build_engine(
     build = {"command": command, "seconds": seconds, "graph_changes": changes, "qdq_nodes": n_qdq,
              "softmax": softmax, "workspace_mib": workspace_mib, **record, "plan": {
                  "network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
-                 "keep_fp32": plan.keep_fp32, "notes": list(plan.notes)},
+                 "keep_fp32": plan.keep_fp32, "convert_fp16": plan.convert_fp16, "notes": list(plan.notes)},
              "layer_precisions": {k: v for k, v in summary.items() if k != "table"},
              "layers_line": describe_layers(summary), "fp32_constrained_in_fp16": in_fp16}
     onnx_sha = hashlib.sha256((src / onnx_manifest.model_file).read_bytes()).hexdigest()
@@ -215,17 +218,15 @@ def _builder_flag(name: str) -> Any:
 
 
 def _keep_fp32(network: Any) -> int:
-    """Constrain LayerNorm (INormalizationLayer from 8.6, or the layers of a decomposed one) and Softmax to FP32:
-    compute precision and float outputs. Returns how many layers got the constraint."""
+    """Constrain Softmax to FP32 (compute precision and float outputs) in a weakly typed FP16 build. LayerNorm is
+    left alone: TensorRT's normalization layer accumulates in FP32 in FP16 builds by default, and pinning its I/O
+    only adds reformats. Returns how many layers got the constraint."""
     import tensorrt as trt
 
-    kinds = [trt.LayerType.SOFTMAX]
-    if hasattr(trt.LayerType, "NORMALIZATION"):
-        kinds.append(trt.LayerType.NORMALIZATION)
     count = 0
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if layer.type not in kinds and LN_TAG not in layer.name:
+        if layer.type != trt.LayerType.SOFTMAX:
             continue
         layer.precision = trt.DataType.FLOAT
         for j in range(layer.num_outputs):
@@ -233,6 +234,17 @@ def _keep_fp32(network: Any) -> int:
                 layer.set_output_type(j, trt.DataType.FLOAT)
         count += 1
     return count
+
+
+def _float_parts_fp16(model: Any, changes: list[str]) -> Any:
+    """A strongly typed FP16/INT8 build from an FP32 graph: its float parts FP16, LayerNorm, Softmax and the head
+    after the logits FP32 (``calibration.qdq_float16``); the change is recorded in ``changes``."""
+    from calibration.qdq_float16 import float_parts_to_fp16
+
+    model, record = float_parts_to_fp16(model)  # keeps LayerNorm, Softmax and the head FP32
+    changes.append(f"float parts -> FP16 for a strongly typed build (opset {record['opset']}; "
+                   f"{len(record['kept_fp32'])} nodes kept FP32: LayerNorm, Softmax and the head)")
+    return model
 
 
 def _build(onnx_bytes: bytes, *, plan: BuildPlan, dla_core: int | None, profile: list[ShapeRange],
@@ -332,21 +344,13 @@ def _read_engine(engine_bytes: bytes, dla_core: int | None) -> tuple[list[dict],
     if engine is None:
         raise ExportError(f"TensorRT cannot read back the engine it just built ({logger.last_error(mark)})")
     io = []
-    if hasattr(engine, "num_io_tensors"):
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            dims = engine.get_tensor_shape(name)
-            io.append({"name": name, "input": engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                       "dtype": np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name,
-                       "shape": [int(dims[k]) for k in range(len(dims))],
-                       "host": engine.get_tensor_location(name) == trt.TensorLocation.HOST})
-    else:  # TensorRT 8.4
-        old: Any = engine
-        for i in range(old.num_bindings):
-            dims = old.get_binding_shape(i)
-            io.append({"name": old.get_binding_name(i), "input": bool(old.binding_is_input(i)),
-                       "dtype": np.dtype(trt.nptype(old.get_binding_dtype(i))).name,
-                       "shape": [int(d) for d in dims], "host": bool(old.is_shape_binding(i))})
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        dims = engine.get_tensor_shape(name)
+        io.append({"name": name, "input": engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                   "dtype": np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name,
+                   "shape": [int(dims[k]) for k in range(len(dims))],
+                   "host": engine.get_tensor_location(name) == trt.TensorLocation.HOST})
     return io, read_layers(engine, trt)
 
 

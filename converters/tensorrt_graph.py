@@ -6,14 +6,10 @@ engine's model.json (``extra.tensorrt.build.graph_changes``):
 - ``output_size`` (the mask head's int64 [2] input, which feeds ``Resize`` sizes and so is a shape tensor) becomes an
   int32 input followed by a Cast to int64: TensorRT 8.x engines take shape-tensor I/O in Int32 only (NvInfer.h,
   ``ITensor::isShapeTensor``: "If a tensor is a shape tensor and becomes an engine input or output ... Such a shape
-  tensor must have type Int32"); 10.x takes either, so one engine layout serves every version.
+  tensor must have type Int32"); 10.x takes either, so one engine layout serves every version. (Every supported
+  TensorRT, >= 8.6, parses ``LayerNormalization`` as one op.)
 - The mask head keeps class ids in float32 until one final Cast to uint8: TensorRT 8.x's parser casts to and from
   UINT8 only from FLOAT/HALF (onnx-tensorrt 8.5 ``Cast`` importer) and resizes no integer tensors.
-- TensorRT < 8.6 has no ``LayerNormalization`` importer (onnx-tensorrt's operator table marks it "N" up to 8.5, "Y"
-  from 8.6). For those versions each one is decomposed into ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul,
-  Add (opset 17 ops, the pattern PyTorch exports below opset 17 and TensorRT 8.x fuses); its nodes are named
-  ``<layernorm>/segedge_ln/...`` so the builder can keep them FP32 in FP16 builds (a ViT's LayerNorm after
-  attention overflows in FP16; TensorRT 8.6 warns about exactly this pattern).
 - Optionally a Softmax over classes after a logits head (DeepStream's segmentation parser reads probabilities).
 """
 from __future__ import annotations
@@ -25,7 +21,6 @@ import numpy as np
 from sdk.core.errors import ExportError
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-LN_TAG = "segedge_ln"  # in the names of the nodes a decomposed LayerNormalization becomes
 
 
 def check_qdq(model: Any) -> int:
@@ -84,73 +79,12 @@ def _rename_output(node: Any, old: str, new: str) -> None:
     node.output[list(node.output).index(old)] = new
 
 
-def decompose_layer_norms(model: Any) -> int:
-    """Replace every ``LayerNormalization`` (opset 17) with the equivalent opset-17 ops, in place; returns how many.
-
-    y = (x - mean(x)) / sqrt(mean((x - mean(x))^2) + epsilon) * scale + bias over the axes from ``axis`` to the last
-    (a negative axis: the graph's ranks need not be known). Only the first output (Y) may be used, as in TensorRT's
-    own importer; stash_type other than float32 is refused.
-    """
-    from onnx import TensorProto, helper, numpy_helper
-
-    g = model.graph
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
-    used = {name for node in g.node for name in node.input} | {o.name for o in g.output}
-    new_nodes: list[Any] = []
-    count = 0
-    for node in g.node:
-        if node.op_type != "LayerNormalization" or node.domain not in ("", "ai.onnx"):
-            new_nodes.append(node)
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        axis, eps = int(attrs.get("axis", -1)), float(attrs.get("epsilon", 1e-5))
-        stash = int(attrs.get("stash_type", TensorProto.FLOAT))
-        label = node.name or node.output[0]
-        if axis >= 0 or stash != TensorProto.FLOAT or any(o in used for o in node.output[1:] if o):
-            raise ExportError(f"LayerNormalization {label}: expected a negative axis, stash_type float and only the "
-                              f"output Y used, got axis={axis} stash_type={stash}. Re-export with segedge export.")
-        p = f"{label}/{LN_TAG}"
-        x, scale = node.input[0], node.input[1]
-        bias = node.input[2] if len(node.input) > 2 and node.input[2] else ""
-        axes = list(range(axis, 0))
-        g.initializer.extend([numpy_helper.from_array(np.array(2.0, np.float32), f"{p}/two"),
-                              numpy_helper.from_array(np.array(eps, np.float32), f"{p}/epsilon")])
-        if opset >= 18:  # ReduceMean takes axes as an input from opset 18
-            g.initializer.append(numpy_helper.from_array(np.array(axes, np.int64), f"{p}/axes"))
-
-        def mean(src: str, dst: str, name: str) -> Any:
-            if opset >= 18:
-                return helper.make_node("ReduceMean", [src, f"{p}/axes"], [dst], keepdims=1, name=name)
-            return helper.make_node("ReduceMean", [src], [dst], axes=axes, keepdims=1, name=name)
-
-        steps = [
-            mean(x, f"{p}/mean", f"{p}/ReduceMean"),
-            helper.make_node("Sub", [x, f"{p}/mean"], [f"{p}/centred"], name=f"{p}/Sub"),
-            helper.make_node("Pow", [f"{p}/centred", f"{p}/two"], [f"{p}/squared"], name=f"{p}/Pow"),
-            mean(f"{p}/squared", f"{p}/variance", f"{p}/ReduceMean_1"),
-            helper.make_node("Add", [f"{p}/variance", f"{p}/epsilon"], [f"{p}/variance_eps"], name=f"{p}/Add"),
-            helper.make_node("Sqrt", [f"{p}/variance_eps"], [f"{p}/std"], name=f"{p}/Sqrt"),
-            helper.make_node("Div", [f"{p}/centred", f"{p}/std"], [f"{p}/normed"], name=f"{p}/Div"),
-            helper.make_node("Mul", [f"{p}/normed", scale], [f"{p}/scaled" if bias else node.output[0]],
-                             name=f"{p}/Mul"),
-        ]
-        if bias:
-            steps.append(helper.make_node("Add", [f"{p}/scaled", bias], [node.output[0]], name=f"{p}/Add_1"))
-        new_nodes.extend(steps)
-        count += 1
-    if count:
-        del g.node[:]
-        g.node.extend(new_nodes)
-    return count
-
-
-def prepare_onnx(model: Any, *, softmax: bool = False, decompose_layer_norm: bool = False) -> list[str]:
+def prepare_onnx(model: Any, *, softmax: bool = False) -> list[str]:
     """Rewrite an exported SegFormer graph in place for TensorRT (see the module docstring); return what changed.
 
     softmax: append Softmax over classes to a logits head, for DeepStream's segmentation parser, which takes class
     probabilities (it labels a pixel -1 unless a score beats max(-1, segmentation-threshold)). The output keeps
-    its name ``logits``; its argmax is unchanged. decompose_layer_norm: for TensorRT < 8.6 (see the module
-    docstring).
+    its name ``logits``; its argmax is unchanged.
     """
     from onnx import TensorProto, helper
 
@@ -197,9 +131,4 @@ def prepare_onnx(model: Any, *, softmax: bool = False, decompose_layer_norm: boo
         _rename_output(_producer(g, "logits"), "logits", "logits_raw")
         g.node.append(helper.make_node("Softmax", ["logits_raw"], ["logits"], axis=1, name="segedge_softmax"))
         changes.append("logits: Softmax over classes appended (DeepStream's segmentation parser reads probabilities)")
-    if decompose_layer_norm:
-        n = decompose_layer_norms(model)
-        if n:
-            changes.append(f"LayerNormalization: {n} decomposed into ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/"
-                           "Add (TensorRT < 8.6 cannot parse LayerNormalization); kept FP32 in FP16 builds")
     return changes

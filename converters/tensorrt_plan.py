@@ -1,19 +1,22 @@
 """What a TensorRT build will ask for, decided before TensorRT is touched (plain Python, tested without a GPU).
 
-``plan_build``: network and builder flags per TensorRT version and artifact --
+``plan_build``: network and builder flags per TensorRT version and artifact (the versions: ``runtimes.
+tensorrt_support``, the one support table) --
 
-| TensorRT | FP32 ONNX (+ --fp16) | Q/DQ ONNX, float parts FP32 | Q/DQ ONNX, float parts FP16 (--float fp16) |
+| TensorRT | FP32 ONNX (+ --fp16) | Q/DQ ONNX, float parts FP32 (--int8) | Q/DQ ONNX, float parts FP16 (--float fp16) |
 |---|---|---|---|
-| 8.4, 8.5 (JetPack 5.0.2, 5.1.x) | explicit batch; LayerNorm decomposed | INT8 + FP16 flags | refused (opset 19) |
-| 8.6 (JetPack 6.0) | explicit batch | INT8 + FP16 flags | refused (opset 19) |
-| 10 (JetPack 6.1, 6.2) | weakly typed | INT8 + FP16 flags | strongly typed (GPU); weakly typed for DLA |
-| 11 | strongly typed only: no --fp16 | strongly typed: the float parts run FP32 | strongly typed |
+| 8.6 (JetPack 6.0) | weakly typed, explicit batch | INT8 + FP16 flags | refused (opset 19) |
+| 10.0 - 10.11 (JetPack 6.1, 6.2: 10.3) | weakly typed | INT8 + FP16 flags | strongly typed |
+| 10.12+, 11 (JetPack 7.2: 10.16; 7.2.2: 11.4.1) | strongly typed; --fp16: float parts made FP16 at build | strongly typed; float parts made FP16 at build | strongly typed |
 
-Wherever the FP16 builder flag is set (--fp16, and --int8 on TensorRT <= 10, where INT8 implies FP16 for the layers
-outside the Q/DQ pairs), LayerNormalization and Softmax are constrained to FP32 (``PREFER_PRECISION_CONSTRAINTS``):
-LayerNorm after attention overflows in FP16 (TensorRT itself warns "Running layernorm after self-attention in FP16
-may cause overflow"), and FP16 LayerNorm/Softmax are known to wreck ViT segmentation on TensorRT 10.3. Strongly typed
-networks take those precisions from the ONNX graph (the FP16 Q/DQ rewrite keeps them FP32), not from flags.
+Weakly typed (<= 10.11): --int8 implies the FP16 flag for the layers outside the Q/DQ pairs, and Softmax is
+constrained to FP32 (``PREFER_PRECISION_CONSTRAINTS``; FP16 Softmax/LayerNorm are known to wreck ViT segmentation on
+TensorRT 10.3). LayerNorm is not constrained: TensorRT's normalization layer (one op from 8.6) accumulates in FP32
+even in FP16 builds, and pinning its I/O to FP32 only added a reformat around each of them.
+Strongly typed (>= 10.12): the builder runs the graph's own types, so ``segedge build`` writes them into the graph
+(``calibration.qdq_float16.float_parts_to_fp16``, as ModelOpt's AutoCast does): FP16, with FP32 islands for
+LayerNorm, Softmax and the head after the logits. One artifact thus builds the same way on 10.16 and 11.4.1.
+DLA: ``runtimes.tensorrt_support.dla_refusal`` (none on 10.12 - 10.x; FP16 only up to 10.11).
 
 ``plan_profile``: the optimization profile; ``static=True`` (DLA builds) makes every dimension of the network input
 fixed, because the DLA runs static shapes only -- with GPU fallback a dynamic profile silently puts everything on
@@ -29,6 +32,7 @@ from typing import Any
 
 from runtimes.tensorrt import ShapeRange
 from runtimes.tensorrt_device import version_tuple
+from runtimes.tensorrt_support import dla_refusal, strongly_typed_only, unsupported_reason
 from sdk.core.errors import ExportError, InputError
 from sdk.core.manifest import Manifest
 
@@ -44,8 +48,9 @@ def precision_name(*, fp16: bool, int8: bool) -> str:
 @dataclass(frozen=True, kw_only=True)
 class BuildPlan:
     """precision: what the engine is asked to run (checked against the built engine's layers). network_flags /
-    builder_flags: ``NetworkDefinitionCreationFlag`` / ``BuilderFlag`` member names. keep_fp32: constrain
-    LayerNorm/Softmax (and a decomposed LayerNorm) to FP32. notes: said once at build time."""
+    builder_flags: ``NetworkDefinitionCreationFlag`` / ``BuilderFlag`` member names. keep_fp32: constrain Softmax
+    to FP32 (weakly typed FP16 builds). convert_fp16: make the graph's float parts FP16 before parsing (strongly
+    typed FP16/INT8 builds from an FP32 graph). notes: said once at build time."""
 
     tensorrt_version: str
     precision: str
@@ -53,7 +58,7 @@ class BuildPlan:
     network_flags: tuple[str, ...]
     builder_flags: tuple[str, ...]
     keep_fp32: bool
-    decompose_layer_norm: bool
+    convert_fp16: bool = False
     notes: tuple[str, ...] = ()
 
     @property
@@ -65,40 +70,42 @@ def plan_build(tensorrt_version: str, *, fp16: bool, int8: bool, onnx_fp16: bool
                dla_core: int | None = None) -> BuildPlan:
     """The flags for one build (see the module docstring's table). ``onnx_fp16``: the graph's float parts are
     FP16 already. Raises ExportError for what this TensorRT cannot build from this artifact."""
-    v = version_tuple(tensorrt_version, 2)
-    major, notes = v[0], []
+    reason = unsupported_reason(tensorrt_version)
+    if reason is not None:
+        raise ExportError(reason)
+    major, notes = version_tuple(tensorrt_version, 2)[0], []
     if onnx_fp16 and major < 10:
         raise ExportError(f"artifact: its float parts are FP16 (segedge quantize --float fp16: opset 19, FP16 Q/DQ "
                           f"scales), which needs TensorRT >= 10; this is TensorRT {tensorrt_version}. Quantize "
-                          "without --float fp16: on TensorRT 8.x, --int8 builds the float parts in FP16 itself.")
+                          "without --float fp16: on TensorRT 8.6, --int8 builds the float parts in FP16 itself.")
+    if dla_core is not None:
+        refusal = dla_refusal(tensorrt_version, int8=int8)
+        if refusal is not None:
+            raise ExportError(refusal)
     gpu_fallback = ("GPU_FALLBACK",) if dla_core is not None else ()
-    if major >= 11:
-        if fp16 and not onnx_fp16:
-            raise ExportError(f"fp16: TensorRT {tensorrt_version} builds strongly typed networks only (no FP16 builder "
-                              "flag), so an FP16 engine needs FP16 in the ONNX: for INT8 + FP16, segedge quantize "
-                              "FP32_ARTIFACT --backend tensorrt --float fp16; for FP16 alone, convert the ONNX to "
-                              "mixed precision (ModelOpt AutoCast) or build with TensorRT 10.")
-        if dla_core is not None and not onnx_fp16:
-            raise ExportError(f"dla_core: the DLA runs FP16 and INT8 layers only, and TensorRT {tensorrt_version} "
-                              "builds the graph's own types (FP32 here). Quantize with segedge quantize ... "
-                              "--backend tensorrt --float fp16, or drop --dla.")
-        if int8 and not onnx_fp16:
-            notes.append(f"TensorRT {tensorrt_version} is strongly typed: the layers outside the Q/DQ pairs run FP32 "
-                         "as the graph says; for INT8 + FP16 quantize with --float fp16")
-        return BuildPlan(tensorrt_version=tensorrt_version, precision=precision_name(fp16=onnx_fp16, int8=int8),
-                         strongly_typed=True, network_flags=(), builder_flags=gpu_fallback, keep_fp32=False,
-                         decompose_layer_norm=False, notes=tuple(notes))
-    if major == 10 and onnx_fp16 and dla_core is None:
+    if strongly_typed_only(tensorrt_version):
+        half = fp16 or int8 or onnx_fp16
+        if dla_core is not None and not half:
+            raise ExportError(f"dla_core: the DLA runs FP16 and INT8 layers only; expected --fp16 or --int8 with "
+                              f"--dla on TensorRT {tensorrt_version}, got neither")
+        convert = half and not onnx_fp16
+        if convert:
+            notes.append(f"TensorRT {tensorrt_version} builds strongly typed: the graph's float parts are made FP16 "
+                         "before parsing (LayerNorm, Softmax and the head stay FP32)")
+        return BuildPlan(tensorrt_version=tensorrt_version, precision=precision_name(fp16=half, int8=int8),
+                         strongly_typed=True, network_flags=("STRONGLY_TYPED",) if major < 11 else (),
+                         builder_flags=gpu_fallback, keep_fp32=False, convert_fp16=convert, notes=tuple(notes))
+    if onnx_fp16:  # TensorRT 10.0 - 10.11 with a --float fp16 graph (the DLA is refused for INT8 above)
         return BuildPlan(tensorrt_version=tensorrt_version, precision=precision_name(fp16=True, int8=int8),
-                         strongly_typed=True, network_flags=("STRONGLY_TYPED",), builder_flags=(), keep_fp32=False,
-                         decompose_layer_norm=False)
-    half = fp16 or int8 or onnx_fp16
+                         strongly_typed=True, network_flags=("STRONGLY_TYPED",), builder_flags=(), keep_fp32=False)
+    half = fp16 or int8
     if int8 and not fp16:
-        notes.append("--int8: the layers outside the Q/DQ pairs run FP16 (LayerNorm and Softmax FP32)")
+        notes.append("--int8: the layers outside the Q/DQ pairs run FP16 (Softmax FP32, LayerNorm accumulating in "
+                     "FP32)")
     builder = (("FP16", "PREFER_PRECISION_CONSTRAINTS") if half else ()) + (("INT8",) if int8 else ()) + gpu_fallback
     return BuildPlan(tensorrt_version=tensorrt_version, precision=precision_name(fp16=half, int8=int8),
                      strongly_typed=False, network_flags=("EXPLICIT_BATCH",) if major < 10 else (),
-                     builder_flags=builder, keep_fp32=half, decompose_layer_norm=v < (8, 6), notes=tuple(notes))
+                     builder_flags=builder, keep_fp32=half, notes=tuple(notes))
 
 
 def _hw(value: Any, what: str) -> HW | None:

@@ -8,8 +8,8 @@ Memory: one CUDA stream; page-locked host buffers and device buffers per tensor,
 only when a larger shape arrives; copies and execution are asynchronous with one synchronize per call. Optional
 CUDA-graph capture of the enqueue (re-captured when a shape changes).
 
-API generations: TensorRT >= 8.5 runs by tensor name (``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``); 8.4 (JetPack 5.0) by binding index (``set_binding_shape``, ``execute_async_v2``).
+Every supported TensorRT (>= 8.6, ``runtimes.tensorrt_support``) runs by tensor name (``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``); the binding-index API of 8.4 is not used.
 TensorRT and pycuda are imported when a runtime opens, never at import time; the logger subclass is built in a
 factory for the same reason (``runtimes.tensorrt_device``, with ``require_tensorrt`` and ``tensorrt_available``,
 re-exported here).
@@ -116,7 +116,7 @@ class TensorRTRuntime(Runtime):
 
     device: CUDA device index. dla_core: run a DLA engine on this core (default: the core it was built for).
     cuda_graph: replay the enqueue as a CUDA graph, captured per input shape; worth it for fixed-size streams
-    (GPU-only engines, TensorRT >= 8.5).
+    (GPU-only engines).
     Opening checks the engine's fingerprint against this host first: a TensorRT or GPU mismatch is one line that
     says how to rebuild.
     """
@@ -172,34 +172,21 @@ class TensorRTRuntime(Runtime):
             self._engine = engine
             self._context = engine.create_execution_context()
             self._stream = cuda.Stream()
-            self._v3 = hasattr(self._context, "execute_async_v3")
             self._tensors = self._discover(trt)
-            if cuda_graph and not self._v3:
-                raise ArtifactError(f"cuda_graph: expected TensorRT >= 8.5 (execute_async_v3), got TensorRT "
-                                    f"{version}. Open it with cuda_graph=False.")
         except BaseException:
             self._release()
             raise
         self._ctx.pop()
-        self._bindings: list[int] = [0] * len(self._tensors)
 
     def _discover(self, trt: Any) -> list[_Tensor]:
         """The engine's I/O tensors; checks that they match the manifest."""
         tensors = []
-        if self._v3:
-            for i in range(self._engine.num_io_tensors):
-                name = self._engine.get_tensor_name(i)
-                is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-                on_host = is_input and self._engine.get_tensor_location(name) == trt.TensorLocation.HOST
-                tensors.append(_Tensor(name, i, is_input, np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))),
-                                       on_host))
-        else:  # TensorRT 8.4: binding indices
-            engine: Any = self._engine
-            for i in range(engine.num_bindings):
-                is_input = bool(engine.binding_is_input(i))
-                tensors.append(_Tensor(engine.get_binding_name(i), i, is_input,
-                                       np.dtype(trt.nptype(engine.get_binding_dtype(i))),
-                                       is_input and bool(engine.is_shape_binding(i))))
+        for i in range(self._engine.num_io_tensors):
+            name = self._engine.get_tensor_name(i)
+            is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            on_host = is_input and self._engine.get_tensor_location(name) == trt.TensorLocation.HOST
+            tensors.append(_Tensor(name, i, is_input, np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))),
+                                   on_host))
         inputs = sorted(t.name for t in tensors if t.is_input)
         outputs = {t.name for t in tensors if not t.is_input}
         if inputs != sorted(self.input_names) or not set(self.output_names) <= outputs:
@@ -252,27 +239,18 @@ class TensorRTRuntime(Runtime):
                 if values is None or values.shape != arr.shape:
                     values = self._host_values[t.name] = np.empty(arr.shape, t.dtype)
                 values[...] = arr
-                if self._v3:
-                    ctx.set_tensor_address(t.name, values.ctypes.data)
-                    continue
-                ctx.set_shape_input(t.index, values)  # 8.4; the binding also gets a device copy below
-            elif self._v3:
-                if not ctx.set_input_shape(t.name, tuple(arr.shape)):
-                    raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} "
-                                     f"({self._logger.last_error(self._mark)})")
-            elif not ctx.set_binding_shape(t.index, tuple(arr.shape)):
+                ctx.set_tensor_address(t.name, values.ctypes.data)
+                continue
+            if not ctx.set_input_shape(t.name, tuple(arr.shape)):
                 raise InputError(f"{t.name}: TensorRT rejected shape {arr.shape} "
                                  f"({self._logger.last_error(self._mark)})")
             buf = self._buffer(t, arr.size)
             np.copyto(buf.host[:arr.size], arr.reshape(-1))
             self._cuda.memcpy_htod_async(buf.device, buf.host[:arr.size], self._stream)
-            self._bindings[t.index] = int(buf.device)
-            if self._v3:
-                ctx.set_tensor_address(t.name, int(buf.device))
+            ctx.set_tensor_address(t.name, int(buf.device))
 
     def _output_shape(self, t: _Tensor) -> tuple[int, ...]:
-        dims = (self._context.get_tensor_shape(t.name) if self._v3 else
-                getattr(self._context, "get_binding_shape")(t.index))
+        dims = self._context.get_tensor_shape(t.name)
         shape = tuple(int(dims[i]) for i in range(len(dims)))
         if any(d < 0 for d in shape):
             raise ArtifactError(f"{t.name}: TensorRT could not infer the output shape ({shape}; "
@@ -280,9 +258,7 @@ class TensorRTRuntime(Runtime):
         return shape
 
     def _enqueue(self) -> bool:
-        if self._v3:
-            return bool(self._context.execute_async_v3(self._stream.handle))
-        return bool(getattr(self._context, "execute_async_v2")(self._bindings, self._stream.handle))
+        return bool(self._context.execute_async_v3(self._stream.handle))
 
     def _execute(self, key: tuple) -> None:
         if not self.cuda_graph:
@@ -314,9 +290,7 @@ class TensorRTRuntime(Runtime):
                     continue
                 shape = self._output_shape(t)
                 buf = self._buffer(t, math.prod(shape))
-                self._bindings[t.index] = int(buf.device)
-                if self._v3:
-                    self._context.set_tensor_address(t.name, int(buf.device))
+                self._context.set_tensor_address(t.name, int(buf.device))
                 outputs.append((t, shape, buf))
             key = (tuple((n, a.shape, tuple(a.reshape(-1).tolist()) if by_name[n].on_host else ())
                          for n, a in sorted(engine_feeds.items())), self._generation)

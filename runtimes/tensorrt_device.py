@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from runtimes.tensorrt_support import INSTALL_TENSORRT, TENSORRT_MIN, unsupported_reason
 from sdk.core.errors import ArtifactError, MissingDependencyError
 
 log = logging.getLogger("segedge")
@@ -282,17 +283,13 @@ class CudaGraph:
             self._exec = ctypes.c_void_p()
 
 
-# set_memory_pool_limit (builder) and the binding-index runtime path; TensorRT 8.4/8.5 (JetPack 5.0.2 / 5.1.x) cannot
-# parse LayerNormalization, so segedge build decomposes it there (converters.tensorrt_graph)
-TENSORRT_MIN = (8, 4)
-JETPACK_ROUTE = ("On a Jetson, TensorRT comes with JetPack: sudo apt install python3-libnvinfer (part of "
-                 "nvidia-jetpack), then use a venv made with --system-site-packages and pip install --no-deps "
-                 "segedge (pip's tensorrt wheels are not JetPack's and would shadow it). On a CUDA host install "
-                 "the TensorRT that matches its CUDA. See docs/JETSON.md.")
+# the supported TensorRT lines and the one install message live in runtimes.tensorrt_support (the support table)
+JETPACK_ROUTE = INSTALL_TENSORRT
 
 
 def require_tensorrt() -> str:
-    """Check that the real TensorRT Python package is importable; return its version.
+    """Check that the real TensorRT Python package is importable and a supported version (``runtimes.
+    tensorrt_support``: >= 8.6); return its version.
 
     ``tensorrt-stubs`` installs an empty ``tensorrt`` namespace package, so a successful import is not enough.
     """
@@ -305,9 +302,9 @@ def require_tensorrt() -> str:
             "tensorrt is not installed (only type stubs found: 'import tensorrt' resolves to the tensorrt-stubs "
             f"package). {JETPACK_ROUTE}")
     version = str(trt.__version__)
-    if version_tuple(version, 2) < TENSORRT_MIN:
-        raise MissingDependencyError(f"tensorrt: expected >= {TENSORRT_MIN[0]}.{TENSORRT_MIN[1]} (JetPack >= 5.0.2), "
-                                     f"got {version}. Upgrade JetPack (6.1 or later: TensorRT 10.3).")
+    reason = unsupported_reason(version)
+    if reason is not None:
+        raise MissingDependencyError(reason)
     return version
 
 

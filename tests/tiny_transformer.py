@@ -4,8 +4,8 @@ on tokens, Softmax (test code only; no torch).
 ``tiny_transformer_model``: tokens (B, N, C) in, for graph rewrites. ``write_transformer_artifact``: an image model
 shaped like segedge's export -- pixel_values -> stride-4 conv -> tokens (B, HW, C) -> LayerNorm -> MatMul -> Softmax
 -> MatMul -> LayerNorm -> back to (B, C, H, W) -> classifier conv -> logits, plus the real mask head -- and its
-model.json, so ``segedge build`` can build it on a device (LayerNormalization parsed on TensorRT >= 8.6, decomposed
-before).
+model.json, so ``segedge build`` can build it on a device (every supported TensorRT, >= 8.6, parses LayerNormalization
+as one op).
 """
 from __future__ import annotations
 

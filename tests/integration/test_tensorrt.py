@@ -20,7 +20,7 @@ import pytest
 
 from converters.tensorrt_build import (AUTO, build_engine, check_qdq, default_timing_cache, plan_profile,
                                        prepare_onnx, rebuild_command)
-from converters.tensorrt_graph import LN_TAG, decompose_layer_norms, float16_tensors
+from converters.tensorrt_graph import float16_tensors
 from converters.tensorrt_inspect import (check_built, describe_layers, kept_fp32_layers, layer_precision,
                                          summarize_layers, tensor_dtype)
 from converters.tensorrt_plan import plan_build
@@ -334,110 +334,140 @@ def test_importing_the_tensorrt_modules_loads_no_heavy_dependency():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-# ---------------------------------------------------------------- TensorRT < 8.6: LayerNormalization decomposed
+# ---------------------------------------------------------------- the support table and its refusals
 
-def test_layer_norm_decomposition_is_exact_and_tagged_for_fp32():
-    import onnx
+def test_support_table_refuses_tensorrt_before_8_6_with_one_line():
+    from runtimes.tensorrt_support import JETPACK_LINES, line_for_l4t, line_for_tensorrt, unsupported_reason
 
-    model = tiny_transformer_model()
-    prepared = copy.deepcopy(model)
-    changes = prepare_onnx(prepared, decompose_layer_norm=True)
-    onnx.checker.check_model(prepared)
-    ops = [n.op_type for n in prepared.graph.node]
-    assert "LayerNormalization" not in ops and ops.count("ReduceMean") == 4 and ops.count("Pow") == 2
-    assert len(changes) == 1 and "2 decomposed" in changes[0] and "TensorRT < 8.6" in changes[0]
-    # every node the decomposition made carries the tag the builder keeps FP32; the rest keep their names
-    made = [n for n in prepared.graph.node if n.op_type not in ("MatMul", "Softmax")]
-    assert made and all(f"LayerNormalization/{LN_TAG}/" in n.name for n in made)
-    x = np.random.default_rng(3).standard_normal((2, 7, 8)).astype(np.float32) * 5 + 2
-    want = _session(model).run(None, {"tokens": x})[0]
-    have = _session(prepared).run(None, {"tokens": x})[0]
-    np.testing.assert_allclose(have, want, atol=2e-5, rtol=1e-5)
-    assert prepare_onnx(copy.deepcopy(model)) == []  # TensorRT >= 8.6: LayerNormalization stays one op
-
-
-def test_tiny_transformer_artifact_prepared_for_tensorrt_8_5_keeps_its_masks(tmp_path):
-    """The image-shaped tiny graph with LayerNorm/MatMul/Softmax that the GPU tier builds on every version: all
-    rewrites for TensorRT 8.5 together keep its masks."""
-    import onnx
-
-    art = write_transformer_artifact(tmp_path / "t")
-    model = onnx.load(str(art / "model.onnx"))
-    prepared = copy.deepcopy(model)
-    assert len(prepare_onnx(prepared, decompose_layer_norm=True)) == 3
-    x = np.random.default_rng(4).standard_normal((2, 3, 64, 96)).astype(np.float32)
-    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([80, 100], np.int64)})[0]
-    have = _session(prepared).run(["mask"], {"pixel_values": x, "output_size": np.array([80, 100], np.int32)})[0]
-    assert have.shape == (2, 80, 100) and np.mean(have == want) >= 0.9999
+    for old in ("8.2.1.8", "8.4.1.5", "8.5.2.2"):
+        reason = unsupported_reason(old)
+        assert reason and reason.startswith(f"TensorRT {old} is not supported") and "\n" not in reason
+        assert "JetPack 6.0 or later" in reason and "Python >= 3.10" in reason
+        with pytest.raises(ExportError, match="needs TensorRT >= 8.6"):
+            plan_build(old, fp16=True, int8=False, onnx_fp16=False)
+    for ok in ("8.6.2.3", "10.3.0.30", "10.16.0.1", "11.4.1.2"):
+        assert unsupported_reason(ok) is None
+    # every supported row of the table is a TensorRT segedge accepts; the JetPack 5 row is the refused one
+    assert [line.jetpack for line in JETPACK_LINES if not line.supported] == ["5.x"]
+    for line in JETPACK_LINES:
+        if line.supported:
+            assert unsupported_reason(line.tensorrt) is None and line_for_tensorrt(line.tensorrt) == line
+    assert line_for_l4t("R36.4.0").jetpack == "6.1, 6.2" and line_for_l4t("R36.3.0").jetpack == "6.0"
+    assert line_for_l4t("R35.4.1").jetpack == "5.x" and line_for_l4t("R32.7.1") is None
+    assert line_for_tensorrt("10.16.0.7").jetpack == "7.2" and line_for_tensorrt("11.4.1").jetpack == "7.2.2+"
 
 
-def test_layer_norm_decomposition_refuses_what_it_cannot_express():
-    from onnx import helper
+def test_require_tensorrt_and_the_install_message_are_one():
+    from runtimes.tensorrt_support import INSTALL_TENSORRT
 
-    model = tiny_transformer_model()
-    node = model.graph.node[0]
-    node.attribute.remove(next(a for a in node.attribute if a.name == "axis"))
-    node.attribute.append(helper.make_attribute("axis", 2))
-    with pytest.raises(ExportError, match="expected a negative axis"):
-        decompose_layer_norms(model)
+    assert JETPACK_ROUTE == INSTALL_TENSORRT
+    assert "python3-libnvinfer" in INSTALL_TENSORRT and "segedge[jetson]" not in INSTALL_TENSORRT
 
 
-def test_layer_norm_decomposition_on_the_real_model_keeps_every_class_id(hf_artifact):
-    import onnx
+def test_docs_support_table_is_the_codes():
+    from runtimes.tensorrt_support import support_table_markdown
 
-    model = onnx.load(str(hf_artifact / "model.onnx"))
-    prepared = copy.deepcopy(model)
-    prepare_onnx(prepared, decompose_layer_norm=True)
-    assert not any(n.op_type == "LayerNormalization" for n in prepared.graph.node)
-    x = np.random.default_rng(0).standard_normal((1, 3, 128, 160)).astype(np.float32)
-    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([128, 160], np.int64)})[0]
-    have = _session(prepared).run(["mask"], {"pixel_values": x, "output_size": np.array([128, 160], np.int32)})[0]
-    assert np.mean(have == want) >= 0.9999
+    assert support_table_markdown() in (ROOT / "docs" / "JETSON.md").read_text()
 
 
 # ---------------------------------------------------------------- build plans per TensorRT version
 
-def test_plan_tensorrt_8_5_jetpack_5_decomposes_layer_norm_and_int8_implies_fp16():
-    plan = plan_build("8.5.2.2", fp16=False, int8=True, onnx_fp16=False)
-    assert plan.decompose_layer_norm and not plan.strongly_typed and plan.network_flags == ("EXPLICIT_BATCH",)
-    assert set(plan.builder_flags) == {"FP16", "INT8", "PREFER_PRECISION_CONSTRAINTS"}
-    assert plan.precision == "int8+fp16" and plan.keep_fp32 and plan.fp16
-    assert any("run FP16 (LayerNorm and Softmax FP32)" in n for n in plan.notes)
-    fp32 = plan_build("8.5.2.2", fp16=False, int8=False, onnx_fp16=False)
-    assert (fp32.precision, fp32.builder_flags, fp32.keep_fp32) == ("fp32", (), False)
-
-
-def test_plan_tensorrt_8_6_and_10_keep_layer_norm_and_softmax_fp32_in_fp16_builds():
-    for version in ("8.6.2.3", "10.3.0.30"):
+def test_plan_weakly_typed_up_to_10_11_int8_implies_fp16_softmax_kept_fp32():
+    for version in ("8.6.2.3", "10.3.0.30", "10.11.0.33"):
         plan = plan_build(version, fp16=True, int8=False, onnx_fp16=False)
-        assert not plan.decompose_layer_norm and not plan.strongly_typed
+        assert not plan.strongly_typed and not plan.convert_fp16
         assert plan.builder_flags == ("FP16", "PREFER_PRECISION_CONSTRAINTS") and plan.keep_fp32
         assert plan.network_flags == (("EXPLICIT_BATCH",) if version.startswith("8") else ())
-    # TensorRT 10 with an FP32 Q/DQ graph: weakly typed INT8 + FP16, not strongly typed FP32
-    plan = plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=False)
-    assert not plan.strongly_typed and set(plan.builder_flags) >= {"INT8", "FP16"} and plan.precision == "int8+fp16"
+        int8 = plan_build(version, fp16=False, int8=True, onnx_fp16=False)
+        assert not int8.strongly_typed and set(int8.builder_flags) == {"FP16", "INT8", "PREFER_PRECISION_CONSTRAINTS"}
+        assert int8.precision == "int8+fp16" and any("run FP16" in n for n in int8.notes)
+        fp32 = plan_build(version, fp16=False, int8=False, onnx_fp16=False)
+        assert (fp32.precision, fp32.builder_flags, fp32.keep_fp32) == ("fp32", (), False)
 
 
-def test_plan_strongly_typed_only_for_fp16_graphs_on_10_and_always_on_11():
+def test_plan_strongly_typed_from_10_12_the_graph_made_fp16_at_build():
+    """Item 9: one FP32 or Q/DQ artifact builds the same way on 10.16 and 11.4.1: strongly typed, its float parts
+    made FP16 by segedge build (no FP16/INT8 builder flags, no precision constraints)."""
+    for version in ("10.12.0.36", "10.16.0.7", "11.4.1.2"):
+        eleven = version.startswith("11")
+        fp16 = plan_build(version, fp16=True, int8=False, onnx_fp16=False)
+        assert fp16.strongly_typed and fp16.convert_fp16 and fp16.precision == "fp16" and not fp16.keep_fp32
+        assert fp16.builder_flags == () and fp16.network_flags == (() if eleven else ("STRONGLY_TYPED",))
+        int8 = plan_build(version, fp16=False, int8=True, onnx_fp16=False)
+        assert int8.strongly_typed and int8.convert_fp16 and int8.precision == "int8+fp16"
+        ready = plan_build(version, fp16=False, int8=True, onnx_fp16=True)  # a --float fp16 Q/DQ graph
+        assert ready.strongly_typed and not ready.convert_fp16 and ready.precision == "int8+fp16"
+        fp32 = plan_build(version, fp16=False, int8=False, onnx_fp16=False)
+        assert fp32.strongly_typed and not fp32.convert_fp16 and fp32.precision == "fp32"
+    # TensorRT 10.0 - 10.11: strongly typed only for a graph that is FP16 already
     plan = plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=True)
     assert plan.strongly_typed and plan.network_flags == ("STRONGLY_TYPED",) and plan.builder_flags == ()
-    assert plan.precision == "int8+fp16" and not plan.keep_fp32  # the graph keeps LayerNorm/Softmax FP32 itself
-    # the DLA runs no strongly typed network here: weakly typed INT8 + FP16 with GPU fallback
-    dla = plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=True, dla_core=0)
-    assert not dla.strongly_typed and {"INT8", "FP16", "GPU_FALLBACK"} <= set(dla.builder_flags)
-    eleven = plan_build("11.0.0.1", fp16=False, int8=True, onnx_fp16=False)
-    assert eleven.strongly_typed and eleven.network_flags == () and eleven.precision == "int8"
-    assert any("--float fp16" in n for n in eleven.notes)
-    assert plan_build("11.0.0.1", fp16=True, int8=True, onnx_fp16=True).precision == "int8+fp16"
-    with pytest.raises(ExportError, match="strongly typed networks only .* --float fp16"):
-        plan_build("11.0.0.1", fp16=True, int8=False, onnx_fp16=False)
-    with pytest.raises(ExportError, match="DLA runs FP16 and INT8 layers only"):
-        plan_build("11.4.1", fp16=False, int8=True, onnx_fp16=False, dla_core=0)
+    assert plan.precision == "int8+fp16" and not plan.keep_fp32 and not plan.convert_fp16
 
 
 def test_plan_refuses_an_fp16_qdq_graph_before_tensorrt_10():
     with pytest.raises(ExportError, match="needs TensorRT >= 10; this is TensorRT 8.6.2"):
         plan_build("8.6.2", fp16=False, int8=True, onnx_fp16=True)
+
+
+def test_plan_dla_per_tensorrt_line():
+    """Item 2: the DLA takes INT8 only from implicit quantization up to TensorRT 10, so --int8 --dla from a Q/DQ
+    artifact is refused there with the route that works; 10.16 (JetPack 7.2) has no Orin DLA; 11.4.1 has it back,
+    strongly typed."""
+    for version in ("8.6.2.3", "10.3.0.30"):
+        with pytest.raises(ExportError, match=r"--int8 --dla would put no INT8 on the DLA.*--fp16 --dla CORE"):
+            plan_build(version, fp16=False, int8=True, onnx_fp16=False, dla_core=0)
+        fp16 = plan_build(version, fp16=True, int8=False, onnx_fp16=False, dla_core=0)
+        assert not fp16.strongly_typed and {"FP16", "GPU_FALLBACK"} <= set(fp16.builder_flags)
+    with pytest.raises(ExportError, match=r"10\.3\.0\.30 .*INT8 only from implicit quantization"):
+        plan_build("10.3.0.30", fp16=False, int8=True, onnx_fp16=True, dla_core=0)
+    for version in ("10.12.0.36", "10.16.0.7"):
+        with pytest.raises(ExportError, match="does not support Orin's DLA"):
+            plan_build(version, fp16=True, int8=False, onnx_fp16=False, dla_core=0)
+    for int8 in (False, True):
+        plan = plan_build("11.4.1.2", fp16=not int8, int8=int8, onnx_fp16=False, dla_core=1)
+        assert plan.strongly_typed and plan.convert_fp16 and plan.builder_flags == ("GPU_FALLBACK",)
+    with pytest.raises(ExportError, match="DLA runs FP16 and INT8 layers only"):
+        plan_build("11.4.1.2", fp16=False, int8=False, onnx_fp16=False, dla_core=0)
+
+
+def test_int8_dla_build_is_refused_before_tensorrt_is_needed(tmp_path):
+    """The refusal comes from the plan, which needs the TensorRT version: without TensorRT the missing TensorRT is
+    said first (CPU machines), and the plan test above covers the message."""
+    qdq = write_onnx_artifact(tmp_path / "qdq", qdq=True, size_hw=(64, 64))
+    with pytest.raises((MissingDependencyError, ExportError)):
+        build_engine(qdq, tmp_path / "o", int8=True, dla_core=0)
+    assert not (tmp_path / "o").exists()
+
+
+def test_strongly_typed_build_graph_keeps_layernorm_softmax_and_the_head_fp32(tmp_path):
+    """What segedge build parses on TensorRT >= 10.12 for --fp16: the prepared graph with its float parts FP16,
+    LayerNorm/Softmax and the whole head after the logits FP32 with no cast inside, masks as the FP32 graph's."""
+    import onnx
+    from onnx import TensorProto
+
+    from converters.tensorrt_build import _float_parts_fp16
+
+    art = write_transformer_artifact(tmp_path / "t")
+    model = onnx.load(str(art / "model.onnx"))
+    prepared = copy.deepcopy(model)
+    changes = prepare_onnx(prepared)
+    converted = _float_parts_fp16(prepared, changes)
+    assert "float parts -> FP16" in changes[-1] and float16_tensors(converted) > 0
+    producer = {o: n for n in converted.graph.node for o in n.output}
+    resize = next(n for n in converted.graph.node if n.op_type == "Resize" and "head_sizes" in n.input)
+    argmax = next(n for n in converted.graph.node if n.op_type == "ArgMax")
+    assert producer[argmax.input[0]] is resize  # one FP32 island: Resize -> ArgMax without a cast between
+    cast_in = producer[resize.input[0]]
+    assert cast_in.op_type == "Cast" and cast_in.attribute[0].i == TensorProto.FLOAT
+    for node in converted.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax"):
+            cast = producer[node.input[0]]
+            assert cast.op_type == "Cast" and cast.attribute[0].i == TensorProto.FLOAT
+    x = np.random.default_rng(4).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([80, 100], np.int64)})[0]
+    have = _session(converted).run(["mask"], {"pixel_values": x, "output_size": np.array([80, 100], np.int32)})[0]
+    assert have.shape == (2, 80, 100) and np.mean(have == want) >= 0.98
 
 
 # ---------------------------------------------------------------- DLA: static profiles
@@ -526,6 +556,12 @@ def test_layer_summary_and_the_build_check():
     assert hidden["by_precision"]["opaque"] == 1
     (warning,) = check_built(hidden, int8=False, fp16=True, dla_core=None, command="CMD")
     assert "no layer runs FP16" in warning and "1 Myelin subgraph(s)" in warning
+    # item 7: no FP16 layer without Myelin subgraphs (FP32 kernels won on a small graph) is a warning too; a
+    # missing INT8 layer stays an error
+    (warning,) = check_built(gpu_fp32, int8=False, fp16=True, dla_core=None, command="CMD")
+    assert warning.startswith("engine check: FP16 was asked") and "Myelin" not in warning
+    with pytest.raises(ExportError, match="no layer computes in INT8"):
+        check_built(gpu_fp32, int8=True, fp16=True, dla_core=None, command="CMD")
     names_only = summarize_layers(["/encoder/patch_embed/Conv", "mask cast"])  # built without DETAILED verbosity
     assert not names_only["detailed"] and check_built(names_only, int8=True, fp16=True, dla_core=None, command="")
 
@@ -673,11 +709,17 @@ def test_fp16_float_parts_keep_io_types_layernorm_softmax_fp32_and_the_masks(tmp
     assert fp16.graph.output[0].type.tensor_type.elem_type == TensorProto.UINT8
     scales = [n.input[1] for n in fp16.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     types = {t.name: t.data_type for t in fp16.graph.initializer}
-    assert scales and all(types[s] == TensorProto.FLOAT16 for s in scales)  # DequantizeLinear yields FP16
+    # DequantizeLinear yields FP16, except in the head after the logits (this raw recipe quantizes them too),
+    # which stays an FP32 island: class ids are decided at FP32
+    head = {s for s in scales if s.startswith("logits")}
+    assert head and all(types[s] == TensorProto.FLOAT for s in head)
+    assert all(types[s] == TensorProto.FLOAT16 for s in scales if s not in head)
     x = np.random.default_rng(5).standard_normal((2, 3, 64, 96)).astype(np.float32)
     feeds = {"pixel_values": x, "output_size": np.array([70, 90], np.int64)}
     want, have = _session(qdq).run(["mask"], feeds)[0], _session(fp16).run(["mask"], feeds)[0]
-    assert have.shape == want.shape and np.mean(have == want) >= 0.99
+    # a random 5-class tiny net has many near-tied logits: 98.7% with onnxruntime 1.32 (the real model: >= 98.5%
+    # on CamVid, test_tensorrt_qdq_of_the_real_model_inputs_only_fp16_variant_and_camvid_agreement)
+    assert have.shape == want.shape and np.mean(have == want) >= 0.98
     # LayerNorm and Softmax stay FP32 between two Casts; MatMul and the rest turn FP16
     model, record = float_parts_to_fp16(tiny_transformer_model())
     assert record["kept_fp32"] == ["/block/attn/Softmax", "/block/norm1/LayerNormalization",
@@ -738,8 +780,6 @@ def test_refine_head_export_needs_no_graph_rewrite_and_has_no_mask_profile(tmp_p
     (pixel,) = plan_profile(m, max_batch=2)
     assert pixel.min == (1, 3, 128, 160) and pixel.max == (2, 3, 128, 160)
     assert [r.name for r in plan_profile(m, static=True)] == ["pixel_values"]
-    changes = prepare_onnx(model, decompose_layer_norm=True)  # TensorRT 8.4/8.5 still get LayerNorm decomposed
-    assert len(changes) == 1 and "LayerNormalization" in changes[0]
 
 
 def test_engine_carries_the_onnx_artifacts_reference_frames(tmp_path):
