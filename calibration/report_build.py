@@ -129,21 +129,34 @@ def _float_ir(v: Variant, ctx: BuildContext, shared: dict, t: float) -> None:
     v.command = cmd.ir_command(ctx, v.artifact, v.runtime_options.get("precision"))
 
 
+def engine_shapes(manifest: Any, latency_hw: tuple[int, int], frame_hw: tuple[int, int]
+                  ) -> dict[str, tuple[int, int] | None]:
+    """The ``build_engine`` / ``segedge build`` shapes for a report engine: a profile that holds the timing frame's
+    network size (as opt; a fixed-size artifact keeps its own size) and, for an in-graph mask head only, its mask
+    size; frames larger than the defaults (1024x1024) widen it. The refine and logits heads have no mask-size input,
+    so they get no output sizes (``plan_profile`` refuses them there)."""
+    (nh, nw), (fh, fw) = latency_hw, frame_hw
+    dynamic = manifest.preprocess.size_hw is None
+    shapes: dict[str, tuple[int, int] | None] = {
+        "min_hw": (min(128, nh), min(128, nw)) if dynamic else None, "opt_hw": (nh, nw) if dynamic else None,
+        "max_hw": (max(1024, nh), max(1024, nw)) if dynamic else None}
+    if manifest.head == "mask":
+        big = 1024 if dynamic else 0
+        shapes.update(min_output_hw=(min(32, fh), min(32, fw)), opt_output_hw=(fh, fw),
+                      max_output_hw=(max(fh, 2 * nh, big), max(fw, 2 * nw, big)))
+    return shapes
+
+
 def _engine(v: Variant, ctx: BuildContext) -> None:
-    """A TensorRT engine with a profile that holds what the report runs: the timing frame's network size (as opt)
-    and mask size, and the throughput batch; frames larger than the defaults (1024x1024) widen it."""
+    """A TensorRT engine with a profile that holds what the report runs (``engine_shapes``) and the throughput
+    batch."""
     from converters.tensorrt_build import build_engine
     from sdk.core.manifest import read_manifest
 
     engine = ctx.artifacts / f"{v.name}-engine"
-    (nh, nw), (fh, fw) = ctx.latency_hw, ctx.frame_hw
-    dynamic = read_manifest(v.path).preprocess.size_hw is None
-    big = 1024 if dynamic else 0
-    shapes: dict[str, tuple[int, int] | None] = {
-        "opt_hw": (nh, nw), "max_hw": (max(1024, nh), max(1024, nw)) if dynamic else None,
-        "opt_output_hw": (fh, fw), "max_output_hw": (max(fh, 2 * nh, big), max(fw, 2 * nw, big))}
+    shapes = engine_shapes(read_manifest(v.path), ctx.latency_hw, ctx.frame_hw)
     v.latency_artifact = build_engine(v.path, engine, fp16=v.precision == "fp16", int8=v.precision == "int8",
-                                      max_batch=ctx.batch, **shapes)  # type: ignore[arg-type]
+                                      max_batch=ctx.batch, **shapes)
     build = cmd.build_command(v, engine, shapes, ctx.batch)
     if v.precision != "int8":
         v.artifact, v.command = engine, build

@@ -801,3 +801,38 @@ def test_engine_carries_the_onnx_artifacts_reference_frames(tmp_path):
     _copy_reference_frames(read_manifest(src), src, engine)
     assert read_manifest(engine).extra["reference"]["agreement"] == 0.995
     assert (engine / "reference" / "f0.png").read_bytes() == b"png"
+
+
+# ---------------------------------------------------------------- segedge report's engines: planner shapes per head
+
+@pytest.mark.parametrize("head,upsample", [("mask", "exact"), ("mask", "fast"), ("refine", "refine"),
+                                           ("logits", None)])
+@pytest.mark.parametrize("size_hw,aspect", [(None, "stretch"), (None, "pad"), ((288, 512), "stretch"),
+                                            ((288, 512), "letterbox")])
+def test_report_engine_shapes_plan_for_every_head(tmp_path, head, upsample, size_hw, aspect):
+    """Item 3: the shapes segedge report builds its TensorRT engines with are ones the planner accepts, for every
+    head (the default export's refine head has no mask-size input) and preprocessing, and the profile holds the
+    timing frame (network input at opt; for a mask head, the frame's size as mask size)."""
+    from calibration.report_build import engine_shapes
+    from sdk.core.manifest import Manifest
+    from sdk.core.preprocess import network_size
+
+    base = read_manifest(write_onnx_artifact(tmp_path / "a", head="mask" if head == "mask" else "logits",
+                                             upsample=upsample or "exact"))
+    raw = base.to_dict()
+    raw["preprocess"] = {**raw["preprocess"], "size_hw": list(size_hw) if size_hw else None, "aspect": aspect}
+    if head == "refine":
+        raw["head"], raw["upsample"] = "refine", "refine"
+        raw["outputs"] = raw["outputs"] + [{"name": "argmax", "dtype": "uint8",
+                                            "shape": ["batch", "height_4", "width_4"]}]
+    manifest = Manifest.from_dict(raw)
+    for frame_hw in ((720, 1280), (100, 150), (1080, 1920)):
+        latency_hw = network_size(manifest.preprocess, frame_hw)
+        shapes = engine_shapes(manifest, latency_hw, frame_hw)
+        profile = {r.name: r for r in plan_profile(manifest, max_batch=4, **shapes)}
+        pixel = profile["pixel_values"]
+        assert pixel.opt == (1, 3, *latency_hw) and pixel.contains((4, 3, *latency_hw))
+        if head == "mask":
+            assert profile["output_size"].contains(frame_hw) and profile["output_size"].opt == frame_hw
+        else:
+            assert list(profile) == ["pixel_values"]
