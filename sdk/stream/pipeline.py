@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from sdk.core.errors import InputError, SegEdgeError, SourceError, require_cv2
+from sdk.core.errors import InputError, SegEdgeError, require_cv2
 from sdk.core.parallel import serial_host_work
+from sdk.stream.reader import Frame, read_loop
 from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window
-from sdk.stream.stats import SourceGap, StreamStats
+from sdk.stream.stats import StreamStats
 
 if TYPE_CHECKING:
     from sdk.core.result import SegmentationResult
@@ -44,17 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("segedge")
 END = object()  # end-of-stream marker passed through the queues
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One frame: index (0-based count of frames read from the source), image (H, W, 3) uint8 BGR, captured_s
-    (when it became available, time.perf_counter() clock), name (file name for image folders, else None)."""
-
-    index: int
-    image: np.ndarray
-    captured_s: float
-    name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,11 +77,13 @@ class StreamConfig:
 PERFORMANCE_MODES = ("auto", "latency", "throughput")
 
 
-def stream_runtime_options(artifact: str | Path, runtime: str, *, live: bool, performance_mode: str = "auto") -> dict:
+def stream_runtime_options(artifact: str | Path, runtime: str, *, live: bool, performance_mode: str = "auto",
+                           sources: int = 1) -> dict:
     """Runtime options for streaming ``artifact`` on ``runtime`` ("auto" or a name). performance_mode "auto":
     OpenVINO's throughput mode for files and folders (every frame is kept, so frames in flight cost nothing: two
-    streams, one per inference worker, at less CPU per frame than one request on all cores), its latency mode for
-    live sources; other runtimes keep their defaults. "latency" / "throughput": that OpenVINO mode (an error on
+    streams, one per inference worker, at less CPU per frame than one request on all cores) and for several live
+    sources (each model call is a batch of frames, one infer request each, run side by side on the streams), its
+    latency mode for one live source; other runtimes keep their defaults. "latency" / "throughput": that OpenVINO mode (an error on
     other runtimes, which have no such switch)."""
     from sdk.core.manifest import read_manifest, resolve_artifact
 
@@ -100,7 +92,7 @@ def stream_runtime_options(artifact: str | Path, runtime: str, *, live: bool, pe
     on_openvino = runtime == "openvino" or (
         runtime == "auto" and read_manifest(resolve_artifact(artifact)).format == "openvino")
     if performance_mode == "auto":
-        return {"performance_mode": "throughput"} if on_openvino and not live else {}
+        return {"performance_mode": "throughput"} if on_openvino and (not live or sources > 1) else {}
     if not on_openvino:
         raise InputError(f"performance mode {performance_mode!r}: expected an artifact that runs on OpenVINO (an IR "
                          f"artifact, or --runtime openvino), got {artifact} on runtime {runtime!r}. Leave it at "
@@ -159,7 +151,7 @@ class Channel:
             return n
 
 
-class _TimedRuntime:
+class TimedRuntime:
     """Forwards to the segmenter's runtime, at most ``parallel`` calls at once (inference workers take turns when it
     is 1), and records in each thread when its infer() calls were asked for, started and ended, so the pipeline
     splits Segmenter.predict_batch into preprocess / inference / postprocess without copying its logic (the wait for
@@ -211,9 +203,10 @@ class StreamPipeline:
         # batch in turn: worker w gets frames i with (i // batch_size) % workers == w, and the render loop reads
         # them back in that order
         self.workers = 1 if live else 2
-        self._timed = _TimedRuntime(segmenter.runtime,
+        self._timed = TimedRuntime(segmenter.runtime,
                                     max(1, min(self.workers, getattr(segmenter.runtime, "parallel_calls", 1))))
-        self._seg = Segmenter(self._timed, color_order="bgr")  # type: ignore[arg-type]  # frames come as BGR
+        self._seg = Segmenter(self._timed, color_order="bgr",  # type: ignore[arg-type]  # frames come as BGR
+                              max_input_pixels=segmenter.max_input_pixels)
         self.renderer = Renderer(segmenter.class_names, segmenter.palette, config.render)
         self.stats = StreamStats(source=source.spec.text, mode="live" if live else "file",
                                  batch_size=config.batch_size, source_frame_count=source.frame_count,
@@ -251,61 +244,16 @@ class StreamPipeline:
 
     # -- reader thread ---------------------------------------------------------------------------------------------
     def _read(self) -> None:
-        src, stats, max_frames = self.source, self.stats, self.config.max_frames
-        batch, ins = self.config.batch_size, self._ins
-        index, down_since, attempts, delay, reason, last = 0, None, 0, 0.0, "", ""
+        src, stats, batch, ins = self.source, self.stats, self.config.batch_size, self._ins
+
+        def deliver(frame: Frame) -> bool:
+            ok = ins[(frame.index // batch) % len(ins)].put(frame)
+            stats.dropped, stats.skipped_by_source = ins[0].dropped, getattr(src, "skipped", 0)
+            return ok
+
         try:
-            while not self._stop.is_set():
-                if max_frames is not None and index >= max_frames:
-                    self._set_ended("max_frames")
-                    break
-                t0 = time.perf_counter()
-                try:
-                    image, why = src.read(), "read() gave no frame"
-                except Exception as exc:  # noqa: BLE001 -- a live source is reopened; a file's error ends the run
-                    if not src.live:
-                        raise SourceError(f"source {src.spec.text}: failed at frame {index} ({type(exc).__name__}: "
-                                          f"{exc}). The frames before it were processed and written") from exc
-                    image, why = None, f"{type(exc).__name__}: {exc}"
-                t1 = time.perf_counter()
-                if image is None:
-                    if not src.live:
-                        self._set_ended("end_of_stream")
-                        break
-                    if down_since is None:  # reopen at once, then after 0.5, 1, 2, 4, 8, 8 ... s
-                        down_since, reason, last, attempts, delay = t1, why, "", 0, 0.0
-                        log.warning("source %s dropped after frame %d (%s); reopening", src.spec.text, index - 1, why)
-                    if t1 - down_since > self.config.reconnect_timeout_s:
-                        raise SourceError(f"source {src.spec.text}: dropped after frame {index - 1} ({reason}) and "
-                                          f"could not be reopened in {self.config.reconnect_timeout_s:g} s "
-                                          f"({attempts} attempts{'; last: ' + last if last else ''}). Check the "
-                                          "camera or network; allow longer with --reconnect-timeout")
-                    if self._stop.wait(delay):
-                        break
-                    attempts, delay = attempts + 1, min(max(0.5, delay * 2), 8.0)
-                    try:
-                        src.close()
-                        src.open()
-                    except SourceError as exc:
-                        last = str(exc)
-                    continue
-                if down_since is not None:
-                    stats.gaps.append(SourceGap(after_frame=index - 1, gap_s=round(t1 - down_since, 3),
-                                                attempts=attempts,
-                                                reason=f"{reason}; reopen failed with: {last}" if last else reason))
-                    log.warning("source %s back after %.1f s (%d attempts)", src.spec.text, t1 - down_since, attempts)
-                    down_since = None
-                due = src.timestamp_s  # set by sources that know when the frame became available
-                captured = due if due is not None else t1
-                stats.add("capture", (t1 - (t0 if due is None else min(max(t0, due), t1))) * 1e3)
-                frame = Frame(index, image, captured, src.name)
-                index += 1
-                stats.frames_read = index
-                ok = ins[(frame.index // batch) % len(ins)].put(frame)
-                stats.dropped, stats.skipped_by_source = ins[0].dropped, getattr(src, "skipped", 0)
-                if not ok:  # stopped while waiting to hand it over
-                    stats.discarded_at_stop += 1
-                    break
+            read_loop(src, stats, deliver, self._stop, max_frames=self.config.max_frames,
+                      reconnect_timeout_s=self.config.reconnect_timeout_s, set_ended=self._set_ended)
         except BaseException as exc:  # noqa: BLE001 -- handed to run(), which raises it after a clean shutdown
             self._fail(exc)
         finally:

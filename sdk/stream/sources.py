@@ -127,7 +127,9 @@ class Source:
 
     fps: nominal frames per second (None if unknown); frame_count: frames in a file (None if unknown or live);
     name: the current frame's file name (folders); timestamp_s: when the last frame became available on the
-    ``time.perf_counter()`` clock, where the source knows better than "when read() returned" (paced replay).
+    ``time.perf_counter()`` clock, where the source knows better than "when read() returned" (paced replay);
+    ended: read() gave None because a file or folder reached its end (not because a live source dropped), so a
+    file replayed as a live camera ends there instead of being reopened.
     """
 
     spec: SourceSpec
@@ -135,6 +137,7 @@ class Source:
     frame_count: int | None = None
     name: str | None = None
     timestamp_s: float | None = None
+    ended: bool = False
 
     @property
     def live(self) -> bool:
@@ -205,7 +208,7 @@ class CaptureSource(Source):
                                   f"reports {count} frames); it is empty, cut before its first frame, or uses a "
                                   "codec this OpenCV lacks. Check it with: ffprobe FILE")
             self._pending = first
-        self._cap, self._since_open = cap, 0
+        self._cap, self._since_open, self.ended = cap, 0, False
         return self
 
     def read(self) -> np.ndarray | None:
@@ -214,11 +217,19 @@ class CaptureSource(Source):
         if self._pending is not None:
             ok, image, self._pending = True, self._pending, None
         else:
+            t0 = time.perf_counter()
             ok, image = self._cap.read()
+            if ok and self.spec.kind == "url" and time.perf_counter() - t0 >= 0.9 * URL_TIMEOUT_MS / 1e3:
+                # FFmpeg's read timed out and then handed over a late frame: the camera hangs with its connection
+                # open (it would go on like this for ~15 s). Treat it as a drop, so it is reopened now
+                log.warning("source %s: read() blocked %.1f s; treating the camera as dropped", self.spec.text,
+                            time.perf_counter() - t0)
+                return None
         if not ok and self.loop and self._since_open > 0:
             self.open()  # reopening is more reliable than seeking across containers and codecs
             ok, image, self._pending = True, self._pending, None  # open() decoded the first frame again
         if not ok or image is None:
+            self.ended = self.spec.kind == "file"  # a camera or stream that gives nothing has dropped
             return None
         self._since_open += 1
         if image.ndim == 2:
@@ -276,7 +287,7 @@ class FolderSource(Source):
         if not self.paths:
             raise SourceError(f"source {folder}: expected a folder with images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                               ", got none")
-        self.frame_count, self._next = len(self.paths), 0
+        self.frame_count, self._next, self.ended = len(self.paths), 0, False
         return self
 
     def read(self) -> np.ndarray | None:
@@ -284,6 +295,7 @@ class FolderSource(Source):
 
         if self._next >= len(self.paths):
             if not (self.loop and self.paths):
+                self.ended = True
                 return None
             self._next = 0
         path = self.paths[self._next]
@@ -337,6 +349,10 @@ class PacedSource(Source):
         self.name = self.inner.name
         return image
 
+    @property  # type: ignore[override]
+    def ended(self) -> bool:  # the replayed file's end
+        return self.inner.ended
+
     def close(self) -> None:
         self.inner.close()
 
@@ -353,3 +369,49 @@ def open_source(text: str | int | SourceSpec, *, live: bool | None = None, loop:
     if pace_fps is not None:
         source = PacedSource(source, pace_fps)
     return source.open()
+
+
+def read_source_list(path: str | Path) -> list[str]:
+    """The sources listed in a text file, one per line; blank lines and lines starting with # are skipped."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"sources file {p}: cannot be read ({type(exc).__name__}: {exc}). Expected a text file "
+                          "with one source per line") from None
+    sources = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if not sources:
+        raise SourceError(f"sources file {p}: expected one source per line, got none")
+    return sources
+
+
+def open_sources(texts: list[str | int | SourceSpec], *, live: bool | None = None, loop: bool = False,
+                 pace_fps: float | None = None, csi: CsiOptions = CsiOptions()) -> list[Source]:
+    """Parse every source first (a typo in one is refused before anything opens), then open them in order; if one
+    fails to open, the ones already open are closed and the error names the source's position."""
+    if not texts:
+        raise SourceError("sources: expected at least one source, got none")
+    specs = []
+    for i, t in enumerate(texts):
+        try:
+            specs.append(t if isinstance(t, SourceSpec) else parse_source(t, csi=csi, live=live))
+        except SourceError as exc:
+            raise SourceError(f"source {i + 1} of {len(texts)}: {exc}") from None
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        if spec.kind == "camera" and spec.text in seen:
+            raise SourceError(f"source {i + 1} of {len(texts)}: camera {spec.text} is already source "
+                              f"{seen[spec.text] + 1}; a camera can be opened once. Give each camera once")
+        seen.setdefault(spec.text, i)
+    opened: list[Source] = []
+    try:
+        for i, spec in enumerate(specs):
+            try:
+                opened.append(open_source(spec, loop=loop, pace_fps=pace_fps, csi=csi))
+            except SourceError as exc:
+                raise SourceError(f"source {i + 1} of {len(texts)}: {exc}") from None
+    except BaseException:
+        for s in opened:
+            s.close()
+        raise
+    return opened

@@ -1,4 +1,4 @@
-"""Stream statistics: per-stage timings (p50/p90/p99), frame counts, drops, source gaps; a table and JSON.
+"""Stream statistics: per-stage timings (p50/p90/p95/p99), frame counts, drops, source gaps; a table and JSON.
 
 Stages, in ms per frame (a batched stage's time is divided by the batch size): capture = the source's read()
 (decoding; for a camera also the wait for its next frame); preprocess = resize + normalise; inference =
@@ -43,9 +43,10 @@ class StageTimes:
     def summary(self) -> dict:
         if not self.count:
             return {"count": 0}
-        p50, p90, p99 = np.percentile(self.values(), [50, 90, 99])
+        p50, p90, p95, p99 = np.percentile(self.values(), [50, 90, 95, 99])
         return {"count": self.count, "mean_ms": round(self.total_ms / self.count, 3), "p50_ms": round(p50, 3),
-                "p90_ms": round(p90, 3), "p99_ms": round(p99, 3), "max_ms": round(self.max_ms, 3)}
+                "p90_ms": round(p90, 3), "p95_ms": round(p95, 3), "p99_ms": round(p99, 3),
+                "max_ms": round(self.max_ms, 3)}
 
 
 @dataclass
