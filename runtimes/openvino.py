@@ -14,7 +14,8 @@ compile-time properties and are read back from the compiled model, so ``describe
   ~20% less CPU per frame, each frame taking longer).
 - ``threads``: inference threads (0: OpenVINO's choice, one per physical core).
 
-Static-shape artifacts (INT8 IR, reshaped to (1, 3, h, w)) take a batch one image at a time.
+Static-shape artifacts (INT8 IR, reshaped to (1, 3, h, w)) take a batch as one infer request per image, all started
+at once, so the device's streams and threads share them.
 Thread-safe: each call takes an ``InferRequest`` from a pool (a new one when all are busy, so N threads sharing
 one runtime run N requests at once) and puts it back afterwards.
 openvino is imported when a runtime opens, never at import time.
@@ -130,16 +131,37 @@ class OpenVINORuntime(Runtime):
             if self.static_batch != 1:
                 raise InputError(f"pixel_values: this artifact has a static batch of {self.static_batch}, got "
                                  f"{n}. Feed batches of {self.static_batch}.")
-            parts = [self._run({k: (v[i:i + 1] if k == "pixel_values" else v) for k, v in feeds.items()})
-                     for i in range(n)]
-            return {k: np.concatenate([p[k] for p in parts]) for k in self.output_names}
+            return self._run_parallel([{k: (v[i:i + 1] if k == "pixel_values" else v) for k, v in feeds.items()}
+                                       for i in range(n)])
         return self._run(feeds)
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _take_request(self):
         try:
-            request = self._requests.get_nowait()
+            return self._requests.get_nowait()
         except queue.Empty:  # every request is busy in another thread: add one to the pool
-            request = self.compiled.create_infer_request()
+            return self.compiled.create_infer_request()
+
+    def _run_parallel(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """One image per infer request, all started at once (OpenVINO spreads them over its streams and threads),
+        outputs concatenated in order: a batch on a static-batch-1 model (many cameras, one call)."""
+        requests = [self._take_request() for _ in parts]
+        try:
+            for request, part in zip(requests, parts):
+                request.start_async(part)
+            for request in requests:
+                request.wait()
+            outs = {k: np.concatenate([np.array(r.get_tensor(k).data) for r in requests]) for k in self.output_names}
+        except RuntimeError as exc:  # OpenVINO reports shape/device failures as RuntimeError
+            raise InputError(f"openvino: inference failed on {self.device} ({str(exc).strip().splitlines()[0][:300]})"
+                             f" for {len(parts)} images of {parts[0]['pixel_values'].shape}. Check the input size "
+                             "against the artifact (segedge inspect).") from None
+        finally:
+            for request in requests:
+                self._requests.put(request)
+        return outs
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = self._take_request()
         try:
             result = request.infer(feeds)
             # infer() returns copies (share_outputs=False), so the request can go back to the pool at once

@@ -1,6 +1,7 @@
 """``segedge stream``: segment a camera, video, RTSP stream or image folder live."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from typing import TYPE_CHECKING
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from sdk.cli.common import check_output_file, nonnegative_int, positive_float, positive_int
 from sdk.cli.devices import add_device_argument, runtime_for_device
-from sdk.core.errors import SegEdgeError
+from sdk.core.errors import InputError, SegEdgeError, SourceError
 
 if TYPE_CHECKING:
     from sdk.stream.pipeline import StreamConfig
@@ -19,10 +20,19 @@ def add_parser(subparsers) -> None:
     """Register ``segedge stream`` on an argparse subparsers object. Imports nothing heavy."""
     p = subparsers.add_parser("stream", help="segment a camera, video file, RTSP/HTTP stream or image folder live")
     p.add_argument("artifact", help="artifact folder (model.json + model file)")
-    p.add_argument("--source", required=True,
+    p.add_argument("--source", action="append", default=[],
                    help="camera index (0), csi://N (Jetson CSI camera), rtsp://... or http://... URL, a video file, "
-                        "an image folder, or a GStreamer pipeline ending in appsink")
-    p.add_argument("--output", help="write the rendered stream to this .mp4 (H.264 where OpenCV can, else mp4v)")
+                        "an image folder, or a GStreamer pipeline ending in appsink; repeat it for several sources "
+                        "in one pipeline (one batched model call for all)")
+    p.add_argument("--sources-file", help="a text file of sources, one per line (# comments), after any --source")
+    p.add_argument("--output", help="write the rendered stream to this .mp4 (H.264 where OpenCV can, else mp4v); "
+                                    "with several sources a folder, which gets one cam<i>.mp4 per source")
+    p.add_argument("--mosaic", help="several sources: write all of them tiled into this one .mp4 (the window shows "
+                                    "the mosaic)")
+    p.add_argument("--mosaic-size", type=int, nargs=2, default=(1280, 720), metavar=("W", "H"),
+                   help="the mosaic's size in pixels (default 1280 720)")
+    p.add_argument("--max-batch", type=positive_int,
+                   help="several sources: most frames per model call (default: one per source)")
     p.add_argument("--stats", help="stats JSON path (default: beside --output as NAME.stats.json, else "
                                    "out/stream-stats.json)")
     disp = p.add_mutually_exclusive_group()
@@ -57,10 +67,24 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from sdk.stream.sources import read_source_list
+
+    texts = list(args.source) + (read_source_list(args.sources_file) if args.sources_file else [])
+    if not texts:
+        raise InputError("stream: expected a source: --source SOURCE (repeatable) or --sources-file FILE")
+    if len(texts) > 1:
+        return _run_many(args, texts)
+    if args.mosaic or args.max_batch:
+        raise InputError(f"--mosaic/--max-batch: expected several sources, got one ({texts[0]}). Drop them, or "
+                         "add sources")
+    return _run_one(args, texts[0])
+
+
+def _run_one(args, text: str) -> int:
     from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
-    from sdk.stream.render import RenderOptions, display_status
+    from sdk.stream.render import display_status
     from sdk.segmenter import Segmenter
-    from sdk.stream.sources import CsiOptions, open_source, parse_source
+    from sdk.stream.sources import open_source, parse_source
 
     display = args.display if args.display is not None else display_status()[0]
     stats_path = Path(args.stats) if args.stats else (
@@ -71,33 +95,116 @@ def run(args) -> int:
     config = StreamConfig(batch_size=args.batch_size, max_frames=args.max_frames, output=args.output,
                           output_fps=args.output_fps, display=display, stats_path=stats_path,
                           reconnect_timeout_s=args.reconnect_timeout,
-                          render=RenderOptions(alpha=args.alpha, side_by_side=args.side_by_side,
-                                               legend=not args.no_legend, hud=not args.no_hud))
+                          render=_render_options(args))
     live = {"auto": None, "live": True, "file": False}[args.mode]
-    csi = CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip)
-    spec = parse_source(args.source, csi=csi, live=live)
+    spec = parse_source(text, csi=_csi(args), live=live)
     runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
     if args.threads:
         options["threads"] = args.threads
     options.update(stream_runtime_options(args.artifact, runtime, live=spec.live or args.pace_fps is not None,
                                           performance_mode=args.performance_mode))
     with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
-        source = open_source(spec, loop=args.loop, pace_fps=args.pace_fps)
+        source = open_source(spec, loop=args.loop, pace_fps=args.pace_fps, csi=_csi(args))
         pipeline = StreamPipeline(seg, source, config)
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("stopped")) if main else None
         print(f"streaming {source} with {seg} ({pipeline.stats.mode} mode"
               f"{', window' if display else ''}); Ctrl-C to stop", flush=True)
-        try:
-            stats = pipeline.run()
-        except SegEdgeError:
-            _report(pipeline.stats, config)
-            raise
-        finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous)
+        with _sigterm_stops(pipeline):
+            try:
+                stats = pipeline.run()
+            except SegEdgeError:
+                _report(pipeline.stats, config)
+                raise
     _report(stats, config)
     return 0
+
+
+def _run_many(args, texts: list[str]) -> int:
+    from sdk.stream.multi import MultiStreamConfig, MultiStreamPipeline
+    from sdk.stream.pipeline import stream_runtime_options
+    from sdk.stream.render import VIDEO_SUFFIXES, display_status
+    from sdk.segmenter import Segmenter
+    from sdk.stream.sources import open_sources, parse_source
+
+    if args.batch_size != 1:
+        raise InputError(f"--batch-size: expected 1 with several sources (each model call takes one frame of each "
+                         f"source; --max-batch caps it), got {args.batch_size}")
+    display = args.display if args.display is not None else display_status()[0]
+    outputs = None
+    if args.output:
+        folder = Path(args.output)
+        if folder.suffix.lower() in VIDEO_SUFFIXES or folder.is_file():
+            raise InputError(f"--output {folder}: expected a folder with several sources (each gets "
+                             f"cam<i>.mp4 there), got a file name. Give a folder, and --mosaic FILE.mp4 for one "
+                             "tiled video")
+        outputs = [folder / f"cam{i}.mp4" for i in range(len(texts))]
+        for o in outputs:
+            check_output_file(o, "--output")
+    if args.mosaic:
+        check_output_file(args.mosaic, "--mosaic")
+    stats_path = Path(args.stats) if args.stats else (
+        Path(args.output) / "stats.json" if args.output else
+        Path(args.mosaic).with_suffix(".stats.json") if args.mosaic else Path("out") / "stream-stats.json")
+    check_output_file(stats_path, "--stats")
+    config = MultiStreamConfig(outputs=outputs, mosaic=args.mosaic, mosaic_size_wh=tuple(args.mosaic_size),
+                               display=display, output_fps=args.output_fps, stats_path=stats_path,
+                               max_frames=args.max_frames, max_batch=args.max_batch,
+                               reconnect_timeout_s=args.reconnect_timeout, render=_render_options(args))
+    live = {"auto": None, "live": True, "file": False}[args.mode]
+    specs = []
+    for i, t in enumerate(texts):  # every source checked before the model loads
+        try:
+            specs.append(parse_source(t, csi=_csi(args), live=live))
+        except SegEdgeError as exc:
+            raise type(exc)(f"source {i + 1} of {len(texts)}: {exc}") from None
+    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
+    if args.threads:
+        options["threads"] = args.threads
+    options.update(stream_runtime_options(args.artifact, runtime, live=specs[0].live or args.pace_fps is not None,
+                                          performance_mode=args.performance_mode, sources=len(specs)))
+    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
+        sources = open_sources(specs, loop=args.loop, pace_fps=args.pace_fps, csi=_csi(args))
+        pipeline = MultiStreamPipeline(seg, sources, config)
+        print(f"streaming {len(sources)} sources with {seg} ({pipeline.stats.mode} mode, up to "
+              f"{pipeline.max_batch} frames a model call{', window' if display else ''}); Ctrl-C to stop", flush=True)
+        for i, src in enumerate(sources):
+            print(f"  source {i}: {src}" + (f" -> {outputs[i]}" if outputs else ""))
+        with _sigterm_stops(pipeline):
+            stats = pipeline.run()
+    print(stats.table())
+    if outputs:
+        print(f"outputs: {Path(args.output)}/cam0..{len(outputs) - 1}.mp4")
+    if args.mosaic:
+        print(f"mosaic: {args.mosaic}")
+    print(f"stats: {stats.stats_path}")
+    if stats.failed:
+        raise SourceError(f"{len(stats.failed)} of {len(sources)} sources failed ("
+                          + "; ".join(s.error or "" for s in stats.failed) + "); the others ran to their end")
+    return 0
+
+
+@contextlib.contextmanager
+def _sigterm_stops(pipeline):
+    """SIGTERM stops the pipeline cleanly (outputs finalised) while it runs, in the main thread."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop("stopped")) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _render_options(args):
+    from sdk.stream.render import RenderOptions
+
+    return RenderOptions(alpha=args.alpha, side_by_side=args.side_by_side, legend=not args.no_legend,
+                         hud=not args.no_hud)
+
+
+def _csi(args):
+    from sdk.stream.sources import CsiOptions
+
+    return CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip)
 
 
 def _report(stats: StreamStats, config: StreamConfig) -> None:
