@@ -23,11 +23,12 @@ import numpy as np
 
 from calibration.sets import CalibrationSet, load_calibration_set
 from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
-from sdk.core.errors import InputError
+from sdk.core.errors import InputError, SegEdgeError
 from sdk.core.manifest import MANIFEST_NAME, Manifest, read_manifest, require_portable_graph
-from sdk.core.records import (AccuracyAwareRecord, CalibrationRecord, HeldOutAccuracy, QuantizationRecord,
-                              ReferenceRecord, TargetCpuRecord)
+from sdk.core.records import (MIN_AGREEMENT, AccuracyAwareRecord, CalibrationRecord, HeldOutAccuracy,
+                              QuantizationRecord, ReferenceRecord, TargetCpuRecord)
 from sdk.core.result import pixel_agreement
+from sdk.core.staging import check_output_folder, repoint, staged_folder
 
 log = logging.getLogger("segedge")
 
@@ -60,6 +61,7 @@ class QuantizeResult:
     accuracy: HeldOutAccuracy
     accuracy_aware: AccuracyAwareRecord | None
     notes: list[str] = field(default_factory=list)
+    below_min: float | None = None  # the minimum it is under (kept with keep_below_min), else None
 
     def next_command(self) -> str:
         if self.plan.backend == "tensorrt":
@@ -133,14 +135,18 @@ def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size: tuple[int
         return (int(size[0]), int(size[1])), None
     if manifest.preprocess.size_hw:
         return tuple(manifest.preprocess.size_hw), None  # type: ignore[return-value]
-    shapes = {f.shape[:2] for f in frames}
+    from sdk.core.preprocess import network_size
+
+    # the network input each frame runs at (aspect "pad": padded to the stride, as inference pads it)
+    shapes = {network_size(manifest.preprocess, f.shape[:2]) for f in frames}
     if len(shapes) != 1:
         raise InputError(f"static size: OpenVINO INT8 is calibrated at one resolution, and the calibration frames "
-                         f"come in {len(shapes)} sizes (e.g. {sorted(shapes)[:3]}); give --size H W (size=(H, W) in "
-                         "Python): your camera's frame size, or the network size you deploy at")
+                         f"run at {len(shapes)} network sizes (e.g. {sorted(shapes)[:3]}); give --size H W (size=(H, "
+                         "W) in Python): your camera's frame size, or the network size you deploy at")
     hw = shapes.pop()
-    return hw, (f"static size {hw[0]}x{hw[1]}, the calibration frames' own (this model's preprocessing does not "
-                "resize); give --size H W for another")
+    padded = " padded to a multiple of 32 (--aspect pad)" if manifest.preprocess.aspect == "pad" else ""
+    return hw, (f"static size {hw[0]}x{hw[1]}, the calibration frames' own{padded} (this model's preprocessing does "
+                "not resize); give --size H W for another")
 
 
 def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size, labels, progress: bool) -> tuple[Path, list[str]]:
@@ -176,17 +182,25 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
              Iterable[np.ndarray], num_samples: int = 300, seed: int = 0, target_cpu: str = "auto",
              method: str | None = None, size: tuple[int, int] | None = None, keep_float: Iterable[str] = (),
              eval_set: str | Path | list | None = None, max_drop: float | None = None, labels: list[str] | None = None,
-             holdout: int | None = None, reference_frames: int = 4, calib_memory_mib: int = 2048,
-             float_precision: str = "fp32", progress: bool = True) -> QuantizeResult:
+             holdout: int | None = None, reference_frames: int | None = None, calib_memory_mib: int = 2048,
+             float_precision: str = "fp32", min_agreement: float | None = None, keep_below_min: bool = False,
+             overwrite: bool = False, progress: bool = True) -> QuantizeResult:
     """Checkpoint (any layout) or FP32 ONNX artifact -> INT8 artifact in ``output``; see the module docstring.
 
     calib: a folder / video / .txt list (``num_samples`` frames, ``seed``), a ``CalibrationSet`` or RGB arrays.
     target_cpu: "auto" (this machine's class) or one of ``sdk.core.cpu.CPU_CLASSES``. size: (H, W) network input.
     eval_set: a labelled set (path or (image, label) pairs) for max_drop (mIoU points). holdout: calibration frames
-    set aside to measure agreement (None: an eighth, 1..8); reference_frames of them ship in the artifact.
+    set aside to measure agreement (None: an eighth, 1..8); reference_frames of them ship in the artifact (None: all,
+    so the shipped frames are the held-out frames and ``segedge verify`` checks the very figure quantize printed).
     calib_memory_mib: bound on what the histogram calibrators (entropy, percentile) hold at once.
     float_precision: backend "tensorrt" only: "fp16" writes the layers outside the Q/DQ pairs in FP16 (for TensorRT
     10/11 strongly typed builds); "fp32" (default) leaves them to ``segedge build --int8``, which sets FP16 itself.
+    min_agreement: the rule ``segedge verify`` applies (a fraction; the CLI's default ``MIN_AGREEMENT``): a held-out
+    agreement under it raises ``BelowMinimumError`` and the artifact is not written, unless ``keep_below_min``
+    (then it is written and ``QuantizeResult.below_min`` says so). None (the Python default): no minimum.
+    output: written whole (``sdk.core.staging``): a failure or Ctrl-C part-way leaves an earlier artifact there as
+    it was; a folder holding other files is refused unless ``overwrite``. From a checkpoint, the FP32 export it
+    quantizes is kept inside, in ``output/fp32``.
     """
     keep_float = tuple(keep_float)
     p = plan(backend=backend, target_cpu=target_cpu, method=method, keep_float=keep_float, eval_set=eval_set,
@@ -194,8 +208,11 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     source, out = Path(checkpoint), Path(output)
     if out.resolve() == source.resolve():
         raise InputError(f"output: expected a folder other than the source {source}")
-    if not 0 <= reference_frames <= 16:
-        raise InputError(f"reference_frames: expected 0..16, got {reference_frames}")
+    if reference_frames is not None and not 0 <= reference_frames <= 16:
+        raise InputError(f"reference_frames: expected None (all held-out frames) or 0..16, got {reference_frames}")
+    if min_agreement is not None and not 0 < min_agreement <= 1:
+        raise InputError(f"min_agreement (--min-agreement): expected a fraction in (0, 1], got {min_agreement}")
+    check_output_folder(out, overwrite=overwrite, sources=(source,))
     calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(
         calib, num_samples=num_samples, seed=seed)
     eval_data = None
@@ -204,24 +221,49 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
 
         eval_data = list(open_labelled_set(eval_set)) if isinstance(eval_set, (str, Path)) else list(eval_set)
     notes: list[str] = []
-    fp32, more = _fp32_artifact(source, out, p, size, labels, progress)
-    notes += more
-    static = None
-    if p.backend == "openvino":  # from every frame: the held-out ones run at this size too
-        static, note = static_size_hw(read_manifest(fp32), calib_set.frames, size)
-        notes += [note] if note else []
-    calib_set, held = split_holdout(calib_set, holdout)
-    if len(calib_set) < FEW_FRAMES:  # a warning (stderr), not a note
-        log.warning("calibration: only %d calibration frames (fewer than %d): INT8 ranges from so few frames are "
-                    "noisy; give more with --num-samples or a larger --calib", len(calib_set), FEW_FRAMES)
-    from calibration.quiet import quiet_toolkits
+    with staged_folder(out, overwrite=overwrite, sources=(source,)) as stage:  # moved in whole at the end
+        fp32, more = _fp32_artifact(source, stage, p, size, labels, progress)
+        notes += more
+        static = None
+        if p.backend == "openvino":  # from every frame: the held-out ones run at this size too
+            static, note = static_size_hw(read_manifest(fp32), calib_set.frames, size)
+            notes += [note] if note else []
+        calib_set, held = split_holdout(calib_set, holdout)
+        if len(calib_set) < FEW_FRAMES:  # a warning (stderr), not a note
+            log.warning("calibration: only %d calibration frames (fewer than %d): INT8 ranges from so few frames "
+                        "are noisy; give more with --num-samples or a larger --calib", len(calib_set), FEW_FRAMES)
+        from calibration.quiet import quiet_toolkits
 
-    with quiet_toolkits():  # NNCF's INFO lines, ONNX Runtime's calibrator prints (segedge -v keeps them)
-        art = _run_backend(p, fp32, calib_set, out, size_hw=static, keep_float=keep_float, eval_data=eval_data,
-                           max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress)
-    accuracy = _record(art, fp32, p, calib_set, held, reference_frames)
+        with quiet_toolkits():  # NNCF's INFO lines, ONNX Runtime's calibrator prints (segedge -v keeps them)
+            art = _run_backend(p, fp32, calib_set, stage, size_hw=static, keep_float=keep_float,
+                               eval_data=eval_data, max_drop=max_drop, calib_memory_mib=calib_memory_mib,
+                               progress=progress)
+        accuracy = _record(art, fp32, p, calib_set, held, reference_frames, shown_as=out / art.relative_to(stage))
+        below = min_agreement is not None and accuracy.agreement is not None and accuracy.agreement < min_agreement
+        if below and not keep_below_min:
+            raise BelowMinimumError(below_min_message(accuracy, min_agreement, out, written=False))
+        repoint(stage, stage, out.resolve())  # paths recorded inside (the FP32 source under fp32/) name the output
+    art = out / art.relative_to(stage)
     return QuantizeResult(artifact=art, plan=p, calibration=CalibrationRecord.read(read_manifest(art)),
-                          accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes)
+                          accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes,
+                          below_min=min_agreement if below else None)
+
+
+class BelowMinimumError(SegEdgeError):
+    """The INT8 artifact's held-out agreement with FP32 is under the minimum ``segedge verify`` applies."""
+
+
+def below_min_message(accuracy: HeldOutAccuracy, min_agreement: float, out: Path, *, written: bool) -> str:
+    """The one message for an artifact under the minimum: the figure, the rule, what to do."""
+    frames = f"{accuracy.frames} held-out frame{'s' if accuracy.frames != 1 else ''}"
+    head = (f"INT8 held-out agreement with FP32 {100 * accuracy.agreement:.2f}% on {frames} "
+            f"is under the {100 * min_agreement:.2f}% minimum (--min-agreement, the rule segedge verify applies)")
+    todo = ("more or other calibration frames (--num-samples, a longer or more varied --calib), accuracy-aware "
+            "quantization (--eval LABELLED --max-drop POINTS), or a float region (--keep-float REGEX)")
+    if written:
+        return f"{head}; kept in {out} as asked (--keep-below-min): segedge verify will fail it. To do better: {todo}"
+    return (f"{head}: {out} was not written (an earlier artifact there is unchanged). Try {todo}; or keep it anyway "
+            "with --keep-below-min")
 
 
 def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size_hw, keep_float, eval_data,
@@ -248,21 +290,14 @@ def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size_
 
 def fp32_masks(fp32: Path, spec, frames: list[np.ndarray]) -> list[np.ndarray]:
     """The FP32 ONNX artifact's masks on ``frames`` (ONNX Runtime), through ``spec`` (the INT8 artifact's
-    preprocessing, which may be static where the FP32 graph is dynamic)."""
+    preprocessing, which may be static where the FP32 graph is dynamic) and the inference path's own
+    postprocessing (``sdk.segmenter.infer_masks``: un-letterboxed, un-padded), so they compare with ``int8_masks``."""
     from runtimes import open_runtime
-    from sdk.core.manifest import model_feeds
-    from sdk.core.postprocess import logits_to_mask
-    from sdk.core.preprocess import preprocess
+    from sdk.segmenter import infer_masks
 
-    masks = []
     with open_runtime(fp32, "onnxruntime") as rt:
-        for frame in frames:
-            feeds = model_feeds(rt.manifest, preprocess(frame, spec), frame.shape[:2])
-            if rt.manifest.head == "mask":
-                masks.append(rt.infer(feeds)["mask"][0])
-            else:
-                masks.append(logits_to_mask(rt.infer(feeds)["logits"][0], frame.shape[:2]))
-    return masks
+        return [infer_masks(rt.infer, rt.manifest, [frame], spec=spec, what=f"FP32 artifact {fp32}")[0]
+                for frame in frames]
 
 
 def int8_masks(artifact: Path, frames: list[np.ndarray], runtime: str = "auto") -> tuple[list[np.ndarray], str]:
@@ -273,14 +308,23 @@ def int8_masks(artifact: Path, frames: list[np.ndarray], runtime: str = "auto") 
         return [seg(f).mask for f in frames], seg.runtime.describe()
 
 
-def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np.ndarray], keep: int
-            ) -> HeldOutAccuracy:
-    """Measure held-out agreement here, write the reference frames, and attach the records to the manifest."""
+def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np.ndarray], keep: int | None, *,
+            shown_as: Path | None = None) -> HeldOutAccuracy:
+    """Measure held-out agreement here, write the reference frames, and attach the records to the manifest.
+    shown_as: the path the artifact will have (``art`` is its staging folder): the one a warning names."""
     import cv2
 
-    manifest = read_manifest(art)
+    from sdk.core import cpu
+
     host = host_isa()
+    target = TargetCpuRecord(cpu=p.target_cpu, recipe=p.recipe, calibrated_on=host)
+    target.attach(read_manifest(art)).write(art)  # before measuring: opening it here knows what it was made for
+    manifest = read_manifest(art)
+    shown = shown_as or art
+    cpu.warn_if_saturating(manifest, shown)  # measured on a CPU class it was not made for: said once, by its name
+    cpu._warned.add(str(art))  # (not again under the staging folder's name when it is opened to measure)
     value, runtime, ref = None, "none (no held-out frames)", None
+    keep = len(held) if keep is None else keep
     if held:
         want = fp32_masks(fp32, manifest.preprocess, held)
         got, runtime = int8_masks(art, held)
@@ -298,11 +342,12 @@ def _record(art: Path, fp32: Path, p: Plan, calib: CalibrationSet, held: list[np
     accuracy = HeldOutAccuracy(frames=len(held), agreement=value, runtime=runtime, machine=host)
     records = [CalibrationRecord(description=calib.description, fingerprint=calib.fingerprint, frames=len(calib),
                                  held_out=len(held)),
-               TargetCpuRecord(cpu=p.target_cpu, recipe=p.recipe, calibrated_on=host), accuracy]
+               target, accuracy]
     for record in records + ([ref] if ref else []):
         manifest = record.attach(manifest)
     manifest.write(art)
     return accuracy
 
 
-__all__ = ["quantize", "plan", "Plan", "QuantizeResult", "static_size_hw", "split_holdout", "QuantizationRecord"]
+__all__ = ["quantize", "plan", "MIN_AGREEMENT", "BelowMinimumError", "Plan", "QuantizeResult", "static_size_hw",
+           "split_holdout", "QuantizationRecord"]

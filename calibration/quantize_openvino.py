@@ -44,7 +44,7 @@ import numpy as np
 
 from calibration.metrics import ConfusionMatrix
 from calibration.sets import CalibrationSet
-from converters.openvino_export import MODEL_XML, check_size_hw, read_onnx_artifact, static_manifest
+from converters.openvino_export import MODEL_XML, check_size_hw, read_onnx_artifact, save_ir, static_manifest
 from sdk.core.errors import InputError, require
 from sdk.core.manifest import Manifest, model_feeds
 from sdk.core.preprocess import PreprocessSpec, preprocess
@@ -90,26 +90,34 @@ def _ops_matching(model, patterns: Iterable[str]) -> dict[str, list[str]]:
 
 
 def _feeds(image: np.ndarray, spec: PreprocessSpec, manifest: Manifest) -> dict[str, np.ndarray]:
-    return model_feeds(manifest, preprocess(image, spec), image.shape[:2])
+    """NNCF's calibration transform: the inference preprocessing and feeds (letterbox/pad as ``Segmenter`` does)."""
+    from sdk.core.postprocess import padded_output_hw
+    from sdk.core.preprocess import layout
+
+    hw = image.shape[:2]
+    return model_feeds(manifest, preprocess(image, spec), padded_output_hw(hw, *layout(spec, hw)))
 
 
-def _mask(compiled, feeds: dict, head: str, hw: tuple[int, int]) -> np.ndarray:
-    """(H, W) class ids from a compiled model: the mask head returns them; a logits head is upsampled here."""
-    from sdk.core.postprocess import logits_to_mask
+def _mask(compiled, image: np.ndarray, spec: PreprocessSpec, manifest: Manifest) -> np.ndarray:
+    """(H, W) class ids of a compiled model on ``image``, through the inference path (``sdk.segmenter.infer_masks``:
+    the same preprocessing and the same un-letterboxed, un-padded postprocessing as ``Segmenter``)."""
+    from sdk.segmenter import infer_masks
 
-    out = compiled(feeds)[compiled.output(0)]
-    return out[0] if head == "mask" else logits_to_mask(out[0], hw)
+    def infer(feeds: dict) -> dict:
+        return {port.get_any_name(): np.asarray(v) for port, v in compiled(feeds).items()}
+
+    return infer_masks(infer, manifest, [image], spec=spec, what="OpenVINO model")[0]
 
 
 def _make_validation_fn(spec: PreprocessSpec, manifest: Manifest, ignore_index: int = 255):
     """NNCF's ``validation_fn(compiled_model, items) -> (mIoU over the items, [per-item mIoU])``."""
-    head, num_classes = manifest.head, manifest.num_classes
+    num_classes = manifest.num_classes
 
     def validation_fn(compiled, items) -> tuple[float, list[float]]:
         total = ConfusionMatrix(num_classes, ignore_index)
         per_item = []
         for image, label in items:
-            mask = _mask(compiled, _feeds(image, spec, manifest), head, label.shape[:2])
+            mask = _mask(compiled, image, spec, manifest)
             one = ConfusionMatrix(num_classes, ignore_index)
             one.update(mask, label)
             total.counts += one.counts
@@ -195,7 +203,7 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     seconds = round(time.perf_counter() - t0, 1)
 
     out.mkdir(parents=True, exist_ok=True)
-    ov.save_model(quantized, str(out / MODEL_XML), compress_to_fp16=False)
+    save_ir(ov, quantized, out / MODEL_XML, compress_to_fp16=False)
     parity = {**manifest.parity, **_int8_agreement(src, out, calib, spec, manifest)}
     quant = {
         "tool": f"nncf {nncf.__version__} + openvino {ov.__version__.split('-')[0]}",
@@ -343,9 +351,8 @@ def _int8_agreement(fp32_artifact: Path, int8_artifact: Path, calib: Calibration
     picked = calib.frames[:: max(1, len(calib) // frames)][:frames]
     a, b = [], []
     for frame in picked:
-        feeds = _feeds(frame, spec, manifest)
-        a.append(_mask(fp32, feeds, manifest.head, frame.shape[:2]))
-        b.append(_mask(int8, feeds, manifest.head, frame.shape[:2]))
+        a.append(_mask(fp32, frame, spec, manifest))
+        b.append(_mask(int8, frame, spec, manifest))
     return {"int8_vs_fp32_mask_agreement": pixel_agreement(a, b), "int8_vs_fp32_frames": len(picked),
             "int8_vs_fp32_note": "INT8 at the CPU default precision, FP32 with the f32 hint, on calibration "
                                                 "frames"}

@@ -33,6 +33,7 @@ import numpy as np
 from sdk.core.errors import ExportError, require
 from sdk.core.manifest import GRAPHS, HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
 from sdk.core.result import pixel_agreement
+from sdk.core.staging import check_output_folder, staged_folder
 from sdk.core.preprocess import PreprocessSpec
 
 MIN_OPSET = 17
@@ -148,6 +149,7 @@ def export_onnx(
     parity_rtol: float = 1e-5,
     token_merge: str | None = None,
     max_input_pixels: int | None = None,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
     """Export a SegFormer checkpoint (any supported layout) to an ONNX artifact folder; returns the folder.
@@ -163,11 +165,14 @@ def export_onnx(
     max_input_pixels: the largest network input (h * w) a ``Segmenter`` call may run on this artifact, recorded in
     ``extra.max_input_pixels`` (None: the SDK's default, ``sdk.segmenter.MAX_INPUT_PIXELS``); a ``size_hw``
     above the limit is an ExportError, as every frame would be refused.
+    output: written whole (``sdk.core.staging``): an earlier artifact there is replaced only once the new one is
+    complete, and a folder holding other files is refused unless ``overwrite``.
     Raises ExportError if ONNX Runtime's logits differ from PyTorch's by more than ``parity_atol + parity_rtol *
     max|logit|`` (the tolerance follows the logits' scale: see ``logit_parity``).
     """
     opset, upsample = _check_options(graph, opset, head, upsample)
     _check_input_limit(size_hw, max_input_pixels)
+    check_output_folder(output, overwrite=overwrite, sources=(checkpoint,))
     require("torch", "convert")  # each missing dependency's message before any work
     onnx = require("onnx", "convert")
     require("onnxruntime", "cpu")
@@ -207,21 +212,21 @@ def export_onnx(
     steps.update()
 
     steps.set_postfix_str("write artifact")
-    out.mkdir(parents=True, exist_ok=True)
-    model.producer_name = "segedge"
-    onnx.save(model, str(out / "model.onnx"))
-    manifest = Manifest(
-        format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
-        palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs,
-        head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None,
-        architecture=ck.config.to_dict(),
-        source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
-        versions=_versions(), parity=parity,
-        extra={"export_seconds": round(time.perf_counter() - t0, 2),
-               **({"max_input_pixels": int(max_input_pixels)} if max_input_pixels is not None else {}),
-               **({"token_merge": merge_summary(merge, ck.config)} if merge.enabled else {})},
-    )
-    manifest.write(out)
+    with staged_folder(out, overwrite=overwrite, sources=(checkpoint,)) as stage:  # moved in whole once written
+        model.producer_name = "segedge"
+        onnx.save(model, str(stage / "model.onnx"))
+        manifest = Manifest(
+            format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
+            palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs,
+            head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None,
+            architecture=ck.config.to_dict(),
+            source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
+            versions=_versions(), parity=parity,
+            extra={"export_seconds": round(time.perf_counter() - t0, 2),
+                   **({"max_input_pixels": int(max_input_pixels)} if max_input_pixels is not None else {}),
+                   **({"token_merge": merge_summary(merge, ck.config)} if merge.enabled else {})},
+        )
+        manifest.write(stage)
     steps.update()
     steps.close()
     return out

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.core.errors import ExportError, InputError, require
+from sdk.core.errors import ExportError, InputError, OutputError, require
 from sdk.core.manifest import Manifest, TensorInfo, model_feeds, read_manifest, require_portable_graph
 from sdk.core.preprocess import PreprocessSpec
 from sdk.core.result import pixel_agreement
+from sdk.core.staging import staged_folder
 
 MODEL_XML = "model.xml"
 # parity of the IR (run with the f32 hint) against ONNX Runtime on the ONNX artifact
@@ -108,19 +109,42 @@ def _versions(manifest: Manifest, ov) -> dict:
 
 
 def export_openvino(onnx_artifact: str | Path, output: str | Path, *, size_hw: tuple[int, int] | None = None,
-                    compress_to_fp16: bool = False, progress: bool = True) -> Path:
+                    compress_to_fp16: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """FP32 ONNX artifact folder -> OpenVINO IR artifact folder (``model.xml``/``.bin`` + ``model.json``).
 
     size_hw: static network input (height, width), recorded in the preprocessing spec; None keeps the ONNX
     artifact's dynamic shape. compress_to_fp16: store weights as FP16 (precision "fp16" in the manifest).
+    output: written whole (``sdk.core.staging``): an earlier artifact there is replaced only once the new one is
+    complete (a full disk or Ctrl-C leaves it as it was), and a folder holding other files is refused unless
+    ``overwrite``.
     Raises ExportError if the IR, run with the f32 hint, disagrees with ONNX Runtime on the probe input.
     """
-    ov = require("openvino", "cpu")
-    from tqdm import tqdm
-
+    require("openvino", "cpu")
     src, out = Path(onnx_artifact), Path(output)
     if out.resolve() == src.resolve():
         raise InputError(f"output: expected a folder other than the ONNX artifact {src} (both have model.json)")
+    with staged_folder(out, overwrite=overwrite, sources=(src,)) as stage:
+        write_ir(src, stage, size_hw=size_hw, compress_to_fp16=compress_to_fp16, progress=progress)
+    return out
+
+
+def save_ir(ov, model, path: Path, *, compress_to_fp16: bool) -> None:
+    """``ov.save_model`` with its raw errors ("iostream error", "Can't open bin file") made one line that names the
+    folder and the likely cause (a full disk, a read-only folder)."""
+    try:
+        ov.save_model(model, str(path), compress_to_fp16=compress_to_fp16)
+    except (RuntimeError, OSError) as exc:
+        detail = (str(exc).strip().splitlines() or [""])[-1][:160]
+        raise OutputError(f"output {path.parent}: the OpenVINO IR could not be written ({detail}); is the disk full "
+                          "or the folder read-only? Free some space or pick another --output") from None
+
+
+def write_ir(src: Path, out: Path, *, size_hw: tuple[int, int] | None = None, compress_to_fp16: bool = False,
+             progress: bool = True) -> Path:
+    """``export_openvino``'s work, written straight into ``out`` (a staging folder: callers stage it)."""
+    ov = require("openvino", "cpu")
+    from tqdm import tqdm
+
     steps = tqdm(total=3, desc="openvino", unit="step", disable=not progress)
     t0 = time.perf_counter()
     steps.set_postfix_str("convert")
@@ -129,7 +153,7 @@ def export_openvino(onnx_artifact: str | Path, output: str | Path, *, size_hw: t
 
     steps.set_postfix_str("save + parity")
     out.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(out / MODEL_XML), compress_to_fp16=compress_to_fp16)
+    save_ir(ov, model, out / MODEL_XML, compress_to_fp16=compress_to_fp16)
     precision = "fp16" if compress_to_fp16 else "fp32"
     parity = probe_parity(out / MODEL_XML, src, manifest, size_hw)
     key = "openvino_vs_onnxruntime_mask_agreement" if manifest.head == "mask" else \

@@ -10,7 +10,7 @@ from runtimes.base import Runtime
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import model_feeds
 from sdk.core.postprocess import masks_from_logits, padded_output_hw
-from sdk.core.preprocess import COLOR_ORDERS, check_image, layout, network_size, preprocess
+from sdk.core.preprocess import COLOR_ORDERS, PreprocessSpec, check_image, layout, network_size, preprocess
 from sdk.core.result import SegmentationResult, default_palette
 
 # SegFormer's stage-1 attention memory grows with the square of the network's pixel count (B0 at 4000x6000 asks
@@ -109,28 +109,8 @@ class Segmenter:
         return image
 
     def _run(self, images: list[np.ndarray], hw: tuple[int, int]) -> list[SegmentationResult]:
-        x = preprocess(images, self.manifest.preprocess, color_order=self.color_order)
-        net_hw, content_hw = layout(self.manifest.preprocess, hw)  # letterbox/pad: the image fills content_hw
-        feeds = model_feeds(self.manifest, x, padded_output_hw(hw, net_hw, content_hw))
-        if self.manifest.head == "mask":
-            masks = self.runtime.infer(feeds)["mask"][:, :hw[0], :hw[1]]
-        else:  # "logits" (exact on the host) or "refine" (logits + low-resolution argmax, refined on the host)
-            outputs = self.runtime.infer(feeds)
-            logits = outputs["logits"]
-            if logits.ndim != 4 or logits.shape[1] != len(self.class_names):
-                raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned logits of shape "
-                                    f"{logits.shape}, expected (N, {len(self.class_names)}, h, w) for the "
-                                    f"{len(self.class_names)} classes its manifest names. Re-export.")
-            masks = masks_from_logits(outputs, hw, net_hw=net_hw, content_hw=content_hw)
-        if masks.shape != (len(images), *hw):
-            raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned masks of shape {masks.shape}, "
-                                f"expected {(len(images), *hw)}. Re-export it with this version of segedge.")
-        top = int(masks.max()) if masks.size else 0
-        if top >= len(self.class_names) or (masks.dtype.kind == "i" and masks.size and int(masks.min()) < 0):
-            raise ArtifactError(f"artifact {self.runtime.artifact}: the model returned class id {top}, but its "
-                                f"manifest names {len(self.class_names)} classes (ids 0..{len(self.class_names) - 1})."
-                                " The manifest's class_names do not match the model: re-export, or give one name "
-                                "per output class.")
+        masks = infer_masks(self.runtime.infer, self.manifest, images, color_order=self.color_order,
+                            what=f"artifact {self.runtime.artifact}")
         return [SegmentationResult(m, self.class_names, self.palette) for m in masks]
 
     def close(self) -> None:
@@ -146,3 +126,39 @@ class Segmenter:
         m = self.manifest
         return (f"Segmenter({m.architecture.get('variant', '?')}, {m.num_classes} classes, {m.precision}, "
                 f"{self.runtime.describe()})")
+
+
+def infer_masks(infer, manifest, images: list[np.ndarray], *, spec: PreprocessSpec | None = None,
+                color_order: str = "rgb", what: str = "artifact") -> np.ndarray:
+    """The one inference path, image -> mask: ``preprocess`` (``spec``, default the manifest's), the model's feeds,
+    ``infer`` (feeds dict -> outputs dict by name, e.g. ``Runtime.infer``), then the head's postprocessing, which
+    un-letterboxes and un-pads (the content's part of the output only) so the masks come back at the images' size.
+
+    Everything that compares masks (``Segmenter``, quantize's held-out agreement, ``segedge verify``, NNCF's
+    accuracy control) calls it, so a letterbox or pad artifact is measured the way it is run. images: (H, W, 3)
+    uint8, all of one size. spec: another preprocessing for the same model (the FP32 source of an INT8 artifact,
+    run through the INT8's static spec). Returns (N, H, W) class ids; an ArtifactError names ``what`` if the
+    model's outputs do not fit its manifest."""
+    spec = spec or manifest.preprocess
+    hw = images[0].shape[:2]
+    num_classes = len(manifest.class_names)
+    x = preprocess(images, spec, color_order=color_order)
+    net_hw, content_hw = layout(spec, hw)  # letterbox/pad: the image fills content_hw
+    outputs = infer(model_feeds(manifest, x, padded_output_hw(hw, net_hw, content_hw)))
+    if manifest.head == "mask":
+        masks = outputs["mask"][:, :hw[0], :hw[1]]
+    else:  # "logits" (exact on the host) or "refine" (logits + low-resolution argmax, refined on the host)
+        logits = outputs["logits"]
+        if logits.ndim != 4 or logits.shape[1] != num_classes:
+            raise ArtifactError(f"{what}: the model returned logits of shape {logits.shape}, expected (N, "
+                                f"{num_classes}, h, w) for the {num_classes} classes its manifest names. Re-export.")
+        masks = masks_from_logits(outputs, hw, net_hw=net_hw, content_hw=content_hw)
+    if masks.shape != (len(images), *hw):
+        raise ArtifactError(f"{what}: the model returned masks of shape {masks.shape}, expected "
+                            f"{(len(images), *hw)}. Re-export it with this version of segedge.")
+    top = int(masks.max()) if masks.size else 0
+    if top >= num_classes or (masks.dtype.kind == "i" and masks.size and int(masks.min()) < 0):
+        raise ArtifactError(f"{what}: the model returned class id {top}, but its manifest names {num_classes} "
+                            f"classes (ids 0..{num_classes - 1}). The manifest's class_names do not match the model: "
+                            "re-export, or give one name per output class.")
+    return masks

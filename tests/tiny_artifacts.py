@@ -53,7 +53,7 @@ def tiny_logits_model(num_classes: int = 5, *, qdq: bool = False, zero_point_typ
 
 def write_onnx_artifact(folder: Path, *, head: str = "mask", upsample: str = "exact",
                         size_hw: tuple[int, int] | None = None, num_classes: int = 5, qdq: bool = False,
-                        zero_point_type: str = "int8", channel_order: str = "rgb") -> Path:
+                        zero_point_type: str = "int8", channel_order: str = "rgb", aspect: str = "stretch") -> Path:
     import onnx
 
     from converters.onnx_export import append_mask_head
@@ -70,7 +70,7 @@ def write_onnx_artifact(folder: Path, *, head: str = "mask", upsample: str = "ex
     onnx.save(model, str(folder / "model.onnx"))
     Manifest(format="onnx", model_file="model.onnx", precision="int8" if qdq else "fp32",
              class_names=[f"class_{i}" for i in range(num_classes)], palette=None,
-             preprocess=PreprocessSpec(size_hw=size_hw, channel_order=channel_order), inputs=inputs,
+             preprocess=PreprocessSpec(size_hw=size_hw, channel_order=channel_order, aspect=aspect), inputs=inputs,
              outputs=outputs, head=head, upsample=upsample if head == "mask" else None,
              architecture={"variant": "tiny"}, source={"path": "tiny", "sha256": "0" * 64, "layout": "test"},
              opset=17).write(folder)

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
                       opset=args.opset, graph=args.graph, head=args.head, upsample=args.upsample, aspect=args.aspect,
                       class_names=parse_labels(args.labels),
                       layer_norm_eps=args.layer_norm_eps, token_merge=args.token_merge,
-                      max_input_pixels=args.max_input_pixels, progress=not args.quiet)
+                      max_input_pixels=args.max_input_pixels, overwrite=args.overwrite, progress=not args.quiet)
     manifest = read_manifest(out)
     print(f"exported {manifest.architecture['variant']} ({manifest.num_classes} classes) to "
           f"{out / manifest.model_file} in {manifest.extra['export_seconds']} s; ONNX Runtime vs PyTorch max "
@@ -67,5 +67,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-input-pixels", type=positive_int, metavar="N",
                    help="largest network input (h*w) a call may run on this artifact, recorded in model.json "
                         "(default: 2048x2048 = 4194304; models without --size run at each frame's own size)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --output folder that holds files other than an earlier artifact (an earlier "
+                        "artifact is replaced whole, once the new one is written)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -8,13 +8,17 @@ from sdk.cli.common import parse_labels
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from calibration import quantize
+    from calibration.int8 import below_min_message
 
     result = quantize(args.checkpoint, args.output, backend=args.backend, calib=args.calib,
                       num_samples=args.num_samples, seed=args.seed, target_cpu=args.target_cpu, method=args.method,
                       size=tuple(args.size) if args.size else None, keep_float=tuple(args.keep_float),
                       eval_set=args.eval_set, max_drop=args.max_drop, labels=parse_labels(args.labels),
                       holdout=args.holdout, calib_memory_mib=args.calib_memory_mib, float_precision=args.float_precision,
+                      min_agreement=args.min_agreement, keep_below_min=args.keep_below_min, overwrite=args.overwrite,
                       progress=not args.quiet)
     for note in result.notes:
         print(f"note: {note}")
@@ -27,8 +31,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"quantized to INT8 ({p.backend}, {p.method or 'NNCF'}, target {p.target_cpu}: {p.recipe}; "
           f"{result.calibration.description}) -> {result.artifact}")
     if acc.agreement is not None:
-        print(f"held-out agreement with FP32: {100 * acc.agreement:.2f}% on {acc.frames} frames not calibrated on, "
-              f"measured here ({acc.machine.get('class')} CPU, {acc.runtime}); recorded in model.json")
+        print(f"held-out agreement with FP32: {100 * acc.agreement:.2f}% on {acc.frames} held-out frames (not "
+              f"calibrated on), measured here ({acc.machine.get('class')} CPU, {acc.runtime}); recorded in model.json, "
+              "the frames shipped in reference/ for segedge verify")
+    else:
+        print("note: no held-out frames (--holdout 0): agreement with FP32 not measured, no reference frames for "
+              "segedge verify (give it --reference FP32_ARTIFACT)")
+    if result.below_min is not None:
+        print(f"WARNING: {below_min_message(acc, result.below_min, result.artifact, written=True)}", file=sys.stderr)
     if p.backend == "tensorrt":
         print(f"next: on the device, segedge build {result.artifact} --output {result.artifact}-engine --int8, "
               f"then segedge verify {result.artifact}-engine")
@@ -40,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     """Register ``segedge quantize``. Imports nothing heavy."""
+    from sdk.core.records import MIN_AGREEMENT
     from sdk.core.cpu import TARGET_CPUS
 
     p = sub.add_parser("quantize", help="checkpoint or FP32 artifact -> INT8 artifact, calibrated on your frames")
@@ -70,5 +81,13 @@ def add_parser(sub) -> None:
                                                    "folder; or images/ + labels/) for accuracy-aware quantization")
     p.add_argument("--max-drop", type=float, help="largest mIoU drop in points allowed with --eval")
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
+    p.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
+                   help=f"held-out agreement with FP32 (fraction) the artifact must reach, the rule segedge verify "
+                        f"applies (default {MIN_AGREEMENT}); under it nothing is written and the exit status is 1")
+    p.add_argument("--keep-below-min", action="store_true",
+                   help="write the artifact even under --min-agreement (a warning says so; verify will fail it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --output folder that holds files other than an earlier artifact (an earlier "
+                        "artifact is replaced whole, once the new one is complete)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)

@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     """Register ``segedge verify``. Imports nothing heavy."""
+    from sdk.core.records import MIN_AGREEMENT
+
     p = sub.add_parser("verify", help="check an artifact on this machine against its FP32 reference (exit 1 if not)")
     p.add_argument("artifact", help="any artifact folder (INT8 ONNX / OpenVINO IR / TensorRT engine, ...)")
     p.add_argument("--reference", help="the FP32 ONNX artifact to compare with (default: the reference frames and "
@@ -28,7 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data", help="labelled set (CamVid/Cityscapes root, ADE20K folder, images/+labels/): also mIoU; "
                                   "with --reference, agreement is measured on its images")
     p.add_argument("--samples", type=int, default=0, help="use at most this many images of --data (0: all)")
-    p.add_argument("--min-agreement", type=float, default=0.98, help="fail under this pixel agreement (fraction)")
+    p.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
+                   help=f"fail under this pixel agreement (fraction; default {MIN_AGREEMENT}, as segedge quantize)")
     p.add_argument("--margin-points", type=float, default=0.3,
                    help="fail when agreement is more than this many points under the value recorded at quantize time "
                         "(default 0.3: an artifact on a CPU class it was not made for measured 0.47-0.83 under)")

@@ -207,13 +207,14 @@ def test_cli_quantize_openvino(tmp_path, hf_artifact, camvid, capsys):
 
     out = tmp_path / "cli-int8"
     code = main(["quantize", str(hf_artifact), "--backend", "openvino", "--calib", str(camvid / "train.txt"),
-                 "--num-samples", "4", "--size", "64", "96", "--output", str(out), "-q"])
+                 "--num-samples", "4", "--size", "64", "96", "--output", str(out), "-q", "--keep-below-min"])
     assert code == 0 and str(out) in capsys.readouterr().out
     m = read_manifest(out)
     assert m.format == "openvino" and m.precision == "int8" and m.preprocess.size_hw == (64, 96)
+    # (--keep-below-min: 3 calibration frames at 64x96 stay under verify's 98% minimum, which would fail quantize)
     # no --size: the calibration frames' own size when they share one (CamVid: 360x480), else a clear error
     assert main(["quantize", str(hf_artifact), "--backend", "openvino", "--calib", str(camvid / "train.txt"),
-                 "--num-samples", "2", "--output", str(tmp_path / "no-size"), "-q"]) == 0
+                 "--num-samples", "2", "--output", str(tmp_path / "no-size"), "-q", "--keep-below-min"]) == 0
     assert "static size 360x480" in capsys.readouterr().out
     assert read_manifest(tmp_path / "no-size").preprocess.size_hw == (360, 480)
     mixed = tmp_path / "mixed"
