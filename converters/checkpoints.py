@@ -23,6 +23,7 @@ from converters.checkpoint_checks import check_dtypes, check_finite, check_hf_co
 from converters.checkpoint_io import _hf_config, _read_safetensors, _read_torch, file_sha256
 from converters.model import SegFormer, SegFormerConfig, variant_name
 from sdk.core.errors import CheckpointError, LabelsError
+from sdk.core.manifest import class_name_problem
 from sdk.core.preprocess import PreprocessSpec
 
 StateDict = dict[str, torch.Tensor]
@@ -334,6 +335,10 @@ def _labels_from_meta(meta: dict, layout: str, path: Path) -> tuple[list[str] | 
                                                                               for n in names)):
         raise LabelsError(f"checkpoint {path}: its class names must be a list of non-empty strings, got "
                           f"{str(names)[:80]!r}. Pass the names with --labels (class_names=).")
+    problem = next((class_name_problem(n) for n in names or () if class_name_problem(n)), None)
+    if problem:
+        raise LabelsError(f"checkpoint {path}: expected class names of one line each, got {problem}. Pass the "
+                          "names with --labels (class_names=).")
     if palette is not None:
         ok = isinstance(palette, (list, tuple)) and all(
             isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
@@ -418,6 +423,9 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
         if isinstance(class_names, str) or not all(isinstance(n, str) and n.strip() for n in class_names):
             raise LabelsError(f"class_names: expected a list of {cfg.num_classes} non-empty strings, got "
                               f"{str(class_names)[:80]!r}")
+        problem = next((class_name_problem(n) for n in class_names if class_name_problem(n)), None)
+        if problem:
+            raise LabelsError(f"class_names (--labels): expected one line of text per name, got {problem}")
         if len(class_names) != cfg.num_classes:
             raise LabelsError(f"checkpoint {head} but {len(class_names)} class names were given. "
                               f"Pass exactly {cfg.num_classes} names, one per output channel.")

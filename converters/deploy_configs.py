@@ -6,7 +6,17 @@ score beats max(-1, segmentation-threshold). So the engine must have a logits he
 (``segedge export --head logits`` then ``segedge build --softmax``); other artifacts are refused with that fix.
 Preprocessing maps to ``y = net-scale-factor * (x - offsets[c])``: offsets = the mean, and one scale for all
 channels, so a per-channel std is approximated by its harmonic mean when the channels differ by at most
-``std_tolerance`` (SegFormer's ImageNet std: 1.3%).
+``std_tolerance`` (SegFormer's ImageNet std: 1.3%). Resize: nvinfer's filters are nearest and bilinear
+(``scaling-filter``); "pil_bilinear" (transformers' antialiasing resize) and "area" become bilinear, said in the
+config's header. Aspect: "stretch" -> ``maintain-aspect-ratio=0``; "letterbox" -> ``maintain-aspect-ratio=1`` and
+``symmetric-padding=0`` (the image at the top-left, padded bottom/right, as segedge pads); "pad" (no resize, padded
+to the stride) is refused: nvinfer always scales frames to ``infer-dims``.
+``deepstream_app_config``: a deepstream-app configuration for N sources around that nvinfer config: N
+``[sourceK]`` groups, ``[streammux]`` and ``[primary-gie]`` batch-size N, a ``[tiled-display]`` grid.
+
+What comes from the manifest is written so that it cannot add keys or groups: tensor and class names are checked
+where they enter (``sdk.core.manifest``: tensor names of ``[A-Za-z0-9_.:/-]``, class names one line each) and again
+here; paths with control characters are refused, and Triton strings are written as quoted protobuf text.
 
 Triton: a model repository (``<repo>/<name>/config.pbtxt``, ``1/model.plan|model.onnx|model.xml+bin``,
 ``labels.txt``) for the tensorrt_plan, onnxruntime_onnx and openvino backends. The mask head's ``output_size``
@@ -15,6 +25,7 @@ logits-head models batch dynamically.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -22,7 +33,7 @@ from pathlib import Path
 
 from runtimes.tensorrt import engine_manifest_info
 from sdk.core.errors import ArtifactError, InputError
-from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
+from sdk.core.manifest import TENSOR_NAME, Manifest, class_name_problem, read_manifest, resolve_artifact
 
 DEEPSTREAM_CONFIG = "config_infer_primary_segformer.txt"
 LABELS_FILE = "labels.txt"
@@ -30,7 +41,14 @@ LABELS_FILE = "labels.txt"
 # scaling-filter = NvBufSurfTransform_Inter: 0 nearest, 1 bilinear
 DS_NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2, "int8+fp16": 1}
 DS_COLOR_FORMAT = {"rgb": 0, "bgr": 1}
-DS_SCALING_FILTER = {"nearest": 0, "bilinear": 1, "area": 1}
+DS_SCALING_FILTER = {"nearest": 0, "bilinear": 1, "area": 1, "pil_bilinear": 1}
+# resize modes nvinfer has no filter for: said in the config's header
+DS_FILTER_NOTES = {"area": "preprocessing resizes with 'area'; nvinfer has no area filter, bilinear is used",
+                   "pil_bilinear": "preprocessing resizes with PIL's antialiasing bilinear (transformers'); nvinfer's "
+                                   "bilinear does not antialias when shrinking, so masks may differ slightly at edges"}
+DEEPSTREAM_APP_CONFIG = "deepstream_app_segformer.txt"
+DEEPSTREAM_SAMPLE_URI = "file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_1080p_h264.mp4"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 TRITON_TYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8", "int32": "TYPE_INT32",
                 "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32"}
 # format -> (config key, value, the file name Triton looks for in the version folder)
@@ -46,6 +64,41 @@ def _network_hw(manifest: Manifest) -> tuple[int, int]:
     _, profile, _ = engine_manifest_info(manifest)
     opt = profile[manifest.inputs[0].name].opt
     return opt[2], opt[3]
+
+
+def _one_line(text: object) -> str:
+    """Text for a config comment: control characters shown escaped, so a comment stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+def _keyfile_value(value: str, what: str) -> str:
+    """A GKeyFile (nvinfer / deepstream-app) string value: control characters refused (a line break would add a
+    key), backslashes and a leading space escaped as GKeyFile reads them."""
+    if _CONTROL.search(value):
+        raise ArtifactError(f"{what}: expected no line breaks or control characters in a DeepStream config value, got "
+                            f"{_one_line(value)[:80]!r}. Rename the folder or file.")
+    value = value.replace("\\", "\\\\")
+    return "\\s" + value[1:] if value.startswith(" ") else value
+
+
+def _tensor_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not TENSOR_NAME.fullmatch(name):
+        raise ArtifactError(f"{what}: expected a tensor name of letters, digits and _ . : / -, got "
+                            f"{_one_line(name)[:80]!r}. Rebuild the artifact with segedge.")
+    return name
+
+
+def labels_text(manifest: Manifest, *, deepstream: bool = False) -> str:
+    """labels.txt: one class name per line (checked again here: a line break would shift every label after it).
+    DeepStream splits a line at ';', so there a ';' in a name is refused."""
+    for i, name in enumerate(manifest.class_names):
+        problem = class_name_problem(name)
+        if problem is None and deepstream and ";" in name:
+            problem = f"{name[:40]!r} has a ';', which DeepStream's label parser splits at"
+        if problem:
+            raise ArtifactError(f"class_names[{i}]: expected one line of text per class, got {problem}. Re-export "
+                                "with --labels.")
+    return "\n".join(manifest.class_names) + "\n"
 
 
 def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str = LABELS_FILE, batch_size: int = 1,
@@ -69,7 +122,7 @@ def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str 
     pixel = profile[manifest.inputs[0].name]
     if not 1 <= batch_size <= pixel.max[0]:
         raise InputError(f"batch_size: expected 1..{pixel.max[0]} (the engine's max batch), got {batch_size}. "
-                         f"Rebuild with --max-batch: {command}")
+                         f"Rebuild with --max-batch {batch_size}: {command}")
     h, w = _network_hw(manifest)
     if not pixel.contains((batch_size, pixel.min[1], h, w)):
         raise ArtifactError(f"DeepStream config: the network size {h}x{w} is outside the engine's profile "
@@ -82,16 +135,23 @@ def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str 
         raise ArtifactError(f"DeepStream config: nvinfer takes one net-scale-factor for all channels; expected the "
                             f"per-channel std {list(spec.std)} within {std_tolerance:.1%} of one value, got "
                             f"{deviation:.1%}. Pass std_tolerance={deviation:.3f} to accept the approximation.")
-    notes = []
-    if spec.resize_mode == "area":
-        notes.append("# preprocessing resizes with 'area'; nvinfer has no area filter, bilinear is used")
-    output = manifest.outputs[0].name
+    if spec.aspect == "pad":
+        raise ArtifactError("DeepStream config: the artifact's preprocessing pads frames to a multiple of 32 without "
+                            "resizing (--aspect pad); nvinfer always scales frames to its infer-dims. Export with "
+                            "--aspect letterbox --size H W (nvinfer's maintain-aspect-ratio) or --aspect stretch "
+                            "--size H W, then rebuild the engine.")
+    notes = [f"# {DS_FILTER_NOTES[spec.resize_mode]}"] if spec.resize_mode in DS_FILTER_NOTES else []
+    letterbox = spec.aspect == "letterbox"
+    if letterbox:
+        notes.append("# letterbox: the frame is scaled to fit and padded bottom/right as segedge does; nvinfer pads "
+                     "with black where segedge pads with the mean colour")
+    output = _tensor_name(manifest.outputs[0].name, "output-blob-names")
     lines = [
-        f"# Gst-nvinfer config written by segedge for {manifest.architecture.get('variant', 'SegFormer')} "
+        f"# Gst-nvinfer config written by segedge for {_one_line(manifest.architecture.get('variant', 'SegFormer'))} "
         f"({manifest.num_classes} classes).",
         f"# Engine: TensorRT {fingerprint.tensorrt_version}, {fingerprint.sm}, {fingerprint.precision}: run it with "
         "the DeepStream whose TensorRT is that version, on that GPU.",
-        f"# Rebuild on another device: {command}",
+        f"# Rebuild on another device: {_one_line(command)}",
         f"# Preprocessing: y = net-scale-factor * (x - offsets); std {list(spec.std)} -> one scale "
         f"(max deviation {deviation:.2%}).",
         *notes,
@@ -101,9 +161,10 @@ def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str 
         "offsets=" + ";".join(f"{m:.6g}" for m in spec.mean),
         f"model-color-format={DS_COLOR_FORMAT[spec.channel_order]}",
         f"scaling-filter={DS_SCALING_FILTER[spec.resize_mode]}",
-        "maintain-aspect-ratio=0",
-        f"model-engine-file={engine_file}",
-        f"labelfile-path={labels_file}",
+        f"maintain-aspect-ratio={int(letterbox)}",
+        *(["symmetric-padding=0"] if letterbox else []),
+        f"model-engine-file={_keyfile_value(engine_file, 'model-engine-file')}",
+        f"labelfile-path={_keyfile_value(labels_file, 'labelfile-path')}",
         f"infer-dims={pixel.min[1]};{h};{w}",
         f"batch-size={batch_size}",
         f"network-mode={DS_NETWORK_MODE[fingerprint.precision]}",
@@ -131,10 +192,64 @@ def write_deepstream_config(artifact: str | Path, output_dir: str | Path, *, con
     out.mkdir(parents=True, exist_ok=True)
     engine = os.path.relpath(folder.resolve() / manifest.model_file, out.resolve())
     text = deepstream_config(manifest, engine_file=engine, labels_file=LABELS_FILE, **options)
-    (out / LABELS_FILE).write_text("\n".join(manifest.class_names) + "\n")
+    (out / LABELS_FILE).write_text(labels_text(manifest, deepstream=True))
     path = out / config_name
     path.write_text(text)
     return path
+
+
+def tiler_grid(sources: int) -> tuple[int, int]:
+    """(rows, columns) of nvmultistreamtiler for ``sources`` streams: the squarest grid, wider than tall."""
+    columns = math.ceil(math.sqrt(sources))
+    return math.ceil(sources / columns), columns
+
+
+def deepstream_app_config(*, infer_config: str, sources: int, uris: list[str] | None = None, gpu_id: int = 0,
+                          muxer_hw: tuple[int, int] = (1080, 1920), tiled_hw: tuple[int, int] = (720, 1280)) -> str:
+    """A deepstream-app configuration: ``sources`` URI sources (``uris``: one per source, or one for all; default
+    DeepStream's sample video), nvstreammux and the primary nvinfer at batch-size ``sources``, a tiler grid
+    (``tiler_grid``), OSD and a fakesink (set ``[sink0] type=2`` for a window). ``infer_config``: the nvinfer
+    config's path as deepstream-app should read it (relative to this file)."""
+    if sources < 1:
+        raise InputError(f"sources: expected >= 1, got {sources}")
+    uris = list(uris or [DEEPSTREAM_SAMPLE_URI])
+    if len(uris) not in (1, sources):
+        raise InputError(f"uris: expected one URI for all sources or {sources} (one per source), got {len(uris)}")
+    rows, columns = tiler_grid(sources)
+    lines = [f"# deepstream-app configuration written by segedge: {sources} source(s) batched into one nvinfer call.",
+             "# The class map of each frame is in its NvDsInferSegmentationMeta; deepstream-app draws no "
+             "segmentation overlay (add nvsegvisual in your own pipeline to see it).",
+             "[application]", "enable-perf-measurement=1", "perf-measurement-interval-sec=5", "",
+             "[tiled-display]", "enable=1", f"rows={rows}", f"columns={columns}", f"width={tiled_hw[1]}",
+             f"height={tiled_hw[0]}", f"gpu-id={gpu_id}", ""]
+    for k in range(sources):
+        uri = uris[k if len(uris) > 1 else 0]
+        lines += [f"[source{k}]", "enable=1", "type=3", f"uri={_keyfile_value(uri, f'source{k} uri')}",
+                  "num-sources=1", f"gpu-id={gpu_id}", ""]
+    lines += ["[streammux]", f"gpu-id={gpu_id}", "live-source=0", f"batch-size={sources}",
+              "batched-push-timeout=40000", f"width={muxer_hw[1]}", f"height={muxer_hw[0]}", "enable-padding=0", "",
+              "[primary-gie]", "enable=1", f"gpu-id={gpu_id}", f"batch-size={sources}", "gie-unique-id=1",
+              f"config-file={_keyfile_value(infer_config, 'config-file')}", "",
+              "[osd]", "enable=1", f"gpu-id={gpu_id}", "border-width=1", "text-size=15", "", "[sink0]", "enable=1",
+              "type=1", "sync=0", f"gpu-id={gpu_id}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_deepstream_app(artifact: str | Path, output_dir: str | Path, *, sources: int, uris: list[str] | None = None,
+                         gpu_id: int = 0, **options) -> tuple[Path, Path]:
+    """The nvinfer config (batch-size ``sources``, which must fit the engine's max batch) and a deepstream-app
+    config for ``sources`` streams around it, in ``output_dir``; returns (app config, nvinfer config)."""
+    infer = write_deepstream_config(artifact, output_dir, batch_size=sources, gpu_id=gpu_id, **options)
+    app = Path(output_dir) / DEEPSTREAM_APP_CONFIG
+    app.write_text(deepstream_app_config(infer_config=infer.name, sources=sources, uris=uris, gpu_id=gpu_id))
+    return app, infer
+
+
+def _pbtxt_string(value: str) -> str:
+    """A protobuf text-format string literal: quoted, backslash and quote escaped, control characters refused."""
+    if _CONTROL.search(value):
+        raise ArtifactError(f"Triton config: expected no control characters in {_one_line(value)[:80]!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _dims(shape: list) -> list[int]:
@@ -148,8 +263,8 @@ def _triton_tensors(manifest: Manifest) -> tuple[list[dict], list[dict]]:
         if not io:
             raise ArtifactError("Triton config: expected the engine's I/O in model.json (extra.tensorrt.io), got "
                                 "none. Rebuild with segedge build.")
-        tensors = [{"name": t["name"], "dtype": t["dtype"], "shape": _dims(t["shape"]), "shape_tensor": t["host"],
-                    "input": t["input"]} for t in io]
+        tensors = [{"name": _tensor_name(t["name"], "extra.tensorrt.io name"), "dtype": t["dtype"],
+                    "shape": _dims(t["shape"]), "shape_tensor": t["host"], "input": t["input"]} for t in io]
         return [t for t in tensors if t["input"]], [t for t in tensors if not t["input"]]
     ins = [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape), "shape_tensor": False} for t in manifest.inputs]
     outs = [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape), "shape_tensor": False}
@@ -202,7 +317,8 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
         shape = t["shape"]
         if max_batch_size:
             shape = shape[1:]  # Triton adds the batch dimension itself
-        body = [f'    name: "{t["name"]}"', f"    data_type: {TRITON_TYPES[t['dtype']]}",
+        body = [f"    name: {_pbtxt_string(_tensor_name(t['name'], 'Triton tensor'))}",
+                f"    data_type: {TRITON_TYPES[t['dtype']]}",
                 "    dims: [ " + ", ".join(str(d) for d in shape) + " ]"]
         if t["shape_tensor"]:
             body.append("    is_shape_tensor: true")
@@ -218,15 +334,17 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
     inputs, outputs = _triton_tensors(manifest)
     wanted = {t.name for t in manifest.outputs}
     outputs = [t for t in outputs if t["name"] in wanted]
-    lines = [f"# Triton model configuration written by segedge: {manifest.num_classes} classes, {manifest.precision}, "
-             f"head {manifest.head}."]
+    lines = [f"# Triton model configuration written by segedge: {manifest.num_classes} classes, "
+             f"{_one_line(manifest.precision)}, head {manifest.head}."]
     if labels_file:
-        lines.append(f"# Class names, one per class id: {labels_file} (no label_filename: that is for classification "
-                     "outputs).")
+        lines.append(f"# Class names, one per class id: {_one_line(labels_file)} (no label_filename: that is for "
+                     "classification outputs).")
     if fingerprint is not None:
-        lines.append(f"# TensorRT plan built with TensorRT {fingerprint.tensorrt_version} for {fingerprint.sm}: serve "
-                     "it with a Triton release built on that TensorRT, on that GPU.")
-    lines += [f'name: "{model_name}"', f'{key}: "{value}"', f"max_batch_size: {max_batch_size}"]
+        lines.append(f"# TensorRT plan built with TensorRT {_one_line(fingerprint.tensorrt_version)} for "
+                     f"{_one_line(fingerprint.sm)}: serve it with a Triton release built on that TensorRT, on that "
+                     "GPU.")
+    lines += [f"name: {_pbtxt_string(model_name)}", f"{key}: {_pbtxt_string(value)}",
+              f"max_batch_size: {max_batch_size}"]
     if manifest.format == "openvino":
         lines.append('default_model_filename: "model.xml"')
     lines += section("input", inputs) + section("output", outputs)
@@ -269,6 +387,6 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, *, mod
         if not weights.is_file():
             raise ArtifactError(f"artifact {folder}: expected {weights.name} beside {manifest.model_file}, found none")
         shutil.copyfile(weights, version_dir / "model.bin")
-    (model_dir / LABELS_FILE).write_text("\n".join(manifest.class_names) + "\n")
+    (model_dir / LABELS_FILE).write_text(labels_text(manifest))
     (model_dir / "config.pbtxt").write_text(text)
     return model_dir

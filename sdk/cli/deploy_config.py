@@ -6,11 +6,24 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from converters.deploy_configs import write_deepstream_config, write_triton_repository
+    from converters.deploy_configs import write_deepstream_app, write_deepstream_config, write_triton_repository
+    from sdk.core.errors import InputError
 
     if args.target == "deepstream":
-        path = write_deepstream_config(args.artifact, args.output, batch_size=args.batch_size, gpu_id=args.gpu_id,
-                                       segmentation_threshold=args.segmentation_threshold)
+        if args.sources is not None:
+            if args.batch_size not in (None, args.sources):
+                raise InputError(f"--batch-size: expected none or {args.sources} with --sources {args.sources} (one "
+                                 f"batch holds a frame of every source), got {args.batch_size}")
+            app, path = write_deepstream_app(args.artifact, args.output, sources=args.sources, uris=args.uri,
+                                             gpu_id=args.gpu_id, segmentation_threshold=args.segmentation_threshold)
+            print(f"wrote {app}, {path} and {path.parent / 'labels.txt'} ({args.sources} sources, batch "
+                  f"{args.sources})")
+            print(f"next: deepstream-app -c {app.resolve()}")
+            return 0
+        if args.uri:
+            raise InputError("--uri: expected --sources N with it (the deepstream-app config holds the sources)")
+        path = write_deepstream_config(args.artifact, args.output, batch_size=args.batch_size or 1,
+                                       gpu_id=args.gpu_id, segmentation_threshold=args.segmentation_threshold)
         print(f"wrote {path} and {path.parent / 'labels.txt'}")
         print(f"next: set config-file={path.resolve()} in the [primary-gie] group of your deepstream-app config")
         return 0
@@ -28,7 +41,13 @@ def add_parser(sub) -> None:
     p.add_argument("target", choices=["deepstream", "triton"])
     p.add_argument("artifact", help="artifact folder (DeepStream: an engine built with --softmax from --head logits)")
     p.add_argument("--output", required=True, help="DeepStream: config folder; Triton: model repository folder")
-    p.add_argument("--batch-size", type=int, default=1, help="DeepStream: frames per inference")
+    p.add_argument("--batch-size", type=int, help="DeepStream: frames per inference (default 1, or --sources)")
+    p.add_argument("--sources", type=int, metavar="N",
+                   help="DeepStream: also write a deepstream-app config for N sources (nvstreammux and nvinfer batch "
+                        "N, a tiler grid); the engine needs --max-batch >= N")
+    p.add_argument("--uri", action="append",
+                   help="DeepStream with --sources: a source URI (once for all sources, or once per source; default "
+                        "DeepStream's sample video)")
     p.add_argument("--gpu-id", type=int, default=0, help="DeepStream: gpu-id")
     p.add_argument("--segmentation-threshold", type=float, default=0.0, help="DeepStream: minimum class probability")
     p.add_argument("--name", help="Triton: model name (default: the artifact folder's name)")

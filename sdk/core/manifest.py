@@ -5,6 +5,7 @@ Leaf module: standard library + sdk.core.errors + sdk.core.preprocess.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,23 @@ FORMAT_VERSION = 1
 HEADS = ("logits", "mask", "refine")
 UPSAMPLE_MODES = ("refine", "exact", "fast")
 GRAPHS = ("portable", "onnxruntime")
+# tensor names that may be written into deployment configs (nvinfer's INI, Triton's config.pbtxt) as they are
+TENSOR_NAME = re.compile(r"[A-Za-z0-9_.:/\-]{1,128}")
+# a class name is one line of text: no control characters (line breaks would shift every label after it in
+# labels.txt, or add keys to an INI file), no Unicode line/paragraph separators
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def class_name_problem(name: object) -> str | None:
+    """None for a usable class name (a non-empty single line of text, at most 200 characters), else what is
+    wrong with it. Checked where names enter (checkpoint metadata, --labels, model.json)."""
+    if not isinstance(name, str) or not name.strip():
+        return "not a non-empty string"
+    if _NOT_ONE_LINE.search(name):
+        return f"{name[:40]!r} has a line break or control character"
+    if len(name) > 200:
+        return f"{name[:40]!r}... is longer than 200 characters"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +123,10 @@ def _check_fields(m: Manifest) -> None:
     names = m.class_names
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
         fail("class_names", "a non-empty list of non-empty strings (one per class id)", names)
+    bad = next((i for i, n in enumerate(names) if class_name_problem(n)), None)
+    if bad is not None:
+        raise ArtifactError(f"manifest class_names[{bad}]: expected one line of text, got "
+                            f"{class_name_problem(names[bad])}. Re-export with --labels.")
     if m.palette is not None:
         if not isinstance(m.palette, list) or not all(
                 isinstance(c, list) and len(c) == 3
@@ -126,6 +148,9 @@ def _check_fields(m: Manifest) -> None:
     for name in ("format", "precision"):
         if not isinstance(getattr(m, name), str):
             fail(name, "a string", getattr(m, name))
+    odd = next((t.name for t in (*m.inputs, *m.outputs) if not TENSOR_NAME.fullmatch(str(t.name))), None)
+    if odd is not None:
+        fail("inputs/outputs", "tensor names of letters, digits and _ . : / - (at most 128)", odd)
     ins, outs = {t.name for t in m.inputs}, {t.name for t in m.outputs}
     need_in = {"pixel_values", "output_size"} if m.head == "mask" else {"pixel_values"}
     need_out = {"mask"} if m.head == "mask" else {"logits"}

@@ -261,3 +261,192 @@ def test_triton_schema_check_is_strict():
         parse_pbtxt('name: "x"\nno_such_field: 1\n')
     with pytest.raises(Exception, match="TYPE_FLOAT"):
         parse_pbtxt('input [ { name: "x" data_type: TYPE_FLOAT dims: [ 1 ] } ]\n')
+
+
+# ---------------------------------------------------------------- DeepStream: resize modes and aspect (issue 24 item 4)
+
+def _restyle(engine_dir: Path, **preprocess) -> Path:
+    """The engine artifact's model.json with other preprocessing (as an export with those options writes it)."""
+    import json
+
+    raw = json.loads((engine_dir / "model.json").read_text())
+    raw["preprocess"] = {**raw["preprocess"], **preprocess}
+    (engine_dir / "model.json").write_text(json.dumps(raw))
+    return engine_dir
+
+
+@pytest.mark.parametrize("resize_mode,scaling_filter,note", [
+    ("bilinear", "1", None), ("nearest", "0", None), ("area", "1", "no area filter"),
+    ("pil_bilinear", "1", "does not antialias")])
+def test_deepstream_config_per_resize_mode(tmp_path, resize_mode, scaling_filter, note):
+    """Every resize mode an export can record maps to an nvinfer filter (a Hugging Face checkpoint that resizes
+    records pil_bilinear: it raised KeyError before); what nvinfer approximates is said in the header."""
+    engine_dir = _restyle(_engine(tmp_path), resize_mode=resize_mode)
+    path = write_deepstream_config(engine_dir, tmp_path / "ds")
+    assert read_nvinfer(path)["scaling-filter"] == scaling_filter
+    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    assert any(note in line for line in header) if note else not any("filter" in line for line in header)
+
+
+def test_deepstream_config_per_aspect_mode(tmp_path):
+    stretch = read_nvinfer(write_deepstream_config(_engine(tmp_path, "s"), tmp_path / "ds-s"))
+    assert stretch["maintain-aspect-ratio"] == "0" and "symmetric-padding" not in stretch
+    # letterbox: scaled to fit and padded bottom/right, as segedge's preprocessing pads (not centred)
+    path = write_deepstream_config(_restyle(_engine(tmp_path, "l"), aspect="letterbox"), tmp_path / "ds-l")
+    letterbox = read_nvinfer(path)
+    assert (letterbox["maintain-aspect-ratio"], letterbox["symmetric-padding"]) == ("1", "0")
+    assert "pads with black" in path.read_text()
+    # pad: no resize, padded to the stride; nvinfer always scales to infer-dims: refused with the export to use
+    with pytest.raises(ArtifactError, match=r"--aspect pad.*--aspect letterbox --size H W"):
+        write_deepstream_config(_restyle(_engine(tmp_path, "p"), aspect="pad"), tmp_path / "ds-p")
+
+
+# ---------------------------------------------------------------- deepstream-app for N sources (issue 23 item 4)
+
+# deepstream-app groups and the keys its parser knows (apps-common deepstream_config_file_parser.c)
+DEEPSTREAM_APP_KEYS = {
+    "application": {"enable-perf-measurement", "perf-measurement-interval-sec", "gie-kitti-output-dir",
+                    "kitti-track-output-dir"},
+    "tiled-display": {"enable", "rows", "columns", "width", "height", "gpu-id", "nvbuf-memory-type"},
+    "source": {"enable", "type", "uri", "num-sources", "gpu-id", "cudadec-memtype", "nvbuf-memory-type", "latency",
+               "camera-width", "camera-height", "camera-fps-n", "camera-fps-d", "camera-csi-sensor-id",
+               "camera-v4l2-dev-node", "intra-decode-enable", "num-decode-surfaces", "num-extra-surfaces",
+               "drop-frame-interval", "camera-id"},
+    "streammux": {"gpu-id", "live-source", "batch-size", "batched-push-timeout", "width", "height",
+                  "enable-padding", "nvbuf-memory-type"},
+    "primary-gie": {"enable", "gpu-id", "batch-size", "gie-unique-id", "nvbuf-memory-type", "config-file",
+                    "model-engine-file", "labelfile-path", "interval", "bbox-border-color", "bbox-bg-color",
+                    "operate-on-gie-id", "operate-on-class-ids", "infer-raw-output-dir"},
+    "osd": {"enable", "gpu-id", "process-mode", "border-width", "border-color", "text-size", "text-color",
+            "text-bg-color", "font", "show-clock", "clock-x-offset", "clock-y-offset", "clock-text-size",
+            "clock-color", "nvbuf-memory-type"},
+    "sink": {"enable", "type", "width", "height", "sync", "qos", "container", "codec", "bitrate", "iframeinterval",
+             "output-file", "source-id", "rtsp-port", "udp-port", "display-id", "overlay-id", "offset-x", "offset-y",
+             "gpu-id", "nvbuf-memory-type"},
+}
+
+
+def read_deepstream_app(path: Path) -> configparser.ConfigParser:
+    import re
+
+    cp = configparser.ConfigParser(interpolation=None, strict=True)
+    cp.optionxform = str
+    cp.read_string(path.read_text())
+    for section in cp.sections():
+        group = re.sub(r"\d+$", "", section) if section.startswith(("source", "sink")) else section
+        assert group in DEEPSTREAM_APP_KEYS, f"group deepstream-app does not know: [{section}]"
+        unknown = set(cp[section]) - DEEPSTREAM_APP_KEYS[group]
+        assert not unknown, f"[{section}] keys deepstream-app does not know: {unknown}"
+    return cp
+
+
+@pytest.mark.parametrize("sources,grid", [(1, (1, 1)), (3, (2, 2)), (4, (2, 2)), (6, (2, 3))])
+def test_deepstream_app_for_n_sources(tmp_path, sources, grid):
+    from converters.deploy_configs import write_deepstream_app
+
+    engine_dir = _engine(tmp_path, max_batch=8)
+    app, infer = write_deepstream_app(engine_dir, tmp_path / "ds", sources=sources)
+    cp = read_deepstream_app(app)
+    assert [s for s in cp.sections() if s.startswith("source")] == [f"source{k}" for k in range(sources)]
+    assert cp["streammux"]["batch-size"] == cp["primary-gie"]["batch-size"] == str(sources)
+    assert read_nvinfer(infer)["batch-size"] == str(sources)
+    assert (int(cp["tiled-display"]["rows"]), int(cp["tiled-display"]["columns"])) == grid
+    assert (app.parent / cp["primary-gie"]["config-file"]).resolve() == infer.resolve()
+    assert all(cp[f"source{k}"]["type"] == "3" and cp[f"source{k}"]["uri"].startswith("file://")
+               for k in range(sources))
+
+
+def test_deepstream_app_refusals_and_uris(tmp_path):
+    from converters.deploy_configs import deepstream_app_config, write_deepstream_app
+
+    engine_dir = _engine(tmp_path, max_batch=4)
+    with pytest.raises(InputError, match=r"batch_size: expected 1\.\.4 .* Rebuild with --max-batch 6"):
+        write_deepstream_app(engine_dir, tmp_path / "ds", sources=6)
+    text = deepstream_app_config(infer_config="infer.txt", sources=2, uris=["rtsp://cam/a", "rtsp://cam/b"])
+    assert "uri=rtsp://cam/a" in text and "uri=rtsp://cam/b" in text
+    with pytest.raises(InputError, match="one URI for all sources or 3"):
+        deepstream_app_config(infer_config="infer.txt", sources=3, uris=["a", "b"])
+    with pytest.raises(ArtifactError, match="no line breaks"):
+        deepstream_app_config(infer_config="infer.txt", sources=1, uris=["file:///x.mp4\n[sink1]\ntype=4"])
+
+
+def test_deploy_config_cli_sources(tmp_path, capsys):
+    from sdk.cli import main
+
+    engine_dir = _engine(tmp_path, max_batch=4)
+    assert main(["deploy-config", "deepstream", str(engine_dir), "--output", str(tmp_path / "ds"),
+                 "--sources", "4"]) == 0
+    assert "next: deepstream-app -c" in capsys.readouterr().out
+    assert read_deepstream_app(tmp_path / "ds" / "deepstream_app_segformer.txt")["streammux"]["batch-size"] == "4"
+
+
+# ---------------------------------------------------------------- injection through manifest strings (issue 27 item 16)
+
+def _raw(engine_dir: Path) -> dict:
+    import json
+
+    return json.loads((engine_dir / "model.json").read_text())
+
+
+def test_manifest_refuses_names_that_would_inject_into_configs(tmp_path):
+    import json
+
+    engine_dir = _engine(tmp_path)
+    for field, value, match in [
+            ("class_names", ["road", "car\n[property]\ncustom-lib-path=/tmp/x.so", "a", "b", "c"], "line break"),
+            ("class_names", ["road", "car\u2028x", "a", "b", "c"], "line break"),
+            ("outputs", [{"name": "logits\ncustom-lib-path=/tmp/x.so", "dtype": "float32",
+                          "shape": ["batch", 5, "h", "w"]}], "tensor names"),
+            ("outputs", [{"name": 'logits" } ] backend: "python', "dtype": "float32",
+                          "shape": ["batch", 5, "h", "w"]}], "tensor names")]:
+        raw = _raw(engine_dir)
+        raw[field] = value
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        (tmp_path / "bad" / "model.json").write_text(json.dumps(raw))
+        (tmp_path / "bad" / "model.engine").write_bytes(b"x")
+        with pytest.raises(ArtifactError, match=match):
+            write_deepstream_config(tmp_path / "bad", tmp_path / "ds")
+        with pytest.raises(ArtifactError, match=match):
+            write_triton_repository(tmp_path / "bad", tmp_path / "repo")
+
+
+def test_checkpoint_and_labels_names_are_checked_where_they_enter():
+    from converters.checkpoints import _labels_from_meta
+    from sdk.core.errors import LabelsError
+
+    meta = {"config": {"id2label": {"0": "road", "1": "car\ncustom-lib-path=/tmp/x.so"}}}
+    with pytest.raises(LabelsError, match="one line each.*--labels"):
+        _labels_from_meta(meta, "huggingface", Path("ckpt"))
+    assert _labels_from_meta({"config": {"id2label": {"0": "road", "1": "car; truck"}}}, "huggingface",
+                             Path("ckpt"))[0] == ["road", "car; truck"]
+
+
+def test_engine_io_names_and_paths_cannot_add_config_entries(tmp_path):
+    import json
+
+    engine_dir = _engine(tmp_path, head="mask", size_hw=None)
+    raw = _raw(engine_dir)
+    raw["extra"]["tensorrt"]["io"][0]["name"] = 'pixel_values" } ] parameters { key: "x'
+    (engine_dir / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match="extra.tensorrt.io name: expected a tensor name"):
+        write_triton_repository(engine_dir, tmp_path / "repo")
+    odd = _engine(tmp_path, "b0\ncustom-lib-path=x.engine")  # a folder name with a line break
+    with pytest.raises(ArtifactError, match="model-engine-file: expected no line breaks"):
+        write_deepstream_config(odd, tmp_path / "ds")
+    # a ';' splits a DeepStream label line: refused there, kept in Triton's labels.txt (one name per line)
+    semi = _engine(tmp_path, "semi")
+    raw = _raw(semi)
+    raw["class_names"] = ["road", "car; truck", "a", "b", "c"]
+    (semi / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match="DeepStream's label parser"):
+        write_deepstream_config(semi, tmp_path / "ds2")
+    model_dir = write_triton_repository(semi, tmp_path / "repo2")
+    assert (model_dir / "labels.txt").read_text().splitlines()[1] == "car; truck"
+
+
+def test_triton_strings_are_quoted_protobuf_text():
+    from converters.deploy_configs import _pbtxt_string
+
+    for value in ('plain', 'a"b', 'back\\slash', 'x" backend: "python'):
+        cfg = parse_pbtxt(f"name: {_pbtxt_string(value)}\n")
+        assert cfg.name == value and not cfg.backend
