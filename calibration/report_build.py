@@ -156,7 +156,7 @@ def _engine(v: Variant, ctx: BuildContext) -> None:
     engine = ctx.artifacts / f"{v.name}-engine"
     shapes = engine_shapes(read_manifest(v.path), ctx.latency_hw, ctx.frame_hw)
     v.latency_artifact = build_engine(v.path, engine, fp16=v.precision == "fp16", int8=v.precision == "int8",
-                                      max_batch=ctx.batch, **shapes)
+                                      opt_batch=1, max_batch=ctx.batch, **shapes)  # latency at 1, throughput at batch
     build = cmd.build_command(v, engine, shapes, ctx.batch)
     if v.precision != "int8":
         v.artifact, v.command = engine, build

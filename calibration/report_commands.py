@@ -64,7 +64,7 @@ def build_command(v: "Variant", engine: Path, shapes: dict[str, tuple[int, int] 
     """``segedge build`` with the engine's precision, profile shapes and batch."""
     flags = " ".join(f"--{k.replace('_', '-')} {hw[0]} {hw[1]}" for k, hw in shapes.items() if hw)
     return (f"segedge build {q(v.path)} --output {q(engine)}{' --fp16' if v.precision == 'fp16' else ''}"
-            f"{' --int8' if v.precision == 'int8' else ''} {flags} --max-batch {batch}")
+            f"{' --int8' if v.precision == 'int8' else ''} {flags} --opt-batch 1 --max-batch {batch}")
 
 
 def with_engine(command: str, build: str) -> str:

@@ -80,7 +80,7 @@ def build_engine(
     min_hw: HW | None = None,
     opt_hw: HW | None = None,
     max_hw: HW | None = None,
-    opt_batch: int = 1,
+    opt_batch: int | None = None,
     max_batch: int = 1,
     min_output_hw: HW | None = None,
     opt_output_hw: HW | None = None,
@@ -95,7 +95,8 @@ def build_engine(
     (explicit quantization); on TensorRT <= 10 the other layers then run FP16 (LayerNorm and Softmax FP32). A Q/DQ
     artifact without ``int8`` is an error, as is ``int8`` on an FP32 graph. dla_core: put the layers the DLA can
     run on that core, the rest on the GPU (needs fp16 or int8; the profile becomes static). workspace_mib:
-    TensorRT's scratch memory limit. Shapes: see ``plan_profile``. softmax: see ``prepare_onnx``. timing_cache: a
+    TensorRT's scratch memory limit. Shapes: see ``plan_profile``; the batch profile is 1 .. ``opt_batch`` (default
+    ``max_batch``: what DeepStream's N sources run) .. ``max_batch``. softmax: see ``prepare_onnx``. timing_cache: a
     file path, "auto" (per TensorRT version and GPU under ~/.cache/segedge) or None. Builds on CUDA device 0 (pick
     another with CUDA_VISIBLE_DEVICES). Raises ExportError when TensorRT cannot parse or build the graph, or when
     the engine does not run what was asked (read back with the engine inspector).
@@ -123,6 +124,7 @@ def build_engine(
                           "from it.")
     if n_qdq and not int8:
         raise ExportError(f"int8: {src} is quantized ({n_qdq} Q/DQ nodes); expected --int8 to build it, got none")
+    opt_batch = max_batch if opt_batch is None else opt_batch
     shapes = dict(min_hw=min_hw, opt_hw=opt_hw, max_hw=max_hw, min_output_hw=min_output_hw,
                   opt_output_hw=opt_output_hw, max_output_hw=max_output_hw)
     profile = plan_profile(onnx_manifest, opt_batch=opt_batch, max_batch=max_batch, static=dla_core is not None,
@@ -165,7 +167,9 @@ def build_engine(
     (out / ENGINE_FILE).write_bytes(engine_bytes)
     _copy_reference_frames(onnx_manifest, src, out)
     build = {"command": command, "seconds": seconds, "graph_changes": changes, "qdq_nodes": n_qdq,
-             "softmax": softmax, "workspace_mib": workspace_mib, **record, "plan": {
+             "softmax": softmax, "workspace_mib": workspace_mib, "batch": {"min": 1, "opt": opt_batch,
+                                                                            "max": max_batch},
+             **record, "plan": {
                  "network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
                  "keep_fp32": plan.keep_fp32, "convert_fp16": plan.convert_fp16, "notes": list(plan.notes)},
              "layer_precisions": {k: v for k, v in summary.items() if k != "table"},

@@ -209,7 +209,7 @@ def rebuild_command(onnx_artifact: str | Path, output: str | Path, *, fp16: bool
     for key, hw in (shapes or {}).items():
         if hw is not None:
             parts += [f"--{key.replace('_', '-')}", str(hw[0]), str(hw[1])]
-    if opt_batch != 1:
+    if opt_batch != max_batch:  # segedge build's --opt-batch defaults to --max-batch
         parts += ["--opt-batch", str(opt_batch)]
     if max_batch != 1:
         parts += ["--max-batch", str(max_batch)]

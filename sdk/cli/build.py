@@ -9,14 +9,17 @@ from sdk.cli.common import hw_pair
 def run(args: argparse.Namespace) -> int:
     from converters.tensorrt_build import build_engine
     from sdk.core.manifest import read_manifest
+    from sdk.core.staging import writes_whole
 
-    out = build_engine(args.onnx_artifact, args.output, fp16=args.fp16, int8=args.int8, dla_core=args.dla,
-                       workspace_mib=args.workspace_mib, min_hw=hw_pair(args.min_hw), opt_hw=hw_pair(args.opt_hw),
-                       max_hw=hw_pair(args.max_hw), opt_batch=args.opt_batch, max_batch=args.max_batch,
-                       min_output_hw=hw_pair(args.min_output_hw), opt_output_hw=hw_pair(args.opt_output_hw),
-                       max_output_hw=hw_pair(args.max_output_hw), softmax=args.softmax,
-                       timing_cache=None if args.timing_cache == "none" else args.timing_cache,
-                       check_parity=not args.no_parity)
+    # written whole: a failed or interrupted build leaves an earlier engine artifact in --output as it was
+    out = writes_whole()(build_engine)(
+        args.onnx_artifact, args.output, fp16=args.fp16, int8=args.int8, dla_core=args.dla,
+        workspace_mib=args.workspace_mib, min_hw=hw_pair(args.min_hw), opt_hw=hw_pair(args.opt_hw),
+        max_hw=hw_pair(args.max_hw), opt_batch=args.opt_batch, max_batch=args.max_batch,
+        min_output_hw=hw_pair(args.min_output_hw), opt_output_hw=hw_pair(args.opt_output_hw),
+        max_output_hw=hw_pair(args.max_output_hw), softmax=args.softmax,
+        timing_cache=None if args.timing_cache == "none" else args.timing_cache,
+        check_parity=not args.no_parity, overwrite=args.overwrite)
     m = read_manifest(out)
     trt, parity = m.extra["tensorrt"], m.parity
     fp = trt["fingerprint"]
@@ -50,10 +53,14 @@ def add_parser(sub) -> None:
     for level, what in (("min", "smallest"), ("opt", "tuned-for"), ("max", "largest")):
         p.add_argument(f"--{level}-output-hw", type=int, nargs=2, metavar=("H", "W"),
                        help=f"mask head: {what} mask (image) size")
-    p.add_argument("--opt-batch", type=int, default=1)
-    p.add_argument("--max-batch", type=int, default=1)
+    p.add_argument("--opt-batch", type=int,
+                   help="batch the engine is tuned for (default: --max-batch, e.g. DeepStream's number of sources)")
+    p.add_argument("--max-batch", type=int, default=1,
+                   help="largest batch (default 1); the profile is 1..--max-batch, recorded in model.json")
     p.add_argument("--softmax", action="store_true", help="append Softmax to a logits head (for DeepStream)")
     p.add_argument("--timing-cache", default="auto",
                    help="timing cache file, 'auto' (~/.cache/segedge, per TensorRT version and GPU) or 'none'")
     p.add_argument("--no-parity", action="store_true", help="skip the engine-vs-ONNX Runtime probe")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --output folder that holds files other than an earlier artifact")
     p.set_defaults(func=run)

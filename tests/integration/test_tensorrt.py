@@ -268,7 +268,13 @@ def test_rebuild_command():
     cmd = rebuild_command("out/b0-trt-qdq", "out/b0 engine", int8=True, dla_core=0, workspace_mib=1024,
                           shapes={"min_hw": None, "max_hw": (720, 1280)}, max_batch=4)
     assert cmd == ("segedge build out/b0-trt-qdq --output 'out/b0 engine' --int8 --dla 0 --workspace-mib 1024 "
-                   "--max-hw 720 1280 --max-batch 4")
+                   "--max-hw 720 1280 --opt-batch 1 --max-batch 4")
+    # --opt-batch defaults to --max-batch (DeepStream's N sources): said only where it differs
+    assert rebuild_command("a", "b", opt_batch=8, max_batch=8).endswith("--output b --max-batch 8")
+    from sdk.cli import build_parser
+
+    args = build_parser().parse_args(["build", "a", "--output", "b", "--max-batch", "8"])
+    assert (args.opt_batch, args.max_batch) == (None, 8)
 
 
 def test_resolve_artifact_accepts_the_engine_file(tmp_path):
