@@ -328,3 +328,11 @@ def test_mosaic_grid_and_tiles():
     assert m.fit((1280, 720)) == (101, 180) and not m.picture[100, 10].any()  # letterboxed sideways
     with pytest.raises(InputError, match="at least 32 px per tile"):
         Mosaic([str(i) for i in range(9)], (64, 64))
+
+
+def test_a_file_replayed_live_without_loop_ends_at_its_end(seg, scenes):
+    """--mode live on a file (no --loop) used to reopen it at its end forever; now its end is the stream's end."""
+    stats = StreamPipeline(seg, open_source(str(scenes[1]), live=True), StreamConfig()).run()
+    assert stats.mode == "live" and stats.ended == "end_of_stream" and stats.frames_read == 12 and not stats.gaps
+    paced = MultiStreamPipeline(seg, [open_source(str(scenes[1]), pace_fps=30)]).run()
+    assert paced.sources[0].ended == "end_of_stream" and paced.sources[0].frames_read == 12
