@@ -25,7 +25,8 @@ QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 def check_qdq(model: Any) -> int:
     """Count Q/DQ nodes; raise for what TensorRT's ONNX parser cannot take: zero points other than int8 0
-    (asymmetric or uint8 quantization) and DequantizeLinear of int32 biases (onnx/onnx-tensorrt#850)."""
+    (asymmetric or uint8 quantization; a QuantizeLinear without a zero point quantizes to uint8, ONNX's default) and
+    DequantizeLinear of int32 biases (onnx/onnx-tensorrt#850)."""
     from onnx import TensorProto, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
@@ -42,6 +43,10 @@ def check_qdq(model: Any) -> int:
         zero = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if zero is not None and (zero.data_type != TensorProto.INT8 or np.any(numpy_helper.to_array(zero) != 0)):
             asymmetric.append(name)
+        elif zero is None and node.op_type == "QuantizeLinear":
+            asymmetric.append(name)  # no zero point: ONNX quantizes to uint8 (its default type)
+        elif zero is None and source is not None and source.data_type != TensorProto.INT8:
+            asymmetric.append(name)  # a stored weight of another type (uint8) with the default zero point
     if asymmetric:
         raise ExportError(f"int8: TensorRT takes symmetric int8 Q/DQ (zero point 0 of type int8), got "
                           f"{len(asymmetric)} of {count} Q/DQ nodes with another zero point (first: {asymmetric[0]}). "

@@ -159,6 +159,7 @@ class TensorRTRuntime(Runtime):
         self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's CUDA runtime uses
         self._ctx_handle = int(self._ctx.handle)
         self._ctx_thread = threading.get_ident()
+        self._device = device
         self._ctx.push()
         try:
             if self.dla_core is not None:
@@ -314,7 +315,8 @@ class TensorRTRuntime(Runtime):
         the primary context, leaving this thread's context stack as it was before the push. pycuda's ``detach()``
         of a context that is not current (in its own bookkeeping) and was made in this thread pushes it, releases
         it and, for a primary context (``cuDevicePrimaryCtxRelease``), leaves it pushed (src/cpp/cuda.hpp: "pop is
-        implicit in detach" holds for cuCtxDetach only): that push is popped here."""
+        implicit in detach" holds for cuCtxDetach only): that push is popped here. Closed from another thread,
+        pycuda's detach() does nothing at all; the primary context is then released through the driver."""
         try:
             if self._graph is not None:
                 self._graph.close()
@@ -331,10 +333,15 @@ class TensorRTRuntime(Runtime):
         finally:
             self._ctx.pop()
             current = self._cuda.Context.get_current()
-            pushes = threading.get_ident() == self._ctx_thread and (current is None or current != self._ctx)
+            same_thread = threading.get_ident() == self._ctx_thread
+            pushes = same_thread and (current is None or current != self._ctx)
             self._ctx.detach()
             if pushes:
                 self._driver.pop_if_current(self._ctx_handle)
+            elif not same_thread:
+                # pycuda's detach() of a context retained in another thread releases nothing ("leaked out-of-thread
+                # context" in its cuda.hpp): release the primary-context reference it took, through the driver
+                self._driver.release_primary_context(self._device)
 
     def describe(self) -> str:
         board = self.host.device_model or self.host.gpu_name

@@ -243,6 +243,13 @@ class CudaDriver:
         self._check(self._lib.cuCtxPopCurrent_v2(ctypes.byref(popped)), "cuCtxPopCurrent")
         return True
 
+    def release_primary_context(self, index: int = 0) -> None:
+        """Drop one reference to GPU ``index``'s primary context (``cuDevicePrimaryCtxRelease``, from any thread)."""
+        dev = ctypes.c_int()
+        self._check(self._lib.cuDeviceGet(ctypes.byref(dev), index), "cuDeviceGet")
+        release = getattr(self._lib, "cuDevicePrimaryCtxRelease_v2", None) or self._lib.cuDevicePrimaryCtxRelease
+        self._check(release(dev), "cuDevicePrimaryCtxRelease")
+
     def capture_graph(self, stream_handle: int, enqueue: Callable[[], bool]) -> "CudaGraph":
         """Capture what ``enqueue`` puts on the stream into an instantiated CUDA graph (CUDA >= 11.4)."""
         stream = ctypes.c_void_p(stream_handle)

@@ -186,6 +186,31 @@ def test_gpu_close_frees_the_stream_and_pops_the_context(tmp_path):
     assert len(popped) <= 1, f"{len(popped)} contexts were stacked on this thread: {popped}"
 
 
+def test_gpu_close_from_another_thread_releases_the_primary_context(tmp_path):
+    """Item 13: opened in this thread, closed in another; the primary context is released (through the driver, since
+    pycuda's detach does nothing out of thread) and a new runtime opens and runs afterwards."""
+    import threading
+
+    onnx_dir = write_onnx_artifact(tmp_path / "onnx", head="logits", size_hw=(64, 64))
+    engine_dir = build_engine(onnx_dir, tmp_path / "e", timing_cache=None, check_parity=False)
+    rt = TensorRTRuntime(engine_dir)
+    rt.infer({"pixel_values": np.zeros((1, 3, 64, 64), np.float32)})
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            rt.close()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=close)
+    worker.start()
+    worker.join()
+    assert not errors, errors
+    with TensorRTRuntime(engine_dir) as again:
+        assert again.infer({"pixel_values": np.zeros((1, 3, 64, 64), np.float32)})["logits"].shape[0] == 1
+
+
 # ---------------------------------------------------------------- the real model (LayerNorm, attention, Softmax)
 
 @pytest.fixture(scope="module")

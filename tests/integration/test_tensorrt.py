@@ -128,6 +128,13 @@ def test_check_qdq_counts_symmetric_int8_and_refuses_what_tensorrt_cannot_parse(
         check_qdq(with_bias)
     float_bias = onnx.load(str(_ort_qdq(fp32, tmp_path / "float_bias.onnx", QuantizeBias=False)))
     assert check_qdq(float_bias) >= 4
+    # item 13: a QuantizeLinear without a zero point quantizes to uint8 (ONNX's default): refused, not let through
+    no_zero = tiny_logits_model(qdq=True)
+    for node in no_zero.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            del node.input[2]
+    with pytest.raises(ExportError, match=r"symmetric int8 Q/DQ .* got 1 of 2 .*\(first: x_q\)"):
+        check_qdq(no_zero)
 
 
 def test_prepare_onnx_is_exact_on_a_quantized_mask_graph(tmp_path):
@@ -842,3 +849,54 @@ def test_report_engine_shapes_plan_for_every_head(tmp_path, head, upsample, size
             assert profile["output_size"].contains(frame_hw) and profile["output_size"].opt == frame_hw
         else:
             assert list(profile) == ["pixel_values"]
+
+
+# ---------------------------------------------------------------- closing a runtime: which thread releases what
+
+class _Recorder:
+    """Stands in for pycuda's primary context and the ctypes driver: records the calls ``_release`` makes (the
+    CUDA-independent part of closing; the real calls run in the GPU tier)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pop(self) -> None:
+        self.calls.append("pop")
+
+    def detach(self) -> None:
+        self.calls.append("detach")
+
+    def pop_if_current(self, handle: int) -> bool:
+        self.calls.append("pop_if_current")
+        return True
+
+    def release_primary_context(self, index: int) -> None:
+        self.calls.append(f"release_primary_context({index})")
+
+
+def _closing_runtime(recorder: _Recorder) -> TensorRTRuntime:
+    import threading
+    from types import SimpleNamespace
+
+    rt = object.__new__(TensorRTRuntime)
+    rt._graph, rt._buffers, rt._ctx, rt._driver = None, {}, recorder, recorder
+    rt._ctx_handle, rt._ctx_thread, rt._device = 1, threading.get_ident(), 1
+    rt._cuda = SimpleNamespace(Context=SimpleNamespace(get_current=lambda: None))
+    return rt
+
+
+def test_closing_from_another_thread_releases_the_primary_context():
+    """Item 13: pycuda's detach() in a thread other than the one that retained the primary context releases nothing;
+    the runtime then releases it through the driver. In the same thread, detach releases it and the push it leaves
+    is popped, as before."""
+    import threading
+
+    same = _Recorder()
+    _closing_runtime(same)._release()
+    assert same.calls == ["pop", "detach", "pop_if_current"]
+    other = _Recorder()
+    rt = _closing_runtime(other)
+    worker = threading.Thread(target=rt._release)
+    worker.start()
+    worker.join()
+    assert other.calls == ["pop", "detach", "release_primary_context(1)"]
