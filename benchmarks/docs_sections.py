@@ -338,14 +338,75 @@ def render_int8_avx2_emulated(d: dict) -> list[str]:
     return [_avx2_mode_line(d, m, v) for m, v in modes.items() if isinstance(v, dict)] + [""] + table(head, rows)
 
 
+def _span(values: Any, spec: str = ".2f") -> str:
+    """min-max of a list of numbers ("-" where none)."""
+    nums = [v for v in values or [] if is_num(v)]
+    if not nums:
+        return "-"
+    lo, hi = min(nums), max(nums)
+    return fmt(lo, spec) if fmt(lo, spec) == fmt(hi, spec) else f"{fmt(lo, spec)}-{fmt(hi, spec)}"
+
+
+def _max(values: Any) -> Any:
+    nums = [v for v in values or [] if is_num(v)]
+    return max(nums) if nums else None
+
+
+def render_multi_stream(d: dict) -> list[str]:
+    lines = [f"Sources: {d.get('clip', '-')}; file runs: {fmt(d.get('frames_per_source'), 'd')} frames per source, "
+             f"{fmt(d.get('rounds'), 'd')} alternating rounds (medians), per-source mp4s "
+             f"{'written' if d.get('write_outputs') else 'not written'}. Wall time {fmt(d.get('wall_s'), '.0f')} s.",
+             ""]
+    for art, rows in (d.get("files") or {}).items():
+        lines += [f"Files, `{art}`:", ""]
+        body = []
+        for r in rows if isinstance(rows, list) else []:
+            m, s, o, o2 = (r.get(k) or {} for k in ("multi", "separate", "model", "model_2threads"))
+            body.append([fmt(r.get("sources"), "d"), fmt(m.get("fps"), ".2f"), fmt(s.get("fps"), ".2f"),
+                         fmt(o.get("fps"), ".2f"), fmt(o2.get("fps"), ".2f"), ratio(m.get("fps"), s.get("fps")),
+                         ratio(m.get("fps"), o.get("fps")), ratio(m.get("fps"), o2.get("fps")),
+                         _span(m.get("per_source_fps")), fmt(_max(m.get("latency_p95_ms")), ".0f"),
+                         fmt(m.get("cpu_ms_per_frame"), ".1f"), fmt(s.get("cpu_ms_per_frame_with_startup"), ".1f")])
+        lines += table(["sources", "one pipeline FPS", "N processes FPS", "model only FPS", "model only, 2 threads",
+                        "one / N processes", "one / model only", "one / model only 2 threads",
+                        "per-source FPS", "p95 latency ms (worst source)", "CPU ms/frame (one, in run)",
+                        "CPU ms/frame (N processes, with start-up)"], body)
+    for art, rows in (d.get("live") or {}).items():
+        lines += [f"Live RTSP cameras, `{art}`:", ""]
+        body = []
+        for r in rows if isinstance(rows, list) else []:
+            m, s, o = (r.get(k) or {} for k in ("multi", "separate", "model"))
+            per = [v for v in m.get("per_source_fps") or [] if is_num(v)]
+            sep = [v for v in s.get("per_source_fps") or [] if is_num(v)]
+            body.append([f"{fmt(r.get('sources'), 'd')} x {fmt(r.get('camera_fps'), 'd')} fps",
+                         _span(per), fmt(sum(per) / len(per), ".2f") if per else "-",
+                         fmt(r.get("slowest_vs_mean"), ".2f"), fmt(_max(m.get("latency_p50_ms")), ".0f"),
+                         fmt(_max(m.get("latency_p95_ms")), ".0f"), _span(m.get("dropped"), "d"),
+                         fmt(o.get("batch_p50_ms"), ".0f"), fmt(r.get("p95_vs_batch_latency"), ".2f"),
+                         _span(sep) if sep else "-", fmt(_max(s.get("latency_p95_ms")), ".0f") if sep else "-"])
+        lines += table(["cameras", "per-camera FPS", "mean", "slowest / mean", "p50 ms (worst)", "p95 ms (worst)",
+                        "dropped per camera", "model batch p50 ms", "p95 / batch", "N processes: per-camera FPS",
+                        "N processes: p95 ms"], body)
+    rc = d.get("reconnect")
+    if isinstance(rc, dict):
+        tries = [t for t in rc.get("tries") or [] if isinstance(t, dict)]
+        times = ", ".join(fmt(t.get("read_again_after_return_s"), ".1f") for t in tries)
+        other = _span([t.get("other_camera_frames_during_gap") for t in tries], "d")
+        lines += [f"Reconnect: a camera server killed and restarted {fmt(rc.get('down_s'), 'g')} s later was "
+                  f"segmented again within 5 s of its return in {fmt(rc.get('within_5_s'), 'd')} of "
+                  f"{fmt(rc.get('of'), 'd')} tries (s after its return: {times or '-'}); the other camera's frames "
+                  f"segmented during the gap: {other}.", ""]
+    return lines
+
+
 TITLES = {"int8": "INT8 per backend", "report": "Report", "speed_menu": "Speed menu",
           "bench-e2e": "End to end vs the transformers pipeline", "heads": "Mask heads end to end",
           "stream": "Streams", "bench": "Model-only latency", "eval": "Evaluation", "verify": "Verification",
           "peers": "Peers' documented defaults", "calib_memory": "Calibration memory",
-          "int8_avx2_emulated": "INT8 on an AVX2-only CPU (emulated)"}
+          "int8_avx2_emulated": "INT8 on an AVX2-only CPU (emulated)", "multi_stream": "Many cameras, one pipeline"}
 RENDER: dict[str, Callable[[dict], list[str]]] = {
     "int8": render_int8, "report": render_report, "speed_menu": render_speed_menu, "bench-e2e": render_bench,
     "heads": render_heads, "stream": render_stream, "bench": render_bench, "eval": render_eval,
     "verify": render_verify, "peers": render_peers, "calib_memory": render_calib_memory,
-    "int8_avx2_emulated": render_int8_avx2_emulated}
+    "int8_avx2_emulated": render_int8_avx2_emulated, "multi_stream": render_multi_stream}
 

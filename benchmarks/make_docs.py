@@ -31,7 +31,8 @@ COMMAND = "python -m benchmarks.make_docs"
 SCHEMAS = {"segedge.bench": "bench", "segedge.report": "report", "segedge.int8_bench": "int8",
            "segedge.stream_bench": "stream", "segedge.speed_menu": "speed_menu", "segedge.upsample_study": "heads",
            "segedge.eval": "eval", "segedge.verify": "verify", "segedge.peers_bench": "peers",
-           "segedge.calib_memory": "calib_memory", "segedge.int8_avx2_emulated": "int8_avx2_emulated"}
+           "segedge.calib_memory": "calib_memory", "segedge.int8_avx2_emulated": "int8_avx2_emulated",
+           "segedge.multi_stream_bench": "multi_stream"}
 FIXED_COMMANDS = {
     "int8": "python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf "
             "--camvid ../shared/data/camvid --json docs/benchmarks/int8_bench.json",
@@ -101,6 +102,15 @@ File mode = the whole pipeline (decode, inference, overlay + legend + HUD, mp4 w
 with 2 workers = the same on file mode's runtime, two threads at once, no decode/render/write; runtime only =
 `runtime.infer` on one tensor: measured alternately, medians compared. Live = the video replayed as a paced camera through the latest-frame policy;
 latency = frame available -> rendered and written. Soak = file mode looped, resident memory sampled.""",
+    "multi_stream": """\
+`python -m benchmarks.multi_stream_bench`: one `segedge stream` with N sources (one batched model call per step)
+against N separate `segedge stream` processes on the same sources and the model alone at batch N
+(`Segmenter.predict_batch` on decoded frames; "2 threads": two such loops at once, as file mode's two inference
+workers), each variant in its own process, rounds alternating. Files: every frame; the N processes' FPS is the sum
+of each one's (they overlap, so this flatters them a little). Live: N RTSP cameras from GStreamer's RTSP server on
+127.0.0.1, each run stopped with Ctrl-C the same time after it starts streaming; per-camera FPS = frames segmented
+/ run time; latency = frame read -> written; drops include the ~2 s of frames FFmpeg buffers while a camera opens.
+"p95 / batch" = the worst camera's p95 latency over the model's p50 for one batch of N.""",
     "speed_menu": """\
 The training-free speed menu: network input scale x token merging x backend x precision, all scored against the
 full-resolution ONNX Runtime FP32 reference and timed side by side (model only, masks at the frame's size).""",
@@ -128,7 +138,7 @@ them; all images. "qemu = cpuid-masked": the two modes' masks on the qemu images
 FP32 run natively on this machine, on the same images; the machine line is the host's.""",
 }
 ORDER = ("int8", "int8_avx2_emulated", "calib_memory", "report", "speed_menu", "peers",
-         "bench-e2e", "heads", "stream", "bench", "eval", "verify")
+         "bench-e2e", "heads", "stream", "multi_stream", "bench", "eval", "verify")
 
 
 # ---------------------------------------------------------------------------------------------------- dispatching

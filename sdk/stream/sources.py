@@ -387,8 +387,8 @@ def read_source_list(path: str | Path) -> list[str]:
 
 def open_sources(texts: list[str | int | SourceSpec], *, live: bool | None = None, loop: bool = False,
                  pace_fps: float | None = None, csi: CsiOptions = CsiOptions()) -> list[Source]:
-    """Parse every source first (a typo in one is refused before anything opens), then open them in order; if one
-    fails to open, the ones already open are closed and the error names the source's position."""
+    """Parse every source first (a typo in one is refused before anything opens), then open them all at once; if
+    one fails to open, the others are closed and the error names the first failing source's position."""
     if not texts:
         raise SourceError("sources: expected at least one source, got none")
     specs = []
@@ -403,15 +403,25 @@ def open_sources(texts: list[str | int | SourceSpec], *, live: bool | None = Non
             raise SourceError(f"source {i + 1} of {len(texts)}: camera {spec.text} is already source "
                               f"{seen[spec.text] + 1}; a camera can be opened once. Give each camera once")
         seen.setdefault(spec.text, i)
-    opened: list[Source] = []
-    try:
-        for i, spec in enumerate(specs):
+    # opened side by side: a network camera's open takes seconds (FFmpeg reads ~2 s of frames ahead), and one
+    # opened early would pile up stale frames while the others open one after another
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="segedge-open") as pool:
+        futures = [pool.submit(open_source, spec, loop=loop, pace_fps=pace_fps, csi=csi) for spec in specs]
+        outcomes = []
+        for f in futures:
             try:
-                opened.append(open_source(spec, loop=loop, pace_fps=pace_fps, csi=csi))
-            except SourceError as exc:
-                raise SourceError(f"source {i + 1} of {len(texts)}: {exc}") from None
-    except BaseException:
-        for s in opened:
-            s.close()
-        raise
-    return opened
+                outcomes.append(f.result())
+            except BaseException as exc:  # noqa: BLE001 -- reported below, after every open has finished
+                outcomes.append(exc)
+    failed = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, BaseException)]
+    if failed:
+        for o in outcomes:
+            if isinstance(o, Source):
+                o.close()
+        i, exc = failed[0]
+        if isinstance(exc, SourceError):
+            raise SourceError(f"source {i + 1} of {len(texts)}: {exc}") from None
+        raise exc
+    return [o for o in outcomes if isinstance(o, Source)]

@@ -242,3 +242,23 @@ def test_every_section_shows_the_machine():
     text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
     sections = text.split("\n## ")[1:]
     assert sections and all("Machine: " in s for s in sections if not s.startswith("Files not rendered"))
+
+
+def test_multi_stream_ratios_are_computed_from_the_json():
+    from benchmarks.docs_sections import render_multi_stream
+
+    d = {"schema": "segedge.multi_stream_bench/1", "frames_per_source": 60, "rounds": 2, "write_outputs": True,
+         "files": {"out/a": [{"sources": 4, "multi": {"fps": 26.0, "per_source_fps": [6.5, 6.5],
+                                                      "latency_p95_ms": [300.0, 310.0], "cpu_ms_per_frame": 70.0},
+                              "separate": {"fps": 13.0}, "model": {"fps": 28.0}, "model_2threads": {"fps": 32.5}}]},
+         "live": {"out/a": [{"camera_fps": 10, "sources": 4, "slowest_vs_mean": 0.96,
+                             "multi": {"per_source_fps": [9.6, 10.0], "latency_p95_ms": [120.0, 140.0],
+                                       "latency_p50_ms": [80.0, 90.0], "dropped": [3, 5]},
+                             "model": {"batch_p50_ms": 100.0}, "p95_vs_batch_latency": 1.4}]},
+         "reconnect": {"down_s": 3, "within_5_s": 5, "of": 5,
+                       "tries": [{"read_again_after_return_s": 2.4, "other_camera_frames_during_gap": 40}]}}
+    text = "\n".join(render_multi_stream(d))
+    assert "| 4 | 26.00 | 13.00 | 28.00 | 32.50 | 2.00x | 0.93x | 0.80x | 6.50 | 310 | 70.0 | - |" in text
+    assert "| 4 x 10 fps | 9.60-10.00 | 9.80 | 0.96 | 90 | 140 | 3-5 | 100 | 1.40 |" in text
+    assert "in 5 of 5 tries (s after its return: 2.4)" in text and "during the gap: 40" in text
+    assert make_docs.kind_of(d) == "multi_stream"
