@@ -122,6 +122,8 @@ def split_holdout(calib: CalibrationSet, holdout: int | None) -> tuple[Calibrati
     if count == 0:
         return calib, []
     held = set(np.linspace(0, n - 1, count + 2)[1:-1].round().astype(int).tolist())
+    if len(held) < count:  # too many to keep the ends out (15 of 16): exactly ``count``, evenly spread
+        held = set(((np.arange(count) + 0.5) * n / count).astype(int).tolist())
     kept = calib.frames.take(i for i in range(n) if i not in held)  # a view: frames stay unread (sets.Frames)
     return (dataclasses.replace(calib, frames=kept, description=f"{calib.description}, {len(held)} held out"),
             [calib.frames[i] for i in sorted(held)])

@@ -136,9 +136,11 @@ def verify(artifact: str | Path, *, reference: str | Path | None = None, data=No
     """Check ``artifact`` here (see the module docstring). data: a labelled set path or (image, label) pairs;
     samples: use at most this many of them (0: all). Returns the report; ``report.passed`` is the verdict."""
     if not 0 < min_agreement <= 1:
-        raise InputError(f"min_agreement: expected a fraction in (0, 1], got {min_agreement}")
+        raise InputError(f"min_agreement (--min-agreement): expected a fraction in (0, 1], got {min_agreement}")
     if margin_points < 0:
-        raise InputError(f"margin_points: expected >= 0, got {margin_points}")
+        raise InputError(f"margin_points (--margin-points): expected >= 0, got {margin_points}")
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+        raise InputError(f"samples (--samples): expected an int >= 0 (0: every image of --data), got {samples!r}")
     artifact = Path(artifact)
     manifest = read_manifest(artifact)
     items = None

@@ -6,7 +6,6 @@ Used by ``converters.checkpoints``; every failure is a one-line CheckpointError.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -134,7 +133,10 @@ def _read_torch(path: Path) -> dict:
 
 
 def _hf_config(folder: Path, name: str = "config.json") -> dict:
-    try:
-        return json.loads((folder / name).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {folder}: {name} is unreadable ({exc}); expected a JSON file") from None
+    from sdk.core.manifest import read_json
+
+    raw = read_json(folder / name, error=CheckpointError, what=f"checkpoint {folder}: {name}",
+                    fix="Expected the JSON file transformers writes; download or copy the checkpoint again.")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"checkpoint {folder}: {name}: expected a JSON object, got {type(raw).__name__}")
+    return raw

@@ -77,7 +77,10 @@ def parse_token_merge(text: str | TokenMerge | None) -> TokenMerge:
         return TokenMerge()
     if isinstance(text, TokenMerge):
         return text
-    mode, _, stages = str(text).strip().partition(":")
+    mode, colon, stages = str(text).strip().partition(":")
+    if colon and not stages.strip():
+        raise InputError(f"token merge {text!r}: a ':' with no stages after it; expected e.g. '{mode}:1+2', or "
+                         f"'{mode}' alone for the default stages (1 and 2)")
     if mode == "none" and stages:
         raise InputError(f"token merge {text!r}: 'none' takes no stages. Use 'none' or e.g. '2x2:1+2'.")
     if not stages:

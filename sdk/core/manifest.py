@@ -196,6 +196,50 @@ def _check_raw(raw) -> None:
                 raise ArtifactError(f"{key} {t['name']!r}: dtype {t.get('dtype')!r} is not a numpy dtype name")
 
 
+MAX_JSON_DEPTH = 32  # a manifest or a checkpoint's config nests a few levels; deeper is damage or an attack
+
+
+def _cut(exc: BaseException, limit: int = 300) -> str:
+    """An error's text for a message, cut to ``limit`` characters (a field's value may be quoted whole in it)."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _depth(value) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def read_json(path: str | Path, *, error: type[Exception] = ArtifactError, what: str | None = None,
+              fix: str = "") -> object:
+    """A JSON file, or ``error`` with one line naming the file: unreadable, not JSON, or nested deeper than
+    ``MAX_JSON_DEPTH`` (Python's parser would raise RecursionError; the reason quoted is cut to 200 characters).
+    what: how the message names the file (default its path); fix: what to do, appended."""
+    path = Path(path)
+    name = what or str(path)
+    try:
+        raw = json.loads(path.read_text())
+    except RecursionError:
+        raw = None
+        too_deep = True
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = str(getattr(exc, "strerror", None) or exc)[:200]
+        raise error(f"{name} is unreadable ({reason}); expected a JSON file. {fix}".rstrip()) from None
+    else:
+        too_deep = _depth(raw) > MAX_JSON_DEPTH
+    if too_deep:
+        raise error(f"{name} is unreadable: expected a JSON file nested at most {MAX_JSON_DEPTH} levels deep, got "
+                    f"deeper; the file is damaged or not what it claims. {fix}".rstrip())
+    return raw
+
+
 def read_manifest(folder: str | Path) -> Manifest:
     """Read and validate ``<folder>/model.json``; also checks that the model file it names exists."""
     folder = Path(folder)
@@ -215,10 +259,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not path.is_file():
         raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} is missing. Artifacts are made by segedge export; "
                             "re-export the checkpoint into this folder.")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} is not valid JSON ({exc}). Re-export.") from None
+    raw = read_json(path, what=f"artifact {folder}: {MANIFEST_NAME}", fix="Re-export.")
     if not isinstance(raw, dict):
         raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} must hold a JSON object, got "
                             f"{type(raw).__name__}. Re-export.")
@@ -229,10 +270,10 @@ def read_manifest(folder: str | Path) -> Manifest:
         _check_raw(raw)
         manifest = Manifest.from_dict(raw)
     except ArtifactError as exc:
-        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME}: {exc}. Fix the field or re-export.") from None
-    except (KeyError, TypeError, ValueError) as exc:  # InputError (a ValueError) from PreprocessSpec too
+        raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME}: {_cut(exc)}. Fix the field or re-export.") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:  # InputError (a ValueError) from PreprocessSpec
         raise ArtifactError(f"artifact {folder}: {MANIFEST_NAME} is incomplete or malformed "
-                            f"({type(exc).__name__}: {exc}). Re-export.") from None
+                            f"({type(exc).__name__}: {_cut(exc)}). Re-export.") from None
     if not (folder / manifest.model_file).is_file():
         raise ArtifactError(f"artifact {folder}: the model file {manifest.model_file!r} named in {MANIFEST_NAME} "
                             "is missing. Copy the whole artifact folder, or re-export.")
@@ -253,8 +294,8 @@ def resolve_artifact(path: str | Path) -> Path:
         return p.parent
     if manifest.is_file():
         try:
-            named = json.loads(manifest.read_text()).get("model_file")
-        except (OSError, ValueError, AttributeError):
+            named = read_json(manifest).get("model_file")
+        except (ArtifactError, AttributeError):
             return p.parent  # read_manifest reports the broken manifest properly
         if named == p.name:
             return p.parent

@@ -1,0 +1,83 @@
+"""Careless and hostile inputs of issue 27 items 20 and 22: deeply nested JSON in a manifest, config.json or
+preprocessor_config.json is one line naming the file (not an uncaught RecursionError), an over-long value is not
+quoted whole; `--token-merge 2x2:` with no stages, `--holdout 15` of 16 frames and `verify --samples -2` say what
+they do or name the flag."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from calibration.int8 import split_holdout
+from calibration.sets import load_calibration_set
+from sdk.core.errors import ArtifactError, CheckpointError, InputError
+from sdk.core.manifest import read_manifest
+from tiny_artifacts import write_onnx_artifact
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_manifest_is_one_line_naming_the_file(tmp_path, depth, capsys):
+    from sdk.cli import main
+
+    art = write_onnx_artifact(tmp_path / "a")
+    m = json.loads((art / "model.json").read_text())
+    (art / "model.json").write_text(json.dumps(m)[:-1] + f', "deep": {_nested(depth)}}}')
+    with pytest.raises(ArtifactError, match=r"model\.json is unreadable.*nested at most 32"):
+        read_manifest(art)
+    assert main(["inspect", str(art)]) == 1
+    err = capsys.readouterr().err
+    assert "model.json" in err and "Traceback" not in err and len(err) < 600
+
+
+def test_an_over_long_value_is_not_quoted_whole(tmp_path):
+    art = write_onnx_artifact(tmp_path / "a")
+    m = json.loads((art / "model.json").read_text())
+    m["preprocess"]["mean"] = [[1.0] * 5000, 2.0, 3.0]
+    (art / "model.json").write_text(json.dumps(m))
+    with pytest.raises(ArtifactError) as info:
+        read_manifest(art)
+    assert "model.json" in str(info.value) and len(str(info.value)) < 800
+
+
+@pytest.mark.parametrize("name", ["config.json", "preprocessor_config.json"])
+def test_deeply_nested_checkpoint_json_names_the_file(tmp_path, hf_model, name):
+    from converters.checkpoints import load_checkpoint
+
+    folder = tmp_path / "hf"
+    shutil.copytree(hf_model, folder)
+    raw = json.loads((folder / name).read_text())
+    (folder / name).write_text(json.dumps(raw)[:-1] + f', "deep": {_nested(50_000)}}}')
+    with pytest.raises(CheckpointError, match=rf"{name} is unreadable.*nested"):
+        load_checkpoint(folder)
+
+
+def test_token_merge_colon_without_stages_is_refused():
+    from converters.token_merge import parse_token_merge
+
+    with pytest.raises(InputError, match=r"no stages after it.*'2x2:1\+2'"):
+        parse_token_merge("2x2:")
+    assert parse_token_merge("2x2").stages == parse_token_merge("2x2:1+2").stages
+
+
+@pytest.mark.parametrize("n, holdout", [(16, 15), (16, 14), (16, 8), (9, 8), (40, None)])
+def test_holdout_holds_out_exactly_what_it_says(n, holdout):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(n)]
+    calib = load_calibration_set(iter(frames), num_samples=n)
+    kept, held = split_holdout(calib, holdout)
+    want = holdout if holdout is not None else min(8, n // 8)
+    assert len(held) == want and len(kept) == n - want
+
+
+def test_verify_samples_names_the_flag(tmp_path):
+    from calibration.verify import verify
+
+    art = write_onnx_artifact(tmp_path / "a")
+    with pytest.raises(InputError, match=r"samples \(--samples\): expected an int >= 0"):
+        verify(art, data=tmp_path, samples=-2)
