@@ -1,8 +1,8 @@
 """Tiny real artifacts for the TensorRT and deployment-config tests (test code only).
 
 ``write_onnx_artifact``: a real ONNX graph shaped like segedge's export (``pixel_values`` -> stride-4 conv ->
-``logits``, plus the real mask head from ``converters.onnx_export.append_mask_head``), optionally with Q/DQ nodes,
-and its model.json. ``write_engine_artifact``: the model.json that ``segedge build`` writes (made by the builder's
+``logits``, plus the real mask or refine head from ``converters.onnx_export.append_mask_head``), optionally with Q/DQ
+nodes, and its model.json. ``write_engine_artifact``: the model.json that ``segedge build`` writes (made by the builder's
 own ``engine_manifest``) beside a placeholder engine file; it serves config emission only, never engine behaviour.
 """
 from __future__ import annotations
@@ -65,13 +65,17 @@ def write_onnx_artifact(folder: Path, *, head: str = "mask", upsample: str = "ex
         model = append_mask_head(model, num_classes, upsample)
         inputs.append(TensorInfo(name="output_size", dtype="int64", shape=[2]))
         outputs = [TensorInfo(name="mask", dtype="uint8", shape=["batch", "out_height", "out_width"])]
+    elif head == "refine":  # the default export's head: logits + their argmax, refined on the host
+        model = append_mask_head(model, num_classes, "refine")
+        outputs.append(TensorInfo(name="argmax", dtype="uint8", shape=["batch", "height_4", "width_4"]))
+        upsample = "refine"
     onnx.checker.check_model(model)
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "model.onnx"))
     Manifest(format="onnx", model_file="model.onnx", precision="int8" if qdq else "fp32",
              class_names=[f"class_{i}" for i in range(num_classes)], palette=None,
              preprocess=PreprocessSpec(size_hw=size_hw, channel_order=channel_order, aspect=aspect), inputs=inputs,
-             outputs=outputs, head=head, upsample=upsample if head == "mask" else None,
+             outputs=outputs, head=head, upsample=upsample if head in ("mask", "refine") else None,
              architecture={"variant": "tiny"}, source={"path": "tiny", "sha256": "0" * 64, "layout": "test"},
              opset=17).write(folder)
     return folder
@@ -86,6 +90,8 @@ def engine_io(onnx_manifest: Manifest) -> list[dict]:
     else:
         k = onnx_manifest.num_classes
         io.append({"name": "logits", "input": False, "dtype": "float32", "shape": [-1, k, -1, -1], "host": False})
+        if onnx_manifest.head == "refine":
+            io.append({"name": "argmax", "input": False, "dtype": "uint8", "shape": [-1, -1, -1], "host": False})
     return io
 
 

@@ -6,6 +6,8 @@ the ones that compare with ONNX Runtime also need onnxruntime. No torch is neede
 - ``SEGEDGE_TRT_ONNX``: an FP32 ONNX artifact folder exported on the host (``segedge export CHECKPOINT --upsample
   exact --output DIR``, then copied over). Without it the shared B0 checkpoint is exported here if torch and
   ../shared exist; otherwise the real-model tests skip and say so.
+- ``SEGEDGE_TRT_REFINE`` (optional): the default export (refine head: ``segedge export CHECKPOINT --output DIR``).
+  Without it the shared B0 checkpoint is exported here if torch exists; otherwise its test skips.
 - ``SEGEDGE_TRT_QDQ`` (optional): its Q/DQ artifact (``segedge quantize DIR --backend tensorrt ...``). Without it
   the real model is quantized here from the images below.
 - ``SEGEDGE_TRT_IMAGES``: a folder of images, or a labelled set root (CamVid), for the mask comparisons; default
@@ -26,7 +28,7 @@ from conftest import CAMVID, HF_MODEL
 from converters.tensorrt_build import build_engine
 from runtimes.tensorrt import TensorRTRuntime, require_tensorrt, tensorrt_available
 from runtimes.tensorrt_device import CudaDriver, version_tuple
-from runtimes.tensorrt_support import strongly_typed_only
+from runtimes.tensorrt_support import dla_refusal, strongly_typed_only
 from sdk.core.errors import ArtifactError, ExportError, InputError
 from sdk.core.manifest import read_manifest
 from tiny_artifacts import write_onnx_artifact
@@ -92,6 +94,30 @@ def test_gpu_fp32_mask_engine_matches_onnxruntime(tmp_path, upsample):
         with pytest.raises(InputError, match=r"expected shape within the engine's profile"):
             rt.infer({"pixel_values": np.zeros((1, 3, 512, 512), np.float32),
                       "output_size": np.array([512, 512], np.int64)})
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_gpu_refine_head_engine_matches_onnxruntime(tmp_path, fp16):
+    """Item 8: the default export's refine head (logits + their uint8 argmax; the host refines): no shape tensor,
+    the argmax comes out uint8, and masks through Segmenter agree with ONNX Runtime's."""
+    from sdk.segmenter import Segmenter
+
+    onnx_dir = write_onnx_artifact(tmp_path / "onnx", head="refine")
+    engine_dir = build_engine(onnx_dir, tmp_path / "e", fp16=fp16, max_hw=(256, 256), max_batch=2,
+                              timing_cache=None)
+    m = read_manifest(engine_dir)
+    io = {t["name"]: t for t in m.extra["tensorrt"]["io"]}
+    assert set(io) == {"pixel_values", "logits", "argmax"} and io["argmax"]["dtype"] == "uint8"
+    feeds = {"pixel_values": np.random.default_rng(6).standard_normal((2, 3, 128, 192)).astype(np.float32)}
+    want = _ort(onnx_dir, feeds)
+    with TensorRTRuntime(engine_dir) as rt:
+        got = rt.infer(feeds)
+    assert got["argmax"].dtype == np.uint8 and got["argmax"].shape == want["argmax"].shape
+    assert np.mean(got["argmax"] == want["argmax"]) >= (0.95 if fp16 else 0.99)
+    image = np.random.default_rng(7).integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    with Segmenter(TensorRTRuntime(engine_dir)) as engine, Segmenter.from_artifact(onnx_dir,
+                                                                                   runtime="onnxruntime") as ref:
+        assert np.mean(engine(image).mask == ref(image).mask) >= (0.95 if fp16 else 0.99)
 
 
 def test_gpu_logits_softmax_fp16_and_cuda_graph(tmp_path):
@@ -268,6 +294,32 @@ def test_gpu_real_model_fp16(tmp_path, real_onnx, images):
 
 
 @pytest.fixture(scope="module")
+def real_refine(tmp_path_factory) -> Path:
+    """The default export (refine head): SEGEDGE_TRT_REFINE, else exported here where torch and the checkpoint are."""
+    given = os.environ.get("SEGEDGE_TRT_REFINE")
+    if given:
+        assert read_manifest(Path(given)).head == "refine", f"SEGEDGE_TRT_REFINE={given}: expected a refine head"
+        return Path(given)
+    if find_spec("torch") is None or not HF_MODEL.exists():
+        pytest.skip("set SEGEDGE_TRT_REFINE=<the default export's folder> (segedge export CHECKPOINT --output DIR on "
+                    "the host, copied here); no torch or shared checkpoint to export one here")
+    from converters.onnx_export import export_onnx
+
+    return export_onnx(HF_MODEL, tmp_path_factory.mktemp("refine") / "b0-refine", progress=False)
+
+
+def test_gpu_real_model_refine_head_fp16(tmp_path, real_refine, images):
+    """Item 8: the default export, built FP16, gives the masks ONNX Runtime gives (host refinement on both)."""
+    engine_dir = build_engine(real_refine, tmp_path / "b0-refine.engine", fp16=True, opt_hw=(360, 480),
+                              timing_cache=None)
+    build = read_manifest(engine_dir).extra["tensorrt"]["build"]
+    print(build["layers_line"])
+    assert _some_fp16(build)
+    assert all("float parts" in change for change in build["graph_changes"])  # nothing else to rewrite
+    assert _agreement(engine_dir, real_refine, images) >= 0.98
+
+
+@pytest.fixture(scope="module")
 def real_qdq(tmp_path_factory, real_onnx, images) -> Path:
     given = os.environ.get("SEGEDGE_TRT_QDQ")
     if given:
@@ -314,6 +366,12 @@ def test_gpu_real_model_dla_is_static_and_runs_layers_on_the_dla(tmp_path, real_
 
     if not trt.Builder(tensorrt_logger()).num_DLA_cores:
         pytest.skip("this GPU has no DLA (Orin Nano, discrete GPUs)")
+    refusal = dla_refusal(require_tensorrt(), int8=False)
+    if refusal:
+        with pytest.raises(ExportError, match="does not support Orin's DLA"):
+            build_engine(real_onnx, tmp_path / "dla.engine", fp16=True, dla_core=0, opt_hw=(360, 480),
+                         timing_cache=None)
+        pytest.skip(f"refusal checked: {refusal}")
     engine_dir = build_engine(real_onnx, tmp_path / "dla.engine", fp16=True, dla_core=0, opt_hw=(360, 480),
                               timing_cache=None)
     trt_extra = read_manifest(engine_dir).extra["tensorrt"]

@@ -900,3 +900,30 @@ def test_closing_from_another_thread_releases_the_primary_context():
     worker.start()
     worker.join()
     assert other.calls == ["pop", "detach", "release_primary_context(1)"]
+
+
+def test_tiny_refine_artifact_for_tensorrt_needs_no_rewrite_and_converts_with_the_argmax_fp32(tmp_path):
+    """Item 8 (CPU side): the tiny refine artifact the GPU tier builds is the default export's shape: no shape-tensor
+    input, a profile for the image only, no graph rewrite; made FP16 for a strongly typed build its argmax stays an
+    FP32 island and its outputs equal the FP32 graph's on ONNX Runtime."""
+    import onnx
+
+    from converters.tensorrt_build import _float_parts_fp16
+
+    art = write_onnx_artifact(tmp_path / "refine", head="refine")
+    m = read_manifest(art)
+    assert (m.head, [t.name for t in m.inputs], [t.name for t in m.outputs]) == ("refine", ["pixel_values"],
+                                                                                 ["logits", "argmax"])
+    assert [r.name for r in plan_profile(m)] == ["pixel_values"]
+    model = onnx.load(str(art / "model.onnx"))
+    assert prepare_onnx(copy.deepcopy(model)) == []
+    converted = _float_parts_fp16(copy.deepcopy(model), [])
+    producer = {o: n for n in converted.graph.node for o in n.output}
+    argmax = next(n for n in converted.graph.node if n.op_type == "ArgMax")
+    cast = producer[argmax.input[0]]
+    assert cast.op_type == "Cast" and cast.attribute[0].i == 1  # FLOAT: the argmax decides on FP32 values
+    x = np.random.default_rng(8).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    want = _session(model).run(["logits", "argmax"], {"pixel_values": x})
+    have = _session(converted).run(["logits", "argmax"], {"pixel_values": x})
+    assert have[1].dtype == np.uint8 and np.mean(have[1] == want[1]) >= 0.98
+    np.testing.assert_allclose(have[0], want[0], atol=0.05)
