@@ -59,9 +59,23 @@ def _one_line(exc: BaseException) -> str:
             "the traceback and report it if they are right.")
 
 
+def _warnings_in_cli_format(command: str) -> None:
+    """The SDK's warnings as one line each, "segedge CMD: warning: ...", not Python's file:line form; the stretch
+    warning once per run and frame size (it used to come with every frame)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"segedge {command}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    # sdk.core.preprocess.AspectWarning, matched by its text (importing it here would load numpy for --help)
+    warnings.filterwarnings("once", message=r"image \d+x\d+: its aspect differs")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    _warnings_in_cli_format(args.command)
     try:
         return args.func(args)
     except BrokenPipeError:

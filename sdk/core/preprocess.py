@@ -87,6 +87,12 @@ class PreprocessSpec:
                    resize_mode=d.get("resize_mode", "bilinear"), aspect=d.get("aspect", "stretch"))
 
 
+class AspectWarning(UserWarning):
+    """A frame stretched to a network size of another aspect. Not raised where the checkpoint's own image processor
+    resizes (resize mode "pil_bilinear", as transformers' processors do): the model was trained on stretched frames.
+    ``segedge`` shows it once per run and frame size, in its own format."""
+
+
 def check_image(image: object, name: str = "image") -> np.ndarray:
     """Validate one image: (H, W, 3) uint8. Raises InputError saying what came and how to fix it."""
     if not isinstance(image, np.ndarray):
@@ -286,11 +292,12 @@ def preprocess(images: np.ndarray | list[np.ndarray], spec: PreprocessSpec, *, c
                              f"the image's own size), got {img.shape[0]}x{img.shape[1]}. Batch images of one size.")
         _, (ch, cw) = layout(spec, img.shape[:2])
         distortion = aspect_mismatch(spec, img.shape[:2])
-        if distortion > ASPECT_TOLERANCE:
-            warnings.warn(f"image {img.shape[0]}x{img.shape[1]}: its aspect differs from the network's {h}x{w} by "
-                          f"{distortion:.2f}x and is stretched to it. Keep the aspect with aspect='letterbox' in the "
-                          "preprocessing (segedge export/quantize --aspect letterbox), or give a --size of the "
-                          "frames' shape.", stacklevel=2)
+        if distortion > ASPECT_TOLERANCE and spec.resize_mode != "pil_bilinear":
+            warnings.warn(AspectWarning(
+                f"image {img.shape[0]}x{img.shape[1]}: its aspect differs from the network's {h}x{w} by "
+                f"{distortion:.2f}x and is stretched to it. Keep the aspect: export with segedge export CHECKPOINT "
+                f"--aspect letterbox --size {h} {w} (aspect='letterbox' in Python; quantize that artifact for "
+                "INT8), or give --size of the frames' shape"), stacklevel=2)
         if img.shape[:2] != (ch, cw):
             img = _resize(img, (ch, cw), spec.resize_mode)
         if out is None:  # allocated after the first resize: before it, both run ~1 ms slower (measured, 1024x2048)

@@ -81,3 +81,30 @@ def test_verify_samples_names_the_flag(tmp_path):
     art = write_onnx_artifact(tmp_path / "a")
     with pytest.raises(InputError, match=r"samples \(--samples\): expected an int >= 0"):
         verify(art, data=tmp_path, samples=-2)
+
+
+def test_stretch_warning_once_in_the_cli_format_with_a_command_that_exists(tmp_path, capsys):
+    """Item 8: the stretch warning names `segedge export --aspect letterbox` (quantize has no --aspect), shows once
+    per run and frame size as `segedge CMD: warning: ...`, and not where the checkpoint's processor stretches."""
+    import cv2
+
+    from sdk.cli import main
+
+    art = write_onnx_artifact(tmp_path / "a", size_hw=(64, 64))
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}.png"), np.full((48, 96, 3), 40 * i, np.uint8))
+    assert main(["predict", str(art), str(images), "--output", str(tmp_path / "masks")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("segedge predict: warning: image 48x96: its aspect differs") == 1
+    assert "segedge export CHECKPOINT --aspect letterbox --size 64 64" in err and "quantize --aspect" not in err
+    assert "UserWarning" not in err and ".py:" not in err
+    # a checkpoint whose own processor resizes (pil_bilinear) was trained on stretched frames: no warning
+    import warnings
+
+    from sdk.core.preprocess import PreprocessSpec, preprocess
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        preprocess(np.zeros((48, 96, 3), np.uint8), PreprocessSpec(size_hw=(64, 64), resize_mode="pil_bilinear"))
