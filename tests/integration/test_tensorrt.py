@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
-import tomllib
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -619,8 +619,11 @@ def test_missing_tensorrt_message_gives_the_jetpack_route():
 def test_jetson_extra_pulls_no_tensorrt_and_no_pycuda():
     """pip's tensorrt resolves to a CUDA-13 TensorRT that is not JetPack's (and shadows it on JetPack 6); pycuda must
     compile against the device's CUDA: both come from docs/JETSON.md's steps, not from the extra."""
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    names = [req.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower() for req in extras["jetson"]]
+    # pyproject's `jetson = [...]` line read without tomllib (Python 3.11; the package supports 3.10: issue 24 item 5)
+    line = re.search(r"^jetson = \[(.*)\]$", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert line, "pyproject.toml: expected a one-line jetson = [...] extra"
+    reqs = [r.strip().strip('"') for r in line.group(1).split(",") if r.strip()]
+    names = [req.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower() for req in reqs]
     assert "tensorrt" not in names and not any(n.startswith("tensorrt") for n in names) and "pycuda" not in names
     assert "onnx" in names  # segedge build prepares the graph with it
     readme = (ROOT / "README.md").read_text()
