@@ -46,6 +46,7 @@ from calibration.report_plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, Var
 from calibration.report_recommend import choose_int8, pareto_front, recommend
 from sdk.core.errors import InputError, LabelsError
 from sdk.core.result import pixel_agreement
+from sdk.core.staging import writes_whole
 
 SCHEMA = "segedge.report/1"
 __all__ = ["make_report", "CostOptions", "Variant", "BACKENDS", "PRECISIONS", "METHODS", "PRESETS", "SCHEMA"]
@@ -83,6 +84,7 @@ def _fp32_sources(source: Path, artifacts: Path, backends, size_hw) -> tuple[boo
     return False, fp32, portable, time.perf_counter() - t
 
 
+@writes_whole(markers=("report.json",), what="report")
 def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path, eval_set: str | Path,
                 backends=BACKENDS, precisions=PRECISIONS, methods=METHODS, presets=("default",),
                 max_drop: float = 0.5, tune: str | Path | None = None, eval_split: str = "test",
@@ -93,7 +95,9 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     """Build the grid from ``checkpoint`` (or an FP32 ONNX artifact folder), measure it, recommend; writes
     ``output``/report.{json,md,html} and ``output``/artifacts/. Returns the report (the JSON's content).
     scales, token_merges: the speed menu's axes (``calibration.report_menu``: FP32 at every point, INT8 at the
-    pruned ones); the defaults are the single point the grid always has."""
+    pruned ones); the defaults are the single point the grid always has.
+    The report folder is written whole (``sdk.core.staging.writes_whole``): a rerun replaces an earlier report with
+    all its artifacts only once the new one is complete; a folder holding other files needs ``overwrite=True``."""
     from calibration import report_menu
     from calibration.corruptions import check_corruptions
     from calibration.speed_menu import menu

@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     masks = out / "masks"
-    masks.mkdir(parents=True, exist_ok=True)
     if camvid is not None:
         from calibration.datasets import CamVid
         from sdk.core.preprocess import read_rgb
@@ -72,16 +71,14 @@ def run(args: argparse.Namespace) -> int:
     summary: dict = {"artifact": str(artifact)}
     with Segmenter.from_artifact(artifact) as seg:
         seg(frames[0][1]())  # warm-up: the first call plans memory
-        times_ms, written = [], 0
+        times_ms, kept = [], []
         for i, (name, load) in enumerate(frames):
             image = load()
             t = time.perf_counter()
             result = seg(image)
             times_ms.append((time.perf_counter() - t) * 1e3)
-            if i < args.save:
-                cv2.imwrite(str(masks / f"{name}.png"), result.mask)
-                cv2.imwrite(str(masks / f"{name}_overlay.png"), result.overlay(image)[..., ::-1])
-                written += 1
+            if i < args.save:  # written together at the end, replacing the last run's masks whole
+                kept.append((name, result.mask, result.overlay(image)))
         lat = latency_stats(times_ms)
         summary["latency_ms"] = {k: round(v, 2) for k, v in lat.items() if k != "n"} | {"frames": lat["n"]}
         if camvid is not None:
@@ -101,7 +98,15 @@ def run(args: argparse.Namespace) -> int:
             scored = (f"{why}: ran on {len(drawn)} drawn street scenes (the model knows "
                       f"{100 * cm.pixel_accuracy():.0f}% of their drawn pixels; it was trained on photos). For "
                       "mIoU pass --camvid DIR")
-    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from sdk.core.staging import staged_folder
+
+    with staged_folder(masks, overwrite=True, what="demo masks") as stage:  # no mix of this run's and the last's
+        for name, mask, overlay in kept:
+            cv2.imwrite(str(stage / f"{name}.png"), mask)
+            cv2.imwrite(str(stage / f"{name}_overlay.png"), overlay[..., ::-1])
+    written = len(kept)
+    (out / "demo.json.tmp").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "demo.json.tmp").replace(out / "demo.json")
     print(f"demo: {scored}")
     print(f"latency (ONNX Runtime, CPU, {SYNTHETIC_SIZE_HW[1]}x{SYNTHETIC_SIZE_HW[0]} frames): p50 "
           f"{lat['p50_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms over {lat['n']} frames")

@@ -21,6 +21,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--eval", required=True, help="labelled set (CamVid root, ADE20K, images/ + labels/) or "
                                                  "unlabelled images (folder, video, .txt): agreement with FP32 only")
     p.add_argument("--output", required=True, help="report folder (report.html/.json/.md + artifacts/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --output folder that holds files other than an earlier report (an earlier report "
+                        "is replaced whole, with its artifacts, once the new one is complete)")
     p.add_argument("--backends", type=_list, default=list(BACKENDS), help="comma list (default: all)")
     p.add_argument("--precisions", type=_list, default=list(PRECISIONS), help="comma list of fp32, fp16, bf16, "
                    "int8 (default: all; those a backend lacks are listed as skipped)")
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                          cost=CostOptions(repeats=args.repeats, warmup=args.warmup, batch=args.batch,
                                           settle_s=args.settle, memory=not args.no_memory),
                          examples=args.examples, scales=args.scales, token_merges=args.token_merges,
-                         progress=not args.quiet)
+                         overwrite=args.overwrite, progress=not args.quiet)
     print(format_table(report))
     print(f"wrote {report['files']['html']}, {report['files']['json']}, {report['files']['md']} in "
           f"{report['phases_seconds']['total_s']:.0f} s")

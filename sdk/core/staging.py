@@ -94,15 +94,59 @@ def staged_folder(target: str | Path, *, overwrite: bool = False, markers: tuple
         raise
 
 
+def repoint_tree(stage: Path, target: Path, suffixes: tuple[str, ...] = (".json", ".md", ".html")) -> None:
+    """``repoint`` for every file with one of ``suffixes`` under ``stage`` (a report: its JSON, Markdown and HTML,
+    and the manifests of the artifacts inside)."""
+    for path in stage.rglob("*"):
+        if path.suffix in suffixes and path.is_file():
+            repoint(path.parent, stage, target, path.name)
+
+
+def _repointed(value, stage: Path, target: Path):
+    """``value`` (str, Path, dict, list, tuple: what a writer returns) with paths under ``stage`` moved to ``target``."""
+    olds = sorted({str(stage), str(stage.resolve())}, key=len, reverse=True)
+    if isinstance(value, Path):
+        return Path(_repointed(str(value), stage, target))
+    if isinstance(value, str):
+        for old in olds:
+            value = value.replace(old, str(target))
+        return value
+    if isinstance(value, dict):
+        return {k: _repointed(v, stage, target) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_repointed(v, stage, target) for v in value)
+    return value
+
+
+def writes_whole(*, markers: tuple[str, ...] = ARTIFACT_MARKERS, what: str = "artifact"):
+    """Decorate ``fn(source, output, ...)`` so that it writes into a staging folder (``staged_folder``) moved to
+    ``output`` at the end; the wrapper takes ``overwrite=`` (keyword) besides ``fn``'s own parameters, and paths
+    under the staging folder in the files it wrote (``repoint_tree``) and in its return value name ``output``."""
+    import functools
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(source, output, *args, overwrite: bool = False, **kwargs):
+            target = Path(output)
+            with staged_folder(target, overwrite=overwrite, markers=markers, what=what, sources=(source,)) as stage:
+                result = fn(source, stage, *args, **kwargs)
+                repoint_tree(stage, target.resolve())
+            return _repointed(result, stage, target)
+
+        return wrapper
+
+    return decorate
+
+
 def repoint(folder: Path, stage: Path, target: Path, name: str = "model.json") -> None:
     """Rewrite paths recorded in ``folder/name`` that point into ``stage`` to point into ``target`` (the manifest of
     an artifact made in a staging folder names its own FP32 source under it)."""
     path = folder / name
     if path.is_file():
         text = path.read_text()
-        for old in {str(stage), str(stage.resolve())}:
+        for old in sorted({str(stage), str(stage.resolve())}, key=len, reverse=True):
             text = text.replace(old, str(target))
         path.write_text(text)
 
 
-__all__ = ["staged_folder", "check_output_folder", "repoint", "ARTIFACT_MARKERS"]
+__all__ = ["staged_folder", "check_output_folder", "repoint", "repoint_tree", "writes_whole", "ARTIFACT_MARKERS"]

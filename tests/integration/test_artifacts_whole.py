@@ -250,3 +250,74 @@ def test_verify_blames_a_corrupt_reference_mask_on_the_reference(quantized, caps
     assert main(["verify", str(quantized), "--min-agreement", "0.5"]) == 1
     err = capsys.readouterr().err
     assert "reference mask" in err and "the reference is damaged, not the model" in err
+
+
+# --- item 5: build, report and demo write whole too -----------------------------------------------------------------
+
+def _fake_build(fail: bool):
+    def build_engine(onnx_artifact, output, **options):
+        out = Path(output)
+        (out / "model.engine").write_bytes(b"half an engine")
+        if fail:
+            raise KeyboardInterrupt
+        from runtimes.tensorrt import ShapeRange
+        from tiny_artifacts import write_engine_artifact
+
+        write_engine_artifact(out, Path(onnx_artifact), profile=[ShapeRange(name="pixel_values", min=(1, 3, 64, 64),
+                                                                            opt=(1, 3, 64, 64), max=(1, 3, 64, 64))])
+        return out
+
+    return build_engine
+
+
+def test_build_writes_whole(tmp_path, tiny_fp32, monkeypatch, capsys):
+    """segedge build (TensorRT is not needed here: the builder is replaced by one that writes, then stops)."""
+    import converters.tensorrt_build as tb
+    from sdk.cli import main
+
+    old, before = _old_artifact(tmp_path)
+    monkeypatch.setattr(tb, "build_engine", _fake_build(fail=True))
+    assert main(["build", str(tiny_fp32), "--output", str(old)]) == 130  # Ctrl-C
+    _still_loads(old, before)
+    monkeypatch.setattr(tb, "build_engine", _fake_build(fail=False))
+    main(["build", str(tiny_fp32), "--output", str(old)])  # (the stand-in's manifest lacks build timings to print)
+    assert sorted(p.name for p in old.iterdir()) == ["model.engine", "model.json"]  # the new folder, moved in whole
+    assert read_manifest(old).format == "tensorrt"
+    _no_leftovers(tmp_path)
+
+
+def test_report_writes_whole(tmp_path, monkeypatch, capsys):
+    import calibration.report as report
+    from calibration.report import make_report
+
+    out = tmp_path / "report"
+    (out / "artifacts" / "ort-int8").mkdir(parents=True)
+    (out / "report.json").write_text("{}")
+    (out / "artifacts" / "ort-int8" / "model.onnx").write_bytes(b"earlier")
+    before = _snapshot(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "eval_items", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_report(tmp_path / "ckpt", out, calib=tmp_path, eval_set=tmp_path, backends=("onnxruntime",))
+    assert _snapshot(out) == before
+    _no_leftovers(tmp_path)
+    other = tmp_path / "docs"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="notes.txt.*--overwrite"):
+        make_report(tmp_path / "ckpt", other, calib=tmp_path, eval_set=tmp_path, backends=("onnxruntime",))
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_demo_replaces_the_last_runs_masks(tmp_path, capsys):
+    from sdk.cli import main
+
+    out = tmp_path / "demo"
+    (out / "masks").mkdir(parents=True)
+    (out / "masks" / "0001TP_008550.png").write_bytes(b"a mask of the last run")
+    assert main(["demo", "--camvid", "none", "--frames", "1", "--save", "1", "--output", str(out), "-q"]) == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["street_00.png", "street_00_overlay.png"]
+    _no_leftovers(out)
