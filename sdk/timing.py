@@ -362,13 +362,15 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
                 row["baseline_network_hw"] = list(base_hw)
                 row["baseline"] = {**stats["baseline"], "throughput_fps": throughput_fps(stats["baseline"], batch)}
                 row["speedup_p50"] = stats["baseline"]["p50_ms"] / stats["artifact"]["p50_ms"]
-                if end_to_end:  # the same frames through both pipelines, outside the timed runs
+                # a ratio is printed beside its agreement: the same input through both sides, outside the timed runs
+                if end_to_end:
                     ours = [r.mask for r in seg.predict_batch(frames, batch_size=batch)]
-                    row["agreement_with_baseline_pct"] = 100.0 * pixel_agreement(
-                        np.stack(ours), np.stack(ref.pipeline_masks(frames)))
-                if tuple(base_hw) != tuple(net_hw):
-                    row["note"] = (f"the baseline runs the network at {base_hw[0]}x{base_hw[1]}, the artifact at "
-                                   f"{net_hw[0]}x{net_hw[1]}: the ratio compares different amounts of work")
+                    theirs = ref.pipeline_masks(frames)
+                else:
+                    ours, theirs = fns["artifact"](feeds), fns["baseline"](feeds)
+                agree = 100.0 * pixel_agreement(np.stack(list(ours)), np.stack(list(theirs)))
+                row["agreement_with_baseline_pct"] = agree
+                row["same_answer"] = _same_answer(row, base_hw, net_hw, agree)
             results.append(row)
         described = seg.runtime.describe()
     finally:
@@ -392,15 +394,31 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     }
 
 
+def _same_answer(row: dict, base_hw, net_hw, agree_pct: float) -> bool:
+    """Whether the two sides compute the same answer: the network at the same size and masks agreeing at least as
+    much as ``segedge verify`` asks of an INT8 artifact (``MIN_AGREEMENT``). If not, ``row["note"]`` says why: the
+    speed ratio then compares different work, not the same result done faster."""
+    from sdk.core.records import MIN_AGREEMENT
+
+    why = []
+    if tuple(base_hw) != tuple(net_hw):
+        why.append(f"the baseline runs the network at {base_hw[0]}x{base_hw[1]}, the artifact at "
+                   f"{net_hw[0]}x{net_hw[1]}")
+    if agree_pct < 100 * MIN_AGREEMENT:
+        why.append(f"their masks agree on {agree_pct:.1f}% of pixels (under {100 * MIN_AGREEMENT:.0f}%)")
+    if why:
+        row["note"] = ("NOT the same answer (speedup marked *): " + "; ".join(why)
+                       + ": the ratio compares different amounts of work, not a speed-up for the same result")
+    return not why
+
+
 def format_bench(result: dict) -> str:
     """The human-readable table ``segedge bench`` prints."""
     lines = [f"{result['artifact']} ({result['format']} {result['precision']}) on {result['runtime']}; "
              f"{result['mode']}, batch {result['batch']}, {result['repeats']} runs after {result['warmup']} warm-up"]
     head = f"{'size':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'img/s':>7}"
     if result["baseline"]:
-        head += f" {'pytorch p50':>11} {'p90':>8} {'speedup':>8}"
-        if any("agreement_with_baseline_pct" in r for r in result["results"]):
-            head += f" {'agree %':>8}"
+        head += f" {'pytorch p50':>11} {'p90':>8} {'speedup':>9} {'agree %':>8}"
     lines.append(head)
     for r in result["results"]:
         a = r["artifact"]
@@ -408,9 +426,10 @@ def format_bench(result: dict) -> str:
                 f"{a['throughput_fps']:7.1f}")
         if r.get("baseline"):
             b = r["baseline"]
-            line += f" {b['p50_ms']:11.1f} {b['p90_ms']:8.1f} {r['speedup_p50']:7.2f}x"
-            if "agreement_with_baseline_pct" in r:
-                line += f" {r['agreement_with_baseline_pct']:8.3f}"
+            mark = "" if r.get("same_answer", False) else "*"  # no agreement measured: not known the same
+            agree = r.get("agreement_with_baseline_pct")
+            line += (f" {b['p50_ms']:11.1f} {b['p90_ms']:8.1f} {r['speedup_p50']:7.2f}x{mark:1}"
+                     f" {'-' if agree is None else format(agree, '.3f'):>8}")
         lines.append(line)
         if r.get("note"):
             lines.append(f"  note: {r['note']}")

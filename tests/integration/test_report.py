@@ -233,6 +233,8 @@ def test_bench_json_structure_with_pytorch_baseline(tiny_report, hf_model, tmp_p
         for side in ("artifact", "baseline"):
             assert {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_fps"} <= set(r[side])
         assert r["speedup_p50"] == pytest.approx(r["baseline"]["p50_ms"] / r["artifact"]["p50_ms"])
+        # issue 27 item 4: every ratio comes with the agreement of the two sides on the same input
+        assert r["agreement_with_baseline_pct"] > 99.0 and r["same_answer"] is True
     assert "transformers" in result["baseline"]["description"]
     assert result["environment"]["versions"]["numpy"]
     assert result["other_load"] is None or "busy_pct" in result["other_load"]
@@ -242,6 +244,8 @@ def test_bench_json_structure_with_pytorch_baseline(tiny_report, hf_model, tmp_p
     (row,) = e2e["results"]
     assert e2e["mode"] == "end-to-end" and row["network_hw"] == [128, 160]
     assert row["baseline_network_hw"] == [90, 120] and "different amounts of work" in row["note"]
+    assert row["same_answer"] is False and "NOT the same answer" in row["note"]
+    assert f"{row['speedup_p50']:.2f}x*" in format_bench(e2e)  # the ratio marked where it is printed
     assert 0.0 <= row["agreement_with_baseline_pct"] <= 100.0 and e2e["frame"].startswith("synthetic")
 
     cv2 = pytest.importorskip("cv2")  # a real frame, resized to the size: what bench --frame times
@@ -252,6 +256,7 @@ def test_bench_json_structure_with_pytorch_baseline(tiny_report, hf_model, tmp_p
     (row,) = e2e["results"]
     assert e2e["frame"] == str(frame) and row["network_hw"] == row["baseline_network_hw"] == [128, 160]
     assert row["agreement_with_baseline_pct"] > 99.0  # the FP32 artifact and transformers on the same frame
+    assert row["same_answer"] is True and f"{row['speedup_p50']:.2f}x " in format_bench(e2e)
     assert "agree %" in format_bench(e2e)
 
 
