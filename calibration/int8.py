@@ -215,6 +215,11 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     if min_agreement is not None and not 0 < min_agreement <= 1:
         raise InputError(f"min_agreement (--min-agreement): expected a fraction in (0, 1], got {min_agreement}")
     check_output_folder(out, overwrite=overwrite, sources=(source,))
+    if p.backend == "openvino":  # the extra checked before the export; and imported now, as importing nncf resets
+        from sdk.core.errors import require  # its logger to INFO: quiet_toolkits' level then holds (18 INFO lines)
+
+        require("openvino", "cpu")
+        require("nncf", "quantize")
     calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(
         calib, num_samples=num_samples, seed=seed)
     eval_data = None

@@ -108,3 +108,39 @@ def test_stretch_warning_once_in_the_cli_format_with_a_command_that_exists(tmp_p
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         preprocess(np.zeros((48, 96, 3), np.uint8), PreprocessSpec(size_hw=(64, 64), resize_mode="pil_bilinear"))
+
+
+def test_quantize_openvino_prints_no_nncf_info_lines(tmp_path):
+    """Item 10: importing nncf reset its logger to INFO after quantize had lowered it (18 INFO:nncf lines without
+    -q); nncf is now imported, and the extra checked, before any work."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+
+    pytest.importorskip("nncf", reason="needs nncf (pip install 'segedge[quantize]')")
+    root = Path(__file__).resolve().parents[2]
+    art = write_onnx_artifact(tmp_path / "a", head="logits")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        cv2.imwrite(str(frames / f"{i}.png"), cv2.resize(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8), (64, 48)))
+    proc = subprocess.run([sys.executable, "-m", "sdk.cli", "quantize", str(art), "--backend", "openvino", "--calib",
+                           str(frames), "--output", str(tmp_path / "q"), "--keep-below-min"],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "INFO:nncf" not in proc.stdout + proc.stderr and "held-out agreement" in proc.stdout
+
+
+def test_quantize_openvino_without_nncf_fails_before_the_export(tmp_path, monkeypatch):
+    import sys
+
+    from calibration import quantize
+    from sdk.core.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(MissingDependencyError, match=r"segedge\[quantize\]"):
+        quantize(tmp_path / "checkpoint-never-read", tmp_path / "out", backend="openvino", calib=tmp_path)
+    assert not (tmp_path / "out").exists()
