@@ -215,14 +215,24 @@ def probe_load_and_memory(artifact: str | Path, runtime: str, options: dict | No
 
 
 # --------------------------------------------------------------------------------------------------- the baseline
+BASELINE_INSTALL = "pip install 'segedge[convert,baseline]'"  # torch; transformers and Pillow
+
+
 def _require_transformers():
-    try:
-        import torch  # noqa: F401
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError(f"the pytorch baseline needs transformers and torch ({exc}). Install them: "
-                                     "pip install transformers (and torch, e.g. pip install 'segedge[convert]')"
-                                     ) from exc
+    """transformers, with torch and Pillow (its image processors resize with PIL): one line naming what is missing
+    and the extra that installs it, before the baseline's image processor fails inside transformers."""
+    missing = []
+    for module in ("torch", "transformers", "PIL"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append({"PIL": "Pillow"}.get(module, module))
+    if missing:
+        raise MissingDependencyError(f"--baseline pytorch needs torch, transformers and Pillow; {', '.join(missing)} "
+                                     f"{'is' if len(missing) == 1 else 'are'} not installed. Install them: "
+                                     f"{BASELINE_INSTALL}")
+    import transformers
+
     return transformers
 
 

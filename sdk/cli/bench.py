@@ -39,7 +39,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--end-to-end", action="store_true",
                    help="uint8 frames of --size -> preprocessing + inference -> full-resolution masks")
     p.add_argument("--baseline", nargs=2, metavar=("pytorch", "CHECKPOINT"),
-                   help="also time transformers' model in PyTorch eager (HF folder), side by side")
+                   help="also time transformers' model in PyTorch eager (HF folder), side by side; needs torch, "
+                        "transformers and Pillow: pip install 'segedge[convert,baseline]'")
     p.add_argument("--pause", type=nonnegative_float, default=0.1, help="seconds between timed runs (default 0.1)")
     p.add_argument("--settle", type=nonnegative_float, default=2.0,
                    help="idle seconds before timing, to sample other processes' load (default 2)")

@@ -144,3 +144,22 @@ def test_quantize_openvino_without_nncf_fails_before_the_export(tmp_path, monkey
     with pytest.raises(MissingDependencyError, match=r"segedge\[quantize\]"):
         quantize(tmp_path / "checkpoint-never-read", tmp_path / "out", backend="openvino", calib=tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("module, named", [("PIL", "Pillow"), ("transformers", "transformers")])
+def test_bench_baseline_names_what_it_needs(tmp_path, monkeypatch, capsys, module, named):
+    """Item 11: the pytorch baseline needs torch, transformers and Pillow: a missing one is one line naming it and
+    the extra (the Pillow error used to come out of transformers garbled, as a bug to report)."""
+    import sys
+
+    from sdk.cli import main
+
+    art = write_onnx_artifact(tmp_path / "a")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, module, None)
+    assert main(["bench", str(art), "--size", "64", "64", "--repeats", "1", "--warmup", "0", "--settle", "0",
+                 "--baseline", "pytorch", str(hf)]) == 1
+    err = capsys.readouterr().err
+    assert f"{named} is not installed" in err and "segedge[convert,baseline]" in err and "report" not in err
