@@ -170,10 +170,18 @@ def is_labelled_set(path: str | Path, split: str = "val") -> bool:
             or ((path / "leftImg8bit").is_dir() and (path / "gtFine").is_dir()))
 
 
-def open_labelled_set(path: str | Path, split: str = "val"):
+def open_labelled_set(path: str | Path, split: str = "val", *, ignore_index: int | None = None):
     """CamVid (SegNet layout, ``<split>.txt``), Cityscapes (``leftImg8bit/`` + ``gtFine/``), ADE20K
-    (``objectInfo150.csv`` beside ``images/``, flat or with training/validation folders) or generic."""
+    (``objectInfo150.csv`` beside ``images/``, flat or with training/validation folders) or generic.
+    ignore_index: the void label id of a generic images/ + labels/ set (skipped in the scores); the other layouts
+    have their own and refuse it."""
     path = Path(path)
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or not 0 <= ignore_index <= 255:
+            raise InputError(f"ignore_index (--ignore-index): expected a label id 0..255, got {ignore_index!r}")
+        if not (path / "images").is_dir() or (path / "objectInfo150.csv").exists():
+            raise InputError(f"ignore_index (--ignore-index): only for an images/ + labels/ set; {path} is a layout "
+                             "with its own void label (CamVid 11, Cityscapes' labelIds, ADE20K 0), already skipped")
     if (path / f"{split}.txt").is_file():
         return CamVid(path, split)
     if (path / "leftImg8bit").is_dir() and (path / "gtFine").is_dir():
@@ -181,6 +189,7 @@ def open_labelled_set(path: str | Path, split: str = "val"):
     if (path / "images").is_dir():
         layout = "ade20k" if (path / "objectInfo150.csv").exists() else "generic"
         sub = ADE20K_SPLITS.get(split, split)
-        return LabelledFolder(path, layout, subdir=sub if (path / "images" / sub).is_dir() else "")
+        return LabelledFolder(path, layout, IGNORE_INDEX if ignore_index is None else ignore_index,
+                              subdir=sub if (path / "images" / sub).is_dir() else "")
     raise InputError(f"labelled set {path}: expected a CamVid root with {split}.txt, a Cityscapes root (leftImg8bit/, "
                      "gtFine/), an ADE20K folder (images/, annotations/, objectInfo150.csv) or images/ + labels/")

@@ -50,6 +50,7 @@ def evaluate(segmenter, data: Iterable[tuple[np.ndarray, np.ndarray | None]], *,
         raise LabelsError(f"evaluation set has {len(names)} classes but the model has "
                           f"{len(segmenter.class_names)}. Evaluate with a dataset of the model's classes.")
     cm = ConfusionMatrix(len(names), ignore_index)
+    ref_cm = ConfusionMatrix(len(names), ignore_index)  # the reference's own scores (for the mIoU drop)
     compare = reference is not None or reference_masks is not None
     same = pixels = images = 0
     labelled = False
@@ -63,6 +64,8 @@ def evaluate(segmenter, data: Iterable[tuple[np.ndarray, np.ndarray | None]], *,
             labelled = True
         if compare:
             ref = reference(image).mask if reference is not None else reference_masks[i]  # type: ignore[index]
+            if label is not None:
+                ref_cm.update(ref, label)
             s, n = agreeing_pixels(mask, ref)
             same, pixels = same + s, pixels + n
             result.per_image_agreement.append(s / n)
@@ -75,4 +78,7 @@ def evaluate(segmenter, data: Iterable[tuple[np.ndarray, np.ndarray | None]], *,
         iou = cm.iou()
         result.miou, result.pixel_accuracy = cm.miou(), cm.pixel_accuracy()
         result.iou_per_class = {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)}
+        if compare:  # the reference's mIoU and the drop in points: what an INT8 artifact costs on these labels
+            result.extra["reference_miou"] = ref_cm.miou()
+            result.extra["miou_drop_points"] = 100 * (ref_cm.miou() - result.miou)
     return result

@@ -33,7 +33,7 @@ class ConfusionMatrix:
         if t.size and (t.min() < 0 or t.max() >= self.num_classes):
             raise InputError(f"label: expected class ids in [0, {self.num_classes}) or ignore index "
                              f"{self.ignore_index}, got values in [{t.min()}, {t.max()}]. Map the dataset's ids "
-                             "to train ids or set the ignore index.")
+                             "to train ids, or name the void label: segedge eval --ignore-index N (an images/ + labels/ set).")
         if p.size and (p.min() < 0 or p.max() >= self.num_classes):
             raise InputError(f"prediction: expected class ids in [0, {self.num_classes}), got max {p.max()}")
         self.counts += np.bincount(t * self.num_classes + p, minlength=self.num_classes ** 2).reshape(

@@ -12,6 +12,9 @@ def format_eval(title: str, result) -> str:
     """mIoU, pixel accuracy and agreement in percent with one decimal (as the report gives them), then a per-class
     IoU table; classes absent from both labels and predictions show "n/a"."""
     agree = f", agreement with reference {100 * result.agreement:.2f}%" if result.agreement is not None else ""
+    if result.extra.get("miou_drop_points") is not None:
+        agree += (f"; reference mIoU {100 * result.extra['reference_miou']:.1f}%, drop "
+                  f"{result.extra['miou_drop_points']:.2f} points")
     lines = [f"{title}: mIoU {100 * result.miou:.1f}%, pixel accuracy {100 * result.pixel_accuracy:.1f}% over "
              f"{result.images} images{agree}"]
     width = max((len(n) for n in result.iou_per_class), default=5)
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         check_output_file(args.json, "--json")
-    data = open_labelled_set(args.data, args.split)
+    data = open_labelled_set(args.data, args.split, ignore_index=args.ignore_index)
     runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
     with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
         ref = Segmenter.from_artifact(args.reference) if args.reference else None
@@ -55,6 +58,8 @@ def add_parser(sub) -> None:
                    help="labelled set: CamVid root (SegNet layout), Cityscapes root (leftImg8bit/ + gtFine/), "
                         "ADE20K folder (images/ + annotations/), or images/ + labels/")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--ignore-index", type=int, metavar="ID",
+                   help="images/ + labels/ sets: the void label id, skipped in the scores (default 255)")
     p.add_argument("--reference", help="another artifact (e.g. FP32) to measure pixel agreement with")
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     add_device_argument(p)

@@ -163,3 +163,33 @@ def test_bench_baseline_names_what_it_needs(tmp_path, monkeypatch, capsys, modul
                  "--baseline", "pytorch", str(hf)]) == 1
     err = capsys.readouterr().err
     assert f"{named} is not installed" in err and "segedge[convert,baseline]" in err and "report" not in err
+
+
+def test_eval_ignore_index_and_the_reference_drop(tmp_path, capsys):
+    """Item 12: an images/ + labels/ set whose void label is not 255 is scored with --ignore-index (the error said
+    to set the ignore index, with no option to); item 15: eval --reference prints the reference's mIoU and the drop."""
+    import cv2
+
+    from calibration import quantize
+    from sdk.cli import main
+
+    art = write_onnx_artifact(tmp_path / "a", num_classes=5)
+    data = tmp_path / "set"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(data / "images" / f"{i}.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        label = rng.integers(0, 5, (48, 64), dtype=np.uint8)
+        label[:8] = 9  # the set's void label
+        cv2.imwrite(str(data / "labels" / f"{i}.png"), label)
+    assert main(["eval", str(art), "--data", str(data)]) == 1
+    assert "--ignore-index" in capsys.readouterr().err
+    assert main(["eval", str(art), "--data", str(data), "--ignore-index", "9"]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    assert main(["eval", str(art), "--data", str(data), "--ignore-index", "300"]) == 1
+    assert "--ignore-index" in capsys.readouterr().err
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(20)]
+    int8 = quantize(art, tmp_path / "q", backend="onnxruntime", calib=frames, progress=False).artifact
+    assert main(["eval", str(int8), "--data", str(data), "--ignore-index", "9", "--reference", str(art)]) == 0
+    assert "reference mIoU" in (out := capsys.readouterr().out) and "points" in out
