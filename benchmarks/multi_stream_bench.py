@@ -102,10 +102,10 @@ def summary(ds: list[dict]) -> dict:
 
 
 def multi_row(artifact: str, sources: list[str], tmp: Path, *, frames: int | None, write: bool,
-              seconds: float | None = None) -> dict:
+              seconds: float | None = None, extra: list[str] = ()) -> dict:
     stats = tmp / "multi.stats.json"
     out = (tmp / "multi" if len(sources) > 1 else tmp / "multi.mp4") if write else None
-    run_streams([stream_cmd(artifact, sources, stats, frames=frames, output=out)], seconds)
+    run_streams([stream_cmd(artifact, sources, stats, frames=frames, output=out, extra=extra)], seconds)
     d = json.loads(stats.read_text())
     return {"fps": d["throughput_fps"], **summary([d]), "cpu_ms_per_frame": d.get("cpu_ms_per_frame"),
             "mean_batch": d.get("mean_batch", 1.0)}
@@ -211,7 +211,7 @@ def files_section(artifact: str, clip: Path, counts: list[int], *, frames: int, 
 
 
 def live_section(artifact: str, video: Path, counts: list[int], rates: list[int], *, seconds: float,
-                 clip_dir: Path, runs: int, separate: bool) -> list[dict]:
+                 clip_dir: Path, runs: int, separate: bool, workers: list[int]) -> list[dict]:
     from benchmarks.camera_servers import RtspServer, camera_clip
 
     rows = []
@@ -219,8 +219,12 @@ def live_section(artifact: str, video: Path, counts: list[int], rates: list[int]
         clip = camera_clip(video, clip_dir / f"camera-{fps}fps.mp4", seconds=seconds + 20, fps=fps)
         for n in counts:
             with tempfile.TemporaryDirectory() as tmp, RtspServer([clip] * n) as server:
-                row: dict[str, Any] = {"camera_fps": fps, "sources": n}
-                row["multi"] = multi_row(artifact, server.urls, Path(tmp), frames=None, write=False, seconds=seconds)
+                row: dict[str, Any] = {"camera_fps": fps, "sources": n, "workers": workers[0] if n > 1 else 1}
+                row["multi"] = multi_row(artifact, server.urls, Path(tmp), frames=None, write=False, seconds=seconds,
+                                         extra=["--workers", str(workers[0])] if n > 1 else [])
+                for w in workers[1:] if n > 1 else []:  # the same cameras with another worker count
+                    row[f"multi_workers{w}"] = multi_row(artifact, server.urls, Path(tmp), frames=None, write=False,
+                                                         seconds=seconds, extra=["--workers", str(w)])
                 if separate:
                     row["separate"] = separate_row(artifact, server.urls, Path(tmp), frames=None, write=False,
                                                    seconds=seconds)
@@ -290,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live-seconds", type=float, default=15.0)
     p.add_argument("--live-separate", action="store_true", help="also N separate processes on the live cameras")
     p.add_argument("--live-artifacts", nargs="*", help="artifacts for the live rows (default: the first)")
+    p.add_argument("--live-workers", type=int, nargs="+", default=[1],
+                   help="inference workers for the live rows (the first is the row's; others recorded beside it)")
     p.add_argument("--reconnect-tries", type=int, default=5)
     p.add_argument("--down-s", type=float, default=3.0)
     p.add_argument("--skip", nargs="*", default=[], choices=["files", "live", "reconnect"])
@@ -330,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"live: {art}", flush=True)
             result["live"][art] = live_section(art, Path(args.video), args.live_sources, args.live_fps,
                                                seconds=args.live_seconds, clip_dir=clip_dir, runs=args.runs,
-                                               separate=args.live_separate)
+                                               separate=args.live_separate, workers=args.live_workers)
     if "reconnect" not in args.skip:
         print("reconnect", flush=True)
         result["reconnect"] = reconnect_section(args.artifacts[0], Path(args.video), clip_dir,

@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
                    help="the mosaic's size in pixels (default 1280 720)")
     p.add_argument("--max-batch", type=positive_int,
                    help="several sources: most frames per model call (default: one per source)")
+    p.add_argument("--workers", type=positive_int,
+                   help="several sources: inference threads, each forming and running its own batches, so one "
+                        "batch's host work overlaps another's model call (default: 1 for live sources, 2 for files)")
     p.add_argument("--stats", help="stats JSON path (default: beside --output as NAME.stats.json, else "
                                    "out/stream-stats.json)")
     disp = p.add_mutually_exclusive_group()
@@ -74,8 +77,8 @@ def run(args) -> int:
         raise InputError("stream: expected a source: --source SOURCE (repeatable) or --sources-file FILE")
     if len(texts) > 1:
         return _run_many(args, texts)
-    if args.mosaic or args.max_batch:
-        raise InputError(f"--mosaic/--max-batch: expected several sources, got one ({texts[0]}). Drop them, or "
+    if args.mosaic or args.max_batch or args.workers:
+        raise InputError(f"--mosaic/--max-batch/--workers: expected several sources, got one ({texts[0]}). Drop them, or "
                          "add sources")
     return _run_one(args, texts[0])
 
@@ -147,7 +150,7 @@ def _run_many(args, texts: list[str]) -> int:
     check_output_file(stats_path, "--stats")
     config = MultiStreamConfig(outputs=outputs, mosaic=args.mosaic, mosaic_size_wh=tuple(args.mosaic_size),
                                display=display, output_fps=args.output_fps, stats_path=stats_path,
-                               max_frames=args.max_frames, max_batch=args.max_batch,
+                               max_frames=args.max_frames, max_batch=args.max_batch, workers=args.workers,
                                reconnect_timeout_s=args.reconnect_timeout, render=_render_options(args))
     live = {"auto": None, "live": True, "file": False}[args.mode]
     specs = []

@@ -55,7 +55,8 @@ BATCH_STAGES = ("preprocess", "inference", "postprocess", "render", "write")
 class MultiStreamConfig:
     """outputs: one .mp4 per source, in the sources' order (None: none). mosaic: one tiled .mp4 of every source
     (None: none), ``mosaic_size_wh`` pixels. display: show the mosaic in a window. max_frames: per source.
-    max_batch: most frames per model call (None: one per source). queue_size: frames held per file source.
+    max_batch: most frames per model call (None: one per source). workers: inference threads, each forming and
+    running its own batches (None: 1 for live sources, 2 for files). queue_size: frames held per file source.
     reconnect_timeout_s: how long a live source that dropped is retried before it ends alone with an error."""
 
     outputs: Sequence[str | Path] | None = None
@@ -66,6 +67,7 @@ class MultiStreamConfig:
     stats_path: str | Path | None = None
     max_frames: int | None = None
     max_batch: int | None = None
+    workers: int | None = None
     queue_size: int = 4
     reconnect_timeout_s: float = 30.0
     render: RenderOptions = RenderOptions()
@@ -77,6 +79,8 @@ class MultiStreamConfig:
             raise InputError(f"max_frames: expected >= 1 or None, got {self.max_frames}")
         if self.max_batch is not None and self.max_batch < 1:
             raise InputError(f"max_batch: expected >= 1 or None, got {self.max_batch}")
+        if self.workers is not None and not 1 <= self.workers <= 8:
+            raise InputError(f"workers: expected 1..8 or None, got {self.workers}")
         if self.reconnect_timeout_s < 0:
             raise InputError(f"reconnect_timeout_s: expected >= 0 (0: never reopen), got {self.reconnect_timeout_s}")
         if self.outputs is not None and len({str(Path(p)) for p in self.outputs}) != len(self.outputs):
@@ -191,7 +195,7 @@ class MultiStreamPipeline:
             raise InputError(f"outputs: expected one per source ({len(sources)}), got {len(config.outputs)}")
         self.live = kinds.pop()
         self.sources, self.config, self.on_result = sources, config, on_result
-        self.workers = 1 if self.live else 2
+        self.workers = config.workers or (1 if self.live else 2)
         self.max_batch = config.max_batch or len(sources)
         self._timed = TimedRuntime(segmenter.runtime,
                                    max(1, min(self.workers, getattr(segmenter.runtime, "parallel_calls", 1))))

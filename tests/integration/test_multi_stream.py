@@ -254,7 +254,10 @@ def test_live_drops_spread_fairly_over_the_cameras(seg, video):
         assert s.frames_read == s.frames_processed + s.dropped + s.discarded_at_stop
         assert s.dropped + s.skipped_by_source > 0
     assert max(stats.batch_sizes) <= 4
-    assert max(latency) < 1.0
+    # no backlog: a frame waits at most for the batch in flight, then its own batch and the slow consumer (a queue
+    # would reach ~3 s here); bounded by the slowest batch seen, so a loaded machine does not fail it
+    batch_s = sum(stats.stages[k].max_ms for k in ("preprocess", "inference", "postprocess")) / 1e3
+    assert max(latency) < 2 * batch_s + 4 * 0.05 + 0.5, (max(latency), batch_s)
 
 
 def test_sources_must_all_be_live_or_all_files(seg, video, scenes):
