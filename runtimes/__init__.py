@@ -20,7 +20,7 @@ log = logging.getLogger("segedge")
 # "auto" takes the first entry that runs the artifact's format: ONNX artifacts go to ONNX Runtime, IR to OpenVINO
 RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "openvino": OpenVINORuntime,
                                       "tensorrt": TensorRTRuntime}
-# which Python module each runtime needs, and the pip extra that installs it
+# which Python module each runtime needs, and the pip extra that installs it (TensorRT: JetPack, see INSTALL_TENSORRT)
 _NEEDS = {"onnxruntime": ("onnxruntime", "cpu"), "openvino": ("openvino", "cpu"), "tensorrt": ("tensorrt", "jetson")}
 
 
@@ -41,6 +41,11 @@ def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runt
             return construct(RUNTIMES[name], artifact, manifest, options)
     if not candidates:
         raise ArtifactError(f"artifact {artifact}: no runtime runs format {manifest.format!r}")
+    if candidates == ["tensorrt"]:  # not from pip: the jetson extra installs only onnx (what segedge build needs)
+        from runtimes.tensorrt_support import INSTALL_TENSORRT
+
+        raise MissingDependencyError(f"artifact {artifact} ({manifest.format}) needs TensorRT, which is not installed. "
+                                     f"{INSTALL_TENSORRT}")
     extras = ", ".join(f"segedge[{_NEEDS[n][1]}]" for n in candidates)
     raise MissingDependencyError(f"artifact {artifact} ({manifest.format}) needs one of {candidates}; none is "
                                  f"installed. Install: pip install '{extras}'")

@@ -11,6 +11,7 @@ import argparse
 import json
 import platform
 import re
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 
@@ -85,15 +86,51 @@ def _opencv() -> dict:
     gui = re.search(r"^\s*GUI:\s*(\S+)", info, re.MULTILINE)
     return {"version": cv2.__version__, "gstreamer": backend("GStreamer").upper() == "YES",
             "ffmpeg": backend("FFMPEG").upper() == "YES",
-            "highgui": bool(gui) and gui.group(1).upper() != "NONE"}
+            "highgui": gui is not None and gui.group(1).upper() != "NONE"}
 
 
 def _tensorrt() -> dict:
-    import tensorrt
+    import importlib
 
+    from runtimes.tensorrt_support import unsupported_reason
+
+    tensorrt = importlib.import_module("tensorrt")  # Any: the stubs' namespace package has no __version__
     if not hasattr(tensorrt, "Builder"):  # the type stubs or NVIDIA's pip placeholder: an empty namespace
         return {"usable": False, "why": "the tensorrt package here has no Builder (type stubs or pip placeholder)"}
-    return {"usable": True, "version": tensorrt.__version__}
+    version = str(tensorrt.__version__)
+    reason = unsupported_reason(version)
+    if reason:
+        return {"usable": False, "version": version, "why": reason}
+    try:
+        dla = int(tensorrt.Builder(tensorrt.Logger(tensorrt.Logger.ERROR)).num_DLA_cores)
+    except Exception as exc:  # no GPU or driver: the version is still worth showing
+        return {"usable": True, "version": version, "dla_cores": None, "dla_why": _first_line(exc)}
+    return {"usable": True, "version": version, "dla_cores": dla}
+
+
+def _jetson(trt: dict | None) -> dict | None:
+    """On a Jetson (an L4T release in /etc/nv_tegra_release): the L4T release, the CUDA, the board, TensorRT and its
+    DLA cores, and the support table's row that applies (``runtimes.tensorrt_support``); None elsewhere."""
+    from runtimes.tensorrt_device import device_model, host_platform
+    from runtimes.tensorrt_support import line_for_l4t, line_for_tensorrt
+
+    plat = host_platform()
+    l4t = plat.split(" L4T ", 1)[1] if " L4T " in plat else ""
+    if not l4t:
+        return None
+    version = (trt or {}).get("version")
+    row = (line_for_tensorrt(version) if version else None) or line_for_l4t(l4t)
+    cuda = Path("/usr/local/cuda/version.json")
+    cuda_version = None
+    if cuda.is_file():
+        try:
+            cuda_version = json.loads(cuda.read_text()).get("cuda", {}).get("version")
+        except (OSError, ValueError, AttributeError):
+            cuda_version = None
+    return {"l4t": l4t, "board": device_model() or None, "cuda": cuda_version,
+            "tensorrt": version, "dla_cores": (trt or {}).get("dla_cores"),
+            "row": None if row is None else {"jetpack": row.jetpack, "supported": row.supported, "builds": row.builds,
+                                             "dla": row.dla}}
 
 
 def _cuda() -> dict:
@@ -118,6 +155,7 @@ def _cuda() -> dict:
 
 def diagnose() -> dict:
     """Everything ``segedge doctor`` prints, as a JSON-ready dict."""
+    from runtimes.tensorrt_support import INSTALL_TENSORRT
     from sdk.core.cpu import host_isa
     from sdk.timing import environment
 
@@ -140,11 +178,14 @@ def diagnose() -> dict:
             except Exception as exc:  # a broken install is a finding, not a crash: shown with its first line
                 out["details"][module] = {"error": _first_line(exc)}
     out["details"]["cuda"] = _cuda()
+    out["jetson"] = _jetson(out["details"].get("tensorrt"))
     usable = {m: p["installed"] for m, p in out["packages"].items()}
     if "tensorrt" in out["details"]:
         usable["tensorrt"] = bool(out["details"]["tensorrt"].get("usable"))
     out["jobs"] = [{"job": job, "commands": commands, "ready": all(usable[m] for m in needs),
-                    "missing": [m for m in needs if not usable[m]], "install": f"pip install 'segedge[{extras}]'"}
+                    "missing": [m for m in needs if not usable[m]],
+                    # TensorRT and pycuda come from JetPack's steps, never from the jetson extra (onnx only)
+                    "install": INSTALL_TENSORRT if "tensorrt" in needs else f"pip install 'segedge[{extras}]'"}
                    for job, commands, needs, extras in JOBS]
     return out
 
@@ -159,6 +200,8 @@ def _yes(value: bool) -> str:
 
 def format_report(d: dict) -> str:
     """The people-facing text of ``diagnose()``."""
+    from runtimes.tensorrt_support import INSTALL_TENSORRT
+
     cpu = d["cpu"]
     lines = [f"segedge {d['segedge'] or '(not installed as a package)'} · Python {d['python']} · {d['platform']}",
              f"CPU: {cpu['model']} ({cpu['logical_cpus']} logical), INT8 class {cpu['int8_class']}",
@@ -188,15 +231,25 @@ def format_report(d: dict) -> str:
     lines.append("Packages: " + ", ".join(others))
     lines.append("Jobs:")
     for job in d["jobs"]:
-        state = "ready" if job["ready"] else f"missing {', '.join(job['missing'])}: {job['install']}"
+        how = "the TensorRT note below" if job["install"] == INSTALL_TENSORRT else job["install"]
+        state = "ready" if job["ready"] else f"missing {', '.join(job['missing'])}: {how}"
         lines.append(f"  {job['job']:<38} {job['commands']:<40} {state}")
     if ort is not None and "CUDAExecutionProvider" not in ort.get("providers", []):
         lines.append("note: ONNX Runtime on an NVIDIA GPU (--device cuda) needs onnxruntime-gpu instead of onnxruntime")
     if ov is not None and not {"GPU", "NPU"} & set(ov.get("devices", {})):
         lines.append("note: OpenVINO GPU/NPU (--device GPU|NPU) need Intel's GPU (compute-runtime) or NPU driver")
+    jetson = d.get("jetson")
+    if jetson:
+        row = jetson["row"]
+        dla = jetson["dla_cores"]
+        lines.append(f"Jetson: L4T {jetson['l4t'] or '?'}, {jetson['board'] or 'board unknown'}, CUDA "
+                     f"{jetson['cuda'] or '?'}, TensorRT {jetson['tensorrt'] or 'not found'}, "
+                     f"DLA cores {'?' if dla is None else dla}, Python {d['python']}")
+        lines.append("  support table: " + ("no row for this release (docs/JETSON.md)" if row is None else
+                                            f"JetPack {row['jetpack']}: " + (f"{row['builds']}; DLA {row['dla']}"
+                                                                           if row["supported"] else row["builds"])))
     if not usable_trt(d):
-        lines.append("note: TensorRT comes with JetPack on a Jetson (or NVIDIA's pip index on a CUDA host); "
-                     "pip install 'segedge[jetson]' adds pycuda")
+        lines.append(f"note: {INSTALL_TENSORRT}")
     if cv is not None and not cv.get("gstreamer", True):
         lines.append("note: csi:// cameras need an OpenCV built with GStreamer (JetPack's system OpenCV; pip's wheels "
                      "lack it)")

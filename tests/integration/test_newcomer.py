@@ -43,7 +43,8 @@ def test_demo_without_camvid_runs_on_drawn_scenes(tmp_path, monkeypatch, capsys)
     assert summary["latency_ms"]["frames"] == 3 and summary["latency_ms"]["p50_ms"] > 0
     assert 0.0 <= summary["drawn_layout_pixel_agreement"] <= 1.0
     masks = sorted(p.name for p in (tmp_path / "out/demo/masks").iterdir())
-    assert masks == ["street_00.png", "street_00_overlay.png", "street_01.png", "street_01_overlay.png"]
+    assert masks == ["street_00.png", "street_00_color.png", "street_00_overlay.png", "street_01.png",
+                     "street_01_color.png", "street_01_overlay.png"]
 
 
 def test_demo_checks_camvid_before_the_export(tmp_path, capsys):
@@ -102,7 +103,8 @@ def test_doctor_reports_cpu_runtimes_and_missing(capsys):
     jobs = {j["job"]: j for j in d["jobs"]}
     assert jobs["run ONNX artifacts"]["ready"]
     for job in jobs.values():  # every job not ready names what is missing and the command that installs it
-        assert job["ready"] or (job["missing"] and job["install"].startswith("pip install 'segedge["))
+        assert job["ready"] or (job["missing"] and job["install"].startswith(
+            ("pip install 'segedge[", "TensorRT comes with JetPack")))  # TensorRT: JetPack's route, not pip
 
 
 # ------------------------------------------------------------------------------------------------------- --device

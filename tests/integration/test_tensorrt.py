@@ -930,3 +930,53 @@ def test_tiny_refine_artifact_for_tensorrt_needs_no_rewrite_and_converts_with_th
     have = _session(converted).run(["logits", "argmax"], {"pixel_values": x})
     assert have[1].dtype == np.uint8 and np.mean(have[1] == want[1]) >= 0.98
     np.testing.assert_allclose(have[0], want[0], atol=0.05)
+
+
+# ---------------------------------------------------------------- one TensorRT install message (issue 24 item 10, 27.9)
+
+def test_one_tensorrt_install_message_everywhere(tmp_path, monkeypatch):
+    """Opening an engine without TensorRT, segedge doctor and the builder all give the JetPack route; none says
+    pip install 'segedge[jetson]', which installs only onnx."""
+    import runtimes
+    from runtimes import open_runtime
+    from runtimes.tensorrt_support import INSTALL_TENSORRT
+    from sdk.cli import doctor
+
+    onnx_dir = write_onnx_artifact(tmp_path / "onnx")
+    engine_dir = write_engine_artifact(tmp_path / "e", onnx_dir, profile=plan_profile(read_manifest(onnx_dir)))
+    real_find_spec = runtimes.find_spec
+    monkeypatch.setattr(runtimes, "find_spec", lambda name, *a: None if name == "tensorrt" else real_find_spec(name))
+    with pytest.raises(MissingDependencyError) as err:
+        open_runtime(engine_dir)
+    assert INSTALL_TENSORRT in str(err.value) and "segedge[jetson]" not in str(err.value)
+    report = doctor.diagnose()
+    (job,) = [j for j in report["jobs"] if j["job"] == "TensorRT engines"]
+    assert job["install"] == INSTALL_TENSORRT
+    text = doctor.format_report(report)
+    assert "segedge[jetson]" not in text
+    if not _real_tensorrt():
+        assert f"note: {INSTALL_TENSORRT}" in text and "the TensorRT note below" in text
+    assert JETPACK_ROUTE == INSTALL_TENSORRT  # what require_tensorrt raises with
+
+
+def test_doctor_on_a_jetson_names_jetpack_tensorrt_dla_and_the_table_row(monkeypatch):
+    """The Also item: on a Jetson, doctor says the L4T release, board, CUDA, TensorRT, DLA cores and Python, and the
+    support-table row that applies (a JetPack 5 device is told it is not supported)."""
+    import runtimes.tensorrt_device as device
+    from sdk.cli import doctor
+
+    monkeypatch.setattr(device, "host_platform", lambda: "aarch64 L4T R36.4.3")
+    monkeypatch.setattr(device, "device_model", lambda: "NVIDIA Jetson AGX Orin Developer Kit")
+    info = doctor._jetson({"usable": True, "version": "10.3.0.30", "dla_cores": 2})
+    assert info["l4t"] == "R36.4.3" and info["row"]["jetpack"] == "6.1, 6.2" and info["dla_cores"] == 2
+    report = {**doctor.diagnose(), "jetson": info}
+    text = doctor.format_report(report)
+    line = next(ln for ln in text.splitlines() if ln.startswith("Jetson: "))
+    assert "L4T R36.4.3" in line and "AGX Orin" in line and "TensorRT 10.3.0.30" in line and "DLA cores 2" in line
+    assert "support table: JetPack 6.1, 6.2: weakly typed" in text
+    monkeypatch.setattr(device, "host_platform", lambda: "aarch64 L4T R35.4.1")
+    old = doctor._jetson(None)
+    assert old["row"]["jetpack"] == "5.x" and not old["row"]["supported"]
+    assert "not supported: Python 3.8" in doctor.format_report({**report, "jetson": old})
+    monkeypatch.setattr(device, "host_platform", lambda: "x86_64 Linux")
+    assert doctor._jetson(None) is None

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ["runtimes/tensorrt.py", "runtimes/tensorrt_device.py", "runtimes/tensorrt_support.py",
            "converters/tensorrt_build.py",
            "converters/tensorrt_plan.py", "converters/tensorrt_graph.py", "converters/tensorrt_inspect.py",
-           "converters/deploy_configs.py", "calibration/qdq_float16.py"]
+           "converters/deploy_configs.py", "calibration/qdq_float16.py", "sdk/cli/doctor.py"]
 PROBE = '''import tensorrt as trt
 
 
@@ -39,6 +39,8 @@ warn_redundant_casts = True
 [mypy-tensorrt,tensorrt.*,tensorrt_bindings,tensorrt_bindings.*]
 ignore_errors = True
 [mypy-tensorrt_libs]
+ignore_missing_imports = True
+[mypy-onnxruntime,onnxruntime.*,openvino,openvino.*]
 ignore_missing_imports = True
 """
 
