@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             result = seg(image)
             times_ms.append((time.perf_counter() - t) * 1e3)
             if i < args.save:  # written together at the end, replacing the last run's masks whole
-                kept.append((name, result.mask, result.overlay(image)))
+                kept.append((name, result.mask, result.colorize(), result.overlay(image, legend=True)))
         lat = latency_stats(times_ms)
         summary["latency_ms"] = {k: round(v, 2) for k, v in lat.items() if k != "n"} | {"frames": lat["n"]}
         if camvid is not None:
@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
     from sdk.core.staging import staged_folder
 
     with staged_folder(masks, overwrite=True, what="demo masks") as stage:  # no mix of this run's and the last's
-        for name, mask, overlay in kept:
+        for name, mask, color, overlay in kept:
             cv2.imwrite(str(stage / f"{name}.png"), mask)
+            cv2.imwrite(str(stage / f"{name}_color.png"), color[..., ::-1])
             cv2.imwrite(str(stage / f"{name}_overlay.png"), overlay[..., ::-1])
     written = len(kept)
     (out / "demo.json.tmp").write_text(json.dumps(summary, indent=2) + "\n")
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: {scored}")
     print(f"latency (ONNX Runtime, CPU, {SYNTHETIC_SIZE_HW[1]}x{SYNTHETIC_SIZE_HW[0]} frames): p50 "
           f"{lat['p50_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms over {lat['n']} frames")
-    print(f"wrote {written} masks + overlays to {masks}; summary in {out / 'demo.json'}")
+    print(f"wrote {written} masks (class ids, coloured, overlay with a legend) to {masks}; summary in "
+          f"{out / 'demo.json'}")
     print(f"next: segedge predict {artifact} YOUR_IMAGES --output masks/")
     return 0
 

@@ -55,7 +55,8 @@ def _write_png(path: Path, image) -> None:
 
 def predict_files(artifact: str | Path, images: list[str], output: str | Path, *, runtime: str = "auto",
                   overlay: bool = True, batch_size: int = 1, device: str | None = None) -> list[Path]:
-    """Segment image files; writes ``<output>/<name>.png`` (class ids) and ``<name>_overlay.png`` (see
+    """Segment image files; writes ``<output>/<name>.png`` (class ids), ``<name>_color.png`` (the mask in the
+    palette's colours: class-id PNGs look black) and ``<name>_overlay.png`` with a legend (see
     ``output_names``); returns the masks written. Refuses an output folder that is an input folder, and any output
     file that would overwrite an input."""
     from tqdm import tqdm
@@ -75,11 +76,12 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
             raise InputError(f"--output {out}: is also an input folder; masks would overwrite or mix with the "
                              "images. Choose another folder, e.g. --output masks/")
     names = output_names(paths)
-    targets = [(out / f"{n}.png", out / f"{n}_overlay.png" if overlay else None) for n in names]
+    targets = [(out / f"{n}.png", out / f"{n}_overlay.png" if overlay else None,
+                out / f"{n}_color.png" if overlay else None) for n in names]
     planned = [t for pair in targets for t in pair if t is not None]
     if len({p.resolve() for p in planned}) != len(planned):
-        raise InputError("images: their names collide in --output (an input named like another's overlay, e.g. "
-                         "x.png and x_overlay.png); rename one or use --no-overlay")
+        raise InputError("images: their names collide in --output (an input named like another's overlay or "
+                         "coloured mask, e.g. x.png and x_overlay.png or x_color.png); rename one or use --no-overlay")
     inputs = {p.resolve() for p in paths}
     clash = [t for t in planned if t.resolve() in inputs]
     if clash:
@@ -94,10 +96,11 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
             chunk = list(range(start, min(start + batch_size, len(paths))))
             imgs = [read_rgb(paths[i]) for i in chunk]
             for i, img, res in zip(chunk, imgs, seg.predict_batch(imgs, batch_size=batch_size)):
-                mask_path, overlay_path = targets[i]
+                mask_path, overlay_path, color_path = targets[i]
                 _write_png(mask_path, res.mask if res.mask.dtype == "uint8" else res.mask.astype("uint16"))
                 if overlay_path is not None:
-                    _write_png(overlay_path, res.overlay(img)[..., ::-1])
+                    _write_png(overlay_path, res.overlay(img, legend=True)[..., ::-1])
+                    _write_png(color_path, res.colorize()[..., ::-1])
                 written.append(mask_path)
     return written
 
@@ -105,7 +108,8 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
 def run(args: argparse.Namespace) -> int:
     written = predict_files(args.artifact, args.images, args.output, runtime=args.runtime,
                             overlay=not args.no_overlay, batch_size=args.batch_size, device=args.device)
-    print(f"wrote {len(written)} masks (class ids as PNG{' + overlays' if not args.no_overlay else ''}) to "
+    extra = "" if args.no_overlay else " + coloured masks + overlays with a legend"
+    print(f"wrote {len(written)} masks (class ids as PNG{extra}) to "
           f"{args.output}")
     return 0
 
@@ -120,5 +124,5 @@ def add_parser(sub) -> None:
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     p.add_argument("--batch-size", type=positive_int, default=1)
     add_device_argument(p)
-    p.add_argument("--no-overlay", action="store_true")
+    p.add_argument("--no-overlay", action="store_true", help="write the class-id PNGs only (no _color, _overlay)")
     p.set_defaults(func=run)

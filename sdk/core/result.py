@@ -22,6 +22,38 @@ def colorize(mask: np.ndarray, palette) -> np.ndarray:
     return np.asarray(palette, np.uint8)[mask]
 
 
+def draw_legend(picture: np.ndarray, mask: np.ndarray, class_names: list[str], palette, *,
+                max_rows: int = 12) -> np.ndarray:
+    """A copy of ``picture`` ((H, W, 3) uint8, the palette's channel order) with a legend in its top-left corner:
+    a colour swatch and the name of each class present in ``mask``, largest area first (at most ``max_rows``; the
+    rest summed as "+N more"). Text scales with the picture; OpenCV draws it."""
+    from sdk.core.errors import require_cv2
+
+    cv2 = require_cv2()
+    out = np.ascontiguousarray(picture).copy()
+    counts = np.bincount(mask.ravel(), minlength=len(class_names))
+    present = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    rows = [(palette[i], f"{class_names[i]} {100 * counts[i] / mask.size:.0f}%") for i in present[:max_rows]]
+    if len(present) > max_rows:
+        rows.append((None, f"+{len(present) - max_rows} more"))
+    h, w = out.shape[:2]
+    scale = max(0.3, min(h, w) / 900)
+    thick = max(1, round(scale * 1.5))
+    line = max(10, round(22 * scale))
+    (text_w, _), _ = cv2.getTextSize(max((t for _, t in rows), key=len, default=""), cv2.FONT_HERSHEY_SIMPLEX,
+                                      scale, thick)
+    box_w, box_h = min(w, text_w + line + 12), min(h, line * len(rows) + 8)
+    region = out[:box_h, :box_w]
+    region[...] = (region.astype(np.float32) * 0.35).astype(np.uint8)  # a dark panel behind the text
+    for r, (colour, text) in enumerate(rows):
+        y = 4 + r * line
+        if colour is not None:
+            cv2.rectangle(out, (4, y + 2), (4 + line - 6, y + line - 4), [int(c) for c in colour], -1)
+        cv2.putText(out, text, (line + 4, y + line - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                    cv2.LINE_AA)
+    return out
+
+
 def pixel_agreement(a, b) -> float:
     """Share of pixels where two masks give the same class id: ``a`` and ``b`` are integer arrays of the same shape
     ((H, W) masks, or (N, H, W) batches), or equal-length sequences of such pairs, pooled over all their pixels.
@@ -79,8 +111,9 @@ class SegmentationResult:
         """(H, W, 3) uint8 RGB picture of the mask in the palette's colours."""
         return colorize(self.mask, self.palette)
 
-    def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-        """Blend the coloured mask over ``image`` ((H, W, 3) uint8, same colour order as the palette: RGB)."""
+    def overlay(self, image: np.ndarray, alpha: float = 0.5, *, legend: bool = False) -> np.ndarray:
+        """Blend the coloured mask over ``image`` ((H, W, 3) uint8, same colour order as the palette: RGB); with
+        ``legend`` the classes present are named in the top-left corner (``draw_legend``)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[:2] != self.mask.shape \
                 or image.shape[2] != 3 or image.dtype != np.uint8:
             got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -89,4 +122,5 @@ class SegmentationResult:
         if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha: expected a number from 0 (image only) to 1 (mask only), got {alpha!r}")
         blend = image.astype(np.float32) * (1 - alpha) + self.colorize().astype(np.float32) * alpha
-        return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+        picture = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+        return draw_legend(picture, self.mask, self.class_names, self.palette) if legend else picture

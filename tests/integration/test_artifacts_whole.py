@@ -319,5 +319,6 @@ def test_demo_replaces_the_last_runs_masks(tmp_path, capsys):
     (out / "masks").mkdir(parents=True)
     (out / "masks" / "0001TP_008550.png").write_bytes(b"a mask of the last run")
     assert main(["demo", "--camvid", "none", "--frames", "1", "--save", "1", "--output", str(out), "-q"]) == 0
-    assert sorted(p.name for p in (out / "masks").iterdir()) == ["street_00.png", "street_00_overlay.png"]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["street_00.png", "street_00_color.png",
+                                                                 "street_00_overlay.png"]
     _no_leftovers(out)

@@ -193,3 +193,32 @@ def test_eval_ignore_index_and_the_reference_drop(tmp_path, capsys):
     int8 = quantize(art, tmp_path / "q", backend="onnxruntime", calib=frames, progress=False).artifact
     assert main(["eval", str(int8), "--data", str(data), "--ignore-index", "9", "--reference", str(art)]) == 0
     assert "reference mIoU" in (out := capsys.readouterr().out) and "points" in out
+
+
+def test_predict_writes_a_coloured_mask_and_an_overlay_with_a_legend(tmp_path, capsys):
+    """Item 15: class-id PNGs look black; a _color.png beside each, and the overlay names the classes present."""
+    import cv2
+
+    from sdk.cli import main
+    from sdk.core.result import SegmentationResult, default_palette, draw_legend
+
+    art = write_onnx_artifact(tmp_path / "a", num_classes=5)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(images / "street.png"), rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    assert main(["predict", str(art), str(images), "--output", str(tmp_path / "masks")]) == 0
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["street.png", "street_color.png",
+                                                                      "street_overlay.png"]
+    mask = cv2.imread(str(tmp_path / "masks" / "street.png"), cv2.IMREAD_UNCHANGED)
+    color = cv2.imread(str(tmp_path / "masks" / "street_color.png"))[..., ::-1]
+    m = read_manifest(art)
+    result = SegmentationResult(mask, m.class_names, m.palette or default_palette(5))
+    np.testing.assert_array_equal(color, result.colorize())
+    image = cv2.imread(str(images / "street.png"))[..., ::-1]
+    plain, with_legend = result.overlay(image), result.overlay(image, legend=True)
+    assert not np.array_equal(plain[:20, :40], with_legend[:20, :40])  # the legend's panel in the corner
+    assert np.array_equal(plain[-20:, -20:], with_legend[-20:, -20:])  # the rest as it was
+    many = draw_legend(plain, np.arange(120 * 160).reshape(120, 160) % 5, [f"c{i}" for i in range(5)],
+                       result.palette, max_rows=2)
+    assert many.shape == plain.shape
