@@ -161,13 +161,15 @@ def test_plan_presets_and_commands(tmp_path):
                        progress=False)
     cmd = quantize_command(ctx, variants[2], tmp_path / "out")
     assert cmd == (f"segedge quantize {tmp_path / 'ckpt'} --backend onnxruntime --calib frames/ --num-samples 50 "
-                   f"--seed 3 --method minmax --size 128 160 --eval val/ --max-drop 0.7 --output {tmp_path / 'out'}")
+                   f"--seed 3 --method minmax --size 128 160 --eval val/ --max-drop 0.7 --keep-below-min "
+                   f"--output {tmp_path / 'out'}")
     # the command is one segedge quantize accepts
     from sdk.cli import build_parser
 
     args = build_parser().parse_args(cmd.split()[1:])
     assert (args.backend, args.method, args.max_drop, args.num_samples, args.seed) == ("onnxruntime", "minmax", 0.7,
                                                                                       50, 3)
+    assert args.keep_below_min  # the report keeps every variant: its command reproduces it whatever its agreement
 
 
 def test_unlabelled_set_reports_agreement_only(tiny_report, labelled_set, camvid, tmp_path):
