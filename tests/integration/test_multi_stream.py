@@ -339,3 +339,18 @@ def test_a_file_replayed_live_without_loop_ends_at_its_end(seg, scenes):
     assert stats.mode == "live" and stats.ended == "end_of_stream" and stats.frames_read == 12 and not stats.gaps
     paced = MultiStreamPipeline(seg, [open_source(str(scenes[1]), pace_fps=30)]).run()
     assert paced.sources[0].ended == "end_of_stream" and paced.sources[0].frames_read == 12
+
+
+def test_camera_wall_example_runs(tmp_path, artifact, scenes):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "examples/camera_wall.py", str(artifact), str(scenes[1]), str(scenes[2]),
+                          "--output", str(tmp_path / "wall"), "--seconds", "0.2"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert mp4_frames(tmp_path / "wall" / "wall.mp4") == 6 and mp4_frames(tmp_path / "wall" / "cam1.mp4") == 6
+    res = subprocess.run([sys.executable, "examples/camera_wall.py", str(artifact), str(scenes[1]),
+                          str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "w2")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "source 2 of 2" in res.stderr and "Traceback" not in res.stderr
