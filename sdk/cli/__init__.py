@@ -72,6 +72,17 @@ def _warnings_in_cli_format(command: str) -> None:
     warnings.filterwarnings("once", message=r"image \d+x\d+: its aspect differs")
 
 
+def _end_progress_bars() -> None:
+    """Close any progress bar still drawn (tqdm, if loaded), so an error printed next starts on its own line instead
+    of landing on the bar's."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        try:
+            bar.close()
+        except Exception:  # a bar half torn down already: nothing to draw
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -88,15 +99,18 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 1
     except KeyboardInterrupt:
+        _end_progress_bars()
         print(f"segedge {args.command}: interrupted", file=sys.stderr)
         return 130
     except SegEdgeError as exc:
         if args.verbose:
             raise
+        _end_progress_bars()
         print(f"segedge {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # OSError, cv2.error, re.error, MemoryError, a runtime's own types: one line too
         if args.verbose:
             raise
+        _end_progress_bars()
         print(f"segedge {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1

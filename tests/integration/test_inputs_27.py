@@ -222,3 +222,19 @@ def test_predict_writes_a_coloured_mask_and_an_overlay_with_a_legend(tmp_path, c
     many = draw_legend(plain, np.arange(120 * 160).reshape(120, 160) % 5, [f"c{i}" for i in range(5)],
                        result.palette, max_rows=2)
     assert many.shape == plain.shape
+
+
+def test_an_error_during_a_progress_bar_starts_its_own_line(tmp_path, capsys):
+    """Item 13 (the CLI part): a bar still drawn when a command fails is closed before the error is printed, so the
+    error does not land on the bar's line."""
+    import sys
+
+    from tqdm import tqdm
+
+    from sdk.cli import main
+
+    bar = tqdm(total=10, desc="work", file=sys.stderr)  # drawn and not closed, as a command's bar is when it fails
+    bar.update(3)
+    assert main(["inspect", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "3/10" in err and "\nsegedge inspect: error:" in err
