@@ -12,7 +12,7 @@
   one (AGX Orin, Orin NX; Orin Nano has none).
 - After building: the engine's layers are read back with the engine inspector (``converters.tensorrt_inspect``),
   logged, recorded, and the build fails if the precision or the DLA that was asked is not in the engine; then the
-  engine is run against ONNX Runtime on a probe input where onnxruntime and pycuda are installed.
+  engine is run against ONNX Runtime on a probe input where onnxruntime is installed.
 """
 from __future__ import annotations
 
@@ -361,7 +361,7 @@ def _read_engine(engine_bytes: bytes, dla_core: int | None) -> tuple[list[dict],
 def _parity(engine_dir: Path, onnx_dir: Path, manifest: Manifest, profile: list[ShapeRange], *,
             softmax: bool) -> dict:
     """Engine vs ONNX Runtime (CPU) on one random probe at the profile's opt shape."""
-    missing = [m for m in ("onnxruntime", "pycuda") if find_spec(m) is None]
+    missing = [m for m in ("onnxruntime",) if find_spec(m) is None]
     if missing:
         return {"skipped": f"{' and '.join(missing)} not installed here; compare on real images with: segedge eval "
                            f"{engine_dir} --reference {onnx_dir} --camvid DATA"}

@@ -6,19 +6,19 @@ version, GPU, compute capability, DLA core, precision), the optimization profile
 
 Memory: one CUDA stream; page-locked host buffers and device buffers per tensor, allocated on first use and grown
 only when a larger shape arrives; copies and execution are asynchronous with one synchronize per call. Optional
-CUDA-graph capture of the enqueue (re-captured when a shape changes).
+CUDA-graph capture of the enqueue (re-captured when a shape changes). The CUDA calls go through the driver API
+(ctypes, ``runtimes.cuda_ops.DriverCuda``: nothing to install) by default, or through pycuda (``cuda="pycuda"``).
 
 Every supported TensorRT (>= 8.6, ``runtimes.tensorrt_support``) runs by tensor name (``set_input_shape``,
 ``set_tensor_address``, ``execute_async_v3``); the binding-index API of 8.4 is not used.
-TensorRT and pycuda are imported when a runtime opens, never at import time; the logger subclass is built in a
-factory for the same reason (``runtimes.tensorrt_device``, with ``require_tensorrt`` and ``tensorrt_available``,
-re-exported here).
+TensorRT (and pycuda, when asked for) are imported when a runtime opens, never at import time; the logger subclass is
+built in a factory for the same reason (``runtimes.tensorrt_device``, with ``require_tensorrt`` and
+``tensorrt_available``, re-exported here).
 """
 from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import Runtime
+from runtimes.cuda_ops import CUDA_BACKENDS, DriverCuda, PycudaCuda
 from runtimes.tensorrt_device import (JETPACK_ROUTE, TENSORRT_MIN, CudaDriver, CudaGraph, EngineFingerprint, ErrorLog,
                                       HostInfo, check_compatibility, device_model, host_platform, require_pycuda,
                                       require_tensorrt, tensorrt_available, tensorrt_logger)
@@ -83,17 +84,18 @@ class _Tensor:
 
 
 class _Buffer:
-    """A page-locked host array and a device allocation of ``count`` elements; grown, never shrunk."""
+    """A page-locked host array and a device allocation of ``count`` elements (``cuda``: a ``runtimes.cuda_ops``
+    backend); grown, never shrunk."""
 
     def __init__(self, cuda: Any, dtype: np.dtype, count: int) -> None:
         self.count = count
-        self.host: np.ndarray = cuda.pagelocked_empty(max(count, 1), dtype)
-        self.device: Any = cuda.mem_alloc(max(self.host.nbytes, 1))
+        self._cuda = cuda
+        self.host, self._host_handle = cuda.host_empty(count, dtype)
+        self.device: int = cuda.device_alloc(self.host.nbytes)
 
     def free(self) -> None:
-        self.device.free()
-        allocation: Any = self.host.base  # pycuda's PagelockedHostAllocation behind the array
-        allocation.free()
+        self._cuda.free_device(self.device)
+        self._cuda.free_host(self._host_handle)
 
 
 def engine_manifest_info(manifest: Manifest) -> tuple[EngineFingerprint, dict[str, ShapeRange], str]:
@@ -112,11 +114,12 @@ def engine_manifest_info(manifest: Manifest) -> tuple[EngineFingerprint, dict[st
 
 
 class TensorRTRuntime(Runtime):
-    """Runs ``model.engine`` artifacts with TensorRT and pycuda.
+    """Runs ``model.engine`` artifacts with TensorRT.
 
     device: CUDA device index. dla_core: run a DLA engine on this core (default: the core it was built for).
     cuda_graph: replay the enqueue as a CUDA graph, captured per input shape; worth it for fixed-size streams
-    (GPU-only engines).
+    (GPU-only engines). cuda: "driver" (default: the CUDA driver API through ctypes, nothing to install) or "pycuda"
+    (``runtimes.cuda_ops``).
     Opening checks the engine's fingerprint against this host first: a TensorRT or GPU mismatch is one line that
     says how to rebuild.
     """
@@ -125,11 +128,13 @@ class TensorRTRuntime(Runtime):
     formats = ("tensorrt",)
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *, device: int = 0,
-                 dla_core: int | None = None, cuda_graph: bool = False) -> None:
+                 dla_core: int | None = None, cuda_graph: bool = False, cuda: str = "driver") -> None:
         super().__init__(resolve_artifact(artifact), manifest)
         self.fingerprint, self.profile, self.rebuild_command = engine_manifest_info(self.manifest)
+        if cuda not in CUDA_BACKENDS:
+            raise InputError(f"cuda: expected one of {CUDA_BACKENDS}, got {cuda!r}")
         version = require_tensorrt()
-        cuda = require_pycuda()
+        pycuda = require_pycuda() if cuda == "pycuda" else None
         import tensorrt as trt
 
         self._driver = CudaDriver()
@@ -148,19 +153,17 @@ class TensorRTRuntime(Runtime):
                                 "into a CUDA graph). Open it with cuda_graph=False.")
         self.host = host
         self.cuda_graph = cuda_graph
+        self.cuda_backend = cuda
         self._buffers: dict[str, _Buffer] = {}
         self._host_values: dict[str, np.ndarray] = {}
         self._generation = 0
         self._mark = 0  # the logger's error count when the current call began
         self._graph: CudaGraph | None = None
         self._graph_key: tuple | None = None
-        cuda.init()
-        self._cuda = cuda
-        self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's CUDA runtime uses
-        self._ctx_handle = int(self._ctx.handle)
-        self._ctx_thread = threading.get_ident()
-        self._device = device
-        self._ctx.push()
+        # the primary context: the one TensorRT's CUDA runtime uses
+        self._cuda: Any = DriverCuda(self._driver, device) if pycuda is None else PycudaCuda(pycuda, self._driver,
+                                                                                             device)
+        self._cuda.push()
         try:
             if self.dla_core is not None:
                 self._trt_runtime.DLA_core = self.dla_core
@@ -172,12 +175,12 @@ class TensorRTRuntime(Runtime):
                                     f"{self.rebuild_command}")
             self._engine = engine
             self._context = engine.create_execution_context()
-            self._stream = cuda.Stream()
+            self._stream = self._cuda.stream()
             self._tensors = self._discover(trt)
         except BaseException:
             self._release()
             raise
-        self._ctx.pop()
+        self._cuda.pop()
 
     def _discover(self, trt: Any) -> list[_Tensor]:
         """The engine's I/O tensors; checks that they match the manifest."""
@@ -247,8 +250,8 @@ class TensorRTRuntime(Runtime):
                                  f"({self._logger.last_error(self._mark)})")
             buf = self._buffer(t, arr.size)
             np.copyto(buf.host[:arr.size], arr.reshape(-1))
-            self._cuda.memcpy_htod_async(buf.device, buf.host[:arr.size], self._stream)
-            ctx.set_tensor_address(t.name, int(buf.device))
+            self._cuda.to_device(buf.device, buf.host[:arr.size], self._stream)
+            ctx.set_tensor_address(t.name, buf.device)
 
     def _output_shape(self, t: _Tensor) -> tuple[int, ...]:
         dims = self._context.get_tensor_shape(t.name)
@@ -259,7 +262,7 @@ class TensorRTRuntime(Runtime):
         return shape
 
     def _enqueue(self) -> bool:
-        return bool(self._context.execute_async_v3(self._stream.handle))
+        return bool(self._context.execute_async_v3(self._stream))
 
     def _execute(self, key: tuple) -> None:
         if not self.cuda_graph:
@@ -273,7 +276,7 @@ class TensorRTRuntime(Runtime):
             # one plain enqueue first: it applies the new shapes (TensorRT's deferred updates) outside the capture
             if not self._enqueue():
                 raise ArtifactError(f"TensorRT: execution failed ({self._logger.last_error(self._mark)})")
-            self._graph = self._driver.capture_graph(self._stream.handle, self._enqueue)
+            self._graph = self._driver.capture_graph(self._stream, self._enqueue)
             self._graph_key = key
         self._graph.launch()
 
@@ -281,7 +284,7 @@ class TensorRTRuntime(Runtime):
         self._check_profile(feeds)
         by_name = {t.name: t for t in self._tensors}
         engine_feeds = {name: self._engine_array(by_name[name], arr) for name, arr in feeds.items()}
-        self._ctx.push()
+        self._cuda.push()
         self._mark = self._logger.mark()
         try:
             self._set_inputs(engine_feeds)
@@ -291,60 +294,50 @@ class TensorRTRuntime(Runtime):
                     continue
                 shape = self._output_shape(t)
                 buf = self._buffer(t, math.prod(shape))
-                self._context.set_tensor_address(t.name, int(buf.device))
+                self._context.set_tensor_address(t.name, buf.device)
                 outputs.append((t, shape, buf))
             key = (tuple((n, a.shape, tuple(a.reshape(-1).tolist()) if by_name[n].on_host else ())
                          for n, a in sorted(engine_feeds.items())), self._generation)
             self._execute(key)
             for t, shape, buf in outputs:
-                self._cuda.memcpy_dtoh_async(buf.host[:math.prod(shape)], buf.device, self._stream)
-            self._stream.synchronize()
+                self._cuda.to_host(buf.host[:math.prod(shape)], buf.device, self._stream)
+            self._cuda.synchronize(self._stream)
         finally:
-            self._ctx.pop()
+            self._cuda.pop()
         wanted = {info.name: np.dtype(info.dtype) for info in self.manifest.outputs}
         return {t.name: buf.host[:math.prod(shape)].reshape(shape).astype(wanted[t.name], copy=True)
                 for t, shape, buf in outputs if t.name in wanted}
 
     def _close_impl(self) -> None:
-        self._ctx.push()
+        self._cuda.push()
         self._release()
 
     def _release(self) -> None:
-        """With this runtime's context pushed: free the CUDA graph, the buffers, the stream (pycuda destroys it when
-        its last reference goes, inside its context), the execution context and the engine; then pop and release
-        the primary context, leaving this thread's context stack as it was before the push. pycuda's ``detach()``
-        of a context that is not current (in its own bookkeeping) and was made in this thread pushes it, releases
-        it and, for a primary context (``cuDevicePrimaryCtxRelease``), leaves it pushed (src/cpp/cuda.hpp: "pop is
-        implicit in detach" holds for cuCtxDetach only): that push is popped here. Closed from another thread,
-        pycuda's detach() does nothing at all; the primary context is then released through the driver."""
+        """With this runtime's context pushed: free the CUDA graph, the buffers, the execution context, the engine
+        and the stream; then pop the context and drop this runtime's reference to it (``runtimes.cuda_ops``: from
+        any thread), leaving the calling thread's context stack as it was before the push."""
         try:
             if self._graph is not None:
                 self._graph.close()
                 self._graph = None
             stream = getattr(self, "_stream", None)
             if stream is not None:
-                stream.synchronize()
+                self._cuda.synchronize(stream)
             for buf in self._buffers.values():
                 buf.free()
             self._buffers = {}
-            for name in ("_context", "_engine", "_stream"):
+            for name in ("_context", "_engine"):
                 if hasattr(self, name):
                     delattr(self, name)
+            if stream is not None:
+                del self._stream
+                self._cuda.destroy_stream(stream)
         finally:
-            self._ctx.pop()
-            current = self._cuda.Context.get_current()
-            same_thread = threading.get_ident() == self._ctx_thread
-            pushes = same_thread and (current is None or current != self._ctx)
-            self._ctx.detach()
-            if pushes:
-                self._driver.pop_if_current(self._ctx_handle)
-            elif not same_thread:
-                # pycuda's detach() of a context retained in another thread releases nothing ("leaked out-of-thread
-                # context" in its cuda.hpp): release the primary-context reference it took, through the driver
-                self._driver.release_primary_context(self._device)
+            self._cuda.pop()
+            self._cuda.release()
 
     def describe(self) -> str:
         board = self.host.device_model or self.host.gpu_name
         where = f"DLA core {self.dla_core} + GPU of {board}" if self.dla_core is not None else board
         return (f"TensorRT {self.host.tensorrt_version} on {where} ({self.host.sm}), {self.fingerprint.precision}"
-                f"{', CUDA graph' if self.cuda_graph else ''}")
+                f"{', CUDA graph' if self.cuda_graph else ''}{', pycuda' if self.cuda_backend == 'pycuda' else ''}")

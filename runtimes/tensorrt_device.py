@@ -316,22 +316,24 @@ def require_tensorrt() -> str:
 
 
 def require_pycuda() -> Any:
-    """``pycuda.driver``, or one clear error: pycuda is not part of JetPack and compiles against the device's CUDA."""
+    """``pycuda.driver`` for ``TensorRTRuntime(cuda="pycuda")``, or one clear error: pycuda is not part of JetPack and
+    compiles against the device's CUDA (the default runtime path calls the CUDA driver and needs no pycuda)."""
     import importlib
 
     try:
         cuda = importlib.import_module("pycuda.driver")  # no stubs: Any, like every pycuda object here
     except ImportError as exc:
         raise MissingDependencyError(
-            f"pycuda is not installed ({exc}); the TensorRT runtime needs it for device memory and streams. On a "
-            "Jetson: PATH=/usr/local/cuda/bin:$PATH pip install 'pycuda>=2022.2' (it compiles against JetPack's "
-            "CUDA). See docs/JETSON.md.") from exc
+            f"pycuda is not installed ({exc}); it is needed only for cuda='pycuda' (the default, cuda='driver', calls "
+            "the CUDA driver directly). On a Jetson: PATH=/usr/local/cuda/bin:$PATH pip install 'pycuda>=2022.2' (it "
+            "compiles against JetPack's CUDA). See docs/JETSON.md.") from exc
     return cuda
 
 
 def tensorrt_available() -> tuple[bool, str]:
-    """Whether TensorRT engines can be built and run here: (True, "TensorRT 10.3.0.30 with pycuda on Orin (sm_87)"),
-    or (False, the reason: no real TensorRT, no pycuda, no CUDA driver or GPU). Creates no CUDA context."""
+    """Whether TensorRT engines can be built and run here: (True, "TensorRT 10.3.0.30 on Orin (sm_87), CUDA through
+    the driver"), or (False, the reason: no real or supported TensorRT, no CUDA driver or GPU). pycuda is not needed
+    (the runtime calls the CUDA driver; ``cuda="pycuda"`` is optional). Creates no CUDA context."""
     from importlib.util import find_spec
 
     from sdk.core.errors import SegEdgeError
@@ -340,14 +342,12 @@ def tensorrt_available() -> tuple[bool, str]:
         version = require_tensorrt()
     except MissingDependencyError as exc:
         return False, str(exc)
-    if find_spec("pycuda") is None:
-        return False, ("pycuda is not installed (PATH=/usr/local/cuda/bin:$PATH pip install 'pycuda>=2022.2' on the "
-                       "device; see docs/JETSON.md)")
     try:
         name, capability = CudaDriver().device(0)
     except SegEdgeError as exc:
         return False, str(exc)
-    return True, f"TensorRT {version} with pycuda on {name} (sm_{capability.replace('.', '')})"
+    extra = ", pycuda also installed" if find_spec("pycuda") is not None else ""
+    return True, f"TensorRT {version} on {name} (sm_{capability.replace('.', '')}), CUDA through the driver{extra}"
 
 
 class ErrorLog:

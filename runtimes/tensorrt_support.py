@@ -27,8 +27,8 @@ WEAK_TYPING_MAX = (10, 11)  # weakly typed builds up to 10.11; strongly typed fr
 INSTALL_TENSORRT = ("TensorRT comes with JetPack on a Jetson: sudo apt install python3-libnvinfer (part of "
                     "nvidia-jetpack), then a venv made with --system-site-packages and pip install --no-deps "
                     "segedge (pip's tensorrt wheels are not JetPack's and would shadow it); on a CUDA host install "
-                    "the TensorRT that matches its CUDA. pycuda: PATH=/usr/local/cuda/bin:$PATH pip install "
-                    "'pycuda>=2022.2'. See docs/JETSON.md.")
+                    "the TensorRT that matches its CUDA. The runtime calls the CUDA driver itself (no pycuda "
+                    "needed). See docs/JETSON.md.")
 
 
 @dataclass(frozen=True, kw_only=True)

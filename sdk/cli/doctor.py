@@ -30,7 +30,7 @@ JOBS = (("run ONNX artifacts", "predict, stream, eval, bench (onnx)", ("onnxrunt
          ("onnx", "onnxruntime"), "cpu,convert"),
         ("INT8 for OpenVINO", "quantize --backend openvino", ("nncf", "openvino", "onnx"), "cpu,convert,quantize"),
         ("reports", "report", ("matplotlib", "onnxruntime", "onnx"), "cpu,convert,report"),
-        ("TensorRT engines", "build, predict/stream/bench (engine)", ("tensorrt", "pycuda"), "jetson"))
+        ("TensorRT engines", "build, predict/stream/bench (engine)", ("tensorrt",), "jetson"))
 FEATURES = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
             ("BF16", ("avx512_bf16",)), ("AMX", ("amx_int8",)), ("NEON dot product", ("asimddp",)))
 
@@ -184,7 +184,7 @@ def diagnose() -> dict:
         usable["tensorrt"] = bool(out["details"]["tensorrt"].get("usable"))
     out["jobs"] = [{"job": job, "commands": commands, "ready": all(usable[m] for m in needs),
                     "missing": [m for m in needs if not usable[m]],
-                    # TensorRT and pycuda come from JetPack's steps, never from the jetson extra (onnx only)
+                    # TensorRT comes from JetPack's steps, never from the jetson extra (onnx only)
                     "install": INSTALL_TENSORRT if "tensorrt" in needs else f"pip install 'segedge[{extras}]'"}
                    for job, commands, needs, extras in JOBS]
     return out
@@ -217,7 +217,8 @@ def format_report(d: dict) -> str:
     lines.append("TensorRT: " + ("not installed" if trt is None else trt.get("error") or
                                 (trt["version"] if trt["usable"] else f"not usable: {trt['why']}")))
     pycuda = d["packages"]["pycuda"]
-    lines.append(f"pycuda: {pycuda['version'] if pycuda['installed'] else 'not installed'}")
+    lines.append(f"pycuda: {pycuda['version'] if pycuda['installed'] else 'not installed'} (optional: the TensorRT "
+                 "runtime calls the CUDA driver itself)")
     cuda = det["cuda"]
     lines.append("CUDA GPUs: " + (", ".join(f"{g['index']}: {g['name']} (sm_{g['compute_capability'].replace('.', '')})"
                                             for g in cuda["gpus"]) or f"none ({cuda.get('why', 'no device')})"))

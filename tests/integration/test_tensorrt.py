@@ -602,13 +602,16 @@ def test_tensorrt_available_gives_the_reason(monkeypatch):
     assert isinstance(ok, bool) and reason
     if not _real_tensorrt():
         assert not ok and reason.startswith("tensorrt is not installed") and "docs/JETSON.md" in reason
-    # TensorRT present but no pycuda (what made segedge report abort after building the TensorRT variants)
+    # TensorRT present, no pycuda: pycuda is not needed (item 6: the runtime calls the CUDA driver); what is missing
+    # here is the driver itself
     monkeypatch.setattr(device, "require_tensorrt", lambda: "10.3.0.30")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "pycuda" else real_find_spec(name, *a))
     ok, reason = tensorrt_available()
-    assert not ok and reason.startswith("pycuda is not installed")
+    assert "pycuda" not in reason
+    if not ok:
+        assert reason.startswith("CUDA driver: libcuda.so.1 cannot be loaded")
 
 
 def test_missing_tensorrt_message_gives_the_jetpack_route():
@@ -854,55 +857,90 @@ def test_report_engine_shapes_plan_for_every_head(tmp_path, head, upsample, size
             assert list(profile) == ["pixel_values"]
 
 
-# ---------------------------------------------------------------- closing a runtime: which thread releases what
+# ---------------------------------------------------------------- the runtime's CUDA work (runtimes.cuda_ops)
 
 class _Recorder:
-    """Stands in for pycuda's primary context and the ctypes driver: records the calls ``_release`` makes (the
-    CUDA-independent part of closing; the real calls run in the GPU tier)."""
+    """Stands in for a ``runtimes.cuda_ops`` backend, pycuda's context and the ctypes driver: records the calls (the
+    CUDA-independent logic of buffers and closing; the real calls run in the GPU tier)."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.next = 0x1000
 
-    def pop(self) -> None:
-        self.calls.append("pop")
+    def __getattr__(self, name: str):
+        def call(*args):
+            self.calls.append(name)
+            if name == "host_empty":
+                count, dtype = args
+                self.next += 1
+                return np.empty(max(count, 1), dtype), self.next
+            if name == "device_alloc":
+                self.next += 1
+                return self.next
+            return True
+        return call
 
-    def detach(self) -> None:
-        self.calls.append("detach")
 
-    def pop_if_current(self, handle: int) -> bool:
-        self.calls.append("pop_if_current")
-        return True
+def test_closing_a_runtime_frees_in_order_and_drops_the_context_once():
+    """Item 6/13: close frees the graph, the buffers, the TensorRT objects and the stream with the context pushed,
+    then pops it and releases the primary context (the driver path does that from any thread)."""
+    rt = object.__new__(TensorRTRuntime)
+    cuda = _Recorder()
+    rt._graph, rt._cuda, rt._stream, rt._generation = None, cuda, 77, 0
+    rt._buffers = {}
+    from runtimes.tensorrt import _Tensor
 
-    def release_primary_context(self, index: int) -> None:
-        self.calls.append(f"release_primary_context({index})")
+    buf = rt._buffer(_Tensor("pixel_values", 0, True, np.dtype(np.float32), False), 12)
+    assert buf.host.shape == (12,) and rt._generation == 1
+    assert rt._buffer(_Tensor("pixel_values", 0, True, np.dtype(np.float32), False), 6) is buf  # never shrunk
+    bigger = rt._buffer(_Tensor("pixel_values", 0, True, np.dtype(np.float32), False), 24)
+    assert bigger is not buf and rt._generation == 2  # grown: addresses changed, a captured graph is stale
+    cuda.calls.clear()
+    rt._release()
+    assert cuda.calls == ["synchronize", "free_device", "free_host", "destroy_stream", "pop", "release"]
+    assert not hasattr(rt, "_stream")
 
 
-def _closing_runtime(recorder: _Recorder) -> TensorRTRuntime:
+def test_pycuda_backend_release_from_this_thread_and_another():
+    """Item 13: pycuda's detach() in a thread other than the one that retained the primary context releases nothing;
+    the pycuda backend then releases it through the driver. In the same thread, detach releases it and the push it
+    leaves is popped, as before."""
     import threading
     from types import SimpleNamespace
 
-    rt = object.__new__(TensorRTRuntime)
-    rt._graph, rt._buffers, rt._ctx, rt._driver = None, {}, recorder, recorder
-    rt._ctx_handle, rt._ctx_thread, rt._device = 1, threading.get_ident(), 1
-    rt._cuda = SimpleNamespace(Context=SimpleNamespace(get_current=lambda: None))
-    return rt
+    from runtimes.cuda_ops import PycudaCuda
 
-
-def test_closing_from_another_thread_releases_the_primary_context():
-    """Item 13: pycuda's detach() in a thread other than the one that retained the primary context releases nothing;
-    the runtime then releases it through the driver. In the same thread, detach releases it and the push it leaves
-    is popped, as before."""
-    import threading
+    def backend(recorder: _Recorder) -> PycudaCuda:
+        b = object.__new__(PycudaCuda)
+        b._cuda = SimpleNamespace(Context=SimpleNamespace(get_current=lambda: None))
+        b._ctx, b._driver, b._device, b.context_handle = recorder, recorder, 1, 5
+        b._thread = threading.get_ident()
+        return b
 
     same = _Recorder()
-    _closing_runtime(same)._release()
-    assert same.calls == ["pop", "detach", "pop_if_current"]
+    backend(same).release()
+    assert same.calls == ["detach", "pop_if_current"]
     other = _Recorder()
-    rt = _closing_runtime(other)
-    worker = threading.Thread(target=rt._release)
+    worker = threading.Thread(target=backend(other).release)
     worker.start()
     worker.join()
-    assert other.calls == ["pop", "detach", "release_primary_context(1)"]
+    assert other.calls == ["detach", "release_primary_context"]
+
+
+def test_driver_backend_host_arrays_are_writable_views_of_the_allocation():
+    """The driver path shows page-locked memory to numpy as an array over the allocation: writes land in the memory
+    the copies read, reads see what the copies wrote (here on ordinary ctypes memory)."""
+    import ctypes
+
+    from runtimes.cuda_ops import host_array
+
+    memory = (ctypes.c_float * 8)()
+    arr = host_array(ctypes.addressof(memory), 8, np.dtype(np.float32))
+    arr[:] = np.arange(8, dtype=np.float32)
+    assert list(memory) == list(range(8))
+    memory[3] = 42.0
+    assert arr[3] == 42.0 and arr.flags.writeable and arr.dtype == np.float32
+    assert host_array(ctypes.addressof(memory), 0, np.dtype(np.uint8)).shape == (1,)  # never an empty buffer
 
 
 def test_tiny_refine_artifact_for_tensorrt_needs_no_rewrite_and_converts_with_the_argmax_fp32(tmp_path):
