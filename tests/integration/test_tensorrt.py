@@ -1018,3 +1018,22 @@ def test_doctor_on_a_jetson_names_jetpack_tensorrt_dla_and_the_table_row(monkeyp
     assert "not supported: Python 3.8" in doctor.format_report({**report, "jetson": old})
     monkeypatch.setattr(device, "host_platform", lambda: "x86_64 Linux")
     assert doctor._jetson(None) is None
+
+
+def test_strongly_typed_int8_build_graph_from_a_prepared_qdq_mask_graph(tmp_path):
+    """--int8 on TensorRT >= 10.12 from an FP32-float Q/DQ artifact: prepare_onnx's rewrites (int32 output_size, float
+    class ids), then the float parts made FP16 (opset 19, FP16 scales); the masks stay those of the Q/DQ graph."""
+    import onnx
+
+    from converters.tensorrt_build import _float_parts_fp16
+
+    model = onnx.load(str(_ort_qdq(write_onnx_artifact(tmp_path / "fp32"), tmp_path / "q.onnx", QuantizeBias=False)))
+    prepared = copy.deepcopy(model)
+    changes = prepare_onnx(prepared)
+    converted = _float_parts_fp16(prepared, changes)
+    assert len(changes) == 3 and converted.opset_import[0].version == 19 and float16_tensors(converted) > 0
+    onnx.checker.check_model(converted)
+    x = np.random.default_rng(10).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    want = _session(model).run(["mask"], {"pixel_values": x, "output_size": np.array([70, 90], np.int64)})[0]
+    have = _session(converted).run(["mask"], {"pixel_values": x, "output_size": np.array([70, 90], np.int32)})[0]
+    assert have.dtype == np.uint8 and have.shape == want.shape and np.mean(have == want) >= 0.98
