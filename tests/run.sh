@@ -29,4 +29,8 @@ pip_install \
 # TensorRT type stubs for mypy on the TensorRT code (--no-deps: its 'tensorrt' dependency is NVIDIA's download stub).
 # Note: the stubs make 'import tensorrt' succeed as an empty namespace package; code checks for tensorrt.Builder.
 pip_install --no-deps tensorrt-stubs==10.13.0.35.1
+# Triton serving tests (tests/integration/test_triton.py): the client here, and the model environment Triton's
+# Python backend runs in (its own venv: numpy<2, nvidia-pytriton's tritonserver; quick when already made).
+pip_install "tritonclient[http,grpc]==2.73.0"
+python -m sdk.serving.env
 exec python -m pytest -q "$@"

@@ -11,12 +11,12 @@ import logging
 import sys
 
 from sdk.cli import (bench, build, demo, deploy_config, doctor, evaluate, export, export_openvino, inspect, predict,
-                     quantize, report, stream, verify)
+                     quantize, report, serve, stream, verify)
 from sdk.core.errors import SegEdgeError
 
 # the order ``segedge --help`` lists them in
-COMMANDS = (export, export_openvino, quantize, verify, predict, build, deploy_config, stream, report, bench, inspect,
-            evaluate, demo, doctor)
+COMMANDS = (export, export_openvino, quantize, verify, predict, build, deploy_config, serve, stream, report, bench,
+            inspect, evaluate, demo, doctor)
 
 
 def _package_version() -> str:

@@ -27,6 +27,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path} and {path.parent / 'labels.txt'}")
         print(f"next: set config-file={path.resolve()} in the [primary-gie] group of your deepstream-app config")
         return 0
+    if args.backend == "python":
+        from converters.triton_repo import write_triton_python_repository
+
+        model_dir = write_triton_python_repository(args.artifact, args.output, model_name=args.name,
+                                                   max_batch_size=args.max_batch_size or 8,
+                                                   instance_count=args.instances, kind=args.kind,
+                                                   max_queue_delay_us=args.max_queue_delay_us)
+        print(f"wrote {model_dir / 'config.pbtxt'}, {model_dir / 'requirements.txt'} and the model (segedge's "
+              f"Segmenter in Triton's Python backend) under {model_dir / '1'}")
+        print(f"next: segedge serve {args.artifact}   (or: tritonserver --model-repository "
+              f"{Path(args.output).resolve()} with requirements.txt in its Python)")
+        return 0
     model_dir = write_triton_repository(args.artifact, args.output, model_name=args.name,
                                         max_batch_size=args.max_batch_size, instance_count=args.instances,
                                         kind=args.kind)
@@ -51,8 +63,15 @@ def add_parser(sub) -> None:
     p.add_argument("--gpu-id", type=int, default=0, help="DeepStream: gpu-id")
     p.add_argument("--segmentation-threshold", type=float, default=0.0, help="DeepStream: minimum class probability")
     p.add_argument("--name", help="Triton: model name (default: the artifact folder's name)")
+    p.add_argument("--backend", choices=["python", "native"], default="python",
+                   help="Triton: python (default): image in, mask out, the artifact run by segedge's Segmenter in "
+                        "Triton's Python backend; native: the bare model for Triton's onnxruntime/openvino/"
+                        "tensorrt_plan backend (preprocessing and mask head are then the client's)")
     p.add_argument("--max-batch-size", type=int,
-                   help="Triton: default 0 for mask heads, else the engine's max batch (8 for ONNX/OpenVINO)")
+                   help="Triton: python backend default 8; native: 0 for mask heads, else the engine's max batch "
+                        "(8 for ONNX/OpenVINO)")
+    p.add_argument("--max-queue-delay-us", type=int, default=2000,
+                   help="Triton python backend: how long the dynamic batcher waits to fill a batch (default 2000)")
     p.add_argument("--instances", type=int, default=1, help="Triton: instance_group count")
     p.add_argument("--kind", choices=["KIND_GPU", "KIND_CPU", "KIND_AUTO"],
                    help="Triton: instance kind (default GPU for TensorRT, CPU otherwise)")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["sdk", "sdk.core", "sdk.stream", "sdk.cli", "converters", "runtimes", "calibration", "benchmarks"]
+PACKAGES = ["sdk", "sdk.core", "sdk.stream", "sdk.serving", "sdk.cli", "converters", "runtimes", "calibration", "benchmarks"]
 
 
 def _modules():

@@ -7,6 +7,7 @@
     converters                the above
     calibration               the above + converters
     sdk.stream                sdk.core, sdk.segmenter, runtimes
+    sdk.serving               sdk.core (Triton: the model's env, a tritonserver process, a thin client)
     sdk.cli                   everything except benchmarks
     sdk (the package)         a lazy facade over sdk.core and sdk.segmenter
     benchmarks, examples      the packages above; nothing imports benchmarks or sdk.cli but benchmarks and tests,
@@ -32,12 +33,13 @@ ALLOWED: dict[str, set[str]] = {
     "converters": _BASE | {"converters"},
     "calibration": _BASE | {"converters", "calibration"},
     "sdk.stream": {"sdk.core", "sdk.segmenter", "runtimes", "sdk.stream"},
-    "sdk.cli": _BASE | {"converters", "calibration", "sdk.stream", "sdk.cli", "sdk"},
+    "sdk.serving": {"sdk.core", "sdk.serving"},
+    "sdk.cli": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk.cli", "sdk"},
     "sdk": {"sdk", "sdk.core", "sdk.segmenter"},
-    "benchmarks": _BASE | {"converters", "calibration", "sdk.stream", "sdk", "benchmarks"},
-    "examples": _BASE | {"converters", "calibration", "sdk.stream", "sdk"},
+    "benchmarks": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk", "benchmarks"},
+    "examples": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk"},
 }
-SDK_PARTS = ("core", "stream", "cli", "segmenter", "timing")
+SDK_PARTS = ("core", "stream", "serving", "cli", "segmenter", "timing")
 
 
 def layer(module: str) -> str:
