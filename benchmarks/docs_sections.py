@@ -399,14 +399,65 @@ def render_multi_stream(d: dict) -> list[str]:
     return lines
 
 
+def _batches(formed: Any) -> str:
+    """Triton's formed batches as "size x count" ("-" where none were recorded)."""
+    if not isinstance(formed, dict) or not formed:
+        return "-"
+    return ", ".join(f"{b}x{n}" for b, n in sorted(formed.items(), key=lambda kv: int(kv[0])))
+
+
+def render_triton(d: dict) -> list[str]:
+    m = d.get("model") or {}
+    best = d.get("in_process_best") or {}
+    lines = [f"Artifact `{d.get('artifact', '-')}` ({m.get('format', '-')} {m.get('precision', '-')}, head "
+             f"{m.get('head', '-')}, network {hw(m.get('size_hw'))}); {d.get('frames', '-')}; "
+             f"{fmt(d.get('seconds_per_run'), 'g')} s per run. Triton: {fmt(d.get('instances'), 'd')} instance(s), "
+             f"dynamic batches up to {fmt(d.get('max_batch'), 'd')} (queue delay "
+             f"{fmt(d.get('max_queue_delay_us'), 'd')} us). Served masks equal to the in-process ones: "
+             f"{d.get('masks_equal_in_process', '-')} frames. Wall time {fmt(d.get('wall_s'), '.0f')} s.", ""]
+    body = [[name, fmt(r.get("fps"), ".1f"), fmt(r.get("p50_ms"), ".1f"), fmt(r.get("p95_ms"), ".1f")]
+            for name, r in (d.get("in_process") or {}).items() if isinstance(r, dict)]
+    lines += ["In process (`Segmenter`, same artifact and frames):", ""]
+    lines += table(["mode", "frames/s", "p50 ms", "p95 ms"], body)
+    body = [[str(r.get("protocol", "-")), fmt(r.get("clients"), "d"), fmt(r.get("fps"), ".1f"),
+             ratio(r.get("fps"), best.get("fps")), fmt(r.get("p50_ms"), ".1f"), fmt(r.get("p95_ms"), ".1f"),
+             _batches(r.get("batches_formed")), fmt(r.get("mean_batch"), ".2f")]
+            for r in d.get("served") or [] if isinstance(r, dict)]
+    lines += ["Served (one frame per request, each client its own connection; batches from Triton's statistics):",
+              ""]
+    lines += table(["protocol", "clients", "frames/s", "x in-process best", "p50 ms", "p95 ms",
+                    "batches formed (size x count)", "mean batch"], body)
+    s = d.get("soak")
+    if isinstance(s, dict):
+        rss = s.get("rss_mib") or {}
+        good = (s.get("requests") or 0) - (s.get("malformed") or 0) if is_num(s.get("requests")) else None
+        lines += [f"Soak: {fmt(s.get('requests'), 'd')} requests from {fmt(s.get('clients'), 'd')} gRPC clients, "
+                  f"{fmt(s.get('malformed'), 'd')} malformed (2-D, float32, 16x16, zero-size): malformed refused "
+                  f"with an error {fmt(s.get('bad_refused'), 'd')}/{fmt(s.get('malformed'), 'd')}; good answered "
+                  f"with the in-process mask {fmt(s.get('good_ok'), 'd')}/{fmt(good, 'd')} (wrong "
+                  f"{fmt(s.get('good_wrong'), 'd')}, failed {fmt(s.get('good_failed'), 'd')}); server restarts "
+                  f"{fmt(s.get('server_restarts'), 'd')}; RSS of tritonserver + its stubs "
+                  f"{fmt(rss.get('after_warmup_mib'), '.0f')} MiB after warm-up, {fmt(rss.get('end_mib'), '.0f')} "
+                  f"MiB at the end ({fmt(s.get('rss_growth_pct'), '+.1f')}%); {fmt(s.get('wall_s'), '.0f')} s.", ""]
+        for kind, message in (s.get("error_messages") or {}).items():
+            lines.append(f"- {kind}: `{message}`")
+        if s.get("error_messages"):
+            lines.append("")
+    if d.get("server_exit_code") is not None:
+        lines += [f"tritonserver stopped with SIGINT: exit code {fmt(d.get('server_exit_code'), 'd')}.", ""]
+    return lines
+
+
 TITLES = {"int8": "INT8 per backend", "report": "Report", "speed_menu": "Speed menu",
           "bench-e2e": "End to end vs the transformers pipeline", "heads": "Mask heads end to end",
           "stream": "Streams", "bench": "Model-only latency", "eval": "Evaluation", "verify": "Verification",
           "peers": "Peers' documented defaults", "calib_memory": "Calibration memory",
-          "int8_avx2_emulated": "INT8 on an AVX2-only CPU (emulated)", "multi_stream": "Many cameras, one pipeline"}
+          "int8_avx2_emulated": "INT8 on an AVX2-only CPU (emulated)", "multi_stream": "Many cameras, one pipeline",
+          "triton": "Serving on Triton"}
 RENDER: dict[str, Callable[[dict], list[str]]] = {
     "int8": render_int8, "report": render_report, "speed_menu": render_speed_menu, "bench-e2e": render_bench,
     "heads": render_heads, "stream": render_stream, "bench": render_bench, "eval": render_eval,
     "verify": render_verify, "peers": render_peers, "calib_memory": render_calib_memory,
-    "int8_avx2_emulated": render_int8_avx2_emulated, "multi_stream": render_multi_stream}
+    "int8_avx2_emulated": render_int8_avx2_emulated, "multi_stream": render_multi_stream,
+    "triton": render_triton}
 

@@ -32,7 +32,7 @@ SCHEMAS = {"segedge.bench": "bench", "segedge.report": "report", "segedge.int8_b
            "segedge.stream_bench": "stream", "segedge.speed_menu": "speed_menu", "segedge.upsample_study": "heads",
            "segedge.eval": "eval", "segedge.verify": "verify", "segedge.peers_bench": "peers",
            "segedge.calib_memory": "calib_memory", "segedge.int8_avx2_emulated": "int8_avx2_emulated",
-           "segedge.multi_stream_bench": "multi_stream"}
+           "segedge.multi_stream_bench": "multi_stream", "segedge.triton_bench": "triton"}
 FIXED_COMMANDS = {
     "int8": "python -m benchmarks.bench_int8 --checkpoint ../shared/models/segformer-b0-camvid-hf "
             "--camvid ../shared/data/camvid --json docs/benchmarks/int8_bench.json",
@@ -111,6 +111,14 @@ of each one's (they overlap, so this flatters them a little). Live: N RTSP camer
 127.0.0.1, each run stopped with Ctrl-C the same time after it starts streaming; per-camera FPS = frames segmented
 / run time; latency = frame read -> written; drops include the ~2 s of frames FFmpeg buffers while a camera opens.
 "p95 / batch" = the worst camera's p95 latency over the model's p50 for one batch of N.""",
+    "triton": """\
+`python -m benchmarks.triton_bench`: the artifact served by a real tritonserver (nvidia-pytriton's 2.51, the
+repository `segedge serve` writes: segedge's `Segmenter` in Triton's Python backend, dynamic batching) on
+127.0.0.1, beside the in-process `Segmenter` on the same artifact and CamVid frames in the same run. Served: N
+client threads, each its own `TritonSegmenter` connection, one frame per request, for a fixed time; latency = the
+client's request round trip (frame out, mask back); the batch sizes are what Triton's dynamic batcher formed
+(`batch_stats` of its statistics endpoint, before vs after each run). Served and in-process share the machine's
+cores; on a shared VM the server's processes also compete differently for them than one in-process loop does.""",
     "speed_menu": """\
 The training-free speed menu: network input scale x token merging x backend x precision, all scored against the
 full-resolution ONNX Runtime FP32 reference and timed side by side (model only, masks at the frame's size).""",
@@ -138,7 +146,7 @@ them; all images. "qemu = cpuid-masked": the two modes' masks on the qemu images
 FP32 run natively on this machine, on the same images; the machine line is the host's.""",
 }
 ORDER = ("int8", "int8_avx2_emulated", "calib_memory", "report", "speed_menu", "peers",
-         "bench-e2e", "heads", "stream", "multi_stream", "bench", "eval", "verify")
+         "bench-e2e", "heads", "stream", "multi_stream", "triton", "bench", "eval", "verify")
 
 
 # ---------------------------------------------------------------------------------------------------- dispatching

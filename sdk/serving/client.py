@@ -6,7 +6,8 @@
 
 Thin: the frame goes as one IMAGE tensor ((1, H, W, 3) uint8), the MASK comes back; class names and palette come
 from the model's config (its ``class_names`` / ``palette`` parameters, written by ``segedge deploy-config triton``).
-``tritonclient`` is imported here only (``pip install 'segedge[serve]'``). Not thread-safe: one per thread.
+``tritonclient`` is imported here only (``pip install 'segedge[serve]'``). Not thread-safe: one per thread, made in
+the thread that uses it (tritonclient's HTTP client is gevent-based and refuses other threads).
 """
 from __future__ import annotations
 
