@@ -173,6 +173,13 @@ class MultiStreamStats:
         return "\n".join(rows)
 
 
+def runtime_max_batch(runtime) -> int | None:
+    """The largest batch one call of ``runtime`` takes: a TensorRT engine's profile maximum, or None (ONNX Runtime
+    and OpenVINO take any batch)."""
+    rng = (getattr(runtime, "profile", None) or {}).get("pixel_values")
+    return int(rng.max[0]) if rng is not None and getattr(rng, "max", None) else None
+
+
 class MultiStreamPipeline:
     """Segment several sources with one model. ``on_result(frame, result, picture)`` is called in the render thread
     for every frame after it is drawn (``frame.source`` is the source's position; picture: its rendered (H, W, 3)
@@ -196,7 +203,12 @@ class MultiStreamPipeline:
         self.live = kinds.pop()
         self.sources, self.config, self.on_result = sources, config, on_result
         self.workers = config.workers or (1 if self.live else 2)
-        self.max_batch = config.max_batch or len(sources)
+        limit = runtime_max_batch(segmenter.runtime)
+        if config.max_batch is not None and limit is not None and config.max_batch > limit:
+            raise InputError(f"max_batch: expected at most {limit}, the largest batch {segmenter.runtime.artifact} "
+                             f"takes (its engine's profile), got {config.max_batch}. Rebuild the engine with "
+                             f"segedge build ... --max-batch {config.max_batch}, or lower max_batch")
+        self.max_batch = config.max_batch or min(len(sources), limit or len(sources))
         self._timed = TimedRuntime(segmenter.runtime,
                                    max(1, min(self.workers, getattr(segmenter.runtime, "parallel_calls", 1))))
         self._seg = Segmenter(self._timed, color_order="bgr",  # type: ignore[arg-type]  # frames come as BGR

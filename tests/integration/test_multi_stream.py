@@ -354,3 +354,23 @@ def test_camera_wall_example_runs(tmp_path, artifact, scenes):
                           str(tmp_path / "nope.mp4"), "--output", str(tmp_path / "w2")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and "source 2 of 2" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_batches_follow_an_engine_profile_limit(seg, scenes):
+    """A TensorRT engine takes at most its profile's batch: the pipeline forms batches within it, and refuses a
+    larger max_batch with the rebuild command (checked here through the profile record, without a GPU)."""
+    from runtimes.tensorrt import ShapeRange
+    from sdk.stream.multi import runtime_max_batch
+
+    assert runtime_max_batch(seg.runtime) is None  # ONNX Runtime: any batch
+    seg.runtime.profile = {"pixel_values": ShapeRange(name="pixel_values", min=(1, 3, 96, 128), opt=(2, 3, 96, 128),
+                                                      max=(2, 3, 96, 128))}
+    try:
+        sources = open_sources([str(s) for s in scenes[:3]])
+        pipeline = MultiStreamPipeline(seg, sources, MultiStreamConfig(max_frames=2))
+        assert pipeline.max_batch == 2
+        assert max(pipeline.run().batch_sizes) == 2
+        with pytest.raises(InputError, match="at most 2,.*--max-batch 3"):
+            MultiStreamPipeline(seg, sources, MultiStreamConfig(max_batch=3))
+    finally:
+        del seg.runtime.profile
