@@ -94,6 +94,11 @@ class Segmenter:
             start = stop
         return results
 
+    def check_input(self, image: np.ndarray, name: str = "image") -> np.ndarray:
+        """Validate one image as a call would (a (H, W, 3) uint8 array of at least 32x32, within the size limits),
+        naming it ``name`` in the error (e.g. its file); returns it. Lets a caller skip a bad file and go on."""
+        return self._check_size(check_image(image, name), name)
+
     def _check_size(self, image: np.ndarray, name: str) -> np.ndarray:
         h, w = image.shape[:2]
         if h * w > MAX_IMAGE_PIXELS:
@@ -105,7 +110,8 @@ class Segmenter:
                 f"{name}: {h}x{w} would run the network at {nh}x{nw} ({_mp(nh * nw)}), over this Segmenter's limit "
                 f"of {_mp(self.max_input_pixels)} (attention memory grows with the square of the pixel count). "
                 "Export with a network size, e.g. segedge export CHECKPOINT --size 1024 1536 (frames are resized "
-                "to it and masks come back at full size), downscale the frame, or raise max_input_pixels=.")
+                "to it and masks come back at full size), downscale the frame, or raise the limit (segedge export "
+                "--max-input-pixels N; max_input_pixels= in Python).")
         return image
 
     def _run(self, images: list[np.ndarray], hw: tuple[int, int]) -> list[SegmentationResult]:

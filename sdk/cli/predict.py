@@ -53,12 +53,45 @@ def _write_png(path: Path, image) -> None:
                           "and the disk has space.") from None
 
 
+def not_images(inputs: list[str]) -> list[str]:
+    """What the folders among ``inputs`` hold besides images, as notes (predict does not look inside subfolders
+    and reads only image files): one line per folder that has any."""
+    from sdk.cli.common import IMAGE_SUFFIXES
+
+    notes = []
+    for item in inputs:
+        folder = Path(item)
+        if not folder.is_dir():
+            continue
+        entries = sorted(folder.iterdir())
+        subdirs = [e.name for e in entries if e.is_dir()]
+        others = [e.name for e in entries if not e.is_dir() and e.suffix.lower() not in IMAGE_SUFFIXES]
+        parts = []
+        if subdirs:
+            parts.append(f"{len(subdirs)} subfolder{'s' if len(subdirs) > 1 else ''} ({_some(subdirs)}; predict does "
+                         "not look inside: pass them too)")
+        if others:
+            parts.append(f"{len(others)} file{'s' if len(others) > 1 else ''} that {'are' if len(others) > 1 else 'is'}"
+                         f" not an image ({_some(others)})")
+        if parts:
+            notes.append(f"skipped in {folder}: " + " and ".join(parts))
+    return notes
+
+
+def _some(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f", ... {len(names) - limit} more" if len(names) > limit else "")
+
+
 def predict_files(artifact: str | Path, images: list[str], output: str | Path, *, runtime: str = "auto",
-                  overlay: bool = True, batch_size: int = 1, device: str | None = None) -> list[Path]:
+                  overlay: bool = True, batch_size: int = 1, device: str | None = None, strict: bool = True,
+                  skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Segment image files; writes ``<output>/<name>.png`` (class ids), ``<name>_color.png`` (the mask in the
     palette's colours: class-id PNGs look black) and ``<name>_overlay.png`` with a legend (see
     ``output_names``); returns the masks written. Refuses an output folder that is an input folder, and any output
-    file that would overwrite an input."""
+    file that would overwrite an input.
+    strict: an image that cannot be segmented (unreadable or truncated, too small, over the artifact's input limit)
+    raises, its error naming the file; False: the others are segmented and (path, reason) is appended to
+    ``skipped`` for each one left out."""
     from tqdm import tqdm
 
     from sdk.core.preprocess import read_rgb
@@ -91,27 +124,55 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
     runtime, options = runtime_for_device(artifact, runtime, device)  # --device: see sdk/cli/devices.py
     with Segmenter.from_artifact(artifact, runtime=runtime, **options) as seg:
         out.mkdir(parents=True, exist_ok=True)
-        for start in tqdm(range(0, len(paths), batch_size), desc="predict", unit="batch",
-                          disable=len(paths) < 2):
-            chunk = list(range(start, min(start + batch_size, len(paths))))
-            imgs = [read_rgb(paths[i]) for i in chunk]
-            for i, img, res in zip(chunk, imgs, seg.predict_batch(imgs, batch_size=batch_size)):
+        pending: list[tuple[int, object]] = []
+
+        def flush() -> None:
+            imgs = [img for _, img in pending]
+            for (i, img), res in zip(pending, seg.predict_batch(imgs, batch_size=batch_size)):
                 mask_path, overlay_path, color_path = targets[i]
                 _write_png(mask_path, res.mask if res.mask.dtype == "uint8" else res.mask.astype("uint16"))
                 if overlay_path is not None:
                     _write_png(overlay_path, res.overlay(img, legend=True)[..., ::-1])
                     _write_png(color_path, res.colorize()[..., ::-1])
                 written.append(mask_path)
+            pending.clear()
+
+        for i, path in enumerate(tqdm(paths, desc="predict", unit="img", disable=len(paths) < 2)):
+            try:  # one bad file does not stop the others unless strict; its error names the file
+                img = seg.check_input(read_rgb(path), str(path))
+            except InputError as exc:
+                if strict:
+                    raise
+                if skipped is not None:
+                    skipped.append((path, str(exc)))
+                continue
+            pending.append((i, img))
+            if len(pending) == batch_size:
+                flush()
+        if pending:
+            flush()
     return written
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    skipped: list[tuple[Path, str]] = []
     written = predict_files(args.artifact, args.images, args.output, runtime=args.runtime,
-                            overlay=not args.no_overlay, batch_size=args.batch_size, device=args.device)
+                            overlay=not args.no_overlay, batch_size=args.batch_size, device=args.device,
+                            strict=args.strict, skipped=skipped)
+    for note in not_images(args.images):
+        print(f"note: {note}")
     extra = "" if args.no_overlay else " + coloured masks + overlays with a legend"
-    print(f"wrote {len(written)} masks (class ids as PNG{extra}) to "
-          f"{args.output}")
-    return 0
+    print(f"wrote {len(written)} masks (class ids as PNG{extra}) to {args.output}")
+    if len(skipped) == 1:  # one line, as every error
+        print(f"segedge predict: skipped 1 image: {skipped[0][1]}", file=sys.stderr)
+    elif skipped:
+        print(f"segedge predict: skipped {len(skipped)} images (the others were segmented; --strict stops at the "
+              "first):", file=sys.stderr)
+        for _, reason in skipped:
+            print(f"  {reason}", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 def add_parser(sub) -> None:
@@ -125,4 +186,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1)
     add_device_argument(p)
     p.add_argument("--no-overlay", action="store_true", help="write the class-id PNGs only (no _color, _overlay)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first image that cannot be segmented (default: segment the rest, list what "
+                        "was skipped and why, exit 1)")
     p.set_defaults(func=run)

@@ -238,3 +238,40 @@ def test_an_error_during_a_progress_bar_starts_its_own_line(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert "3/10" in err and "\nsegedge inspect: error:" in err
+
+
+def test_predict_skips_bad_files_and_says_so(tmp_path, capsys):
+    """Items 6, 7: a truncated image, one over the artifact's input limit and a 20x30 one are listed at the end,
+    named by file and flag, while the others are segmented (exit 1); --strict stops at the first; subfolders and
+    non-image files in a folder are named too."""
+    import cv2
+
+    from sdk.cli import main
+
+    art = write_onnx_artifact(tmp_path / "a", num_classes=5)
+    m = json.loads((art / "model.json").read_text())
+    m["extra"]["max_input_pixels"] = 64 * 64
+    (art / "model.json").write_text(json.dumps(m))
+    shots = tmp_path / "shots"
+    (shots / "more").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(shots / "a_good.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(shots / "b_big.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    cv2.imwrite(str(shots / "c_tiny.png"), rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    good = (shots / "a_good.png").read_bytes()
+    (shots / "d_truncated.png").write_bytes(good[: len(good) // 2])
+    cv2.imwrite(str(shots / "e_good.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    (shots / "notes.txt").write_text("not an image")
+    out = tmp_path / "masks"
+    assert main(["predict", str(art), str(shots), "--output", str(out), "--no-overlay"]) == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["a_good.png", "e_good.png"]
+    assert "skipped 3 images" in captured.err
+    for name in ("b_big.png", "c_tiny.png", "d_truncated.png"):
+        assert str(shots / name) in captured.err
+    assert "images[" not in captured.err and "--max-input-pixels" in captured.err
+    assert "1 subfolder (more" in captured.out and "1 file that is not an image (notes.txt)" in captured.out
+    assert main(["predict", str(art), str(shots), "--output", str(tmp_path / "strict"), "--strict"]) == 1
+    assert "b_big.png" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "strict").iterdir()) == ["a_good.png", "a_good_color.png",
+                                                                       "a_good_overlay.png"]
