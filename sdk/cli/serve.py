@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
                                        kind=args.kind)
         server = TritonServer(repository, env=args.env, host=args.host, http_port=args.port,
                               grpc_port=args.grpc_port, metrics_port=args.metrics_port)
-        # SIGTERM stops it like Ctrl-C does
+        # Ctrl-C and SIGTERM stop it; SIGINT set explicitly, since a command started in the background of a
+        # shell inherits it ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         print(f"starting tritonserver ({server.binary}) on {repository} ...", flush=True)
         server.start()
