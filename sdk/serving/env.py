@@ -85,6 +85,8 @@ def env_problem(env: Path) -> str | None:
     recorded = json.loads(stamp.read_text())
     if recorded.get("packages") != list(ENV_PACKAGES):
         return f"{env} was made with {recorded.get('packages')}, expected {list(ENV_PACKAGES)}"
+    if recorded.get("segedge") != _segedge_source():
+        return f"{env} has segedge from {recorded.get('segedge')}, expected {_segedge_source()}"
     if pytriton_server(env) is None:
         return f"{env} has no tritonserver (nvidia-pytriton)"
     return None
