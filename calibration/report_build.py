@@ -132,14 +132,15 @@ def _float_ir(v: Variant, ctx: BuildContext, shared: dict, t: float) -> None:
 def engine_shapes(manifest: Any, latency_hw: tuple[int, int], frame_hw: tuple[int, int]
                   ) -> dict[str, tuple[int, int] | None]:
     """The ``build_engine`` / ``segedge build`` shapes for a report engine: a profile that holds the timing frame's
-    network size (as opt; a fixed-size artifact keeps its own size) and, for an in-graph mask head only, its mask
+    network size (as opt; a fixed-size artifact's is its own size) and, for an in-graph mask head only, its mask
     size; frames larger than the defaults (1024x1024) widen it. The refine and logits heads have no mask-size input,
     so they get no output sizes (``plan_profile`` refuses them there)."""
     (nh, nw), (fh, fw) = latency_hw, frame_hw
     dynamic = manifest.preprocess.size_hw is None
-    shapes: dict[str, tuple[int, int] | None] = {
-        "min_hw": (min(128, nh), min(128, nw)) if dynamic else None, "opt_hw": (nh, nw) if dynamic else None,
-        "max_hw": (max(1024, nh), max(1024, nw)) if dynamic else None}
+    shapes: dict[str, tuple[int, int] | None] = {}
+    if dynamic and (nh < 128 or nw < 128):  # below the default minimum (128x128): the minimum follows the frame
+        shapes["min_hw"] = (min(128, nh), min(128, nw))
+    shapes.update(opt_hw=(nh, nw), max_hw=(max(1024, nh), max(1024, nw)) if dynamic else None)
     if manifest.head == "mask":
         big = 1024 if dynamic else 0
         shapes.update(min_output_hw=(min(32, fh), min(32, fw)), opt_output_hw=(fh, fw),
