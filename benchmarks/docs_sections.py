@@ -4,7 +4,7 @@ known kind missing some keys still renders (with "-").
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from benchmarks.docs_common import dig, fmt, hw, is_num, pct, ratio, table
 
@@ -431,7 +431,10 @@ def render_triton(d: dict) -> list[str]:
     if isinstance(s, dict):
         rss = s.get("rss_mib") or {}
         good = (s.get("requests") or 0) - (s.get("malformed") or 0) if is_num(s.get("requests")) else None
-        lines += [f"Soak: {fmt(s.get('requests'), 'd')} requests from {fmt(s.get('clients'), 'd')} gRPC clients, "
+        planned = s.get("requests_planned")
+        cut = (f" (of {fmt(planned, 'd')} planned: stopped at its {fmt(s.get('seconds_limit'), 'g')} s limit)"
+               if is_num(planned) and is_num(s.get("requests")) and s["requests"] < planned else "")
+        lines += [f"Soak: {fmt(s.get('requests'), 'd')} requests{cut} from {fmt(s.get('clients'), 'd')} gRPC clients, "
                   f"{fmt(s.get('malformed'), 'd')} malformed (2-D, float32, 16x16, zero-size): malformed refused "
                   f"with an error {fmt(s.get('bad_refused'), 'd')}/{fmt(s.get('malformed'), 'd')}; good answered "
                   f"with the in-process mask {fmt(s.get('good_ok'), 'd')}/{fmt(good, 'd')} (wrong "

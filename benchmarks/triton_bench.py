@@ -51,8 +51,13 @@ def _threads_loop(worker, clients: int, seconds: float, *, setup=None) -> tuple[
     made it) and closed after; (latencies ms, calls, wall s)."""
     lat: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
-    start_gate = threading.Barrier(clients + 1)
-    stop_at = [0.0]
+    t0_stop = [0.0, 0.0]
+
+    def go() -> None:  # runs once, when every thread is set up (connecting may take long on a busy server)
+        t0_stop[0] = time.perf_counter()
+        t0_stop[1] = t0_stop[0] + seconds
+
+    start_gate = threading.Barrier(clients + 1, action=go)
 
     def run(k: int) -> None:
         state = None
@@ -63,7 +68,7 @@ def _threads_loop(worker, clients: int, seconds: float, *, setup=None) -> tuple[
         start_gate.wait()
         i = 0
         try:
-            while not errors and time.perf_counter() < stop_at[0]:
+            while not errors and time.perf_counter() < t0_stop[1]:
                 t = time.perf_counter()
                 worker(k, i, state)
                 lat[k].append((time.perf_counter() - t) * 1e3)
@@ -77,12 +82,10 @@ def _threads_loop(worker, clients: int, seconds: float, *, setup=None) -> tuple[
     threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
-    t0 = time.perf_counter()
-    stop_at[0] = t0 + seconds
     start_gate.wait()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0_stop[0]
     if errors:
         raise errors[0]
     samples = [v for per in lat for v in per]
@@ -157,9 +160,10 @@ MALFORMED = {"2-D": lambda f: f[..., 0], "float32": lambda f: f.astype(np.float3
 
 
 def soak(server: TritonServer, model: str, frames: list[np.ndarray], want: list[np.ndarray], *, requests: int,
-         malformed: float, clients: int = 8, seed: int = 0) -> dict:
-    """``requests`` from ``clients`` gRPC clients, a ``malformed`` share of them bad (raw tritonclient, so the
-    server sees them); every answer checked."""
+         malformed: float, seconds: float, clients: int = 8, seed: int = 0) -> dict:
+    """``requests`` from ``clients`` gRPC clients, or as many as ``seconds`` allow, a ``malformed`` share of them bad
+    (raw tritonclient, so the server sees them); every answer checked. RSS is taken after warm-up (the first 10% of
+    the requests, at most 1000, or the first 20% of the time, whichever comes first) and at the end."""
     import tritonclient.grpc as grpc
     from tritonclient.utils import InferenceServerException
 
@@ -175,16 +179,20 @@ def soak(server: TritonServer, model: str, frames: list[np.ndarray], want: list[
     warm = min(1000, requests // 10)
     messages: dict[str, str] = {}
 
+    t0 = time.perf_counter()
+
     def worker() -> None:
         client = grpc.InferenceServerClient(server.grpc_url)
         try:
             while True:
+                elapsed = time.perf_counter() - t0
                 with lock:
                     i = next_i[0]
                     next_i[0] += 1
-                    if i == warm:
+                    if "after_warmup_mib" not in rss and (i >= warm or elapsed > 0.2 * seconds):
                         rss["after_warmup_mib"] = _tree_rss_mib(pid)
-                if i >= len(plan):
+                        rss["warmup_requests"] = i
+                if i >= len(plan) or elapsed > seconds:
                     return
                 f, bad = plan[i]
                 x = frames[f] if bad is None else MALFORMED[bad](frames[f])
@@ -204,7 +212,6 @@ def soak(server: TritonServer, model: str, frames: list[np.ndarray], want: list[
         finally:
             client.close()
 
-    t0 = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
@@ -213,8 +220,10 @@ def soak(server: TritonServer, model: str, frames: list[np.ndarray], want: list[
     wall = time.perf_counter() - t0
     rss["end_mib"] = _tree_rss_mib(pid)
     alive = server.process is not None and server.process.poll() is None and server.process.pid == pid
-    bad_total = sum(1 for _, b in plan if b is not None)
-    return {"requests": requests, "malformed": bad_total, "clients": clients, "wall_s": wall, **counts,
+    sent = sum(counts.values())
+    bad_total = counts["bad_refused"] + counts["bad_answered"]
+    return {"requests_planned": requests, "seconds_limit": seconds, "requests": sent, "malformed": bad_total,
+            "clients": clients, "wall_s": wall, **counts,
             "server_restarts": 0 if alive else 1, "server_alive": alive, "rss_mib": rss,
             "rss_growth_pct": 100 * (rss["end_mib"] / rss["after_warmup_mib"] - 1) if rss.get("after_warmup_mib")
             else None, "error_messages": messages}
@@ -234,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--max-queue-delay-us", type=int, default=2000)
     ap.add_argument("--soak-requests", type=int, default=10000)
+    ap.add_argument("--soak-seconds", type=float, default=240.0, help="the soak stops here if not done before")
     ap.add_argument("--malformed", type=float, default=0.05)
     ap.add_argument("--env", help="Triton model environment (default: sdk.serving.env's)")
     ap.add_argument("--json", default="out/triton_bench.json")
@@ -277,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.soak_requests:
                 print(f"soak {args.soak_requests} requests ...", flush=True)
                 result["soak"] = soak(server, "bench", frames, want, requests=args.soak_requests,
-                                      malformed=args.malformed)
+                                      malformed=args.malformed, seconds=args.soak_seconds)
             stop_code = server.stop()
         result["server_exit_code"] = stop_code
     best = max(result["in_process"].items(), key=lambda kv: kv[1]["fps"])

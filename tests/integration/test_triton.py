@@ -211,7 +211,7 @@ def test_segedge_serve_prints_endpoints_and_stops_on_ctrl_c(tritonserver, b0_art
     text = "".join(lines)
     try:
         assert f"gRPC     127.0.0.1:{grpc}" in text and f"http://127.0.0.1:{http}/v2/models/b0" in text, text
-        assert f"client: python -c \"from sdk.serving import TritonSegmenter" in text
+        assert "client: python -c \"from sdk.serving import TritonSegmenter" in text
         with TritonSegmenter(f"127.0.0.1:{grpc}", "b0") as served:
             assert served(frames[0]).mask.shape == frames[0].shape[:2]
     finally:
