@@ -230,3 +230,13 @@ def test_client_without_tritonclient_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tritonclient.grpc", None)
     with pytest.raises(MissingDependencyError, match=r"segedge\[serve\]"):
         TritonSegmenter("127.0.0.1:1", "b0")
+
+
+def test_deploy_config_native_backend_keeps_the_bare_model(tmp_path):
+    """--backend native: the bare model for Triton's own onnxruntime backend, as before (no server needed)."""
+    tiny = write_onnx_artifact(tmp_path / "tiny", head="logits")
+    assert main(["deploy-config", "triton", str(tiny), "--output", str(tmp_path / "repo"), "--backend",
+                 "native"]) == 0
+    config = (tmp_path / "repo" / "tiny" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and 'backend: "python"' not in config
+    assert (tmp_path / "repo" / "tiny" / "1" / "model.onnx").is_file()
