@@ -357,6 +357,15 @@ def render_multi_stream(d: dict) -> list[str]:
              f"{fmt(d.get('rounds'), 'd')} alternating rounds (medians), per-source mp4s "
              f"{'written' if d.get('write_outputs') else 'not written'}. Wall time {fmt(d.get('wall_s'), '.0f')} s.",
              ""]
+    forms = ("requests_throughput", "requests_latency", "sequential_latency", "reshaped_static", "reshaped_dynamic")
+    for art, rows in (d.get("openvino_batch_forms") or {}).items():
+        lines += [f"OpenVINO, one batch of N preprocessed frames through `{art}` (FPS; \"requests\": one infer "
+                  "request per frame, started together, what the runtime ships; \"reshaped\": the IR's batch made "
+                  "N, or dynamic, one request):", ""]
+        body = [[fmt(r.get("batch"), "d")] + [fmt(dig(r, f, "fps"), ".2f") for f in forms]
+                for r in rows if isinstance(r, dict)]
+        lines += table(["batch", "requests, throughput mode", "requests, latency mode", "one after another",
+                        "reshaped static", "reshaped dynamic"], body)
     for art, rows in (d.get("files") or {}).items():
         lines += [f"Files, `{art}`:", ""]
         body = []

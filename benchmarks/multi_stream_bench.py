@@ -166,6 +166,72 @@ def model_only(artifact: str, clip: Path, batch: int, *, live: bool, workers: in
                 "cpu_ms_per_frame": round(cpu * 1e3 / n, 3), "runtime": seg.runtime.describe()}
 
 
+OV_FORMS = ("requests_throughput", "requests_latency", "sequential_latency", "reshaped_static", "reshaped_dynamic")
+
+
+def openvino_form(artifact: str, batch: int, form: str, runs: int) -> dict:
+    """In this process: one batch of ``batch`` preprocessed frames through OpenVINO directly, in one of OV_FORMS:
+    one infer request per frame started together (throughput or latency mode: what the runtime ships), one request
+    after another, or the IR reshaped to a static batch / a dynamic batch and run as one request."""
+    import numpy as np
+    import openvino as ov
+    import openvino.properties.hint as hints
+
+    from sdk.core.manifest import read_manifest
+
+    folder = Path(artifact)
+    manifest = read_manifest(folder)
+    core = ov.Core()
+    model = core.read_model(str(folder / manifest.model_file))
+    shape = model.input("pixel_values").get_partial_shape()
+    h, w = shape[2].get_length(), shape[3].get_length()
+    if form == "reshaped_static":
+        model.reshape({"pixel_values": ov.PartialShape([batch, 3, h, w])})
+    elif form == "reshaped_dynamic":
+        model.reshape({"pixel_values": ov.PartialShape([-1, 3, h, w])})
+    mode = hints.PerformanceMode.THROUGHPUT if form == "requests_throughput" else hints.PerformanceMode.LATENCY
+    compiled = core.compile_model(model, "CPU", {hints.performance_mode: mode})
+    x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
+    requests = [compiled.create_infer_request() for _ in range(batch)]
+
+    def once() -> None:
+        if form.startswith("reshaped"):
+            requests[0].infer({"pixel_values": x})
+        elif form == "sequential_latency":
+            for i in range(batch):
+                requests[0].infer({"pixel_values": x[i:i + 1]})
+        else:
+            for i, r in enumerate(requests):
+                r.start_async({"pixel_values": x[i:i + 1]})
+            for r in requests:
+                r.wait()
+
+    for _ in range(3):
+        once()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t)
+    ms = float(np.median(times)) * 1e3
+    return {"form": form, "batch": batch, "batch_p50_ms": round(ms, 3), "fps": round(batch * 1e3 / ms, 3)}
+
+
+def openvino_forms_section(artifact: str, counts: list[int], *, rounds: int, runs: int) -> list[dict]:
+    rows = []
+    for n in counts:
+        got: dict[str, list[dict]] = {f: [] for f in OV_FORMS}
+        for r in range(rounds):
+            for form in OV_FORMS if r % 2 == 0 else OV_FORMS[::-1]:
+                res = _run([sys.executable, "-m", "benchmarks.multi_stream_bench", "--ov-form", form, artifact,
+                            "--batch", str(n), "--runs", str(runs)])
+                got[form].append(json.loads(res.stdout.strip().splitlines()[-1]))
+        row = {"batch": n, **{f: median_rows(v) for f, v in got.items()}}
+        print(f"  openvino batch {n}: " + ", ".join(f"{f} {row[f]['fps']} FPS" for f in OV_FORMS), flush=True)
+        rows.append(row)
+    return rows
+
+
 def median_rows(rows: list[dict]) -> dict:
     out: dict[str, Any] = {"rounds": rows}
     for key in ("fps", "cpu_ms_per_frame", "cpu_ms_per_frame_with_startup", "batch_p50_ms"):
@@ -298,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="inference workers for the live rows (the first is the row's; others recorded beside it)")
     p.add_argument("--reconnect-tries", type=int, default=5)
     p.add_argument("--down-s", type=float, default=3.0)
-    p.add_argument("--skip", nargs="*", default=[], choices=["files", "live", "reconnect"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["openvino", "files", "live", "reconnect"])
     p.add_argument("--clip-dir", default=str(ROOT / "out" / "clips"))
     p.add_argument("--json")
     # internal: one model-only measurement in this process
@@ -307,10 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--ov-form", choices=OV_FORMS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     import warnings
 
     warnings.simplefilter("ignore")  # the stretch warning of a portrait-calibrated artifact, once per process
+    if args.ov_form:
+        print(json.dumps(openvino_form(args.artifacts[0], args.batch, args.ov_form, args.runs)))
+        return 0
     if args.model_only:
         print(json.dumps(model_only(args.artifacts[0], Path(args.clip), args.batch, live=args.live,
                                     workers=args.workers, runs=args.runs)))
@@ -324,8 +394,14 @@ def main(argv: list[str] | None = None) -> int:
         ["python -m benchmarks.multi_stream_bench", *sys.argv[1:]] if argv is None else argv),
         "clip": "1280x720 H.264 camera clip from " + os.path.relpath(args.video, ROOT),
         "frames_per_source": args.frames, "rounds": args.rounds, "write_outputs": not args.no_write,
-        "files": {}, "live": {}, "reconnect": None}
+        "openvino_batch_forms": {}, "files": {}, "live": {}, "reconnect": None}
     started = time.perf_counter()
+    if "openvino" not in args.skip:
+        for art in args.artifacts:
+            if (Path(art) / "model.xml").exists():
+                print(f"openvino batch forms: {art}", flush=True)
+                result["openvino_batch_forms"][art] = openvino_forms_section(art, args.sources, rounds=args.rounds,
+                                                                             runs=args.runs)
     if "files" not in args.skip:
         for art in args.artifacts:
             print(f"files: {art}", flush=True)
