@@ -43,7 +43,9 @@ def _log_tail(path: Path, lines: int = 12) -> str:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    errors = [ln for ln in text if ln.startswith("E") or "error" in ln.lower()]
+    # a CPU-only host logs these at every start: not why it failed
+    noise = ("CudaDriverHelper", "NVML", "DCGM", "pinned memory", "CUDA memory pool")
+    errors = [ln for ln in text if (ln.startswith("E") or "error" in ln.lower()) and not any(n in ln for n in noise)]
     return "\n".join((errors or text)[-lines:])
 
 

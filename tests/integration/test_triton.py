@@ -174,6 +174,15 @@ def test_client_helper_names_the_server_error(server):
         TritonSegmenter(server.grpc_url, "no_such_model")
 
 
+def test_port_in_use_is_one_clear_error(server, tmp_path):
+    http, metrics = _free_ports(2)
+    second = TritonServer(server.repository, http_port=http, grpc_port=server.grpc_port, metrics_port=metrics,
+                          log_path=tmp_path / "second.log")
+    with pytest.raises(ServingError, match=r"exited with 1 while starting(.|\n)*already in use"):
+        second.start()
+    assert second.process is None and server.ready()
+
+
 def test_clean_shutdown(server):
     """Last in the module: SIGINT, Triton unloads the models and exits 0; the ports are free again."""
     process = server.process
