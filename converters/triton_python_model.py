@@ -33,8 +33,11 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         artifact = Path(args["model_repository"]) / args["model_version"] / "artifact"
+        options = {}
+        if params.get("format") == "tensorrt" and args.get("model_instance_kind") == "GPU":
+            options["device"] = int(args["model_instance_device_id"])  # the GPU Triton gave this instance
         self.segmenter = Segmenter.from_artifact(artifact, runtime=params.get("runtime", "auto"),
-                                                 color_order=params.get("color_order", "rgb"))
+                                                 color_order=params.get("color_order", "rgb"), **options)
         self.batch_size = max(1, int(config.get("max_batch_size", 1)))
         output = pb_utils.get_output_config_by_name(config, "MASK")
         self.mask_dtype = pb_utils.triton_string_to_numpy(output["data_type"])
