@@ -13,6 +13,9 @@ compile-time properties and are read back from the compiled model, so ``describe
   B0 INT8 at 512x288 on a 2-core Xeon: 2 streams of 1 thread, ~1.25x the frames per second of latency mode at
   ~20% less CPU per frame, each frame taking longer).
 - ``threads``: inference threads (0: OpenVINO's choice, one per physical core).
+- ``batch``: compile a static-batch-1 IR for batches of this many images (its input reshaped to (batch, 3, h, w)):
+  a call with fewer images is padded, one with more runs in chunks. For pipelines that feed a fixed number of
+  frames a call (several cameras); None keeps the IR's own shape.
 
 Static-shape artifacts (INT8 IR, reshaped to (1, 3, h, w)) take a batch as one infer request per image, all started
 at once, so the device's streams and threads share them.
@@ -58,7 +61,7 @@ class OpenVINORuntime(Runtime):
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None, *, device: str = "CPU",
                  precision: str | None = None, performance_mode: str = "latency", threads: int = 0,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, batch: int | None = None) -> None:
         super().__init__(artifact, manifest)
         if precision is not None and precision not in PRECISIONS:
             raise InputError(f"precision: expected None (OpenVINO's default) or one of {PRECISIONS}, got "
@@ -66,6 +69,8 @@ class OpenVINORuntime(Runtime):
         if performance_mode not in PERFORMANCE_MODES:
             raise InputError(f"performance_mode: expected one of {PERFORMANCE_MODES}, got {performance_mode!r}")
         check_threads(threads, "OpenVINO")
+        if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 64):
+            raise InputError(f"batch: expected None (the IR's own shape) or an int from 1 to 64, got {batch!r}")
         require_portable_graph(self.manifest, what=f"artifact {self.artifact}", reader="OpenVINO does not read",
                                fix="Run it with runtime='onnxruntime', or export with --graph portable for OpenVINO.")
         ov = require("openvino", "cpu")
@@ -90,6 +95,8 @@ class OpenVINORuntime(Runtime):
             config[props.cache_dir] = str(cache_dir)
         try:
             model = core.read_model(str(self.model_path))
+            if batch is not None:
+                _reshape_batch(model, batch, self.artifact)
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:  # OpenVINO reports read/compile failures as RuntimeError
             raise ArtifactError(f"artifact {self.artifact}: OpenVINO {self.ov_version} cannot load "
@@ -129,11 +136,23 @@ class OpenVINORuntime(Runtime):
         n = feeds["pixel_values"].shape[0]
         if self.static_batch is not None and n != self.static_batch:
             if self.static_batch != 1:
-                raise InputError(f"pixel_values: this artifact has a static batch of {self.static_batch}, got "
-                                 f"{n}. Feed batches of {self.static_batch}.")
+                return self._run_padded(feeds, n)
             return self._run_parallel([{k: (v[i:i + 1] if k == "pixel_values" else v) for k, v in feeds.items()}
                                        for i in range(n)])
         return self._run(feeds)
+
+    def _run_padded(self, feeds: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """n images on a model compiled for batches of ``static_batch``: chunks of that size, the last one padded
+        (with copies of its last image) and its outputs cut back to n."""
+        size, parts = self.static_batch, []
+        x = feeds["pixel_values"]
+        for start in range(0, n, size):
+            chunk = x[start:start + size]
+            if len(chunk) < size:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+            out = self._run({**feeds, "pixel_values": chunk})
+            parts.append({k: v[:min(size, n - start)] for k, v in out.items()})
+        return {k: np.concatenate([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in self.output_names}
 
     def _take_request(self):
         try:
@@ -186,7 +205,22 @@ class OpenVINORuntime(Runtime):
         if self.requested["precision"] is None:
             prec += " (default)"
         threads = f", {eff['threads']} threads" if eff["threads"] else ""
-        batch = ", static batch 1" if self.static_batch == 1 else ""
+        batch = f", static batch {self.static_batch}" if self.static_batch else ""
         streams = f", {self.parallel_calls} streams" if self.parallel_calls > 1 else ""
         return (f"openvino {self.ov_version} {self.device} (precision {prec}, {eff['performance_mode'] or 'n/a'}"
                 f"{streams}{threads}{batch})")
+
+
+def _reshape_batch(model, batch: int, artifact: Path) -> None:
+    """``model``'s pixel_values made (batch, 3, h, w) in place; only static-batch-1 IRs with a static size."""
+    import openvino as ov
+
+    shape = model.input("pixel_values").get_partial_shape()
+    if not (shape.is_static and shape[0].get_length() == 1):
+        raise InputError(f"batch: expected an IR with a static (1, 3, h, w) input (an INT8 or --size IR), got "
+                         f"{shape} in {artifact}; a dynamic-batch model already takes any batch. Drop batch=")
+    try:
+        model.reshape({"pixel_values": ov.PartialShape([batch, *[d.get_length() for d in list(shape)[1:]]])})
+    except RuntimeError as exc:
+        raise ArtifactError(f"artifact {artifact}: OpenVINO cannot reshape it to a batch of {batch} "
+                            f"({str(exc).strip().splitlines()[0][:300]}). Drop batch=") from None
