@@ -424,6 +424,10 @@ def render_triton(d: dict) -> list[str]:
              f"dynamic batches up to {fmt(d.get('max_batch'), 'd')} (queue delay "
              f"{fmt(d.get('max_queue_delay_us'), 'd')} us). Served masks equal to the in-process ones: "
              f"{d.get('masks_equal_in_process', '-')} frames. Wall time {fmt(d.get('wall_s'), '.0f')} s.", ""]
+    if m.get("made_by"):
+        target = dig(m, "target_cpu")
+        target = target.get("cpu") if isinstance(target, dict) else target
+        lines += [f"The artifact: `{m['made_by']}`" + (f" (INT8 target CPU {target})." if target else "."), ""]
     body = [[name, fmt(r.get("fps"), ".1f"), fmt(r.get("p50_ms"), ".1f"), fmt(r.get("p95_ms"), ".1f")]
             for name, r in (d.get("in_process") or {}).items() if isinstance(r, dict)]
     lines += ["In process (`Segmenter`, same artifact and frames):", ""]

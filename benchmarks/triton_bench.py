@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soak-seconds", type=float, default=240.0, help="the soak stops here if not done before")
     ap.add_argument("--malformed", type=float, default=0.05)
     ap.add_argument("--env", help="Triton model environment (default: sdk.serving.env's)")
+    ap.add_argument("--artifact-command", help="how the artifact was made (recorded in the JSON and the docs)")
     ap.add_argument("--json", default="out/triton_bench.json")
     args = ap.parse_args(argv)
 
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     with Segmenter.from_artifact(args.artifact) as seg:
         result["model"] = {"format": seg.manifest.format, "precision": seg.manifest.precision,
                            "head": seg.manifest.head, "size_hw": seg.manifest.preprocess.size_hw,
-                           "runtime": seg.runtime.describe()}
+                           "runtime": seg.runtime.describe(), "target_cpu": seg.manifest.extra.get("target_cpu"),
+                           "made_by": args.artifact_command}
         want = [seg(f).mask for f in frames]
         print("in-process ...", flush=True)
         result["in_process"] = in_process(seg, frames, threads=args.threads, batch=args.max_batch,
