@@ -361,6 +361,7 @@ class StreamPipeline:
     def _render_loop(self, sink: VideoSink | None, window: Window | None) -> None:
         stats, on_result, outs, batch = self.stats, self.on_result, self._outs, self.config.batch_size
         rendered = 0
+        draw = sink is not None or window is not None or on_result is not None  # else nobody sees the picture
         while True:  # frame k comes from worker (k // batch) % workers: in order
             item = outs[(rendered // batch) % len(outs)].get(timeout=0.2)  # a timeout lets Ctrl-C in while waiting
             if item is None:
@@ -370,7 +371,7 @@ class StreamPipeline:
             rendered += 1
             frame, result = item
             t0 = time.perf_counter()
-            picture = self.renderer.annotate(frame.image, result, stats.hud_lines())
+            picture = self.renderer.annotate(frame.image, result, stats.hud_lines()) if draw else None
             t1 = time.perf_counter()
             if sink is not None:
                 sink.write(picture)
@@ -379,8 +380,9 @@ class StreamPipeline:
             if on_result is not None:
                 on_result(frame, result, picture)
             t2 = time.perf_counter()
-            stats.add("render", (t1 - t0) * 1e3)
-            stats.add("write", (t2 - t1) * 1e3)
+            if draw:
+                stats.add("render", (t1 - t0) * 1e3)
+                stats.add("write", (t2 - t1) * 1e3)
             stats.add("latency", (t2 - frame.captured_s) * 1e3)
             stats.frame_done(t2)
 
