@@ -83,3 +83,25 @@ def test_openvino_int8_from_a_pad_export_runs_at_the_padded_size(tmp_path):
     measured = _segmenter_agreement(result.artifact, fp32, shipped)
     assert result.accuracy.agreement == pytest.approx(measured, abs=1e-9) and measured > 0.9
     assert m.parity["int8_vs_fp32_mask_agreement"] > 0.9
+
+
+@pytest.mark.parametrize("aspect, size_hw", [("letterbox", (64, 64)), ("pad", (64, 96))], ids=["letterbox", "pad-fixed"])
+def test_openvino_int8_records_what_segmenter_measures(tmp_path, aspect, size_hw, capsys):
+    """NNCF's path (its calibration feeds, the held-out masks and its sanity figure) per aspect mode, through
+    quantize, verify and inspect."""
+    pytest.importorskip("nncf", reason="needs nncf (pip install 'segedge[quantize]')")
+    from sdk.cli import main
+
+    fp32 = write_onnx_artifact(tmp_path / "fp32", head="logits", size_hw=size_hw, aspect=aspect)
+    art = quantize(fp32, tmp_path / "ov-int8", backend="openvino", calib=_frames(24), progress=False).artifact
+    m = read_manifest(art)
+    assert m.preprocess.aspect == aspect and m.preprocess.size_hw == size_hw
+    ref = ReferenceRecord.read(m)
+    frames = [read_rgb(art / ref.folder / name) for name in ref.frames]
+    measured = _segmenter_agreement(art, fp32, frames)
+    assert HeldOutAccuracy.read(m).agreement == pytest.approx(measured, abs=1e-9) and measured > 0.9
+    assert m.parity["int8_vs_fp32_mask_agreement"] > 0.9
+    assert main(["verify", str(art), "--min-agreement", "0.9"]) == 0
+    assert f"{100 * measured:.2f}%" in capsys.readouterr().out
+    assert main(["inspect", str(art)]) == 0
+    assert f"held-out agreement with FP32 {100 * measured:.2f}%" in capsys.readouterr().out
