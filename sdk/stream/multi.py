@@ -492,18 +492,25 @@ class MultiStreamPipeline:
     def _shutdown(self, threads: list[threading.Thread], sinks: list[VideoSink | None], window: Window | None) -> None:
         self._stop.set()
         self._cancel_inputs()
-        while (item := self._results.get(timeout=0)) not in (None, END):  # inferred, never written
-            for f in item[1]:
-                self.stats.sources[f.source].discarded_at_stop += 1
+        readers, workers = threads[:len(self.sources)], threads[len(self.sources):]
+        deadline = time.perf_counter() + 10.0  # for every thread together: a reader may sit in a network read
+        while True:  # batches inferred but never written are counted; a worker never blocks on a full queue
+            while (item := self._results.get(timeout=0)) not in (None, END):
+                for f in item[1]:
+                    self.stats.sources[f.source].discarded_at_stop += 1
+            if not any(t.is_alive() for t in workers) or time.perf_counter() > deadline:
+                break
+            for t in workers:
+                t.join(timeout=0.01)
         self._results.cancel()
-        for t in threads:  # a reader may sit in a blocking camera/network read: bounded wait
-            t.join(timeout=10.0)
+        for t in readers:
+            t.join(timeout=max(0.0, deadline - time.perf_counter()))
         for sink in sinks:
             if sink is not None:
                 sink.close()
         if window is not None:
             window.close()
-        for i, (src, t) in enumerate(zip(self.sources, threads)):
+        for i, (src, t) in enumerate(zip(self.sources, readers)):
             if t.is_alive():
                 log.warning("source %s: the reader is still blocked in read(); leaving it open", src.spec.text)
             else:
