@@ -253,7 +253,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     """FP32 ONNX artifact + calibration set -> INT8 (QDQ) ONNX artifact folder; returns the folder.
 
     float_precision (TensorRT target only): "fp16" writes the layers outside the Q/DQ pairs in FP16 (LayerNorm and
-    Softmax FP32; opset 19; ``calibration.qdq_float16``), for TensorRT 10/11's strongly typed builds, which take
+    Softmax FP32; opset 19; ``converters.float16_graph``), for TensorRT 10/11's strongly typed builds, which take
     precisions from the graph; "fp32" (default) for TensorRT 8.x, where ``segedge build --int8`` sets FP16 itself.
 
     reduce_range: 7-bit weights, for CPUs without VNNI where u8 x s8 products saturate (``sdk.core.cpu``); the
@@ -305,7 +305,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                 onnx.save(quantized, str(out / "model.onnx"))
         float16: dict = {}
         if float_precision == "fp16":
-            from calibration.qdq_float16 import float_parts_to_fp16
+            from converters.float16_graph import float_parts_to_fp16
 
             converted, float16 = float_parts_to_fp16(onnx.load(str(out / "model.onnx")))
             onnx.save(converted, str(out / "model.onnx"))

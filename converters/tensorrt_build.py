@@ -242,8 +242,8 @@ def _keep_fp32(network: Any) -> int:
 
 def _float_parts_fp16(model: Any, changes: list[str]) -> Any:
     """A strongly typed FP16/INT8 build from an FP32 graph: its float parts FP16, LayerNorm, Softmax and the head
-    after the logits FP32 (``calibration.qdq_float16``); the change is recorded in ``changes``."""
-    from calibration.qdq_float16 import float_parts_to_fp16
+    after the logits FP32 (``converters.float16_graph``); the change is recorded in ``changes``."""
+    from converters.float16_graph import float_parts_to_fp16
 
     model, record = float_parts_to_fp16(model)  # keeps LayerNorm, Softmax and the head FP32
     changes.append(f"float parts -> FP16 for a strongly typed build (opset {record['opset']}; "

@@ -14,7 +14,7 @@ constrained to FP32 (``PREFER_PRECISION_CONSTRAINTS``; FP16 Softmax/LayerNorm ar
 TensorRT 10.3). LayerNorm is not constrained: TensorRT's normalization layer (one op from 8.6) accumulates in FP32
 even in FP16 builds, and pinning its I/O to FP32 only added a reformat around each of them.
 Strongly typed (>= 10.12): the builder runs the graph's own types, so ``segedge build`` writes them into the graph
-(``calibration.qdq_float16.float_parts_to_fp16``, as ModelOpt's AutoCast does): FP16, with FP32 islands for
+(``converters.float16_graph.float_parts_to_fp16``, as ModelOpt's AutoCast does): FP16, with FP32 islands for
 LayerNorm, Softmax and the head after the logits. One artifact thus builds the same way on 10.16 and 11.4.1.
 DLA: ``runtimes.tensorrt_support.dla_refusal`` (none on 10.12 - 10.x; FP16 only up to 10.11).
 

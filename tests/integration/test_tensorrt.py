@@ -340,7 +340,7 @@ def test_without_tensorrt_build_and_runtime_refuse_clearly(tmp_path):
 def test_importing_the_tensorrt_modules_loads_no_heavy_dependency():
     code = ("import sys; import runtimes.tensorrt, runtimes.tensorrt_device, converters.tensorrt_build, "
             "converters.tensorrt_plan, converters.tensorrt_graph, converters.tensorrt_inspect, "
-            "converters.deploy_configs, calibration.qdq_float16; "
+            "converters.deploy_configs, converters.float16_graph; "
             "heavy = [m for m in ('tensorrt', 'pycuda', 'onnx', 'onnxruntime', 'torch') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -718,7 +718,7 @@ def test_fp16_float_parts_keep_io_types_layernorm_softmax_fp32_and_the_masks(tmp
     import onnx
     from onnx import TensorProto
 
-    from calibration.qdq_float16 import float_parts_to_fp16
+    from converters.float16_graph import float_parts_to_fp16
 
     qdq = onnx.load(str(_ort_qdq(write_onnx_artifact(tmp_path / "fp32"), tmp_path / "q.onnx", QuantizeBias=False)))
     fp16, record = float_parts_to_fp16(qdq)

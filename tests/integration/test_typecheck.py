@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ["runtimes/tensorrt.py", "runtimes/tensorrt_device.py", "runtimes/tensorrt_support.py", "runtimes/cuda_ops.py",
            "converters/tensorrt_build.py",
            "converters/tensorrt_plan.py", "converters/tensorrt_graph.py", "converters/tensorrt_inspect.py",
-           "converters/deploy_configs.py", "calibration/qdq_float16.py", "sdk/cli/doctor.py"]
+           "converters/deploy_configs.py", "converters/float16_graph.py", "sdk/cli/doctor.py"]
 PROBE = '''import tensorrt as trt
 
 
