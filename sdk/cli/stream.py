@@ -78,8 +78,8 @@ def run(args) -> int:
     if len(texts) > 1:
         return _run_many(args, texts)
     if args.mosaic or args.max_batch or args.workers:
-        raise InputError(f"--mosaic/--max-batch/--workers: expected several sources, got one ({texts[0]}). Drop them, or "
-                         "add sources")
+        raise InputError(f"--mosaic/--max-batch/--workers: expected several sources, got one ({texts[0]}). Drop "
+                         "them, or add sources")
     return _run_one(args, texts[0])
 
 

@@ -185,8 +185,9 @@ class MultiStreamPipeline:
     for every frame after it is drawn (``frame.source`` is the source's position; picture: its rendered (H, W, 3)
     uint8 BGR image). ``run()`` closes the sources when it returns."""
 
-    def __init__(self, segmenter: "Segmenter", sources: Sequence["Source"], config: MultiStreamConfig = MultiStreamConfig(),
-                 *, on_result: Callable[[Frame, "SegmentationResult", np.ndarray], None] | None = None) -> None:
+    def __init__(self, segmenter: "Segmenter", sources: Sequence["Source"],
+                 config: MultiStreamConfig = MultiStreamConfig(), *,
+                 on_result: Callable[[Frame, "SegmentationResult", np.ndarray], None] | None = None) -> None:
         from sdk.segmenter import Segmenter
 
         sources = list(sources)
