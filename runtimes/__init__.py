@@ -17,7 +17,8 @@ from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
 
 log = logging.getLogger("segedge")
 
-# "auto" takes the first entry that runs the artifact's format: ONNX artifacts go to ONNX Runtime, IR to OpenVINO
+# "auto" measures the installed ones that run the artifact (runtimes/choose.py); with SEGEDGE_AUTO_RUNTIME=first it
+# takes the first entry that runs the format: ONNX artifacts go to ONNX Runtime, IR to OpenVINO
 RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "openvino": OpenVINORuntime,
                                       "tensorrt": TensorRTRuntime}
 # which Python module each runtime needs, and the pip extra that installs it (TensorRT: JetPack, see INSTALL_TENSORRT)
@@ -25,8 +26,10 @@ _NEEDS = {"onnxruntime": ("onnxruntime", "cpu"), "openvino": ("openvino", "cpu")
 
 
 def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runtime:
-    """Open an artifact folder on a runtime. ``"auto"`` picks the first runtime, in ``RUNTIMES`` order, that runs
-    the artifact's format and is installed, and logs what it picked. ``options`` go to the runtime's constructor."""
+    """Open an artifact folder on a runtime. ``"auto"`` picks, among the installed runtimes that can run the
+    artifact (and take ``options``), the fastest on this machine, measured once and cached (``runtimes.choose``;
+    ``SEGEDGE_AUTO_RUNTIME=first``: the first in ``RUNTIMES`` order); the runtime's ``auto_choice`` says which and
+    why. A runtime named here always wins. ``options`` go to the runtime's constructor."""
     artifact = resolve_artifact(artifact)  # the model file inside an artifact folder works too
     manifest: Manifest = read_manifest(artifact)
     if runtime != "auto":
@@ -34,11 +37,14 @@ def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runt
             raise ArtifactError(f"runtime: expected 'auto' or one of {sorted(RUNTIMES)}, got {runtime!r}")
         return construct(RUNTIMES[runtime], artifact, manifest, options)
     candidates = [name for name, cls in RUNTIMES.items() if manifest.format in cls.formats]
-    for name in candidates:
-        module, _ = _NEEDS[name]
-        if find_spec(module) is not None:
-            log.info("runtime auto: %s artifact -> %s", manifest.format, name)
-            return construct(RUNTIMES[name], artifact, manifest, options)
+    if any(find_spec(_NEEDS[name][0]) is not None for name in candidates):
+        from runtimes.choose import choose
+
+        chosen = choose(RUNTIMES, artifact, manifest, options, _NEEDS)
+        if chosen is not None:
+            return chosen
+        names = [n for n in candidates if find_spec(_NEEDS[n][0]) is not None]  # installed, but none can run it
+        return construct(RUNTIMES[names[0]], artifact, manifest, options)  # its error says why
     if not candidates:
         raise ArtifactError(f"artifact {artifact}: no runtime runs format {manifest.format!r}")
     if candidates == ["tensorrt"]:  # not from pip: the jetson extra installs only onnx (what segedge build needs)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sdk.core.cpu import warn_if_saturating
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import Manifest, read_manifest
+
+if TYPE_CHECKING:
+    from runtimes.choose import AutoChoice
 
 
 def check_threads(threads: object, what: str) -> int:
@@ -39,6 +43,9 @@ class Runtime:
     # uses every core (ONNX Runtime's intra-op pool, OpenVINO's latency mode, a TensorRT context); OpenVINO's
     # throughput mode sets its number of streams. Pipelines run up to this many calls at once, else take turns.
     parallel_calls = 1
+    # set by ``open_runtime(runtime="auto")``: what it picked and why (``runtimes.choose.AutoChoice``); None when the
+    # runtime was named
+    auto_choice: AutoChoice | None = None
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None) -> None:
         self.artifact = Path(artifact)

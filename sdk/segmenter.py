@@ -130,8 +130,9 @@ class Segmenter:
 
     def __repr__(self) -> str:
         m = self.manifest
+        choice = getattr(self.runtime, "auto_choice", None)  # runtime="auto": which runtime and why
         return (f"Segmenter({m.architecture.get('variant', '?')}, {m.num_classes} classes, {m.precision}, "
-                f"{self.runtime.describe()})")
+                f"{self.runtime.describe()}{f'; auto: {choice.reason}' if choice else ''})")
 
 
 def infer_masks(infer, manifest, images: list[np.ndarray], *, spec: PreprocessSpec | None = None,

@@ -1,9 +1,15 @@
 """Shared fixtures. Data comes from ../shared (read-only): tests that need it skip with the reason if absent."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# runtime="auto" times the installed runtimes that run an artifact and takes the fastest (runtimes/choose.py). The
+# suite keeps the deterministic first-installed choice (ONNX -> ONNX Runtime), which subprocesses inherit; the
+# tests of the measured choice set "measure" themselves (tests/integration/test_auto_runtime.py).
+os.environ["SEGEDGE_AUTO_RUNTIME"] = "first"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

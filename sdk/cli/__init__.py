@@ -72,6 +72,18 @@ def _warnings_in_cli_format(command: str) -> None:
     warnings.filterwarnings("once", message=r"image \d+x\d+: its aspect differs")
 
 
+def _say_auto_runtime(command: str, verbose: bool) -> None:
+    """What ``--runtime auto`` picked and why, on stderr as the command's first line where it was measured (now or
+    from the cache: runtimes/choose.py); the first-installed and only-candidate picks with -v only."""
+    auto = logging.getLogger("segedge.auto")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"segedge {command}: %(message)s"))
+    handler.addFilter(lambda record: verbose or getattr(record, "measured", False))
+    auto.handlers[:] = [handler]
+    auto.setLevel(logging.INFO)
+    auto.propagate = False
+
+
 def _end_progress_bars() -> None:
     """Close any progress bar still drawn (tqdm, if loaded), so an error printed next starts on its own line instead
     of landing on the bar's."""
@@ -87,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     _warnings_in_cli_format(args.command)
+    _say_auto_runtime(args.command, args.verbose)
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -96,20 +96,43 @@ def artifact_summary(path: Path) -> list[str]:
     for key in ("miou", "eval"):
         if isinstance(extra.get(key), (int, float)):
             lines.append(f"mIoU       {100 * extra[key]:.1f}%")
+    lines += _speed_lines(m, path)
     if m.versions:
         lines.append("versions   " + ", ".join(f"{k} {v}" for k, v in m.versions.items()))
+    return lines
+
+
+def _speed_lines(m, path: Path) -> list[str]:
+    """The INT8-vs-FP32 timing quantize recorded (``calibration.int8_speed``), and what runtime auto does with the
+    artifact here (``runtimes.choose.describe_auto``: the cached measurement, if any; nothing is timed)."""
+    from runtimes import RUNTIMES
+    from runtimes.choose import describe_auto
+    from sdk.core.records import SpeedRecord
+
+    lines = []
+    speed = SpeedRecord.read(m)
+    if speed is not None:
+        from calibration.int8_speed import summary
+
+        verdict = "" if speed.int8_faster else (f"; NOT faster by the {speed.margin:.2f}x INT8 needs: the FP32 on "
+                                                f"{speed.fp32_runtime} is the faster choice there")
+        lines.append(f"speed      {summary(speed)}, when quantized{verdict}")
+    lines.append(f"runtime    auto here: {describe_auto(path, m, RUNTIMES)}")
     return lines
 
 
 def _artifact_json(path: Path) -> dict:
     from sdk.core.manifest import read_manifest
 
+    from runtimes import RUNTIMES
+    from runtimes.choose import describe_auto
+
     m = read_manifest(path)
     return {"artifact": str(path), "format": m.format, "graph": m.graph, "precision": m.precision, "head": m.head,
             "upsample": m.upsample, "variant": m.architecture.get("variant"), "classes": m.class_names,
             "preprocess": m.preprocess.to_dict(), "inputs": [vars(t) for t in m.inputs],
             "outputs": [vars(t) for t in m.outputs], "opset": m.opset, "source": m.source, "parity": m.parity,
-            "versions": m.versions, "extra": m.extra}
+            "versions": m.versions, "extra": m.extra, "auto_runtime": describe_auto(path, m, RUNTIMES)}
 
 
 def run(args: argparse.Namespace) -> int:

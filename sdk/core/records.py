@@ -124,5 +124,27 @@ class QuantizationRecord(_Record):
         return self.method or self.tool.split()[0]
 
 
+@dataclass(frozen=True, kw_only=True)
+class SpeedRecord(_Record):
+    """INT8 against its FP32 on ``machine`` (its ISA): p50 ms of the model call at ``size_hw`` on each runtime that
+    runs each (timed as ``isolation`` says), the fastest of each, ``speedup`` = fastest FP32 / fastest INT8, and
+    whether INT8 beat FP32 by the ``margin`` it needs to be worth its accuracy cost. ``fp32_artifact``: the FP32
+    model it was timed against; ``fp32_run``: how the fastest FP32 ran (the runtime's description)."""
+
+    KEY: ClassVar[str] = "speed"
+    size_hw: list[int]
+    int8_ms: dict[str, float]
+    fp32_ms: dict[str, float]
+    int8_runtime: str
+    fp32_runtime: str
+    speedup: float
+    margin: float
+    int8_faster: bool
+    fp32_artifact: str = ""
+    fp32_run: str = ""
+    isolation: str = ""
+    machine: dict = field(default_factory=dict)
+
+
 __all__ = ["CalibrationRecord", "TargetCpuRecord", "HeldOutAccuracy", "ReferenceRecord", "AccuracyAwareRecord",
-           "QuantizationRecord"]
+           "QuantizationRecord", "SpeedRecord"]
