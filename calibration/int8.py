@@ -26,7 +26,7 @@ from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
 from sdk.core.errors import InputError, SegEdgeError
 from sdk.core.manifest import MANIFEST_NAME, Manifest, read_manifest, require_portable_graph
 from sdk.core.records import (MIN_AGREEMENT, AccuracyAwareRecord, CalibrationRecord, HeldOutAccuracy,
-                              QuantizationRecord, ReferenceRecord, TargetCpuRecord)
+                              QuantizationRecord, ReferenceRecord, SpeedRecord, TargetCpuRecord)
 from sdk.core.result import pixel_agreement
 from sdk.core.staging import check_output_folder, repoint, staged_folder
 
@@ -62,6 +62,7 @@ class QuantizeResult:
     accuracy_aware: AccuracyAwareRecord | None
     notes: list[str] = field(default_factory=list)
     below_min: float | None = None  # the minimum it is under (kept with keep_below_min), else None
+    speed: SpeedRecord | None = None  # INT8 vs FP32 timed here (speed_check), else None
 
     def next_command(self) -> str:
         if self.plan.backend == "tensorrt":
@@ -186,7 +187,7 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
              eval_set: str | Path | list | None = None, max_drop: float | None = None, labels: list[str] | None = None,
              holdout: int | None = None, reference_frames: int | None = None, calib_memory_mib: int = 2048,
              float_precision: str = "fp32", min_agreement: float | None = None, keep_below_min: bool = False,
-             overwrite: bool = False, progress: bool = True) -> QuantizeResult:
+             speed_check: bool = False, overwrite: bool = False, progress: bool = True) -> QuantizeResult:
     """Checkpoint (any layout) or FP32 ONNX artifact -> INT8 artifact in ``output``; see the module docstring.
 
     calib: a folder / video / .txt list (``num_samples`` frames, ``seed``), a ``CalibrationSet`` or RGB arrays.
@@ -200,6 +201,9 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     min_agreement: the rule ``segedge verify`` applies (a fraction; the CLI's default ``MIN_AGREEMENT``): a held-out
     agreement under it raises ``BelowMinimumError`` and the artifact is not written, unless ``keep_below_min``
     (then it is written and ``QuantizeResult.below_min`` says so). None (the Python default): no minimum.
+    speed_check: time the INT8 artifact against its FP32 here, each runtime alone (seconds;
+    ``calibration.int8_speed``), record both in the manifest and in ``QuantizeResult.speed`` (``segedge quantize``
+    does; off by default in Python, where the report and the benchmarks time every variant themselves).
     output: written whole (``sdk.core.staging``): a failure or Ctrl-C part-way leaves an earlier artifact there as
     it was; a folder holding other files is refused unless ``overwrite``. From a checkpoint, the FP32 export it
     quantizes is kept inside, in ``output/fp32``.
@@ -249,11 +253,20 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
         below = min_agreement is not None and accuracy.agreement is not None and accuracy.agreement < min_agreement
         if below and not keep_below_min:
             raise BelowMinimumError(below_min_message(accuracy, min_agreement, out, written=False))
+        speed = None
+        if speed_check:
+            from calibration import int8_speed
+
+            frame_hw = (held[0] if held else calib_set.frames[0]).shape[:2]
+            shown = out.resolve() / fp32.relative_to(stage) if fp32.is_relative_to(stage) else fp32
+            speed = int8_speed.measure_speed(art, fp32, frame_hw=frame_hw, fp32_shown=shown)
+            if speed is not None:
+                int8_speed.attach_speed(art, speed)
         repoint(stage, stage, out.resolve())  # paths recorded inside (the FP32 source under fp32/) name the output
     art = out / art.relative_to(stage)
     return QuantizeResult(artifact=art, plan=p, calibration=CalibrationRecord.read(read_manifest(art)),
                           accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes,
-                          below_min=min_agreement if below else None)
+                          below_min=min_agreement if below else None, speed=speed)
 
 
 class BelowMinimumError(SegEdgeError):

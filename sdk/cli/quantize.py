@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
                       eval_set=args.eval_set, max_drop=args.max_drop, labels=parse_labels(args.labels),
                       holdout=args.holdout, calib_memory_mib=args.calib_memory_mib, float_precision=args.float_precision,
                       min_agreement=args.min_agreement, keep_below_min=args.keep_below_min, overwrite=args.overwrite,
-                      progress=not args.quiet)
+                      speed_check=not args.no_speed_check, progress=not args.quiet)
     for note in result.notes:
         print(f"note: {note}")
     aa = result.accuracy_aware
@@ -37,6 +37,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("note: no held-out frames (--holdout 0): agreement with FP32 not measured, no reference frames for "
               "segedge verify (give it --reference FP32_ARTIFACT)")
+    if result.speed is not None:
+        from calibration import int8_speed
+
+        print(f"speed here: {int8_speed.summary(result.speed)}; recorded in model.json")
+        slower = int8_speed.slower_message(result.speed, source=args.checkpoint)
+        if slower:
+            print(f"WARNING: {slower}", file=sys.stderr)
     if result.below_min is not None:
         print(f"WARNING: {below_min_message(acc, result.below_min, result.artifact, written=True)}", file=sys.stderr)
     if p.backend == "tensorrt":
@@ -86,6 +93,9 @@ def add_parser(sub) -> None:
                         f"applies (default {MIN_AGREEMENT}); under it nothing is written and the exit status is 1")
     p.add_argument("--keep-below-min", action="store_true",
                    help="write the artifact even under --min-agreement (a warning says so; verify will fail it)")
+    p.add_argument("--no-speed-check", action="store_true",
+                   help="skip timing the INT8 artifact against its FP32 on this machine (a few seconds, each "
+                        "runtime alone; recorded in model.json, with a warning where INT8 is not faster)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an --output folder that holds files other than an earlier artifact (an earlier "
                         "artifact is replaced whole, once the new one is complete)")
