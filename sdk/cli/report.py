@@ -58,12 +58,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from calibration.report_deps import check_report_dependencies
+    from calibration.report.deps import check_report_dependencies
 
     check_report_dependencies(args.backends, precisions=args.precisions, source=args.checkpoint)  # before any work
     from calibration.corruptions import CORRUPTIONS
     from calibration.report import CostOptions, make_report
-    from calibration.report_render import format_table
+    from calibration.report.render import format_table
 
     presets = args.presets or (["default", "max-drop"] if args.max_drop is not None else ["default"])
     if "max-drop" in presets and args.max_drop is None:

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-PACKAGES = ["sdk", "sdk.core", "sdk.stream", "sdk.serving", "sdk.cli", "converters", "runtimes", "calibration", "benchmarks"]
+PACKAGES = ["sdk", "sdk.core", "sdk.stream", "sdk.serving", "sdk.cli", "converters", "runtimes", "calibration",
+            "calibration.report", "benchmarks"]
 
 
 def _modules():

@@ -145,7 +145,7 @@ def test_device_flag_on_eval_predict_bench_stream(demo_artifact, tmp_path, capsy
 
 # ------------------------------------------------------------------------------------ report dependencies up front
 def test_report_dependencies_per_backend():
-    from calibration.report_deps import report_dependencies
+    from calibration.report.deps import report_dependencies
 
     ov_fp32 = report_dependencies(["openvino"], precisions=["fp32"], from_checkpoint=False)
     assert "nncf" not in ov_fp32 and "onnx" not in ov_fp32 and {"openvino", "matplotlib"} <= set(ov_fp32)
@@ -156,7 +156,7 @@ def test_report_dependencies_per_backend():
 
 
 def test_report_stops_before_any_work_on_a_missing_module(tmp_path, monkeypatch, capsys):
-    import calibration.report_deps as deps
+    import calibration.report.deps as deps
 
     monkeypatch.setattr(deps, "_installed", lambda m: m not in ("matplotlib", "nncf"))
     out = tmp_path / "report"

@@ -1,4 +1,4 @@
-"""The report's speed menu (calibration.report_menu): scale and token-merge axes, the INT8 prune rule, the
+"""The report's speed menu (calibration.report.menu): scale and token-merge axes, the INT8 prune rule, the
 latency-aware variant, commands that rebuild each variant, masks at the frame's size, the menu plots in the HTML.
 A tiny grid: the shared checkpoint at 128x160, 4 calibration frames, 3 labelled images."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import cv2
 import pytest
 
-from calibration.report_menu import menu_points_for_int8, phase_a, phase_b
-from calibration.report_plan import Accuracy, Variant
+from calibration.report.menu import menu_points_for_int8, phase_a, phase_b
+from calibration.report.plan import Accuracy, Variant
 from calibration.speed_menu import MenuPoint, menu
 from converters.token_merge import TokenMerge
 

@@ -1,4 +1,4 @@
-"""The speed menu's precisions (calibration.report_menu): each phase-B menu point runs its OpenVINO float IR at f32 and
+"""The speed menu's precisions (calibration.report.menu): each phase-B menu point runs its OpenVINO float IR at f32 and
 at the CPU's default float precision (bf16 with AVX-512 BF16/AMX), with a command that names the precision; where the
 CPU has no bf16 the menu cell is "Not in the grid" with the reason. The menu builds only what ``precisions`` asks for
 (no INT8 without int8, no OpenVINO f32 without fp32), and a requested cell a menu point does not get (TensorRT, the
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from calibration.report_menu import menu_openvino_floats, menu_skipped, phase_b
-from calibration.report_plan import PRECISIONS, ov_default_float
+from calibration.report.menu import menu_openvino_floats, menu_skipped, phase_b
+from calibration.report.plan import PRECISIONS, ov_default_float
 from calibration.speed_menu import menu
 
 AMX_CAPS = ["BF16", "WINOGRAD", "FP32", "FP16", "INT8", "BIN", "EXPORT_IMPORT"]  # Sapphire Rapids (this Xeon)

@@ -832,7 +832,7 @@ def test_report_engine_shapes_plan_for_every_head(tmp_path, head, upsample, size
     """Item 3: the shapes segedge report builds its TensorRT engines with are ones the planner accepts, for every
     head (the default export's refine head has no mask-size input) and preprocessing, and the profile holds the
     timing frame (network input at opt; for a mask head, the frame's size as mask size)."""
-    from calibration.report_build import engine_shapes
+    from calibration.report.build import engine_shapes
     from sdk.core.manifest import Manifest
     from sdk.core.preprocess import network_size
 

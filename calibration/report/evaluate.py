@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.report_plan import Accuracy, Variant
+from calibration.report.plan import Accuracy, Variant
 from sdk.core.errors import InputError
 
 

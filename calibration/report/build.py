@@ -1,5 +1,5 @@
 """Build each planned variant with the SDK's own code paths (the ones ``segedge quantize`` / ``export`` / ``build``
-run), recording the command that reproduces it (``calibration.report_commands``).
+run), recording the command that reproduces it (``calibration.report.commands``).
 
 - int8, every backend: ``calibration.quantize`` (what ``segedge quantize`` runs), so the reproduce command rebuilds
   the same artifact.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from calibration import report_commands as cmd
-from calibration.report_plan import Variant
+from calibration.report import commands as cmd
+from calibration.report.plan import Variant
 from sdk.core.errors import MissingDependencyError, SegEdgeError
 
 
@@ -50,14 +50,14 @@ def build_all(variants: list[Variant], ctx: BuildContext, export_seconds: float 
               shared: dict | None = None) -> None:
     """Build every variant; a failure is recorded on the variant (status "failed", error) and the rest go on.
     shared: what variants share (exports, the float IRs), kept across calls when given."""
-    from calibration.report_menu import finish, point_context
+    from calibration.report.menu import finish, point_context
 
     shared = {"export_seconds": export_seconds} if shared is None else shared
     for v in variants:
         if progress:
             print(f"build {v.name} ...", flush=True)
         try:
-            vctx, vshared = point_context(v, ctx, shared)  # a menu point's own FP32 sources (report_menu)
+            vctx, vshared = point_context(v, ctx, shared)  # a menu point's own FP32 sources (calibration.report.menu)
             build_variant(v, vctx, vshared)
             finish(v, ctx, shared)
         except (SegEdgeError, MissingDependencyError) as exc:
@@ -77,7 +77,7 @@ def build_variant(v: Variant, ctx: BuildContext, shared: dict) -> None:
                      else cmd.export_command(ctx, ctx.fp32, read_manifest(ctx.fp32).graph))
         v.build_seconds = shared.get("export_seconds")
     elif v.preset == "latency-aware":
-        from calibration.report_menu import build_latency_aware
+        from calibration.report.menu import build_latency_aware
 
         build_latency_aware(v, ctx)
     elif v.precision == "int8":

@@ -1,6 +1,6 @@
 """The report's self-contained HTML page: plots as inline SVG (matplotlib, no pyplot state), example frames as
 base64 PNG, no external scripts, styles, fonts or links, so it opens offline and can be mailed as one file.
-Variants and the recommendation are read as typed records (``calibration.report_render``'s readers).
+Variants and the recommendation are read as typed records (``calibration.report.render``'s readers).
 matplotlib is needed here only (``pip install 'segedge[report]'``).
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration.report_plan import Variant
-from calibration.report_render import _busy, _f, _labelled, _rec, _variants, rows
+from calibration.report.plan import Variant
+from calibration.report.render import _busy, _f, _labelled, _rec, _variants, rows
 from sdk.core.errors import require
 from sdk.core.result import colorize
 
@@ -234,7 +234,7 @@ def _recommendation(rec) -> list[str]:
 
 def _latency(report: dict, variants: list[Variant], rec) -> list[str]:
     """The Pareto plot, how latency was measured, the load warning and the table of every variant."""
-    from calibration.report_menu_plot import menu_svg
+    from calibration.report.figures import menu_svg
 
     parts = ["<h2>Latency vs accuracy</h2>", pareto_svg(report), menu_svg(report)]
     not_plotted = [v.name for v in variants if v.cost.latency_ms is None]

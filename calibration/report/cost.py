@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.report_plan import Variant
+from calibration.report.plan import Variant
 from sdk.core.errors import InputError, SegEdgeError
 
 

@@ -24,10 +24,11 @@ Optionally under corruptions (``calibration.corruptions``). Cost: latency p50/p9
 frame -> full-resolution mask, alternating variants run by run, ``sdk.timing.measure_latency``), throughput at batch
 1 and ``CostOptions.batch``, load/compile time and peak RSS in a fresh process per variant, artifact size on disk.
 
-The parts, in the order ``make_report`` runs them: ``report_plan`` (the grid and its typed records),
-``report_build`` (variants built with the SDK's code paths; commands from ``report_commands``), ``report_eval``
-(accuracy), ``report_cost`` (latency, throughput, memory), ``report_recommend`` (Pareto front, recommendation),
-``report_render`` (JSON, Markdown, HTML, console table).
+The parts (modules of this package), in the order ``make_report`` runs them: ``plan`` (the grid and its typed
+records), ``build`` (variants built with the SDK's code paths; commands from ``commands``; the speed menu's points
+from ``menu``), ``evaluate`` (accuracy), ``cost`` (latency, throughput, memory), ``recommend`` (Pareto front,
+recommendation), ``render`` (JSON, Markdown, console table; the HTML page from ``html`` and ``figures``). ``deps``
+checks what a run needs before any work.
 """
 from __future__ import annotations
 
@@ -38,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.report_build import BuildContext, build_all
-from calibration.report_cost import CostOptions, measure_cost
-from calibration.report_eval import eval_items, evaluate_all, note_identical
-from calibration.report_plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, Variant, openvino_status,
+from calibration.report.build import BuildContext, build_all
+from calibration.report.cost import CostOptions, measure_cost
+from calibration.report.evaluate import eval_items, evaluate_all, note_identical
+from calibration.report.plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, Variant, openvino_status,
                                      plan_variants, tensorrt_gpu_status)
-from calibration.report_recommend import choose_int8, pareto_front, recommend
+from calibration.report.recommend import choose_int8, pareto_front, recommend
 from sdk.core.errors import InputError, LabelsError
 from sdk.core.result import pixel_agreement
 from sdk.core.staging import writes_whole
@@ -94,14 +95,14 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
                 scales=(1.0,), token_merges=("none",), progress: bool = True) -> dict:
     """Build the grid from ``checkpoint`` (or an FP32 ONNX artifact folder), measure it, recommend; writes
     ``output``/report.{json,md,html} and ``output``/artifacts/. Returns the report (the JSON's content).
-    scales, token_merges: the speed menu's axes (``calibration.report_menu``: FP32 at every point, INT8 at the
+    scales, token_merges: the speed menu's axes (``calibration.report.menu``: FP32 at every point, INT8 at the
     pruned ones); the defaults are the single point the grid always has.
     The report folder is written whole (``sdk.core.staging.writes_whole``): a rerun replaces an earlier report with
     all its artifacts only once the new one is complete; a folder holding other files needs ``overwrite=True``."""
-    from calibration import report_menu
+    from calibration.report import menu as report_menu
     from calibration.corruptions import check_corruptions
     from calibration.speed_menu import menu
-    from calibration.report_render import write_report
+    from calibration.report.render import write_report
 
     t_start = time.perf_counter()
     _check_grid(backends, precisions, methods, presets, max_drop)
@@ -137,7 +138,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     ref = evaluate_all(variants, ctx.fp32, items, corruption_items, corruptions, severity, names, progress)
     phases["evaluate_s"] = time.perf_counter() - t
     int8_points = []
-    if menu_on:  # phase B: INT8 only at the pruned menu points (report_menu), then scored like the rest
+    if menu_on:  # phase B: INT8 only at the pruned menu points (calibration.report.menu), then scored like the rest
         t = time.perf_counter()
         metric = "drop_points" if eval_info["labelled"] else "disagreement_points"
         int8_points = report_menu.menu_points_for_int8(

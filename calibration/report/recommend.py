@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from calibration.report_plan import Variant
+from calibration.report.plan import Variant
 
 
 @dataclass(kw_only=True)

@@ -37,7 +37,7 @@ class Cell:
     method: str | None = field(default=None, metadata=_tag(lambda m: m if m not in (None, "nncf") else ""))
     preset: str = field(default="default", metadata=_tag(lambda p: {"max-drop": "maxdrop",
                                                                     "latency-aware": "latency"}.get(p, "")))
-    # the speed menu's axes (calibration.report_menu): network input as a share of the frame, token merging
+    # the speed menu's axes (calibration.report.menu): network input as a share of the frame, token merging
     scale: float = field(default=1.0, metadata=_tag(lambda s: "" if s == 1.0 else f"s{s:g}"))
     token_merge: str = field(default="none", metadata=_tag(
         lambda t: "" if t == "none" else "tm" + t.replace(":", "-").replace("+", "")))

@@ -1,7 +1,7 @@
 """Render a calibration report (``calibration.report.make_report``'s dict, or a saved report.json) as JSON,
-Markdown and a console table; ``calibration.report_html`` makes the self-contained HTML page from the same readers.
-Variants and the recommendation are read as typed records (``report_plan.Variant``,
-``report_recommend.Recommendation``); the description sections (evaluation, environment, latency input) are shown
+Markdown and a console table; ``calibration.report.html`` makes the self-contained HTML page from the same readers.
+Variants and the recommendation are read as typed records (``plan.Variant``,
+``recommend.Recommendation``); the description sections (evaluation, environment, latency input) are shown
 as they are. JSON and Markdown need nothing beyond numpy; the HTML needs matplotlib (``segedge[report]``).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration.report_plan import Variant
-from calibration.report_recommend import Recommendation
+from calibration.report.plan import Variant
+from calibration.report.recommend import Recommendation
 
 # -------------------------------------------------------------------------------------------------------- helpers
 def _clean(value: Any) -> Any:
@@ -152,7 +152,7 @@ def render_markdown(report: dict) -> str:
 
 def write_report(report: dict, out: Path, examples: list[dict], manifest) -> dict[str, Path]:
     """Write report.json, report.md and report.html into ``out``; returns their paths."""
-    from calibration.report_html import render_html
+    from calibration.report.html import render_html
     from sdk.core.result import default_palette
 
     out = Path(out)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from calibration.report_build import BuildContext
-    from calibration.report_plan import Variant
+    from calibration.report.build import BuildContext
+    from calibration.report.plan import Variant
 
 
 def q(value: Any) -> str:
@@ -30,7 +30,7 @@ def export_command(ctx: "BuildContext", out: Path, graph: str = "portable") -> s
 def quantize_command(ctx: "BuildContext", v: "Variant", out: Path) -> str:
     """``segedge quantize`` with the variant's backend, method and preset, the report's calibration options; for a
     TensorRT Q/DQ model followed by the device step (``build_command`` replaces it when the report builds one)."""
-    # a menu point's sources are artifacts (report_menu): OpenVINO's and TensorRT's INT8 start from the portable one
+    # a menu point's sources are artifacts (calibration.report.menu): OpenVINO's and TensorRT's INT8 start from the portable one
     src = ctx.source if not ctx.source_is_artifact else ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
     parts = ["segedge", "quantize", q(src), "--backend", v.backend, "--calib", q(ctx.calib_arg),
              "--num-samples", str(ctx.num_samples), "--seed", str(ctx.seed)]

@@ -4,8 +4,8 @@ front and the recommended variant ringed. Drawn only when the grid has more than
 group with id ``menu-<panel>-<variant>`` (panel: scale or precision), so a page can be checked for what it plots."""
 from __future__ import annotations
 
-from calibration.report_html import _figure, _svg
-from calibration.report_render import _labelled, _rec, _variants
+from calibration.report.html import _figure, _svg
+from calibration.report.render import _labelled, _rec, _variants
 
 SCALE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 PRECISION_COLOURS = {"fp32": "#1f77b4", "bf16": "#9467bd", "fp16": "#2ca02c", "int8": "#d62728"}
