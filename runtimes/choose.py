@@ -7,9 +7,12 @@ INT8 1.7-2.4x faster than ONNX Runtime on a Zen 5 with AVX-512 BF16; issue 28). 
 Policy, ``SEGEDGE_AUTO_RUNTIME``:
 - ``measure`` (default): each runtime that can run the artifact is opened, warmed up and timed **alone** (a few
   runs at the artifact's input size, median), then closed before the next opens, so no runtime's spinning intra-op
-  threads (ONNX Runtime's spin after every run) share the cores with another's timing. The fastest wins; one
-  within ``TIE`` of the first in ``RUNTIMES`` order does not displace it (noise on a busy machine), so the
-  choice is stable. Runtimes that fail to open are left out, with why.
+  threads (ONNX Runtime's spin after every run) share the cores with another's timing. Where the two fastest are
+  within ``CONFIRM`` of each other, they are timed again in reverse order and each one's runs pooled (load on a
+  shared machine drifts). The fastest wins; one within ``TIE`` of the first in ``RUNTIMES`` order does not displace
+  it, so the choice is stable. Runtimes that fail to open are left out, with why.
+- ``remeasure``: as ``measure``, ignoring (and replacing) a cached choice: after a change the key does not see, or
+  when the cached one was timed on a busy machine (the reason says the load it was timed under).
 - ``first``: the first installed runtime in ``RUNTIMES`` order that runs the format, as before (ONNX -> ONNX
   Runtime), not measured: deterministic (the test suite sets it).
 
@@ -43,11 +46,14 @@ from sdk.core.manifest import Manifest, model_feeds
 log = logging.getLogger("segedge.auto")  # the CLI prints measured choices from this logger as its first line
 
 POLICY_ENV = "SEGEDGE_AUTO_RUNTIME"
-POLICIES = ("measure", "first")
+POLICIES = ("measure", "remeasure", "first")
 CACHE_ENV = "SEGEDGE_CACHE_DIR"
 CACHE_FILE = "auto-runtime.json"
 DEFAULT_SIZE_HW = (512, 512)
 TIE = 0.03  # a runtime must be more than 3% faster than the first in order to displace it
+# where the two fastest are within this ratio after one pass, a second pass in reverse order (each reopened, alone)
+# adds its runs to theirs, so load that drifts on a shared machine while they are timed does not decide alone
+CONFIRM = 1.25
 WARMUP = 2
 MIN_RUNS, MAX_RUNS = 3, 7
 BUDGET_S = 2.0  # per runtime, after warm-up: stop at MAX_RUNS or when this is spent (at least MIN_RUNS)
@@ -80,7 +86,7 @@ def policy() -> str:
     value = os.environ.get(POLICY_ENV, "measure").strip().lower() or "measure"
     if value not in POLICIES:
         raise InputError(f"{POLICY_ENV}: expected one of {POLICIES}, got {value!r}. 'first' turns the measured "
-                         "choice off (the first installed runtime that runs the format).")
+                         "choice off (the first installed runtime that runs the format); 'remeasure' times again.")
     return value
 
 
@@ -163,7 +169,7 @@ def time_runtime(cls: type[Runtime], artifact: Path, manifest: Manifest, options
             rt.infer(feeds)
             samples.append(1e3 * (time.perf_counter() - t))
         record = {"p50_ms": float(np.median(samples)), "runs": len(samples), "load_s": round(load_s, 3),
-                  "first_ms": round(first_ms, 2), "describe": rt.describe()}
+                  "first_ms": round(first_ms, 2), "describe": rt.describe(), "samples_ms": samples}
     except BaseException:
         rt.close()
         raise
@@ -282,6 +288,30 @@ def measure(runtimes: dict[str, type[Runtime]], names: list[str], artifact: Path
     return records, failed, last
 
 
+def _confirm(runtimes: dict[str, type[Runtime]], records: dict[str, dict], last: Runtime | None, artifact: Path,
+             manifest: Manifest, options: dict, size_hw: tuple[int, int]) -> tuple[dict[str, dict], Runtime | None]:
+    """Where the two fastest of one pass are within ``CONFIRM``, time those again in reverse order and pool each
+    one's runs (the p50 is then over both passes). Returns (the records, the runtime still open)."""
+    ranked = sorted(records, key=lambda n: records[n]["p50_ms"])
+    if len(ranked) < 2 or records[ranked[1]]["p50_ms"] > CONFIRM * records[ranked[0]]["p50_ms"]:
+        return records, last
+    again = [n for n in reversed(list(records)) if n in ranked[:2]]
+    if last is not None and last.name == again[0]:  # still open from the first pass: closed, then reopened
+        last.close()
+        last = None
+        gc.collect()
+    more, _, last2 = measure(runtimes, again, artifact, manifest, options, size_hw)
+    if last is not None:
+        last.close()
+        gc.collect()
+    pooled = dict(records)
+    for name, rec in more.items():
+        samples = records[name]["samples_ms"] + rec["samples_ms"]
+        pooled[name] = {**records[name], "samples_ms": samples, "runs": len(samples),
+                        "p50_ms": float(np.median(samples))}
+    return pooled, last2
+
+
 def choose(runtimes: dict[str, type[Runtime]], artifact: Path, manifest: Manifest, options: dict,
            needs: dict[str, tuple[str, str]] | None = None) -> Runtime | None:
     """Open ``artifact`` on the runtime ``runtime="auto"`` picks (see the module docstring); its ``auto_choice``
@@ -304,29 +334,33 @@ def choose(runtimes: dict[str, type[Runtime]], artifact: Path, manifest: Manifes
     size_hw, size_from = input_size_hw(manifest)
     parts = _key_parts(artifact, manifest, names, options, size_hw)
     key = cache_key(parts)
-    cached = read_cache().get(key)
+    cached = read_cache().get(key) if policy() == "measure" else None
     if isinstance(cached, dict) and cached.get("runtime") in names:
         timings = {n: float(v) for n, v in (cached.get("timings_ms") or {}).items()}
         choice = AutoChoice(runtime=cached["runtime"], how="cached", size_hw=size_hw, timings_ms=timings,
                             skipped={**skipped, **(cached.get("failed") or {})},
                             reason=_reason(cached["runtime"], timings, names, size_hw, size_from,
-                                           f"measured {cached.get('measured_at', 'earlier')} on this machine, "
-                                           f"cached in {cache_path()}"))
+                                           f"measured {cached.get('measured_at', 'earlier')} on this machine"
+                                           f"{_busy(cached.get('load_1min'), parts['machine']['cores'])}, cached in "
+                                           f"{cache_path()} ({POLICY_ENV}=remeasure times again)"))
         return _open(runtimes, choice, artifact, manifest, options)
+    load = _load()
     records, failed, last = measure(runtimes, names, artifact, manifest, options, size_hw)
     if not records:  # none ran: open the first, whose error then says why
         if last is not None:
             last.close()
         return construct(runtimes[names[0]], artifact, manifest, options)
+    records, last = _confirm(runtimes, records, last, artifact, manifest, options, size_hw)
     timings = {n: r["p50_ms"] for n, r in records.items()}
     winner, _ = pick(timings, names)
     entry = {"runtime": winner, "timings_ms": timings, "failed": failed, "isolation": ISOLATION,
-             "measured_at": time.strftime("%Y-%m-%d %H:%M"), "artifact": str(artifact), **parts}
+             "measured_at": time.strftime("%Y-%m-%d %H:%M"), "artifact": str(artifact), "load_1min": load, **parts}
     written = _write_cache(key, entry)
     where = f"cached in {written}" if written else "not cached: the cache folder is not writable"
+    busy = _busy(load, parts["machine"]["cores"])
     choice = AutoChoice(runtime=winner, how="measured", size_hw=size_hw, timings_ms=timings,
                         skipped={**skipped, **failed},
-                        reason=_reason(winner, timings, names, size_hw, size_from, f"measured now, {where}"))
+                        reason=_reason(winner, timings, names, size_hw, size_from, f"measured now{busy}, {where}"))
     if last is not None and last.name == winner:
         last.auto_choice = choice
         _announce(choice)
@@ -335,6 +369,21 @@ def choose(runtimes: dict[str, type[Runtime]], artifact: Path, manifest: Manifes
         last.close()
         gc.collect()
     return _open(runtimes, choice, artifact, manifest, options)
+
+
+def _load() -> float | None:
+    """The 1-minute load average before timing (None where the OS does not report it)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _busy(load: float | None, cores: int) -> str:
+    """", timed while the machine was busy (load 4.2 on 2 cores)" where the load was over half the cores, else ""."""
+    if load is None or load <= 0.5 * cores:
+        return ""
+    return f", timed while the machine was busy (load {load:g} on {cores} cores: other processes shared them)"
 
 
 def _reason(winner: str, timings: dict[str, float], names: list[str], size_hw, size_from: str, when: str) -> str:
@@ -379,5 +428,6 @@ def describe_auto(artifact: Path, manifest: Manifest, runtimes: dict[str, type[R
         hw = e.get("size_hw") or ["?", "?"]
         opts = ", ".join(f"{k}={v}" for k, v in (e.get("options") or {}).items())
         lines.append(f"{e.get('runtime')} at {hw[0]}x{hw[1]}{' with ' + opts if opts else ''} "
-                     f"({_fmt_timings(e.get('timings_ms') or {})} p50, measured {e.get('measured_at', '?')})")
+                     f"({_fmt_timings(e.get('timings_ms') or {})} p50, measured {e.get('measured_at', '?')}"
+                     f"{_busy(e.get('load_1min'), machine['cores'])})")
     return "; ".join(lines)

@@ -40,7 +40,8 @@ def _fake_timings(monkeypatch, p50: dict[str, float]) -> list[str]:
 
     def fake(cls, artifact, manifest, options, size_hw, **kwargs):
         timed.append(cls.name)
-        return {"p50_ms": p50[cls.name], "runs": 3, "load_s": 0.0, "first_ms": 0.0, "describe": cls.name}, None
+        return {"p50_ms": p50[cls.name], "runs": 3, "load_s": 0.0, "first_ms": 0.0, "describe": cls.name,
+                "samples_ms": [p50[cls.name]] * 3}, None
 
     monkeypatch.setattr(choose, "time_runtime", fake)
     return timed
@@ -72,9 +73,13 @@ def test_fastest_wins_a_near_tie_keeps_the_first(tiny, measured, monkeypatch):
         assert "openvino 12 ms, onnxruntime 20 ms" in rt.auto_choice.reason
     assert timed == ["onnxruntime", "openvino"]  # one after another
     measured.unlink()
-    _fake_timings(monkeypatch, {"onnxruntime": 20.0, "openvino": 19.8})  # within 3%: noise, the first stays
+    timed = _fake_timings(monkeypatch, {"onnxruntime": 20.0, "openvino": 19.8})  # within 3%: noise, the first stays
     with open_runtime(tiny) as rt:
         assert rt.name == "onnxruntime" and "within 3%" in rt.auto_choice.reason
+    # close after one pass (within 1.25x): both timed again in reverse order, their runs pooled
+    assert timed == ["onnxruntime", "openvino", "openvino", "onnxruntime"]
+    entry, = json.loads(measured.read_text()).values()
+    assert entry["timings_ms"] == {"onnxruntime": 20.0, "openvino": 19.8}
 
 
 def test_a_named_runtime_always_wins(tiny, measured, monkeypatch):
@@ -124,6 +129,15 @@ def test_cache_is_keyed_by_the_model_and_survives_a_broken_file(tmp_path, measur
     measured.write_text("{cut")  # a broken cache is measured again, not an error
     with open_runtime(a) as rt:
         assert rt.auto_choice.how == "measured" and len(timed) == 6
+    monkeypatch.setenv(choose.POLICY_ENV, "remeasure")  # times again and replaces the cached choice
+    monkeypatch.setattr(choose, "_load", lambda: 9.0)
+    with open_runtime(a) as rt:
+        assert rt.auto_choice.how == "measured" and len(timed) == 8
+        assert "timed while the machine was busy (load 9 on" in rt.auto_choice.reason
+    monkeypatch.setenv(choose.POLICY_ENV, "measure")
+    with open_runtime(a) as rt:
+        assert rt.auto_choice.how == "cached" and "busy (load 9" in rt.auto_choice.reason and len(timed) == 8
+    assert len(json.loads(measured.read_text())) == 1
 
 
 def test_a_runtime_that_fails_is_left_out_with_why(tiny, measured, monkeypatch):
