@@ -6,17 +6,14 @@ managers; ``close()`` frees the session and any device memory. torch is never ne
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sdk.core.cpu import warn_if_saturating
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import Manifest, read_manifest
-
-if TYPE_CHECKING:
-    from runtimes.choose import AutoChoice
 
 
 def check_threads(threads: object, what: str) -> int:
@@ -31,6 +28,23 @@ def check_threads(threads: object, what: str) -> int:
     return threads
 
 
+@dataclass(frozen=True, kw_only=True)
+class AutoChoice:
+    """What ``runtime="auto"`` picked and why (``runtimes.choose``). how: "measured" (timed now), "cached" (timed
+    earlier on this machine), "first" (``SEGEDGE_AUTO_RUNTIME=first``: not measured) or "only" (the one installed
+    runtime that runs it). timings_ms: runtime -> p50 ms where measured; skipped: runtime -> why it was left out."""
+
+    runtime: str
+    how: str
+    reason: str
+    size_hw: tuple[int, int] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.runtime} (auto: {self.reason})"
+
+
 class Runtime:
     """Base class. ``name`` is the key in ``runtimes.RUNTIMES``; ``formats`` the artifact formats it runs."""
 
@@ -43,8 +57,7 @@ class Runtime:
     # uses every core (ONNX Runtime's intra-op pool, OpenVINO's latency mode, a TensorRT context); OpenVINO's
     # throughput mode sets its number of streams. Pipelines run up to this many calls at once, else take turns.
     parallel_calls = 1
-    # set by ``open_runtime(runtime="auto")``: what it picked and why (``runtimes.choose.AutoChoice``); None when the
-    # runtime was named
+    # set by ``open_runtime(runtime="auto")``: what it picked and why; None when the runtime was named
     auto_choice: AutoChoice | None = None
 
     def __init__(self, artifact: str | Path, manifest: Manifest | None = None) -> None:

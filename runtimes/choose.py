@@ -19,7 +19,7 @@ Policy, ``SEGEDGE_AUTO_RUNTIME``:
 The choice is cached in a JSON file outside the artifact (artifacts are shared between machines and may be
 read-only): ``$SEGEDGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/segedge``, else ``~/.cache/segedge``, file
 ``auto-runtime.json``; keyed by the model file's sha256, the CPU (ISA flags, usable cores), the runtimes' versions,
-the input size and the runtime options. A runtime with a single candidate is never measured.
+the input size and the runtime options. An artifact only one installed runtime can run is never measured.
 
 The input size: the artifact's static input, else its manifest's network size, else ``DEFAULT_SIZE_HW`` (the
 artifact takes any size; the reason says so).
@@ -32,13 +32,12 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import Runtime, construct
+from runtimes.base import AutoChoice, Runtime, construct
 from sdk.core.cpu import host_isa
 from sdk.core.errors import InputError, SegEdgeError
 from sdk.core.manifest import Manifest, model_feeds
@@ -64,25 +63,8 @@ _DISTRIBUTIONS = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime
                   "openvino": ("openvino",), "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu11")}
 
 
-@dataclass(frozen=True, kw_only=True)
-class AutoChoice:
-    """What ``runtime="auto"`` picked and why. how: "measured" (timed now), "cached" (timed earlier on this
-    machine), "first" (policy ``first``: not measured) or "only" (the one installed runtime that runs it).
-    timings_ms: runtime -> p50 ms where measured; skipped: runtime -> why it was left out."""
-
-    runtime: str
-    how: str
-    reason: str
-    size_hw: tuple[int, int] | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.runtime} (auto: {self.reason})"
-
-
 def policy() -> str:
-    """``SEGEDGE_AUTO_RUNTIME``, checked: "measure" (default) or "first"."""
+    """``SEGEDGE_AUTO_RUNTIME``, checked: "measure" (default), "remeasure" or "first"."""
     value = os.environ.get(POLICY_ENV, "measure").strip().lower() or "measure"
     if value not in POLICIES:
         raise InputError(f"{POLICY_ENV}: expected one of {POLICIES}, got {value!r}. 'first' turns the measured "
