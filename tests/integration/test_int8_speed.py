@@ -107,3 +107,16 @@ def _has(module: str) -> bool:
     from importlib.util import find_spec
 
     return find_spec(module) is not None
+
+
+def test_from_a_checkpoint_the_record_names_the_fp32_kept_inside(tmp_path, hf_model, camvid, monkeypatch):
+    """From a checkpoint the FP32 export is kept in OUTPUT/fp32: the record and the faster command name it there
+    (not the staging folder it was timed in)."""
+    _simulate(monkeypatch, {"onnxruntime": 30.0}, {"onnxruntime": 20.0})
+    out = tmp_path / "ort-int8"
+    result = quantize(hf_model, out, backend="onnxruntime", calib=camvid / "train.txt", num_samples=4,
+                      size=(64, 64), speed_check=True, progress=False)
+    record = SpeedRecord.read(read_manifest(out))
+    assert record == result.speed and record.fp32_artifact == str(out.resolve() / "fp32")
+    assert read_manifest(out / "fp32").precision == "fp32" and record.size_hw == [64, 64]
+    assert f"segedge predict {out.resolve() / 'fp32'} IMAGES" in int8_speed.slower_message(record, source=hf_model)
