@@ -123,6 +123,10 @@ def input_size_hw(manifest: Manifest) -> tuple[tuple[int, int], str]:
     if manifest.preprocess.size_hw:
         h, w = manifest.preprocess.size_hw
         return (int(h), int(w)), "its network size"
+    limit = manifest.extra.get("max_input_pixels")
+    if isinstance(limit, int) and limit < DEFAULT_SIZE_HW[0] * DEFAULT_SIZE_HW[1]:  # a smaller square it allows
+        side = max(32, int(limit ** 0.5) // 32 * 32)
+        return (side, side), ANY_SIZE
     return DEFAULT_SIZE_HW, ANY_SIZE
 
 

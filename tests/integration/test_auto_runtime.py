@@ -183,3 +183,12 @@ def test_every_runtime_is_timed_alone(tiny):
         assert rt is not None and rt.name == "openvino" and "openvino" in record["describe"]
     finally:
         rt.close()
+
+
+def test_the_size_it_times_at(tmp_path):
+    m = read_manifest(write_onnx_artifact(tmp_path / "any", head="refine")).to_dict()
+    assert choose.input_size_hw(Manifest.from_dict(m)) == ((512, 512), choose.ANY_SIZE)
+    small = Manifest.from_dict({**m, "extra": {"max_input_pixels": 100 * 100}})  # a smaller limit: within it
+    assert choose.input_size_hw(small) == ((96, 96), choose.ANY_SIZE)
+    sized = read_manifest(write_onnx_artifact(tmp_path / "sized", head="refine", size_hw=(48, 80)))
+    assert choose.input_size_hw(sized) == ((48, 80), "its network size")
