@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.report.build import BuildContext, build_all
+from calibration.report.build import build_all
 from calibration.report.cost import CostOptions, measure_cost
 from calibration.report.evaluate import eval_items, evaluate_all, note_identical
-from calibration.report.plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, Variant, openvino_status,
+from calibration.report.plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, BuildContext, Variant, openvino_status,
                                      plan_variants, tensorrt_gpu_status)
 from calibration.report.recommend import choose_int8, pareto_front, recommend
 from sdk.core.errors import InputError, LabelsError

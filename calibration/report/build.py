@@ -15,35 +15,12 @@ run), recording the command that reproduces it (``calibration.report.commands``)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from calibration.report import commands as cmd
-from calibration.report.plan import Variant
+from calibration.report.plan import BuildContext, Variant
 from sdk.core.errors import MissingDependencyError, SegEdgeError
-
-
-@dataclass(kw_only=True)
-class BuildContext:
-    source: Path  # checkpoint or FP32 ONNX artifact, as given
-    source_is_artifact: bool
-    fp32: Path  # the reference and ONNX Runtime's source: the onnxruntime graph when exported from a checkpoint
-    portable: Path  # OpenVINO's and TensorRT's source: the portable graph (the same artifact when one was given)
-    artifacts: Path
-    calib: Any  # CalibrationSet
-    calib_arg: str
-    num_samples: int
-    seed: int
-    size_hw: tuple[int, int] | None  # export --size
-    ov_size_hw: tuple[int, int]
-    tune_arg: str | None
-    tune_data: list | None
-    max_drop: float
-    latency_hw: tuple[int, int]  # network input of the timing frame
-    frame_hw: tuple[int, int]  # the timing frame (= mask size)
-    batch: int  # the larger batch timed for throughput
-    progress: bool
 
 
 def build_all(variants: list[Variant], ctx: BuildContext, export_seconds: float | None, progress: bool,

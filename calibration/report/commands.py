@@ -6,31 +6,29 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from calibration.report.build import BuildContext
-    from calibration.report.plan import Variant
+from calibration.report.plan import BuildContext, Variant
 
 
 def q(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def given_artifact(ctx: "BuildContext") -> str:
+def given_artifact(ctx: BuildContext) -> str:
     return f"(the FP32 artifact given: {ctx.fp32})"
 
 
-def export_command(ctx: "BuildContext", out: Path, graph: str = "portable") -> str:
+def export_command(ctx: BuildContext, out: Path, graph: str = "portable") -> str:
     size = f" --size {ctx.size_hw[0]} {ctx.size_hw[1]}" if ctx.size_hw else ""
     flag = f" --graph {graph}" if graph != "portable" else ""
     return f"segedge export {q(ctx.source)} --output {q(out)}{size}{flag}"
 
 
-def quantize_command(ctx: "BuildContext", v: "Variant", out: Path) -> str:
+def quantize_command(ctx: BuildContext, v: Variant, out: Path) -> str:
     """``segedge quantize`` with the variant's backend, method and preset, the report's calibration options; for a
     TensorRT Q/DQ model followed by the device step (``build_command`` replaces it when the report builds one)."""
-    # a menu point's sources are artifacts (calibration.report.menu): OpenVINO's and TensorRT's INT8 start from the portable one
+    # a menu point's sources are artifacts (menu.py): OpenVINO's and TensorRT's INT8 start from the portable one
     src = ctx.source if not ctx.source_is_artifact else ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
     parts = ["segedge", "quantize", q(src), "--backend", v.backend, "--calib", q(ctx.calib_arg),
              "--num-samples", str(ctx.num_samples), "--seed", str(ctx.seed)]
@@ -50,7 +48,7 @@ def device_step(out: Path) -> str:
     return f"  # then on the device: segedge build {q(out)} --output {q(out)}-engine --int8"
 
 
-def ir_command(ctx: "BuildContext", ir: Path, hint: str | None = None) -> str:
+def ir_command(ctx: BuildContext, ir: Path, hint: str | None = None) -> str:
     """Export (unless an FP32 artifact was given) + ``segedge export-openvino`` to the static IR the float variants
     run. The run-time precision is a Segmenter/runtime option, not part of the IR: with ``hint`` ("f32", "bf16",
     "f16") the command ends with a comment saying how to run it at that precision."""
@@ -62,7 +60,7 @@ def ir_command(ctx: "BuildContext", ir: Path, hint: str | None = None) -> str:
     return (ir_step if ctx.source_is_artifact else f"{export_command(ctx, onnx_dir)} && {ir_step}") + run
 
 
-def build_command(v: "Variant", engine: Path, shapes: dict[str, tuple[int, int] | None], batch: int) -> str:
+def build_command(v: Variant, engine: Path, shapes: dict[str, tuple[int, int] | None], batch: int) -> str:
     """``segedge build`` with the engine's precision, profile shapes and batch."""
     flags = " ".join(f"--{k.replace('_', '-')} {hw[0]} {hw[1]}" for k, hw in shapes.items() if hw)
     return (f"segedge build {q(v.path)} --output {q(engine)}{' --fp16' if v.precision == 'fp16' else ''}"
@@ -74,7 +72,7 @@ def with_engine(command: str, build: str) -> str:
     return command.split("  # then on the device")[0] + f" && {build}"
 
 
-def run_with(v: "Variant") -> str:
+def run_with(v: Variant) -> str:
     """The Python call that runs the variant as it was timed."""
     opts = ", ".join(f"{k}={val!r}" for k, val in v.runtime_options.items())
     return (f"Segmenter.from_artifact({str(v.latency_artifact or v.artifact)!r}, runtime="

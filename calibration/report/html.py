@@ -1,120 +1,20 @@
-"""The report's self-contained HTML page: plots as inline SVG (matplotlib, no pyplot state), example frames as
-base64 PNG, no external scripts, styles, fonts or links, so it opens offline and can be mailed as one file.
-Variants and the recommendation are read as typed records (``calibration.report.render``'s readers).
-matplotlib is needed here only (``pip install 'segedge[report]'``).
+"""The report's self-contained HTML page: plots as inline SVG (``figures``), example frames as base64 PNG, no
+external scripts, styles, fonts or links, so it opens offline and can be mailed as one file. Variants and the
+recommendation are read through ``readers``.
 """
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
-import re
 from typing import Any
 
 import numpy as np
 
+from calibration.report.figures import menu_svg, pareto_svg, per_class_svg
 from calibration.report.plan import Variant
-from calibration.report.render import _busy, _f, _labelled, _rec, _variants, rows
-from sdk.core.errors import require
+from calibration.report.readers import busy, labelled, number, recommendation, rows, variants
 from sdk.core.result import colorize
-
-BACKEND_COLOURS = {"onnxruntime": "#1f77b4", "openvino": "#7b3fa0", "tensorrt": "#2ca02c"}
-PRECISION_MARKERS = {"fp32": "o", "bf16": "s", "fp16": "D", "int8": "^"}
-
-
-# ---------------------------------------------------------------------------------------------------------- plots
-def _svg(fig) -> str:
-    from matplotlib import rc_context
-
-    buf = io.StringIO()
-    with rc_context({"svg.fonttype": "none"}):  # text stays text: a tenth of the size, and selectable
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None,
-                                                                      "Format": None, "Type": None})
-    text = buf.getvalue()
-    text = text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE (it names a URL)
-    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-
-
-def _figure(size):
-    require("matplotlib", "report")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=100)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def pareto_svg(report: dict) -> str:
-    """Latency p50 (x, with the p50..p90 span) vs mIoU (or agreement) per variant; the Pareto frontier drawn; the
-    max-drop line; the recommended variant ringed."""
-    labelled = _labelled(report)
-    key = "miou" if labelled else "agreement"
-    fig, ax = _figure((8.5, 5.2))
-    pts = {v.name: v for v in _variants(report) if v.timed and v.accuracy and getattr(v.accuracy, key) is not None}
-
-    def point(v: Variant) -> tuple[float, float]:
-        return v.cost.p50_ms, 100 * getattr(v.accuracy, key)  # type: ignore[return-value]
-
-    placed: list[tuple[float, float]] = []
-    for name, v in pts.items():
-        lat, q = v.cost.latency_ms, point(v)[1]
-        ax.errorbar(lat["p50_ms"], q, xerr=[[0], [lat["p90_ms"] - lat["p50_ms"]]], fmt=PRECISION_MARKERS.get(
-            v.precision, "o"), color=BACKEND_COLOURS.get(v.backend, "grey"), ms=8, capsize=2, lw=0.8)
-        # points with (nearly) the same numbers get their labels stacked instead of printed over each other
-        near = sum(1 for x, y in placed if abs(x - lat["p50_ms"]) < 0.08 * lat["p50_ms"] and abs(y - q) < 0.05)
-        placed.append((lat["p50_ms"], q))
-        ax.annotate(name, (lat["p50_ms"], q), textcoords="offset points", xytext=(6, 4 - 10 * near), fontsize=7.5)
-    front = [n for n in report["pareto_front"] if n in pts]
-    if front:
-        xs, ys = zip(*(point(pts[n]) for n in front))
-        ax.step(xs, ys, where="post", color="#d62728", lw=1.2, alpha=0.7, label="Pareto frontier")
-    recommendation = _rec(report)
-    rec = recommendation.variant
-    if rec in pts:
-        ax.plot(*point(pts[rec]), "o", ms=18, mfc="none", mec="#d62728", mew=2, label=f"recommended: {rec}")
-    limit = recommendation.max_drop_points
-    ref = report["evaluation"]["reference_metrics"]
-    ax.axhline(100 * ref[key] - limit, color="grey", ls="--", lw=0.8,
-               label=f"FP32 {'mIoU' if labelled else 'agreement'} - {limit:g} points")
-    for b, col in BACKEND_COLOURS.items():
-        if any(v.backend == b for v in pts.values()):
-            ax.plot([], [], "s", color=col, label=b)
-    for p, m in PRECISION_MARKERS.items():
-        if any(v.precision == p for v in pts.values()):
-            ax.plot([], [], m, color="black", mfc="none", label=p)
-    ax.set_xlabel("latency p50 (ms, bar to p90), lower is better")
-    ax.set_ylabel("mIoU (%)" if labelled else "pixel agreement with FP32 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="best")
-    return _svg(fig)
-
-
-def per_class_svg(report: dict) -> str | None:
-    """Per-class IoU bars: the FP32 reference vs the chosen INT8 variant (labelled sets only)."""
-    chosen = report.get("pictures_int8_variant")
-    if not _labelled(report) or not chosen:
-        return None
-    v = next(x for x in _variants(report) if x.name == chosen)
-    ref = report["evaluation"]["reference_metrics"]["iou_per_class"]
-    names = list(ref)
-    mine = (v.accuracy.iou_per_class if v.accuracy else None) or {}
-    a = [100 * (ref[n] if ref[n] is not None else np.nan) for n in names]
-    b = [100 * (mine[n] if mine.get(n) is not None else np.nan) for n in names]
-    fig, ax = _figure((max(6.0, 0.6 * len(names) + 2), 4.2))
-    x = np.arange(len(names))
-    ax.bar(x - 0.2, a, 0.4, label="FP32 (reference)", color="#1f77b4")
-    ax.bar(x + 0.2, b, 0.4, label=chosen, color="#ff7f0e")
-    for i, (p, q) in enumerate(zip(a, b)):
-        if np.isfinite(p) and np.isfinite(q) and abs(p - q) >= 0.5:
-            ax.annotate(f"{q - p:+.1f}", (i + 0.2, max(p, q)), ha="center", va="bottom", fontsize=7)
-        if not np.isfinite(p):
-            ax.annotate("n/a", (i, 1), ha="center", fontsize=7)
-    ax.set_xticks(x, names, rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel("IoU (%)")
-    ax.set_ylim(0, 105)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _svg(fig)
 
 
 def _png(rgb: np.ndarray, max_width: int = 420) -> str:
@@ -168,17 +68,17 @@ def _html_table(header: list[str], body: list[list[str]], row_classes: list[str]
 
 
 def render_html(report: dict, examples: list[dict], palette: np.ndarray) -> str:
-    variants, rec = _variants(report), _rec(report)
+    all_variants, rec = variants(report), recommendation(report)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>segedge report: "
              f"{_e(report['model']['variant'])}</title><style>{_CSS}</style></head><body>"]
     parts += _header(report)
     parts += _recommendation(rec)
-    parts += _latency(report, variants, rec)
+    parts += _latency(report, all_variants, rec)
     svg = per_class_svg(report)
     if svg:
         parts.append(f"<h2>Per-class IoU: FP32 vs {_e(report['pictures_int8_variant'])}</h2>{svg}")
     parts += _examples(report, examples, palette)
-    parts += _appendix(report, variants)
+    parts += _appendix(report, all_variants)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -189,7 +89,7 @@ def _header(report: dict) -> list[str]:
     ref = ev["reference_metrics"]
     evtext = (f"{_e(ev['kind'])} {_e(ev.get('split') or '')} at {_e(ev['path'])}: {ev['images']} images (of "
               f"{ev.get('of', ev['images'])}); FP32 reference mIoU {100 * ref['miou']:.2f}, pixel accuracy "
-              f"{100 * ref['pixel_accuracy']:.2f}" if _labelled(report) else
+              f"{100 * ref['pixel_accuracy']:.2f}" if labelled(report) else
               f"<span class='warn'>unlabelled</span> set {_e(ev['path'])} ({ev['images']} images): accuracy is "
               "<b>agreement with the FP32 reference only</b> (no labels, no mIoU)")
     parts.append(f"<p class='muted'>{_e(report['created'])} &middot; calibration: "
@@ -218,11 +118,11 @@ def _recommendation(rec) -> list[str]:
         if rec.within_5_percent:
             parts.append(f"<p class='muted'>Within 5% of its p50, i.e. within this machine's noise: "
                          f"{_e(', '.join(rec.within_5_percent))}.</p>")
-        extra = [f"{p['variant']} ({p['latency_p50_ms']:.1f} ms, {_f(p.get(rec.metric), '+.2f')} points)"
+        extra = [f"{p['variant']} ({p['latency_p50_ms']:.1f} ms, {number(p.get(rec.metric), '+.2f')} points)"
                  for p in rec.passed_over]
         if extra:
             parts.append(f"<p class='muted'>Faster but over the limit: {_e('; '.join(extra))}.</p>")
-        nt = [f"{p['variant']} ({_f(p.get(rec.metric), '+.2f')} points)" for p in rec.not_timed]
+        nt = [f"{p['variant']} ({number(p.get(rec.metric), '+.2f')} points)" for p in rec.not_timed]
         if nt:
             parts.append(f"<p class='muted'>Not timed on this machine (so not eligible): {_e('; '.join(nt))}: "
                          f"{_e(rec.not_timed[0]['why'])}.</p>")
@@ -234,8 +134,6 @@ def _recommendation(rec) -> list[str]:
 
 def _latency(report: dict, variants: list[Variant], rec) -> list[str]:
     """The Pareto plot, how latency was measured, the load warning and the table of every variant."""
-    from calibration.report.figures import menu_svg
-
     parts = ["<h2>Latency vs accuracy</h2>", pareto_svg(report), menu_svg(report)]
     not_plotted = [v.name for v in variants if v.cost.latency_ms is None]
     if not_plotted:
@@ -247,14 +145,14 @@ def _latency(report: dict, variants: list[Variant], rec) -> list[str]:
                  f"{li['options']['repeats']} runs per variant after {li['options']['warmup']} warm-up, variants "
                  f"alternating run by run with a {li['options']['pause_s']} s pause; load time and peak RSS in a "
                  "fresh process per variant (peak RSS includes Python and the runtime library).</p>")
-    busy = _busy(variants)
-    if busy:
-        cls = "warn" if busy["busy_pct"] > 10 else "muted"
-        parts.append(f"<p class='{cls}'>In the {busy['seconds']:g} s before timing, while this report idled, other "
-                     f"processes kept {busy['busy_pct']:.0f}% of the CPUs busy ({busy['steal_pct']:.0f}% stolen by "
-                     f"the hypervisor; load average {_e(busy['load_average_1_5_15'])})."
+    load = busy(variants)
+    if load:
+        cls = "warn" if load["busy_pct"] > 10 else "muted"
+        parts.append(f"<p class='{cls}'>In the {load['seconds']:g} s before timing, while this report idled, other "
+                     f"processes kept {load['busy_pct']:.0f}% of the CPUs busy ({load['steal_pct']:.0f}% stolen by "
+                     f"the hypervisor; load average {_e(load['load_average_1_5_15'])})."
                      + (" Absolute latencies are inflated; compare variants by their ratios, which were measured "
-                        "side by side under the same load." if busy["busy_pct"] > 10 else "") + "</p>")
+                        "side by side under the same load." if load["busy_pct"] > 10 else "") + "</p>")
     table = rows(report)
     rc = ["rec" if r["variant"] == rec.variant else "failed" if r[""].startswith("FAILED") else "" for r in table]
     parts.append(_html_table(list(table[0]), [list(r.values()) for r in table], rc, left=5))
@@ -307,19 +205,19 @@ def _appendix(report: dict, variants: list[Variant]) -> list[str]:
 
 def _corruption_table(report: dict) -> str:
     ev = report["evaluation"]
-    key = "miou" if _labelled(report) else "agreement"
+    key = "miou" if labelled(report) else "agreement"
     cors = ev["corruptions"]
     header = ["variant"] + [f"{c} {'mIoU' if key == 'miou' else 'agree %'}" for c in cors] + ["mean"]
     body = []
-    for v in _variants(report):
+    for v in variants(report):
         if v.status != "built":
             continue
         accs = [v.corruptions.get(c) for c in cors]
         vals = [getattr(a, key) if a else None for a in accs]
         drops = [a.drop_points if a else None for a in accs]
-        cells = [f"{_f(x, '.2f', 100)}" + (f" ({d:+.2f})" if isinstance(d, float) and key == "miou" else "")
+        cells = [f"{number(x, '.2f', 100)}" + (f" ({d:+.2f})" if isinstance(d, float) and key == "miou" else "")
                  for x, d in zip(vals, drops)]
         finite = [x for x in vals if isinstance(x, float)]
-        body.append([v.name, *cells, _f(float(np.mean(finite)) if finite else None, ".2f", 100)])
+        body.append([v.name, *cells, number(float(np.mean(finite)) if finite else None, ".2f", 100)])
     return (f"<h3>Under corruptions (severity {ev['corruption_severity']}, {ev['corruption_images']} images; in "
             "brackets the drop vs FP32 under the same corruption)</h3>" + _html_table(header, body, left=1))

@@ -16,7 +16,7 @@ Two phases (``make_report`` runs them):
   within-budget point are left to the menu's FP32 row. All variants are timed together afterwards, side by side.
 
 A menu variant is built from its own FP32 exports (``export_onnx(size_hw=scale x frame, token_merge=...)``, both
-graphs) through the same ``calibration.report.build`` code as the default point: it gets a ``BuildContext`` whose sources are
+graphs) through the same ``build`` code as the default point: it gets a ``BuildContext`` whose sources are
 those exports, and its command starts with the ``segedge export`` that makes them.
 """
 from __future__ import annotations

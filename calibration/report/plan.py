@@ -1,5 +1,6 @@
 """The report's grid and its typed records: which variants to build (backend x precision x calibration method x
-float-layer preset), which cells are skipped and why, and what is measured about each variant.
+float-layer preset), which cells are skipped and why, what each is built from (``BuildContext``) and what is
+measured about it.
 
 A variant's settings are the fields of ``Cell``; its name is built from them (``ort-int8-minmax-maxdrop``). A new
 axis (say an input scale) is one more ``Cell`` field whose default means "as before", with a ``tag`` in its metadata
@@ -188,6 +189,32 @@ class Variant:
         kw["corruptions"] = {c: Accuracy(**a) for c, a in (d.get("corruptions") or {}).items()}
         kw["cost"] = Cost.from_dict(d.get("cost") or {})
         return cls(**kw)
+
+
+@dataclass(kw_only=True)
+class BuildContext:
+    """What every variant of one report is built from: the sources, the calibration and tuning sets, the sizes.
+    ``build`` reads it; ``commands`` writes the command lines from it; a speed-menu point gets a copy whose sources
+    are its own exports (``menu.point_context``)."""
+
+    source: Path  # checkpoint or FP32 ONNX artifact, as given
+    source_is_artifact: bool
+    fp32: Path  # the reference and ONNX Runtime's source: the onnxruntime graph when exported from a checkpoint
+    portable: Path  # OpenVINO's and TensorRT's source: the portable graph (the same artifact when one was given)
+    artifacts: Path
+    calib: Any  # CalibrationSet
+    calib_arg: str
+    num_samples: int
+    seed: int
+    size_hw: tuple[int, int] | None  # export --size
+    ov_size_hw: tuple[int, int]
+    tune_arg: str | None
+    tune_data: list | None
+    max_drop: float
+    latency_hw: tuple[int, int]  # network input of the timing frame
+    frame_hw: tuple[int, int]  # the timing frame (= mask size)
+    batch: int  # the larger batch timed for throughput
+    progress: bool
 
 
 # ----------------------------------------------------------------------------------------------- what exists here

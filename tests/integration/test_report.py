@@ -15,9 +15,9 @@ import pytest
 from calibration.datasets import open_labelled_set
 from calibration.evaluate import evaluate
 from calibration.report import CostOptions, make_report
-from calibration.report.build import BuildContext, build_variant
+from calibration.report.build import build_variant
 from calibration.report.commands import quantize_command
-from calibration.report.plan import Accuracy, Cost, Variant, plan_variants
+from calibration.report.plan import Accuracy, BuildContext, Cost, Variant, plan_variants
 from calibration.report.recommend import pareto_front, recommend
 from sdk.cli.bench import add_parser as add_bench_parser
 from sdk.timing import bench, format_bench, latency_stats, measure_latency
