@@ -73,7 +73,7 @@ class OpenVINORuntime(Runtime):
             raise InputError(f"batch: expected None (the IR's own shape) or an int from 1 to 64, got {batch!r}")
         require_portable_graph(self.manifest, what=f"artifact {self.artifact}", reader="OpenVINO does not read",
                                fix="Run it with runtime='onnxruntime', or export with --graph portable for OpenVINO.")
-        ov = require("openvino", "cpu")
+        ov = require("openvino")
         import openvino.properties as props
         import openvino.properties.hint as hints
 
@@ -131,6 +131,10 @@ class OpenVINORuntime(Runtime):
                                 "the device's default.")
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._requests.put(self.compiled.create_infer_request())
+        # OpenVINO's Python binding sets up its numpy bridge on first use, inside a C++ static guard entered while
+        # holding the GIL: two threads making their first infer() at once can deadlock there (seen: both stream
+        # workers hung in update_inputs on their first frames, throughput mode). Set it up now, in this one thread.
+        _ = ov.Tensor(np.zeros(1, np.float32)).data
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = feeds["pixel_values"].shape[0]

@@ -46,3 +46,33 @@ def test_batch_is_for_static_irs(onnx_artifact, ir_artifact):
         OpenVINORuntime(onnx_artifact, batch=4)
     with pytest.raises(InputError, match="batch: expected None"):
         OpenVINORuntime(ir_artifact, batch=0)
+
+
+FIRST_CALLS = """
+import sys, threading, numpy as np
+from runtimes.openvino import OpenVINORuntime
+rt = OpenVINORuntime(sys.argv[1], performance_mode="throughput")
+x = np.zeros((1, 3, 64, 96), np.float32)
+barrier = threading.Barrier(8)
+def first_call():
+    barrier.wait()
+    rt.infer({"pixel_values": x})
+threads = [threading.Thread(target=first_call) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print("ok")
+"""
+
+
+def test_first_calls_from_many_threads_at_once_do_not_deadlock(ir_artifact):
+    """OpenVINO's binding sets up its numpy bridge on first use under a static guard taken with the GIL held; two
+    stream workers making their first call at once hung there for good (seen once in ~30 benchmark processes). The
+    runtime sets it up when it opens: eight threads' first calls, in fresh processes, all return."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(3):
+        res = subprocess.run([sys.executable, "-c", FIRST_CALLS, str(ir_artifact)], cwd=root, capture_output=True,
+                             text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+        assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
