@@ -30,13 +30,23 @@ class MissingDependencyError(SegEdgeError, ImportError):
     """An optional dependency is not installed; the message names the pip extra that provides it."""
 
 
-def require(module: str, extra: str):
-    """Import an optional heavy dependency where it is used; a missing one names the extra that installs it."""
+# The extra of segedge that installs each optional module (pyproject.toml's [project.optional-dependencies]): the
+# one table that require(), segedge doctor, the report's up-front check and open_runtime name extras from. TensorRT
+# and pycuda come from JetPack, not pip (docs/JETSON.md); "jetson" is what the device side installs with them.
+EXTRAS = {"onnxruntime": "cpu", "openvino": "cpu", "cv2": "cpu", "torch": "convert", "onnx": "convert",
+          "onnxscript": "convert", "safetensors": "convert", "nncf": "quantize", "matplotlib": "report",
+          "tensorrt": "jetson", "pycuda": "jetson", "transformers": "test"}
+
+
+def require(module: str, extra: str | None = None):
+    """Import an optional heavy dependency where it is used; a missing one names the extra that installs it
+    (``EXTRAS``; ``extra`` where the context needs another, e.g. onnx on a Jetson, from the jetson extra)."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        extra = extra or EXTRAS[module.split(".")[0]]
         raise MissingDependencyError(
             f"{module} is not installed (needed here: {exc}). Install it with: pip install 'segedge[{extra}]'"
         ) from exc
