@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from sdk.core.errors import SourceError, require_cv2
+from sdk.core.parallel import READER_NICENESS, lower_thread_priority
+from sdk.core.media import IMAGE_SUFFIXES
 
 log = logging.getLogger("segedge")
 
@@ -28,7 +30,6 @@ URL_TIMEOUT_MS = 5000  # open and read timeouts for network streams
 # faster than any model here runs, and FFmpeg's frame threads cost CPU (and frames of delay) that the other stages
 # need on small machines (720p on a 2-core Xeon: ~1.4 ms less CPU a frame in file mode); larger frames keep them
 SINGLE_THREAD_DECODE_PIXELS = 1920 * 1088
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # The usual JetPack pipeline: Argus camera -> NVMM NV12 -> nvvidconv (flip) -> BGRx -> BGR for OpenCV's appsink.
 CSI_PIPELINE = ("nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width={w}, height={h}, "
                 "framerate={fps}/1, format=NV12 ! nvvidconv flip-method={flip} ! video/x-raw, width={w}, "
@@ -407,7 +408,9 @@ def open_sources(texts: list[str | int | SourceSpec], *, live: bool | None = Non
     # opened early would pile up stale frames while the others open one after another
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="segedge-open") as pool:
+    # at the readers' priority: the decoder threads a capture starts when it opens inherit it
+    with ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="segedge-open",
+                            initializer=lower_thread_priority, initargs=(READER_NICENESS,)) as pool:
         futures = [pool.submit(open_source, spec, loop=loop, pace_fps=pace_fps, csi=csi) for spec in specs]
         outcomes = []
         for f in futures:

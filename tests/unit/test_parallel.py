@@ -80,3 +80,26 @@ def test_serial_host_work_is_per_thread_and_nests(monkeypatch):
         other.start()
         other.join()
     assert seen["other"] == 3 and host_parts() == 3
+
+
+def test_a_thread_lowers_only_its_own_priority():
+    import os
+    import sys
+    import threading
+
+    from sdk.core.parallel import lower_thread_priority
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread nice values are Linux's")
+    seen = []
+
+    def reader():
+        lower_thread_priority(5)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=reader)
+    t.start()
+    t.join()
+    assert seen == [min(19, before + 5)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
