@@ -221,16 +221,20 @@ def _write_cache(key: str, entry: dict) -> Path | None:
     """Add ``entry`` under ``key`` (written to a temporary file, then renamed: a reader never sees half a file). A
     cache that cannot be written is not an error: the choice is then measured again next time."""
     path = cache_path()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = read_cache(path)
         data[key] = entry
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, path)
         return path
-    except OSError as exc:
+    except OSError as exc:  # read-only home, full disk, a file size limit: no half-written file is left behind
         log.debug("auto runtime: cannot write the cache %s (%s)", path, exc)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         return None
 
 

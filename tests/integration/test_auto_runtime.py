@@ -192,3 +192,18 @@ def test_the_size_it_times_at(tmp_path):
     assert choose.input_size_hw(small) == ((96, 96), choose.ANY_SIZE)
     sized = read_manifest(write_onnx_artifact(tmp_path / "sized", head="refine", size_hw=(48, 80)))
     assert choose.input_size_hw(sized) == ((48, 80), "its network size")
+
+
+def test_a_cache_that_cannot_be_written_leaves_nothing_behind(tiny, measured, monkeypatch):
+    measured.parent.mkdir(parents=True)
+    real = Path.write_text
+
+    def fail_midway(self, text, *args, **kwargs):
+        real(self, text[:10])  # a file size limit or a full disk: part of it written, then an error
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(Path, "write_text", fail_midway)
+    _fake_timings(monkeypatch, {"onnxruntime": 20.0, "openvino": 12.0})
+    with open_runtime(tiny) as rt:
+        assert rt.name == "openvino" and "not cached" in rt.auto_choice.reason
+    assert list(measured.parent.iterdir()) == []
