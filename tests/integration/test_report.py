@@ -275,7 +275,8 @@ def test_bench_errors(tiny_report, tmp_path, monkeypatch):
               pause_s=0, settle_s=0)
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
-    with pytest.raises(MissingDependencyError, match="pip install transformers"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"transformers is not installed\. Install them: pip install 'segedge\[convert,baseline\]'"):
         bench(art, sizes_hw=[(64, 64)], repeats=1, warmup=0, baseline=tmp_path, pause_s=0)
 
 

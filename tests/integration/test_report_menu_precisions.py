@@ -99,12 +99,17 @@ def _report(out: Path, hf_model, camvid, labelled_set, backends, caps, precision
 
 @pytest.fixture(scope="module")
 def bf16_report(tmp_path_factory, hf_model, camvid, labelled_set):
-    """This host's own capabilities where it has bf16 (no simulation); else AMX's, simulated."""
+    """This host's own capabilities, where it has bf16. The menu point is built and timed for real, so a host
+    without bf16 arithmetic cannot run it (OpenVINO refuses the hint there; simulating AMX's capabilities only
+    reached that refusal): skipped with the reason, the no-bf16 menu being covered by ``avx2_report``."""
     import openvino as ov
 
     real = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if "BF16" not in real:
+        pytest.skip(f"needs a CPU with bf16 arithmetic (AVX-512 BF16 or AMX) to build and time the bf16 menu point; "
+                    f"OpenVINO's capabilities here: {real}")
     return _report(tmp_path_factory.mktemp("menu-bf16"), hf_model, camvid, labelled_set,
-                   ["onnxruntime", "openvino"], None if "BF16" in real else AMX_CAPS)
+                   ["onnxruntime", "openvino"], None)
 
 
 @pytest.fixture(scope="module")
