@@ -396,6 +396,20 @@ def render_multi_stream(d: dict) -> list[str]:
         lines += table(["cameras", "per-camera FPS", "mean", "slowest / mean", "p50 ms (worst)", "p95 ms (worst)",
                         "dropped per camera", "model batch p50 ms", "p95 / batch", "N processes: per-camera FPS",
                         "N processes: p95 ms"], body)
+        variants = []  # the same cameras in the same run with another worker count or reader priority
+        for r in rows if isinstance(rows, list) else []:
+            for key, v in r.items():
+                if key.startswith(("multi_workers", "multi_niceness")) and isinstance(v, dict):
+                    base, per = r.get("multi") or {}, [x for x in v.get("per_source_fps") or [] if is_num(x)]
+                    label = (f"{key[len('multi_workers'):]} inference workers" if key.startswith("multi_workers")
+                             else f"readers at niceness {key[len('multi_niceness'):]}")
+                    variants.append([f"{fmt(r.get('sources'), 'd')} x {fmt(r.get('camera_fps'), 'd')} fps", label,
+                                     fmt(sum(per) / len(per), ".2f") if per else "-",
+                                     fmt(_max(v.get("latency_p95_ms")), ".0f"), fmt(base.get("fps"), ".2f"),
+                                     fmt(v.get("fps"), ".2f"), ratio(v.get("fps"), base.get("fps"))])
+        if variants:
+            lines += table(["cameras", "variant", "per-camera FPS", "p95 ms (worst)", "row's FPS in all",
+                            "variant's FPS in all", "variant / row"], variants)
     rc = d.get("reconnect")
     if isinstance(rc, dict):
         tries = [t for t in rc.get("tries") or [] if isinstance(t, dict)]

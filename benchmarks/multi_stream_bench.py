@@ -65,13 +65,14 @@ def stream_cmd(artifact: str, sources: list[str], stats: Path, *, frames: int | 
     return cmd + list(extra)
 
 
-def run_streams(cmds: list[list[str]], seconds: float | None) -> None:
+def run_streams(cmds: list[list[str]], seconds: float | None, env: dict | None = None) -> None:
     """Run the commands at once and wait for them; with ``seconds``, each gets Ctrl-C that long after it says it is
     streaming (its model loaded and its sources open), so every run covers the same stretch of camera time."""
     import signal
 
     logs = [tempfile.TemporaryFile("w+") for _ in cmds]  # a file, not a pipe: FFmpeg's warnings never block it
-    procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True) for c, log in zip(cmds, logs)]
+    procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+                              env={**os.environ, **(env or {})}) for c, log in zip(cmds, logs)]
     if seconds is not None:
         started = []
         for p in procs:
@@ -102,10 +103,10 @@ def summary(ds: list[dict]) -> dict:
 
 
 def multi_row(artifact: str, sources: list[str], tmp: Path, *, frames: int | None, write: bool,
-              seconds: float | None = None, extra: list[str] = ()) -> dict:
+              seconds: float | None = None, extra: list[str] = (), env: dict | None = None) -> dict:
     stats = tmp / "multi.stats.json"
     out = (tmp / "multi" if len(sources) > 1 else tmp / "multi.mp4") if write else None
-    run_streams([stream_cmd(artifact, sources, stats, frames=frames, output=out, extra=extra)], seconds)
+    run_streams([stream_cmd(artifact, sources, stats, frames=frames, output=out, extra=extra)], seconds, env)
     d = json.loads(stats.read_text())
     return {"fps": d["throughput_fps"], **summary([d]), "cpu_ms_per_frame": d.get("cpu_ms_per_frame"),
             "mean_batch": d.get("mean_batch", 1.0)}
@@ -277,7 +278,7 @@ def files_section(artifact: str, clip: Path, counts: list[int], *, frames: int, 
 
 
 def live_section(artifact: str, video: Path, counts: list[int], rates: list[int], *, seconds: float,
-                 clip_dir: Path, runs: int, separate: bool, workers: list[int]) -> list[dict]:
+                 clip_dir: Path, runs: int, separate: bool, workers: list[int], niceness: list[int]) -> list[dict]:
     from benchmarks.camera_servers import RtspServer, camera_clip
 
     rows = []
@@ -291,6 +292,10 @@ def live_section(artifact: str, video: Path, counts: list[int], rates: list[int]
                 for w in workers[1:] if n > 1 else []:  # the same cameras with another worker count
                     row[f"multi_workers{w}"] = multi_row(artifact, server.urls, Path(tmp), frames=None, write=False,
                                                          seconds=seconds, extra=["--workers", str(w)])
+                for nice in niceness if n > 1 else []:  # the same cameras, readers at another priority
+                    row[f"multi_niceness{nice}"] = multi_row(
+                        artifact, server.urls, Path(tmp), frames=None, write=False, seconds=seconds,
+                        extra=["--workers", str(workers[0])], env={"SEGEDGE_READER_NICENESS": str(nice)})
                 if separate:
                     row["separate"] = separate_row(artifact, server.urls, Path(tmp), frames=None, write=False,
                                                    seconds=seconds)
@@ -360,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live-seconds", type=float, default=15.0)
     p.add_argument("--live-separate", action="store_true", help="also N separate processes on the live cameras")
     p.add_argument("--live-artifacts", nargs="*", help="artifacts for the live rows (default: the first)")
+    p.add_argument("--live-niceness", type=int, nargs="*", default=[],
+                   help="also run the live rows with the readers at these SEGEDGE_READER_NICENESS values")
     p.add_argument("--live-workers", type=int, nargs="+", default=[1],
                    help="inference workers for the live rows (the first is the row's; others recorded beside it)")
     p.add_argument("--reconnect-tries", type=int, default=5)
@@ -412,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"live: {art}", flush=True)
             result["live"][art] = live_section(art, Path(args.video), args.live_sources, args.live_fps,
                                                seconds=args.live_seconds, clip_dir=clip_dir, runs=args.runs,
-                                               separate=args.live_separate, workers=args.live_workers)
+                                               separate=args.live_separate, workers=args.live_workers,
+                                               niceness=args.live_niceness)
     if "reconnect" not in args.skip:
         print("reconnect", flush=True)
         result["reconnect"] = reconnect_section(args.artifacts[0], Path(args.video), clip_dir,

@@ -99,7 +99,16 @@ def run_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
 # cameras can take more CPU than the machine has (8 x 30 fps of 720p H.264 on 2 cores); at equal priority the
 # decoding threads starve the model's (measured: 1.65 FPS in all and p95 5.3 s, where 8 separate processes got
 # 4.3 FPS), while the frames a live source decodes beyond what the model takes are dropped anyway.
-READER_NICENESS = 5
+# SEGEDGE_READER_NICENESS overrides it (0: the readers keep the inference threads' priority).
+READER_NICENESS_ENV = "SEGEDGE_READER_NICENESS"
+
+
+def reader_niceness() -> int:
+    """How much nicer stream readers run: SEGEDGE_READER_NICENESS (0..19), default 5."""
+    text = os.environ.get(READER_NICENESS_ENV, "5")
+    if not text.isdigit() or int(text) > 19:
+        raise InputError(f"{READER_NICENESS_ENV}: expected an integer from 0 to 19, got {text!r}")
+    return int(text)
 
 
 def lower_thread_priority(niceness: int) -> None:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from sdk.core.errors import InputError, SegEdgeError, SourceError, require_cv2
-from sdk.core.parallel import READER_NICENESS, lower_thread_priority, serial_host_work
+from sdk.core.parallel import lower_thread_priority, reader_niceness, serial_host_work
 from sdk.stream.mosaic import Mosaic
 from sdk.stream.pipeline import END, Channel, TimedRuntime
 from sdk.stream.reader import Frame, read_loop
@@ -264,7 +264,7 @@ class MultiStreamPipeline:
     # -- one reader thread per source --------------------------------------------------------------------------
     def _read(self, i: int) -> None:
         src, stats, slot = self.sources[i], self.stats.sources[i], self._slots[i]
-        lower_thread_priority(READER_NICENESS)  # a reopen's decoder threads inherit it too
+        lower_thread_priority(reader_niceness())  # a reopen's decoder threads inherit it too
 
         def deliver(frame: Frame) -> bool:
             ok = slot.put(frame)

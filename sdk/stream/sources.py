@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sdk.core.errors import SourceError, require_cv2
-from sdk.core.parallel import READER_NICENESS, lower_thread_priority
+from sdk.core.parallel import lower_thread_priority, reader_niceness
 from sdk.core.media import IMAGE_SUFFIXES
 
 log = logging.getLogger("segedge")
@@ -410,7 +410,7 @@ def open_sources(texts: list[str | int | SourceSpec], *, live: bool | None = Non
 
     # at the readers' priority: the decoder threads a capture starts when it opens inherit it
     with ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="segedge-open",
-                            initializer=lower_thread_priority, initargs=(READER_NICENESS,)) as pool:
+                            initializer=lower_thread_priority, initargs=(reader_niceness(),)) as pool:
         futures = [pool.submit(open_source, spec, loop=loop, pace_fps=pace_fps, csi=csi) for spec in specs]
         outcomes = []
         for f in futures:
