@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 import threading
@@ -256,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no CamVid frames in {Path(args.camvid) / args.split}", file=sys.stderr)
         return 1
     frames = [read_rgb(p) for p in paths]
-    result: dict[str, Any] = {"schema": SCHEMA, "command": " ".join(["python -m benchmarks.triton_bench",
-                                                                     *(argv if argv is not None else sys.argv[1:])]),
+    result: dict[str, Any] = {"schema": SCHEMA, "command": "python -m benchmarks.triton_bench " + shlex.join(
+                                  argv if argv is not None else sys.argv[1:]),
                               "artifact": args.artifact, "frames": f"CamVid {args.split}, {len(frames)} frames "
                               f"{frames[0].shape[0]}x{frames[0].shape[1]}", "seconds_per_run": args.seconds,
                               "instances": args.instances, "max_batch": args.max_batch,
