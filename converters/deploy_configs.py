@@ -66,7 +66,7 @@ def _network_hw(manifest: Manifest) -> tuple[int, int]:
     return opt[2], opt[3]
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
     """Text for a config comment: control characters shown escaped, so a comment stays one line."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
@@ -76,7 +76,7 @@ def _keyfile_value(value: str, what: str) -> str:
     key), backslashes and a leading space escaped as GKeyFile reads them."""
     if _CONTROL.search(value):
         raise ArtifactError(f"{what}: expected no line breaks or control characters in a DeepStream config value, got "
-                            f"{_one_line(value)[:80]!r}. Rename the folder or file.")
+                            f"{one_line(value)[:80]!r}. Rename the folder or file.")
     value = value.replace("\\", "\\\\")
     return "\\s" + value[1:] if value.startswith(" ") else value
 
@@ -84,7 +84,7 @@ def _keyfile_value(value: str, what: str) -> str:
 def _tensor_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not TENSOR_NAME.fullmatch(name):
         raise ArtifactError(f"{what}: expected a tensor name of letters, digits and _ . : / -, got "
-                            f"{_one_line(name)[:80]!r}. Rebuild the artifact with segedge.")
+                            f"{one_line(name)[:80]!r}. Rebuild the artifact with segedge.")
     return name
 
 
@@ -147,11 +147,11 @@ def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str 
                      "with black where segedge pads with the mean colour")
     output = _tensor_name(manifest.outputs[0].name, "output-blob-names")
     lines = [
-        f"# Gst-nvinfer config written by segedge for {_one_line(manifest.architecture.get('variant', 'SegFormer'))} "
+        f"# Gst-nvinfer config written by segedge for {one_line(manifest.architecture.get('variant', 'SegFormer'))} "
         f"({manifest.num_classes} classes).",
         f"# Engine: TensorRT {fingerprint.tensorrt_version}, {fingerprint.sm}, {fingerprint.precision}: run it with "
         "the DeepStream whose TensorRT is that version, on that GPU.",
-        f"# Rebuild on another device: {_one_line(command)}",
+        f"# Rebuild on another device: {one_line(command)}",
         f"# Preprocessing: y = net-scale-factor * (x - offsets); std {list(spec.std)} -> one scale "
         f"(max deviation {deviation:.2%}).",
         *notes,
@@ -245,10 +245,10 @@ def write_deepstream_app(artifact: str | Path, output_dir: str | Path, *, source
     return app, infer
 
 
-def _pbtxt_string(value: str) -> str:
+def pbtxt_string(value: str) -> str:
     """A protobuf text-format string literal: quoted, backslash and quote escaped, control characters refused."""
     if _CONTROL.search(value):
-        raise ArtifactError(f"Triton config: expected no control characters in {_one_line(value)[:80]!r}")
+        raise ArtifactError(f"Triton config: expected no control characters in {one_line(value)[:80]!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -317,7 +317,7 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
         shape = t["shape"]
         if max_batch_size:
             shape = shape[1:]  # Triton adds the batch dimension itself
-        body = [f"    name: {_pbtxt_string(_tensor_name(t['name'], 'Triton tensor'))}",
+        body = [f"    name: {pbtxt_string(_tensor_name(t['name'], 'Triton tensor'))}",
                 f"    data_type: {TRITON_TYPES[t['dtype']]}",
                 "    dims: [ " + ", ".join(str(d) for d in shape) + " ]"]
         if t["shape_tensor"]:
@@ -335,15 +335,15 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
     wanted = {t.name for t in manifest.outputs}
     outputs = [t for t in outputs if t["name"] in wanted]
     lines = [f"# Triton model configuration written by segedge: {manifest.num_classes} classes, "
-             f"{_one_line(manifest.precision)}, head {manifest.head}."]
+             f"{one_line(manifest.precision)}, head {manifest.head}."]
     if labels_file:
-        lines.append(f"# Class names, one per class id: {_one_line(labels_file)} (no label_filename: that is for "
+        lines.append(f"# Class names, one per class id: {one_line(labels_file)} (no label_filename: that is for "
                      "classification outputs).")
     if fingerprint is not None:
-        lines.append(f"# TensorRT plan built with TensorRT {_one_line(fingerprint.tensorrt_version)} for "
-                     f"{_one_line(fingerprint.sm)}: serve it with a Triton release built on that TensorRT, on that "
+        lines.append(f"# TensorRT plan built with TensorRT {one_line(fingerprint.tensorrt_version)} for "
+                     f"{one_line(fingerprint.sm)}: serve it with a Triton release built on that TensorRT, on that "
                      "GPU.")
-    lines += [f"name: {_pbtxt_string(model_name)}", f"{key}: {_pbtxt_string(value)}",
+    lines += [f"name: {pbtxt_string(model_name)}", f"{key}: {pbtxt_string(value)}",
               f"max_batch_size: {max_batch_size}"]
     if manifest.format == "openvino":
         lines.append('default_model_filename: "model.xml"')

@@ -25,7 +25,7 @@ import re
 import shutil
 from pathlib import Path
 
-from converters.deploy_configs import LABELS_FILE, _one_line, _pbtxt_string, default_model_name, labels_text
+from converters.deploy_configs import LABELS_FILE, default_model_name, labels_text, one_line, pbtxt_string
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import read_manifest, resolve_artifact
 
@@ -82,23 +82,23 @@ def triton_python_config(manifest, *, model_name: str, max_batch_size: int = 8, 
               "runtime": runtime, "color_order": color_order, "format": manifest.format,
               "precision": str(manifest.precision)}
     lines = [f"# Triton model configuration written by segedge: {manifest.num_classes} classes, "
-             f"{_one_line(manifest.precision)} {_one_line(manifest.format)}, head {_one_line(manifest.head)}, run by "
+             f"{one_line(manifest.precision)} {one_line(manifest.format)}, head {one_line(manifest.head)}, run by "
              "segedge's Segmenter in Triton's Python backend.",
              "# IMAGE: (N, H, W, 3) uint8 frames (color_order below), any size the artifact takes; MASK: (N, H, W) "
              "class ids at the frame's size. Class names: labels.txt and the class_names parameter.",
              "# The model's Python needs requirements.txt (numpy<2); segedge serve runs it with a prepared env.",
-             f"name: {_pbtxt_string(model_name)}",
+             f"name: {pbtxt_string(model_name)}",
              'backend: "python"',
              f"max_batch_size: {max_batch_size}",
-             "input [", "  {", f"    name: {_pbtxt_string(INPUT_NAME)}", "    data_type: TYPE_UINT8",
+             "input [", "  {", f"    name: {pbtxt_string(INPUT_NAME)}", "    data_type: TYPE_UINT8",
              "    dims: [ -1, -1, 3 ]", "  }", "]",
-             "output [", "  {", f"    name: {_pbtxt_string(OUTPUT_NAME)}", f"    data_type: {mask_type}",
+             "output [", "  {", f"    name: {pbtxt_string(OUTPUT_NAME)}", f"    data_type: {mask_type}",
              "    dims: [ -1, -1 ]", "  }", "]",
              "instance_group [", "  {", f"    count: {instance_count}", f"    kind: {kind}", "  }", "]",
              "dynamic_batching {", f"  max_queue_delay_microseconds: {max_queue_delay_us}", "}"]
     for key, value in params.items():
-        lines += ["parameters {", f"  key: {_pbtxt_string(key)}",
-                  f"  value {{ string_value: {_pbtxt_string(value)} }}", "}"]
+        lines += ["parameters {", f"  key: {pbtxt_string(key)}",
+                  f"  value {{ string_value: {pbtxt_string(value)} }}", "}"]
     return "\n".join(lines) + "\n"
 
 

@@ -445,8 +445,8 @@ def test_engine_io_names_and_paths_cannot_add_config_entries(tmp_path):
 
 
 def test_triton_strings_are_quoted_protobuf_text():
-    from converters.deploy_configs import _pbtxt_string
+    from converters.deploy_configs import pbtxt_string
 
     for value in ('plain', 'a"b', 'back\\slash', 'x" backend: "python'):
-        cfg = parse_pbtxt(f"name: {_pbtxt_string(value)}\n")
+        cfg = parse_pbtxt(f"name: {pbtxt_string(value)}\n")
         assert cfg.name == value and not cfg.backend
