@@ -15,10 +15,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from sdk.core.errors import InputError
+from sdk.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from sdk.core.preprocess import check_image, read_rgb
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".h264"}
 
 
 class Frames(Sequence):

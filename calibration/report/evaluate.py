@@ -17,7 +17,8 @@ from sdk.core.errors import InputError
 def eval_items(eval_set: str | Path, split: str, samples: int) -> tuple[list, dict]:
     """(image, label or None) pairs and a description."""
     from calibration.datasets import is_labelled_set, open_labelled_set
-    from calibration.sets import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_calibration_set
+    from calibration.sets import load_calibration_set
+    from sdk.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     path = Path(eval_set)
     if is_labelled_set(path, split):

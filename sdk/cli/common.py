@@ -8,9 +8,8 @@ import argparse
 from pathlib import Path
 
 from sdk.core.errors import InputError
+from sdk.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _number(text: str, cast, *, minimum: float, what: str):

@@ -56,7 +56,7 @@ def _write_png(path: Path, image) -> None:
 def not_images(inputs: list[str]) -> list[str]:
     """What the folders among ``inputs`` hold besides images, as notes (predict does not look inside subfolders
     and reads only image files): one line per folder that has any."""
-    from sdk.cli.common import IMAGE_SUFFIXES
+    from sdk.core.media import IMAGE_SUFFIXES
 
     notes = []
     for item in inputs:

@@ -124,7 +124,7 @@ def _run_one(args, text: str) -> int:
 def _run_many(args, texts: list[str]) -> int:
     from sdk.stream.multi import MultiStreamConfig, MultiStreamPipeline
     from sdk.stream.pipeline import stream_runtime_options
-    from sdk.stream.render import VIDEO_SUFFIXES, display_status
+    from sdk.stream.render import WRITER_SUFFIXES, display_status
     from sdk.segmenter import Segmenter
     from sdk.stream.sources import open_sources, parse_source
 
@@ -135,7 +135,7 @@ def _run_many(args, texts: list[str]) -> int:
     outputs = None
     if args.output:
         folder = Path(args.output)
-        if folder.suffix.lower() in VIDEO_SUFFIXES or folder.is_file():
+        if folder.suffix.lower() in WRITER_SUFFIXES or folder.is_file():
             raise InputError(f"--output {folder}: expected a folder with several sources (each gets "
                              f"cam<i>.mp4 there), got a file name. Give a folder, and --mosaic FILE.mp4 for one "
                              "tiled video")

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sdk.core.errors import ArtifactError
+from sdk.core.media import VIDEO_SUFFIXES
 from sdk.core.preprocess import PreprocessSpec
 
 MANIFEST_NAME = "model.json"
@@ -249,7 +250,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     if looks_like_checkpoint:
         raise ArtifactError(f"artifact {folder}: is a checkpoint, not an artifact. Export it first: segedge export "
                             f"{folder} --output out/model, then pass out/model")
-    if folder.is_file() and folder.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"):
+    if folder.is_file() and folder.suffix.lower() in VIDEO_SUFFIXES:
         raise ArtifactError(f"artifact {folder}: is a video, not an artifact folder. Pass the artifact first; to "
                             f"segment a video use segedge stream ARTIFACT --source {folder}")
     if not folder.is_dir():

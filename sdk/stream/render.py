@@ -18,7 +18,7 @@ import numpy as np
 from sdk.core.errors import InputError, OutputError, require_cv2
 from sdk.core.result import SegmentationResult, colorize
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+WRITER_SUFFIXES = (".mp4", ".m4v", ".mov")  # the files VideoSink writes (mp4 containers), not all it could read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,8 +200,8 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise OutputError(f"output {self.path}: expected a video file name ending in {'/'.join(VIDEO_SUFFIXES)}, "
+        if self.path.suffix.lower() not in WRITER_SUFFIXES:
+            raise OutputError(f"output {self.path}: expected a video file name ending in {'/'.join(WRITER_SUFFIXES)}, "
                               f"got {self.path.suffix or 'no suffix'!r}")
         if not 0 < fps <= 1000:
             raise OutputError(f"output fps: expected 0 < fps <= 1000, got {fps}")
