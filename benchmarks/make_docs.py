@@ -110,7 +110,11 @@ workers), each variant in its own process, rounds alternating. Files: every fram
 of each one's (they overlap, so this flatters them a little). Live: N RTSP cameras from GStreamer's RTSP server on
 127.0.0.1, each run stopped with Ctrl-C the same time after it starts streaming; per-camera FPS = frames segmented
 / run time; latency = frame read -> written; drops include the ~2 s of frames FFmpeg buffers while a camera opens.
-"p95 / batch" = the worst camera's p95 latency over the model's p50 for one batch of N.""",
+"p95 / batch" = the worst camera's p95 latency over the model's p50 for one batch of N. Artifacts: `segedge quantize
+../shared/models/segformer-b0-camvid-hf --backend openvino|onnxruntime --size 288 512 --calib
+../shared/data/camvid/train.txt --num-samples 64 --output out/ms-ov-int8|out/ms-ort-int8`. Each file is one run; the
+ONNX Runtime and reader-priority runs shared the 2 cores with other test jobs (load average 6-10), the OpenVINO run
+mostly had them alone.""",
     "triton": """\
 `python -m benchmarks.triton_bench`: the artifact served by a real tritonserver (nvidia-pytriton's 2.51, the
 repository `segedge serve` writes: segedge's `Segmenter` in Triton's Python backend, dynamic batching) on
