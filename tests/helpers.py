@@ -140,3 +140,15 @@ def video_frames(n: int, video: Path = VIDEO) -> list[np.ndarray]:
     frames = [cap.read()[1] for _ in range(n)]
     cap.release()
     return frames
+
+
+def mp4_frames(path: Path) -> int:
+    """Frames OpenCV can decode from a written mp4 (0 if it does not open: e.g. no index written)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.isOpened() and cap.read()[0]:
+        n += 1
+    cap.release()
+    return n

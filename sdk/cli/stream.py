@@ -85,11 +85,10 @@ def run(args) -> int:
 
 def _run_one(args, text: str) -> int:
     from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
-    from sdk.stream.render import display_status
     from sdk.segmenter import Segmenter
     from sdk.stream.sources import open_source, parse_source
 
-    display = args.display if args.display is not None else display_status()[0]
+    display = _display(args)
     stats_path = Path(args.stats) if args.stats else (
         Path(args.output).with_suffix(".stats.json") if args.output else Path("out") / "stream-stats.json")
     check_output_file(stats_path, "--stats")  # before the stream runs, not when it ends
@@ -109,7 +108,7 @@ def _run_one(args, text: str) -> int:
     with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
         source = open_source(spec, loop=args.loop, pace_fps=args.pace_fps, csi=_csi(args))
         pipeline = StreamPipeline(seg, source, config)
-        print(f"streaming {source} with {seg} ({pipeline.stats.mode} mode"
+        print(f"streaming {source} with {seg} ({pipeline.stats.mode} mode, {_network_line(seg, source)}"
               f"{', window' if display else ''}); Ctrl-C to stop", flush=True)
         with _sigterm_stops(pipeline):
             try:
@@ -124,14 +123,14 @@ def _run_one(args, text: str) -> int:
 def _run_many(args, texts: list[str]) -> int:
     from sdk.stream.multi import MultiStreamConfig, MultiStreamPipeline
     from sdk.stream.pipeline import stream_runtime_options
-    from sdk.stream.render import WRITER_SUFFIXES, display_status
+    from sdk.stream.render import WRITER_SUFFIXES
     from sdk.segmenter import Segmenter
     from sdk.stream.sources import open_sources, parse_source
 
     if args.batch_size != 1:
         raise InputError(f"--batch-size: expected 1 with several sources (each model call takes one frame of each "
                          f"source; --max-batch caps it), got {args.batch_size}")
-    display = args.display if args.display is not None else display_status()[0]
+    display = _display(args)
     outputs = None
     if args.output:
         folder = Path(args.output)
@@ -168,7 +167,8 @@ def _run_many(args, texts: list[str]) -> int:
         sources = open_sources(specs, loop=args.loop, pace_fps=args.pace_fps, csi=_csi(args))
         pipeline = MultiStreamPipeline(seg, sources, config)
         print(f"streaming {len(sources)} sources with {seg} ({pipeline.stats.mode} mode, up to "
-              f"{pipeline.max_batch} frames a model call{', window' if display else ''}); Ctrl-C to stop", flush=True)
+              f"{pipeline.max_batch} frames a model call, {_network_line(seg, None)}"
+              f"{', window' if display else ''}); Ctrl-C to stop", flush=True)
         for i, src in enumerate(sources):
             print(f"  source {i}: {src}" + (f" -> {outputs[i]}" if outputs else ""))
         with _sigterm_stops(pipeline):
@@ -210,7 +210,31 @@ def _csi(args):
     return CsiOptions(size_hw=tuple(args.csi_size), fps=args.csi_fps, flip_method=args.csi_flip)
 
 
+def _display(args) -> bool:
+    """--display checked before anything loads (a headless machine is one line, not an empty stats table)."""
+    from sdk.core.errors import OutputError
+    from sdk.stream.render import display_status
+
+    ok, why = display_status()
+    if args.display and not ok:
+        raise OutputError(f"--display: expected a screen and OpenCV HighGUI, got {why}. Use --no-display (and "
+                          "--output FILE.mp4)")
+    return ok if args.display is None else args.display
+
+
+def _network_line(seg, source) -> str:
+    """What the network runs at: the artifact's fixed input size, or the frame's own size (dynamic artifacts run
+    every frame at full resolution, which is slow for large frames: export with --size to fix it)."""
+    spec = seg.manifest.preprocess
+    if spec.size_hw is not None:
+        return f"network input {spec.size_hw[0]}x{spec.size_hw[1]}"
+    return ("network input: each frame's own size (no --size at export; large frames run slowly: "
+            "segedge export CHECKPOINT --size H W)")
+
+
 def _report(stats: StreamStats, config: StreamConfig) -> None:
+    if not stats.frames_read and stats.error:  # failed before its first frame: the error says it all
+        return
     print(stats.table())
     if config.output and stats.frames_processed:
         from sdk.stream.render import video_codec

@@ -37,10 +37,10 @@ import numpy as np
 from sdk.core.errors import InputError, SegEdgeError, SourceError, require_cv2
 from sdk.core.parallel import lower_thread_priority, reader_niceness, serial_host_work
 from sdk.stream.mosaic import Mosaic
-from sdk.stream.pipeline import END, Channel, TimedRuntime
+from sdk.stream.pipeline import END, Channel, TimedRuntime, render_until_done
 from sdk.stream.reader import Frame, read_loop
 from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window
-from sdk.stream.stats import StageTimes, StreamStats
+from sdk.stream.stats import StageTimes, StreamStats, write_json
 
 if TYPE_CHECKING:
     from sdk.core.result import SegmentationResult
@@ -140,13 +140,8 @@ class MultiStreamStats:
                 "outputs": self.outputs, "mosaic": self.mosaic}
 
     def write_json(self, path: str | Path) -> Path:
-        import json
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.stats_path = str(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return write_json(self.to_dict(), path)
 
     def table(self) -> str:
         """One row per source (FPS, capture-to-mask p50/p95, read/processed/dropped, gaps, end), then the run's."""
@@ -420,14 +415,8 @@ class MultiStreamPipeline:
         for t in threads:
             t.start()
         try:
-            while True:
-                try:
-                    self._render_loop(sinks, mosaic, mosaic_sink, window)
-                    break
-                except KeyboardInterrupt:  # not the main thread, or another handler raised it
-                    self._on_sigint()
-        except BaseException as exc:  # noqa: BLE001
-            self._fail(exc)
+            render_until_done(lambda: self._render_loop(sinks, mosaic, mosaic_sink, window), self._on_sigint,
+                              self._fail)
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)

@@ -151,6 +151,22 @@ class Channel:
             return n
 
 
+def render_until_done(render: Callable[[], None], on_sigint: Callable[[], None],
+                      fail: Callable[[BaseException], None]) -> None:
+    """Run ``render`` (a pipeline's render loop) to its end in this thread. A KeyboardInterrupt raised in it (not
+    the main thread, or another handler raised it) counts as Ctrl-C and the loop resumes, so what was inferred is
+    still written; any other error goes to ``fail``, and the caller's cleanup runs after."""
+    try:
+        while True:
+            try:
+                render()
+                return
+            except KeyboardInterrupt:
+                on_sigint()
+    except BaseException as exc:  # noqa: BLE001 -- handed to fail(); run() raises it after a clean shutdown
+        fail(exc)
+
+
 class TimedRuntime:
     """Forwards to the segmenter's runtime, at most ``parallel`` calls at once (inference workers take turns when it
     is 1), and records in each thread when its infer() calls were asked for, started and ended, so the pipeline
@@ -340,14 +356,7 @@ class StreamPipeline:
         for t in threads:
             t.start()
         try:
-            while True:
-                try:
-                    self._render_loop(sink, window)
-                    break
-                except KeyboardInterrupt:  # not the main thread, or another handler raised it
-                    self._on_sigint()
-        except BaseException as exc:  # noqa: BLE001
-            self._fail(exc)
+            render_until_done(lambda: self._render_loop(sink, window), self._on_sigint, self._fail)
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)

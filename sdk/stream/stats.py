@@ -49,6 +49,14 @@ class StageTimes:
                 "max_ms": round(self.max_ms, 3)}
 
 
+def write_json(data: dict, path: str | Path) -> Path:
+    """``data`` as indented JSON at ``path`` (its folder made if missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
 @dataclass
 class SourceGap:
     """A live source that dropped and was reopened: after which frame, for how long, after how many attempts."""
@@ -127,11 +135,8 @@ class StreamStats:
         return d
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.stats_path = str(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return write_json(self.to_dict(), path)
 
     def table(self) -> str:
         """Per-stage p50/p90/p99 and the frame counts, as printed at the end of ``segedge stream``."""

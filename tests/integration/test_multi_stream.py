@@ -22,7 +22,7 @@ from sdk.stream.multi import MultiStreamConfig, MultiStreamPipeline
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.sources import (CaptureSource, PacedSource, Source, open_source, open_sources, parse_source,
                                 read_source_list)
-from helpers import VIDEO
+from helpers import VIDEO, mp4_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = "import sys; from sdk.cli import main; sys.exit(main())"
@@ -94,15 +94,6 @@ def single_run_masks(seg, source: Path, n: int) -> list[np.ndarray]:
     rec = Collector()
     StreamPipeline(seg, open_source(str(source)), StreamConfig(max_frames=n), on_result=rec).run()
     return rec.masks[0]
-
-
-def mp4_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.isOpened() and cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 # -- no cross-talk ------------------------------------------------------------------------------------------------
@@ -388,3 +379,20 @@ def test_batches_follow_an_engine_profile_limit(seg, scenes):
             MultiStreamPipeline(seg, sources, MultiStreamConfig(max_batch=3))
     finally:
         del seg.runtime.profile
+
+
+def test_cli_says_the_network_size_and_refuses_a_display_it_cannot_open(tmp_path, artifact, video):
+    """Issue 27 items 13-14: the stream's header names the network input; --display on a headless machine is one
+    line before any work (no empty stats table, no 'stats: None')."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    res = subprocess.run([sys.executable, "-c", CLI, "stream", str(artifact), "--source", str(video), "--display"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(lines) == 1 and "--display: expected a screen" in lines[0], res.stderr
+    assert "stats:" not in res.stdout and "frames processed" not in res.stdout
+    res = subprocess.run([sys.executable, "-c", CLI, "stream", str(artifact), "--source", str(video), "--no-display",
+                          "--max-frames", "2", "--stats", str(tmp_path / "s.json")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "network input 96x128" in res.stdout, res.stderr

@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -22,6 +21,7 @@ from sdk.core.result import SegmentationResult, default_palette
 from sdk.segmenter import Segmenter
 from sdk.stream.sources import (CaptureSource, CsiOptions, PacedSource, Source, gstreamer_support, open_source,
                          parse_source)
+from helpers import mp4_frames
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO = ROOT.parent / "shared" / "video" / "sidewalk.mp4"
 VIDEO_FRAMES = 190
@@ -47,16 +47,6 @@ def small_artifact(tmp_path_factory, hf_model) -> Path:
 def seg(small_artifact):
     with Segmenter.from_artifact(small_artifact, threads=1) as s:
         yield s
-
-
-def mp4_frames(path: Path) -> int:
-    """Frames OpenCV can decode from a written mp4 (0 if it does not open: e.g. no index written)."""
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.isOpened() and cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 class Recorder:
