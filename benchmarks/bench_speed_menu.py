@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from calibration.sets import load_calibration_set
     from calibration.speed_menu import MenuPoint, menu, pareto, prune_for_int8, scaled_size_hw
     from converters.onnx_export import export_onnx
-    from converters.token_merge import TokenMerge, parse_token_merge
+    from converters.token_merge_spec import TokenMerge, parse_token_merge
     from sdk.core.cpu import host_isa
     from sdk.segmenter import Segmenter
     from sdk.timing import environment

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from converters.token_merge import TokenMerge, parse_token_merge
+from converters.token_merge_spec import TokenMerge, parse_token_merge
 from sdk.core.errors import InputError
 
 DEFAULT_SCALES = (1.0, 0.75, 0.5)

@@ -179,7 +179,8 @@ def export_onnx(
     from tqdm import tqdm
 
     from converters.checkpoints import load_checkpoint
-    from converters.token_merge import agreement_with_unmerged, export_modules, merge_summary, parse_token_merge
+    from converters.token_merge import agreement_with_unmerged, export_modules, merge_summary
+    from converters.token_merge_spec import parse_token_merge
 
     out = Path(output)
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress)

@@ -28,7 +28,7 @@ from importlib.util import find_spec
 from calibration.report import commands as cmd
 from calibration.report.plan import OV_HINT, PRECISIONS, Cell, Variant, ov_default_float, ov_float_missing
 from calibration.speed_menu import MenuPoint, scaled_size_hw
-from converters.token_merge import parse_token_merge
+from converters.token_merge_spec import parse_token_merge
 
 LATENCY_AWARE = "latency-aware"
 PRUNE_RULE = ("FP32 (ONNX Runtime) at every scale x token-merge point; INT8, latency-aware INT8 and OpenVINO only at "

@@ -58,7 +58,7 @@ def test_deeply_nested_checkpoint_json_names_the_file(tmp_path, hf_model, name):
 
 
 def test_token_merge_colon_without_stages_is_refused():
-    from converters.token_merge import parse_token_merge
+    from converters.token_merge_spec import parse_token_merge
 
     with pytest.raises(InputError, match=r"no stages after it.*'2x2:1\+2'"):
         parse_token_merge("2x2:")

@@ -11,7 +11,7 @@ import pytest
 from calibration.report.menu import menu_points_for_int8, phase_a, phase_b
 from calibration.report.plan import Accuracy, Variant
 from calibration.speed_menu import MenuPoint, menu
-from converters.token_merge import TokenMerge
+from converters.token_merge_spec import TokenMerge
 
 
 def _fp32(scale, merge, drop):

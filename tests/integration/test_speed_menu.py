@@ -7,7 +7,7 @@ import pytest
 
 from calibration.speed_menu import (MenuPoint, menu, pareto, parse_scales, parse_token_merges, prune_for_int8,
                                     scaled_size_hw)
-from converters.token_merge import TokenMerge
+from converters.token_merge_spec import TokenMerge
 from sdk.core.errors import InputError
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters.token_merge import (TokenMerge, merge_2x2, merge_encoder, MergedSegFormer, parse_token_merge,
-                                    unmerge_2x2)
+from converters.token_merge import merge_2x2, merge_encoder, MergedSegFormer, unmerge_2x2
+from converters.token_merge_spec import TokenMerge, parse_token_merge
 from sdk.core.errors import InputError
 from sdk.core.manifest import read_manifest
 
