@@ -25,6 +25,7 @@ from calibration.sets import CalibrationSet, load_calibration_set
 from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
 from sdk.core.errors import InputError, SegEdgeError
 from sdk.core.manifest import MANIFEST_NAME, Manifest, read_manifest, require_portable_graph
+from sdk.core.preprocess import check_size_hw
 from sdk.core.records import (MIN_AGREEMENT, AccuracyAwareRecord, CalibrationRecord, HeldOutAccuracy,
                               QuantizationRecord, ReferenceRecord, SpeedRecord, TargetCpuRecord)
 from sdk.core.result import pixel_agreement
@@ -93,8 +94,8 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
     if keep_float and max_drop is not None:
         raise InputError("keep_float and max_drop contradict (--keep-float, --max-drop): max_drop chooses what "
                          "stays float; give one of them")
-    if size is not None and (len(size) != 2 or min(size) < 32):
-        raise InputError(f"size: expected (H, W) of at least 32 each, got {size}")
+    if size is not None:
+        check_size_hw(size, "size")
     if method is not None and method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     if backend == "openvino" and method is not None:

@@ -44,10 +44,10 @@ import numpy as np
 
 from calibration.metrics import ConfusionMatrix
 from calibration.sets import CalibrationSet
-from converters.openvino_export import MODEL_XML, check_size_hw, read_onnx_artifact, save_ir, static_manifest
+from converters.openvino_export import MODEL_XML, read_onnx_artifact, save_ir, static_manifest
 from sdk.core.errors import InputError, require
 from sdk.core.manifest import Manifest, model_feeds
-from sdk.core.preprocess import PreprocessSpec, preprocess
+from sdk.core.preprocess import PreprocessSpec, check_size_hw, preprocess
 from sdk.core.result import pixel_agreement
 
 log = logging.getLogger("segedge")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from converters.token_merge_spec import TokenMerge, parse_token_merge
 from sdk.core.errors import InputError
+from sdk.core.preprocess import STRIDE
 
 DEFAULT_SCALES = (1.0, 0.75, 0.5)
 DEFAULT_TOKEN_MERGES = ("none", "2x2")
@@ -43,9 +44,9 @@ def parse_token_merges(text: str | tuple | list) -> tuple[TokenMerge, ...]:
 def scaled_size_hw(frame_hw: tuple[int, int], scale: float) -> tuple[int, int]:
     """The network input for ``scale`` of a frame of ``frame_hw``; both sides at least 32."""
     h, w = (int(round(scale * v)) for v in frame_hw)
-    if min(h, w) < 32:
+    if min(h, w) < STRIDE:
         raise InputError(f"scale {scale}: {frame_hw[0]}x{frame_hw[1]} frames would run at {h}x{w}; expected both "
-                         "sides >= 32. Use a larger scale.")
+                         f"sides >= {STRIDE}. Use a larger scale.")
     return h, w
 
 

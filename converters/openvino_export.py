@@ -21,7 +21,7 @@ import numpy as np
 
 from sdk.core.errors import ExportError, InputError, OutputError, require
 from sdk.core.manifest import Manifest, TensorInfo, model_feeds, read_manifest, require_portable_graph
-from sdk.core.preprocess import PreprocessSpec
+from sdk.core.preprocess import PreprocessSpec, check_size_hw
 from sdk.core.result import pixel_agreement
 from sdk.core.staging import staged_folder
 
@@ -55,16 +55,6 @@ def read_onnx_artifact(onnx_artifact: str | Path, size_hw: tuple[int, int] | Non
             raise ExportError(f"size_hw {size_hw}: OpenVINO cannot reshape the model to (1, 3, {h}, {w}) "
                               f"({str(exc).strip().splitlines()[0][:200]})") from None
     return model, manifest
-
-
-def check_size_hw(size_hw) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in size_hw)
-    except (TypeError, ValueError):
-        raise InputError(f"size_hw: expected (height, width), got {size_hw!r}") from None
-    if h < 32 or w < 32:
-        raise InputError(f"size_hw: expected (height, width), both >= 32, got {size_hw!r}")
-    return h, w
 
 
 def static_manifest(manifest: Manifest, size_hw: tuple[int, int] | None) -> tuple[PreprocessSpec, list[TensorInfo]]:

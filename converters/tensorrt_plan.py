@@ -35,6 +35,7 @@ from runtimes.tensorrt_device import version_tuple
 from runtimes.tensorrt_support import dla_refusal, strongly_typed_only, unsupported_reason
 from sdk.core.errors import ExportError, InputError
 from sdk.core.manifest import Manifest
+from sdk.core.preprocess import check_size_hw
 
 DEFAULT_WORKSPACE_MIB = 2048
 DYNAMIC_HW = {"min": (128, 128), "opt": (512, 512), "max": (1024, 1024)}  # when the artifact has no fixed size
@@ -111,10 +112,7 @@ def plan_build(tensorrt_version: str, *, fp16: bool, int8: bool, onnx_fp16: bool
 def _hw(value: Any, what: str) -> HW | None:
     if value is None:
         return None
-    hw = tuple(int(v) for v in value)
-    if len(hw) != 2 or min(hw) < 32:
-        raise InputError(f"{what}: expected (height, width), both >= 32, got {value}")
-    return (hw[0], hw[1])
+    return check_size_hw(value, what)
 
 
 def _static_hw(fixed: HW | None, lo: HW | None, mid: HW | None, hi: HW | None) -> HW:

@@ -312,11 +312,11 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     """
     from sdk.core.manifest import model_feeds
     from sdk.core.postprocess import masks_from_logits
-    from sdk.core.preprocess import network_size, preprocess
+    from sdk.core.preprocess import check_size_hw, network_size, preprocess
     from sdk.segmenter import Segmenter
 
-    sizes = [(int(h), int(w)) for h, w in sizes_hw]
-    if not sizes or any(min(s) < 32 for s in sizes):
+    sizes = [check_size_hw(s, "sizes_hw") for s in sizes_hw]
+    if not sizes:
         raise InputError(f"sizes_hw: expected at least one (height, width), both >= 32, got {sizes_hw}")
     if batch < 1:
         raise InputError(f"batch: expected >= 1, got {batch}")

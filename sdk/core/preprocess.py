@@ -56,10 +56,7 @@ class PreprocessSpec:
 
     def __post_init__(self) -> None:
         if self.size_hw is not None:
-            size = tuple(int(v) for v in self.size_hw)
-            if len(size) != 2 or min(size) < 32:
-                raise InputError(f"size_hw: expected (height, width), both >= 32, got {self.size_hw}")
-            object.__setattr__(self, "size_hw", size)
+            object.__setattr__(self, "size_hw", check_size_hw(self.size_hw))
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise InputError(f"mean/std: expected 3 values each, std > 0, got mean={self.mean} std={self.std}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
@@ -87,6 +84,19 @@ class PreprocessSpec:
                    resize_mode=d.get("resize_mode", "bilinear"), aspect=d.get("aspect", "stretch"))
 
 
+def check_size_hw(value: object, what: str = "size_hw") -> tuple[int, int]:
+    """The one (height, width) check of every size option (network input, static shapes, engine profiles, timing
+    sizes): two integers, both at least ``STRIDE``, since the deepest stage runs at 1/32 and a smaller side leaves it
+    no token. Returns them as a tuple of ints; ``what`` names the option in the message."""
+    try:
+        hw = tuple(int(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: expected (height, width), got {value!r}") from None
+    if len(hw) != 2 or min(hw) < STRIDE:
+        raise InputError(f"{what}: expected (height, width), both >= {STRIDE}, got {value!r}")
+    return hw[0], hw[1]
+
+
 class AspectWarning(UserWarning):
     """A frame stretched to a network size of another aspect. Not raised where the checkpoint's own image processor
     resizes (resize mode "pil_bilinear", as transformers' processors do): the model was trained on stretched frames.
@@ -104,8 +114,8 @@ def check_image(image: object, name: str = "image") -> np.ndarray:
                 "Convert with np.asarray(img, np.uint8) (scale 0..1 floats by 255 first)." if image.ndim == 3 else
                 "Pass one image at a time, or a list of images to predict_batch.")
         raise InputError(f"{name}: expected (H, W, 3) uint8, got {tuple(image.shape)} {image.dtype}. {hint}")
-    if image.shape[0] < 32 or image.shape[1] < 32:
-        raise InputError(f"{name}: expected at least 32x32 pixels, got {image.shape[0]}x{image.shape[1]}")
+    if image.shape[0] < STRIDE or image.shape[1] < STRIDE:
+        raise InputError(f"{name}: expected at least {STRIDE}x{STRIDE} pixels, got {image.shape[0]}x{image.shape[1]}")
     return image
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sdk.core.errors import InputError
-from sdk.core.preprocess import PreprocessSpec, check_image, preprocess
+from sdk.core.preprocess import PreprocessSpec, check_image, check_size_hw, preprocess
 
 
 def _ramp(h=32, w=40) -> np.ndarray:
@@ -61,3 +61,13 @@ def test_spec_validation_and_roundtrip():
         PreprocessSpec(resize_mode="cubic")
     spec = PreprocessSpec(size_hw=(512, 512), resize_mode="area")
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("value, message", [
+    ((31, 64), "opt_hw: expected \\(height, width\\), both >= 32"), ((64,), "both >= 32"), ((64, 64, 3), "both >= 32"),
+    ("ab", "opt_hw: expected \\(height, width\\), got 'ab'"), (None, "got None")])
+def test_one_size_check(value, message):
+    """Every size option (network input, static shapes, engine profiles, timing sizes) goes through check_size_hw."""
+    assert check_size_hw((32, 64.0)) == (32, 64)
+    with pytest.raises(InputError, match=message):
+        check_size_hw(value, "opt_hw")
