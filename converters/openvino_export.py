@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from sdk.core.errors import ExportError, InputError, OutputError, require
-from sdk.core.manifest import Manifest, TensorInfo, model_feeds, read_manifest, require_portable_graph
+from sdk.core.manifest import MANIFEST_NAME, Manifest, TensorInfo, model_feeds, read_manifest, require_portable_graph
 from sdk.core.preprocess import PreprocessSpec, check_size_hw
 from sdk.core.result import pixel_agreement
-from sdk.core.staging import staged_folder
+from sdk.core.staging import check_output_folder, repoint, staged_folder
 
 MODEL_XML = "model.xml"
+ONNX_SUBDIR = "onnx-fp32"  # export_ir from a checkpoint: the ONNX artifact it converts, kept inside
 # parity of the IR (run with the f32 hint) against ONNX Runtime on the ONNX artifact
 LOGIT_ATOL = {"fp32": 1e-3, "fp16": 5e-2}
 MASK_AGREEMENT_MIN = {"fp32": 0.999, "fp16": 0.99}
@@ -170,4 +171,29 @@ def write_ir(src: Path, out: Path, *, size_hw: tuple[int, int] | None = None, co
     result.write(out)
     steps.update()
     steps.close()
+    return out
+
+
+def export_ir(source: str | Path, output: str | Path, *, precision: str = "fp32",
+              size_hw: tuple[int, int] | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+    """``source``: a checkpoint (any supported layout) or an FP32 portable ONNX artifact folder. precision: "fp32"
+    or "fp16" (weights stored as FP16). size_hw: a static (height, width) network input; None keeps the dynamic
+    shape. The output is written whole (``sdk.core.staging``; a folder of other files needs ``overwrite``).
+    Returns the IR artifact folder. From a checkpoint the portable ONNX artifact is exported first, into
+    ``output/onnx-fp32`` (kept: the IR's parity is checked against it, and it runs anywhere ONNX Runtime does)."""
+    if precision not in ("fp32", "fp16"):
+        raise InputError(f"--precision: expected fp32 or fp16, got {precision!r}. For INT8 use segedge quantize "
+                         "--backend openvino")
+    src, out = Path(source), Path(output)
+    fp16 = precision == "fp16"
+    if (src / MANIFEST_NAME).is_file():
+        return export_openvino(src, out, size_hw=size_hw, compress_to_fp16=fp16, overwrite=overwrite,
+                               progress=progress)
+    from converters.onnx_export import export_onnx
+
+    check_output_folder(out, overwrite=overwrite, sources=(src,))
+    with staged_folder(out, overwrite=overwrite, sources=(src,)) as stage:  # the ONNX artifact inside, both whole
+        onnx_dir = export_onnx(src, stage / ONNX_SUBDIR, graph="portable", progress=progress)
+        write_ir(onnx_dir, stage, size_hw=size_hw, compress_to_fp16=fp16, progress=progress)
+        repoint(stage, stage, out.resolve())
     return out
