@@ -11,10 +11,11 @@ everything but ``benchmarks``; nothing imports ``sdk.cli`` or ``benchmarks`` exc
 from __future__ import annotations
 
 from sdk.core.errors import (ArtifactError, CheckpointError, ExportError, InputError, LabelsError,
-                        MissingDependencyError, SegEdgeError)
+                        MissingDependencyError, OutputError, SegEdgeError, SourceError)
 
 __all__ = ["Segmenter", "SegmentationResult", "PreprocessSpec", "Manifest", "SegEdgeError", "CheckpointError",
-           "LabelsError", "InputError", "ArtifactError", "ExportError", "MissingDependencyError"]
+           "LabelsError", "InputError", "ArtifactError", "ExportError", "MissingDependencyError", "SourceError",
+           "OutputError"]
 
 
 def __getattr__(name: str):

@@ -81,3 +81,13 @@ def test_cpu_classes_from_flags():
     assert cpu_class({"avx2"}, "x86_64") == "avx2"
     assert cpu_class(set(), "aarch64") == "arm64"
     assert saturates("avx2") and saturates("avx512") and not saturates("vnni")
+
+
+def test_every_error_class_is_in_the_facade():
+    """``from sdk import XError`` for the whole hierarchy: what a caller catches is importable where Segmenter is."""
+    import sdk
+    import sdk.core.errors as errors
+
+    classes = {n for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, errors.SegEdgeError)}
+    assert classes <= set(sdk.__all__), sorted(classes - set(sdk.__all__))
+    assert all(getattr(sdk, n) is getattr(errors, n) for n in classes)
