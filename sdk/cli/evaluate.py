@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 from sdk.cli.devices import add_device_argument
@@ -34,12 +35,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
     data = open_labelled_set(args.data, args.split, ignore_index=args.ignore_index)
     runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
-    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
-        ref = Segmenter.from_artifact(args.reference) if args.reference else None
+    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg, ExitStack() as stack:
+        ref = stack.enter_context(Segmenter.from_artifact(args.reference)) if args.reference else None
         result = evaluate(seg, data, class_names=getattr(data, "class_names", None), reference=ref, total=len(data),
                           progress=not args.quiet)
-        if ref is not None:
-            ref.close()
     kind = type(data).__name__ if not hasattr(data, "layout") else data.layout
     summary = {"artifact": str(args.artifact), "dataset": kind.lower(), "path": str(args.data), "split": args.split,
                **result.to_dict()}
