@@ -12,7 +12,12 @@ from sdk.core.errors import InputError
 from sdk.core.preprocess import (PreprocessSpec, _pil_bilinear_numpy, aspect_mismatch, layout, preprocess,
                                  resize_pil_bilinear)
 
-PIL = pytest.importorskip("PIL.Image", reason="PIL is the reference for pil_bilinear")
+
+@pytest.fixture
+def PIL():
+    """PIL.Image, the reference for pil_bilinear: only the tests that compare with it skip without it (the rest of
+    this file runs in the core-only stage too)."""
+    return pytest.importorskip("PIL.Image", reason="PIL is the reference for pil_bilinear")
 
 
 def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -22,7 +27,7 @@ def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("src, dst", [((1024, 2048), (512, 512)), ((360, 480), (512, 512)),
                                       ((720, 1280), (288, 512)), ((180, 240), (288, 384)),
                                       ((50, 60), (50, 33))])
-def test_numpy_fallback_is_bit_identical_to_pil(src, dst):
+def test_numpy_fallback_is_bit_identical_to_pil(PIL, src, dst):
     img = _frame(*src)
     ref = np.asarray(PIL.fromarray(img).resize((dst[1], dst[0]), PIL.BILINEAR))
     np.testing.assert_array_equal(_pil_bilinear_numpy(img, dst), ref)
@@ -32,7 +37,7 @@ def test_numpy_fallback_is_bit_identical_to_pil(src, dst):
 @pytest.mark.parametrize("src, dst, parts", [((1024, 2048), (512, 512), 2), ((720, 960), (512, 512), 2),
                                              ((360, 480), (512, 512), 2), ((1080, 1920), (288, 512), 3),
                                              ((720, 1280), (288, 512), 4), ((1000, 1500), (300, 450), 2)])
-def test_banded_pil_resize_is_bit_identical_to_one_resize(monkeypatch, src, dst, parts):
+def test_banded_pil_resize_is_bit_identical_to_one_resize(PIL, monkeypatch, src, dst, parts):
     """Frames large enough resize in horizontal bands on several cores; every band's rows equal one full resize's
     (dyadic scales: 2, 45/32, 45/64 up, 15/4, 5/2), and other scales fall back to one resize."""
     import sdk.core.preprocess as pre
@@ -46,7 +51,7 @@ def test_banded_pil_resize_is_bit_identical_to_one_resize(monkeypatch, src, dst,
     np.testing.assert_array_equal(resize_pil_bilinear(img, dst), ref)
 
 
-def test_banded_pil_resize_of_a_view(monkeypatch):
+def test_banded_pil_resize_of_a_view(PIL, monkeypatch):
     """A cropped, strided view (not C-contiguous) resizes in bands to the same pixels as one resize of it."""
     import sdk.core.preprocess as pre
 
@@ -57,7 +62,7 @@ def test_banded_pil_resize_of_a_view(monkeypatch):
     np.testing.assert_array_equal(resize_pil_bilinear(view, (512, 512)), ref)
 
 
-def test_numpy_fallback_within_one_grey_level_where_pil_runs_vertical_first():
+def test_numpy_fallback_within_one_grey_level_where_pil_runs_vertical_first(PIL):
     img = _frame(97, 131)
     ref = np.asarray(PIL.fromarray(img).resize((333, 40), PIL.BILINEAR)).astype(int)
     assert np.abs(_pil_bilinear_numpy(img, (40, 333)).astype(int) - ref).max() <= 1
