@@ -21,6 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
+from calibration.quantize_ort import DEFAULT_METHODS, METHODS
 from calibration.sets import CalibrationSet, load_calibration_set
 from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
 from sdk.core.errors import InputError, SegEdgeError
@@ -34,7 +35,6 @@ from sdk.core.staging import check_output_folder, repoint, staged_folder
 log = logging.getLogger("segedge")
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
-METHODS = ("minmax", "entropy", "percentile")
 FEW_FRAMES = 32  # fewer calibration frames than this get a warning
 REFERENCE_DIR = "reference"
 
@@ -106,12 +106,12 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
             raise InputError(f"target_cpu {target_cpu!r}: the TensorRT Q/DQ model runs on the GPU (symmetric int8, "
                              "nothing saturates); leave --target-cpu out for --backend tensorrt")
         return Plan(backend=backend, graph="portable", target_cpu="gpu", recipe="8-bit weights",
-                    method=method or "percentile", accuracy_aware=max_drop is not None,
+                    method=method or DEFAULT_METHODS["tensorrt"], accuracy_aware=max_drop is not None,
                     float_precision=float_precision)
     cpu = resolve_target_cpu(target_cpu)
     switch = ("reduce_range" if backend == "onnxruntime" else "overflow_fix") if saturates(cpu) else "8-bit weights"
     return Plan(backend=backend, graph="onnxruntime" if backend == "onnxruntime" else "portable", target_cpu=cpu,
-                recipe=switch, method=(method or "minmax") if backend == "onnxruntime" else None,
+                recipe=switch, method=(method or DEFAULT_METHODS["onnxruntime"]) if backend == "onnxruntime" else None,
                 accuracy_aware=max_drop is not None)
 
 

@@ -51,6 +51,8 @@ from calibration.sets import CalibrationSet
 from sdk.core.errors import InputError, require
 from sdk.core.manifest import Manifest, model_feeds, read_manifest, require_portable_graph
 
+# the one list of calibration methods and each target's default (see the module docstring for why):
+# calibration.quantize, the report's grid and segedge quantize --method read these
 METHODS = ("minmax", "entropy", "percentile")
 TARGETS = ("onnxruntime", "tensorrt")
 DEFAULT_METHODS = {"onnxruntime": "minmax", "tensorrt": "percentile"}

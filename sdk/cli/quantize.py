@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from calibration.quantize_ort import METHODS
 from sdk.cli.common import parse_labels
 
 
@@ -74,7 +75,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout", type=int, help="calibration frames held out to measure agreement with FP32 "
                                                "(default: an eighth, 1..8)")
-    p.add_argument("--method", choices=["minmax", "entropy", "percentile"],
+    p.add_argument("--method", choices=METHODS,
                    help="ONNX Runtime calibrator (default: minmax for onnxruntime, percentile for tensorrt)")
     p.add_argument("--calib-memory-mib", type=int, default=2048,
                    help="most memory the entropy/percentile histograms hold at once (any frame size)")
