@@ -34,7 +34,7 @@ from sdk.core.errors import ExportError, require
 from sdk.core.manifest import GRAPHS, HEADS, UPSAMPLE_MODES, Manifest, TensorInfo
 from sdk.core.result import pixel_agreement
 from sdk.core.staging import check_output_folder, staged_folder
-from sdk.core.preprocess import PreprocessSpec
+from sdk.core.preprocess import MAX_INPUT_PIXELS, PreprocessSpec
 
 MIN_OPSET = 17
 DEFAULT_OPSET = {"portable": 17, "onnxruntime": 20}
@@ -163,7 +163,7 @@ def export_onnx(
     those stages; parity is then checked against the merged PyTorch model, and the agreement with the unmerged
     one on the probes is recorded (``parity.token_merge_vs_unmerged``).
     max_input_pixels: the largest network input (h * w) a ``Segmenter`` call may run on this artifact, recorded in
-    ``extra.max_input_pixels`` (None: the SDK's default, ``sdk.segmenter.MAX_INPUT_PIXELS``); a ``size_hw``
+    ``extra.max_input_pixels`` (None: the SDK's default, ``sdk.core.preprocess.MAX_INPUT_PIXELS``); a ``size_hw``
     above the limit is an ExportError, as every frame would be refused.
     output: written whole (``sdk.core.staging``): an earlier artifact there is replaced only once the new one is
     complete, and a folder holding other files is refused unless ``overwrite``.
@@ -255,8 +255,6 @@ def _check_options(graph: str, opset: int | None, head: str, upsample: str | Non
 
 
 def _check_input_limit(size_hw: tuple[int, int] | None, max_input_pixels: int | None) -> None:
-    from sdk.segmenter import MAX_INPUT_PIXELS
-
     if max_input_pixels is not None and (not isinstance(max_input_pixels, int) or isinstance(max_input_pixels, bool)
                                          or max_input_pixels < 1024):
         raise ExportError(f"max_input_pixels: expected an int >= 1024 (network input h * w), got {max_input_pixels!r}")

@@ -10,12 +10,10 @@ from runtimes.base import Runtime
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import model_feeds
 from sdk.core.postprocess import masks_from_logits, padded_output_hw
-from sdk.core.preprocess import COLOR_ORDERS, PreprocessSpec, check_image, layout, network_size, preprocess
+from sdk.core.preprocess import (COLOR_ORDERS, MAX_INPUT_PIXELS, PreprocessSpec, check_image, layout, network_size,
+                                 preprocess)
 from sdk.core.result import SegmentationResult, default_palette
 
-# SegFormer's stage-1 attention memory grows with the square of the network's pixel count (B0 at 4000x6000 asks
-# for ~140 GB); 2048x2048 needs ~4 GB. An artifact may state its own limit in manifest.extra["max_input_pixels"].
-MAX_INPUT_PIXELS = 2048 * 2048
 # images (and so masks and full-size logits inside the mask head) larger than this are refused: PIL's bomb limit
 MAX_IMAGE_PIXELS = 89_478_485
 

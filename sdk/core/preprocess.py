@@ -31,6 +31,10 @@ RESIZE_MODES = ("bilinear", "area", "nearest", "pil_bilinear")
 ASPECT_MODES = ("stretch", "letterbox", "pad")
 COLOR_ORDERS = ("rgb", "bgr")
 STRIDE = 32  # SegFormer's deepest stage runs at 1/32
+# SegFormer's stage-1 attention memory grows with the square of the network's pixel count (B0 at 4000x6000 asks
+# for ~140 GB); 2048x2048 needs ~4 GB. An artifact may state its own limit in manifest.extra["max_input_pixels"]:
+# the Segmenter's default limit, and what an export checks a fixed size against
+MAX_INPUT_PIXELS = 2048 * 2048
 # "stretch" warns when a frame's aspect differs from a fixed network size's by more than this factor
 ASPECT_TOLERANCE = 1.1
 
