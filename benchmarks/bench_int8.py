@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             for hw in ((360, 480), (512, 512)):
                 ir = export_openvino(portable, work / f"ov-ir-{hw[0]}x{hw[1]}", size_hw=hw, progress=False)
                 t = time.perf_counter()
-                ov_int8 = int8(portable, "openvino", work / f"ov-int8-{hw[0]}x{hw[1]}", seeds[0], size=hw)
+                ov_int8 = int8(portable, "openvino", work / f"ov-int8-{hw[0]}x{hw[1]}", seeds[0], size_hw=hw)
                 build_s[f"ov-int8 {hw[0]}x{hw[1]}"] = time.perf_counter() - t
                 ov_at[hw] = {"ov-f32": ir, "ov-default": ir, "ov-int8": ov_int8}
             variants["ov-f32"] = (ov_at[(360, 480)]["ov-f32"], {"runtime": "openvino", "precision": "f32"})
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          **method), {"runtime": "onnxruntime"})
         if "ov-int8" in variants:
             extra_seeds[f"ov-int8 s{seed}"] = (int8(portable, "openvino", work / f"ov-int8-s{seed}", seed,
-                                                    size=(360, 480)), {"runtime": "openvino"})
+                                                    size_hw=(360, 480)), {"runtime": "openvino"})
     rows: dict[str, dict] = {name: {"build_s": build_s.get(name)} for name in variants}
     rows.update({name: {} for name in extra_seeds})
     for split in args.splits.split(","):

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = "-".join(p for p in (f"{'ort' if backend == 'onnxruntime' else 'ov'}-int8", point.tag) if p)
                 t = time.perf_counter()
                 res = quantize(src, work / name, backend=backend, calib=calib, progress=False,
-                               size=scaled_size_hw(frame_hw, point.scale) if backend == "openvino" else None)
+                               size_hw=scaled_size_hw(frame_hw, point.scale) if backend == "openvino" else None)
                 q = (f" && segedge quantize {src.name} --backend {backend} --calib {args.camvid / 'train.txt'} "
                      f"--num-samples {args.num_samples} --output {name}")
                 export_step = fr["command"].split(" && segedge export-openvino")[0]

@@ -2,7 +2,7 @@
 and the benchmarks call it, so what is measured is what ships.
 
 It holds every decision, and checks every option before any work: the graph form (ONNX Runtime gets the
-``onnxruntime`` graph from a checkpoint, OpenVINO and TensorRT the portable one), the static size (OpenVINO: ``size``,
+``onnxruntime`` graph from a checkpoint, OpenVINO and TensorRT the portable one), the static size (OpenVINO: ``size_hw``,
 else the artifact's, else the calibration frames' own when they share one), the target CPU class and the recipe it
 gets (``sdk.core.cpu``: 7-bit weights where u8 x s8 products saturate: ONNX Runtime ``reduce_range``, NNCF
 ``overflow_fix``; the TensorRT Q/DQ target is a GPU recipe and ignores the CPU), the calibration method, and the
@@ -72,7 +72,7 @@ class QuantizeResult:
 
 
 def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, keep_float: tuple[str, ...] = (),
-         eval_set=None, max_drop: float | None = None, size: tuple[int, int] | None = None,
+         eval_set=None, max_drop: float | None = None, size_hw: tuple[int, int] | None = None,
          float_precision: str = "fp32") -> Plan:
     """Check the options against each other and decide graph, target, recipe and method; raises InputError."""
     if backend not in BACKENDS:
@@ -94,8 +94,8 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
     if keep_float and max_drop is not None:
         raise InputError("keep_float and max_drop contradict (--keep-float, --max-drop): max_drop chooses what "
                          "stays float; give one of them")
-    if size is not None:
-        check_size_hw(size, "size")
+    if size_hw is not None:
+        check_size_hw(size_hw)
     if method is not None and method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     if backend == "openvino" and method is not None:
@@ -131,12 +131,12 @@ def split_holdout(calib: CalibrationSet, holdout: int | None) -> tuple[Calibrati
             [calib.frames[i] for i in sorted(held)])
 
 
-def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size: tuple[int, int] | None
+def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size_hw: tuple[int, int] | None
                    ) -> tuple[tuple[int, int], str | None]:
-    """The one static size rule (OpenVINO INT8, the report's float IR): ``size``, else the artifact's network size,
+    """The one static size rule (OpenVINO INT8, the report's float IR): ``size_hw``, else the artifact's network size,
     else the frames' own when they share one. Returns (size, a note to print when it came from the frames)."""
-    if size:
-        return (int(size[0]), int(size[1])), None
+    if size_hw:
+        return (int(size_hw[0]), int(size_hw[1])), None
     if manifest.preprocess.size_hw:
         return tuple(manifest.preprocess.size_hw), None  # type: ignore[return-value]
     from sdk.core.preprocess import network_size
@@ -145,7 +145,7 @@ def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size: tuple[int
     shapes = {network_size(manifest.preprocess, f.shape[:2]) for f in frames}
     if len(shapes) != 1:
         raise InputError(f"static size: OpenVINO INT8 is calibrated at one resolution, and the calibration frames "
-                         f"run at {len(shapes)} network sizes (e.g. {sorted(shapes)[:3]}); give --size H W (size=(H, "
+                         f"run at {len(shapes)} network sizes (e.g. {sorted(shapes)[:3]}); give --size H W (size_hw=(H, "
                          "W) in Python): your camera's frame size, or the network size you deploy at")
     hw = shapes.pop()
     padded = " padded to a multiple of 32 (--aspect pad)" if manifest.preprocess.aspect == "pad" else ""
@@ -153,7 +153,7 @@ def static_size_hw(manifest: Manifest, frames: list[np.ndarray], size: tuple[int
                 "not resize); give --size H W for another")
 
 
-def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size, labels, progress: bool) -> tuple[Path, list[str]]:
+def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size_hw, labels, progress: bool) -> tuple[Path, list[str]]:
     """The FP32 ONNX artifact to quantize: the one given (its graph checked), or an export of the checkpoint."""
     if (checkpoint / MANIFEST_NAME).is_file():
         m = read_manifest(checkpoint)
@@ -164,8 +164,8 @@ def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size, labels, progress:
             require_portable_graph(m, what=f"artifact {checkpoint}", reader="only ONNX Runtime runs",
                                    fix=f"For --backend {p.backend} export with --graph portable, or pass the checkpoint",
                                    error=InputError)
-        if size is not None and p.backend != "openvino":
-            raise InputError(f"size: an FP32 artifact keeps the size it was exported at ({m.preprocess.size_hw}); "
+        if size_hw is not None and p.backend != "openvino":
+            raise InputError(f"size_hw: an FP32 artifact keeps the size it was exported at ({m.preprocess.size_hw}); "
                              "give --size with a checkpoint")
         notes = []
         if p.backend == "onnxruntime" and m.graph == "portable":
@@ -177,14 +177,14 @@ def _fp32_artifact(checkpoint: Path, out: Path, p: Plan, size, labels, progress:
                          "artifact folder (segedge export)")
     from converters.onnx_export import export_onnx
 
-    export_size = tuple(size) if size and p.backend != "openvino" else None
+    export_size = tuple(size_hw) if size_hw and p.backend != "openvino" else None
     return export_onnx(checkpoint, out / "fp32", size_hw=export_size, graph=p.graph, class_names=labels,
                        progress=progress), []
 
 
 def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib: str | Path | CalibrationSet |
              Iterable[np.ndarray], num_samples: int = 300, seed: int = 0, target_cpu: str = "auto",
-             method: str | None = None, size: tuple[int, int] | None = None, keep_float: Iterable[str] = (),
+             method: str | None = None, size_hw: tuple[int, int] | None = None, keep_float: Iterable[str] = (),
              eval_set: str | Path | list | None = None, max_drop: float | None = None, labels: list[str] | None = None,
              holdout: int | None = None, reference_frames: int | None = None, calib_memory_mib: int = 2048,
              float_precision: str = "fp32", min_agreement: float | None = None, keep_below_min: bool = False,
@@ -192,7 +192,7 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     """Checkpoint (any layout) or FP32 ONNX artifact -> INT8 artifact in ``output``; see the module docstring.
 
     calib: a folder / video / .txt list (``num_samples`` frames, ``seed``), a ``CalibrationSet`` or RGB arrays.
-    target_cpu: "auto" (this machine's class) or one of ``sdk.core.cpu.CPU_CLASSES``. size: (H, W) network input.
+    target_cpu: "auto" (this machine's class) or one of ``sdk.core.cpu.CPU_CLASSES``. size_hw: (H, W) network input.
     eval_set: a labelled set (path or (image, label) pairs) for max_drop (mIoU points). holdout: calibration frames
     set aside to measure agreement (None: an eighth, 1..8); reference_frames of them ship in the artifact (None: all,
     so the shipped frames are the held-out frames and ``segedge verify`` checks the very figure quantize printed).
@@ -211,7 +211,7 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     """
     keep_float = tuple(keep_float)
     p = plan(backend=backend, target_cpu=target_cpu, method=method, keep_float=keep_float, eval_set=eval_set,
-             max_drop=max_drop, size=size, float_precision=float_precision)
+             max_drop=max_drop, size_hw=size_hw, float_precision=float_precision)
     source, out = Path(checkpoint), Path(output)
     if out.resolve() == source.resolve():
         raise InputError(f"output: expected a folder other than the source {source}")
@@ -234,11 +234,11 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
         eval_data = list(open_labelled_set(eval_set)) if isinstance(eval_set, (str, Path)) else list(eval_set)
     notes: list[str] = []
     with staged_folder(out, overwrite=overwrite, sources=(source,)) as stage:  # moved in whole at the end
-        fp32, more = _fp32_artifact(source, stage, p, size, labels, progress)
+        fp32, more = _fp32_artifact(source, stage, p, size_hw, labels, progress)
         notes += more
         static = None
         if p.backend == "openvino":  # from every frame: the held-out ones run at this size too
-            static, note = static_size_hw(read_manifest(fp32), calib_set.frames, size)
+            static, note = static_size_hw(read_manifest(fp32), calib_set.frames, size_hw)
             notes += [note] if note else []
         calib_set, held = split_holdout(calib_set, holdout)
         if len(calib_set) < FEW_FRAMES:  # a warning (stderr), not a note

@@ -155,7 +155,7 @@ def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, bac
 
     def build(keep: tuple[str, ...], where: Path, frames: CalibrationSet) -> Path:
         return quantize(fp32, where, backend=backend, calib=frames, keep_float=keep, holdout=0, reference_frames=0,
-                        size=size_hw if backend == "openvino" else None, progress=False).artifact
+                        size_hw=size_hw if backend == "openvino" else None, progress=False).artifact
 
     with tempfile.TemporaryDirectory(prefix="segedge-latency-", dir=out) as tmp:
         work = Path(tmp)

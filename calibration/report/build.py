@@ -79,7 +79,7 @@ def _quantize(v: Variant, ctx: BuildContext, out: Path) -> None:
     accuracy_aware = v.preset == "max-drop"
     result = quantize(ctx.fp32 if v.backend == "onnxruntime" else ctx.portable, out, backend=v.backend,
                       calib=ctx.calib, method=None if v.backend == "openvino" else v.method,
-                      size=ctx.ov_size_hw if v.backend == "openvino" else None,
+                      size_hw=ctx.ov_size_hw if v.backend == "openvino" else None,
                       eval_set=(ctx.tune_data or []) if accuracy_aware else None,
                       max_drop=ctx.max_drop if accuracy_aware else None, progress=ctx.progress)
     v.artifact = result.artifact

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = quantize(args.checkpoint, args.output, backend=args.backend, calib=args.calib,
                       num_samples=args.num_samples, seed=args.seed, target_cpu=args.target_cpu, method=args.method,
-                      size=tuple(args.size) if args.size else None, keep_float=tuple(args.keep_float),
+                      size_hw=tuple(args.size) if args.size else None, keep_float=tuple(args.keep_float),
                       eval_set=args.eval_set, max_drop=args.max_drop, labels=parse_labels(args.labels),
                       holdout=args.holdout, calib_memory_mib=args.calib_memory_mib, float_precision=args.float_precision,
                       min_agreement=args.min_agreement, keep_below_min=args.keep_below_min, overwrite=args.overwrite,

@@ -115,7 +115,7 @@ def test_from_a_checkpoint_the_record_names_the_fp32_kept_inside(tmp_path, hf_mo
     _simulate(monkeypatch, {"onnxruntime": 30.0}, {"onnxruntime": 20.0})
     out = tmp_path / "ort-int8"
     result = quantize(hf_model, out, backend="onnxruntime", calib=camvid / "train.txt", num_samples=4,
-                      size=(64, 64), speed_check=True, progress=False)
+                      size_hw=(64, 64), speed_check=True, progress=False)
     record = SpeedRecord.read(read_manifest(out))
     assert record == result.speed and record.fp32_artifact == str(out.resolve() / "fp32")
     assert read_manifest(out / "fp32").precision == "fp32" and record.size_hw == [64, 64]
