@@ -66,9 +66,12 @@ class QuantizeResult:
     speed: SpeedRecord | None = None  # INT8 vs FP32 timed here (speed_check), else None
 
     def next_command(self) -> str:
+        """What to run next, as ``segedge quantize`` prints it after "next: "."""
         if self.plan.backend == "tensorrt":
-            return f"on the device: segedge build {self.artifact} --output {self.artifact}-engine --int8"
-        return f"segedge verify {self.artifact}   # or: segedge predict {self.artifact} IMAGES --output masks/"
+            return (f"on the device, segedge build {self.artifact} --output {self.artifact}-engine --int8, then "
+                    f"segedge verify {self.artifact}-engine")
+        return (f"segedge predict {self.artifact} IMAGE_OR_FOLDER --output masks/   (on another machine: segedge "
+                f"verify {self.artifact})")
 
 
 def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, keep_float: tuple[str, ...] = (),

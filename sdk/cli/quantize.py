@@ -47,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"WARNING: {slower}", file=sys.stderr)
     if result.below_min is not None:
         print(f"WARNING: {below_min_message(acc, result.below_min, result.artifact, written=True)}", file=sys.stderr)
-    if p.backend == "tensorrt":
-        print(f"next: on the device, segedge build {result.artifact} --output {result.artifact}-engine --int8, "
-              f"then segedge verify {result.artifact}-engine")
-    else:
-        print(f"next: segedge predict {result.artifact} IMAGE_OR_FOLDER --output masks/   "
-              f"(on another machine: segedge verify {result.artifact})")
+    print(f"next: {result.next_command()}")
     return 0
 
 
