@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runtimes.tensorrt import ShapeRange
-from runtimes.tensorrt_device import version_tuple
-from runtimes.tensorrt_support import dla_refusal, strongly_typed_only, unsupported_reason
+from runtimes.tensorrt_support import dla_refusal, strongly_typed_only, unsupported_reason, version_tuple
 from sdk.core.errors import ExportError, InputError
 from sdk.core.manifest import Manifest
 from sdk.core.preprocess import check_size_hw

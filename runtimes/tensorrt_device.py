@@ -21,13 +21,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import platform
-import re
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from runtimes.tensorrt_support import INSTALL_TENSORRT, TENSORRT_MIN, unsupported_reason
+from runtimes.tensorrt_support import INSTALL_TENSORRT, TENSORRT_MIN, unsupported_reason, version_tuple
 from sdk.core.errors import ArtifactError, MissingDependencyError
 
 log = logging.getLogger("segedge")
@@ -97,15 +96,6 @@ class HostInfo:
 def sm_name(compute_capability: str) -> str:
     """"8.7" -> "sm_87"."""
     return "sm_" + compute_capability.replace(".", "")
-
-
-def version_tuple(version: str, parts: int = 3) -> tuple[int, ...]:
-    """"10.3.0.30" -> (10, 3, 0); missing or non-numeric parts count as 0."""
-    out = []
-    for piece in version.split(".")[:parts]:
-        digits = re.match(r"\d+", piece.strip())
-        out.append(int(digits.group()) if digits else 0)
-    return tuple(out + [0] * (parts - len(out)))
 
 
 def _short_versions(a: str, b: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ Pure data and plain functions: importing this module loads nothing.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TENSORRT_MIN = (8, 6)  # the oldest TensorRT segedge builds and runs (JetPack 6.0)
@@ -65,9 +66,16 @@ JETPACK_LINES = (
 )
 
 
-def _tuple(version: str, parts: int = 2) -> tuple[int, ...]:
-    from runtimes.tensorrt_device import version_tuple
+def version_tuple(version: str, parts: int = 3) -> tuple[int, ...]:
+    """"10.3.0.30" -> (10, 3, 0); missing or non-numeric parts count as 0."""
+    out = []
+    for piece in version.split(".")[:parts]:
+        digits = re.match(r"\d+", piece.strip())
+        out.append(int(digits.group()) if digits else 0)
+    return tuple(out + [0] * (parts - len(out)))
 
+
+def _tuple(version: str, parts: int = 2) -> tuple[int, ...]:
     return version_tuple(version, parts)
 
 
