@@ -26,7 +26,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_safetensors(path: Path) -> StateDict:
+def read_safetensors(path: Path) -> StateDict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -101,7 +101,7 @@ def _load_with_inert_bookkeeping(path: Path) -> dict | None:
             "meta": _plain(obj.get("meta") or {})}
 
 
-def _read_torch(path: Path) -> dict:
+def read_torch(path: Path) -> dict:
     import pickle
 
     try:
@@ -132,7 +132,7 @@ def _read_torch(path: Path) -> dict:
     return obj
 
 
-def _hf_config(folder: Path, name: str = "config.json") -> dict:
+def hf_config(folder: Path, name: str = "config.json") -> dict:
     from sdk.core.manifest import read_json
 
     raw = read_json(folder / name, error=CheckpointError, what=f"checkpoint {folder}: {name}",

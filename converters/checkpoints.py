@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from converters.checkpoint_checks import check_dtypes, check_finite, check_hf_config, preprocess_from_hf
-from converters.checkpoint_io import _hf_config, _read_safetensors, _read_torch, file_sha256
+from converters.checkpoint_io import file_sha256, hf_config, read_safetensors, read_torch
 from converters.model import SegFormer, SegFormerConfig, variant_name
 from sdk.core.errors import CheckpointError, LabelsError
 from sdk.core.manifest import class_name_problem
@@ -291,23 +291,23 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict, str]:
                 f"checkpoint {path}: a folder must be a Hugging Face model folder with config.json "
                 "and model.safetensors or pytorch_model.bin"
             )
-        meta["config"] = _hf_config(path)
+        meta["config"] = hf_config(path)
         if (path / "preprocessor_config.json").exists():
-            meta["preprocessor"] = _hf_config(path, "preprocessor_config.json")
+            meta["preprocessor"] = hf_config(path, "preprocessor_config.json")
         if (path / "model.safetensors").exists():
-            sd = _read_safetensors(path / "model.safetensors")
+            sd = read_safetensors(path / "model.safetensors")
         elif (path / "pytorch_model.bin").exists():
-            sd = _read_torch(path / "pytorch_model.bin")
+            sd = read_torch(path / "pytorch_model.bin")
         else:
             raise CheckpointError(f"checkpoint {path}: expected model.safetensors or pytorch_model.bin in it")
     elif path.suffix == ".safetensors":
-        sd = _read_safetensors(path)
+        sd = read_safetensors(path)
         if (path.parent / "config.json").exists():
-            meta["config"] = _hf_config(path.parent)
+            meta["config"] = hf_config(path.parent)
     else:
-        obj = _read_torch(path)
+        obj = read_torch(path)
         if path.suffix == ".bin" and (path.parent / "config.json").exists():  # like .safetensors above: the
-            meta["config"] = _hf_config(path.parent)  # config gives the heads, strides and labels
+            meta["config"] = hf_config(path.parent)  # config gives the heads, strides and labels
         if isinstance(obj.get("state_dict"), dict):
             sd, meta = obj["state_dict"], obj.get("meta")
             meta = dict(meta) if isinstance(meta, dict) else {}  # metadata of another shape carries no labels

@@ -26,7 +26,7 @@ from converters.model import Block, EfficientSelfAttention, MixFFN, MixTransform
 MIN_OPSET = 20  # ONNX Gelu
 
 
-class _MultiHeadAttention(torch.autograd.Function):
+class MultiHeadAttention(torch.autograd.Function):
     """softmax(q k^T / sqrt(d)) v over heads; exported as com.microsoft.MultiHeadAttention (q, k, v as (B, S, C))."""
 
     @staticmethod
@@ -60,12 +60,12 @@ def _conv1x1(lin: nn.Linear) -> nn.Conv2d:
     return conv
 
 
-def _to_map(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def to_map(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(B, H*W, C) tokens -> (B, C, H, W): a Reshape then a Transpose (which layout passes can cancel)."""
     return x.reshape(x.shape[0], h, w, x.shape[2]).permute(0, 3, 1, 2)
 
 
-def _to_tokens(x: torch.Tensor, batch, channels: int) -> torch.Tensor:
+def to_tokens(x: torch.Tensor, batch, channels: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, H*W, C), with B taken from an upstream tensor and C a constant, never from ``x``'s own
     shape: a Shape node reading a convolution's output keeps ONNX Runtime from cancelling this Transpose against the
     one it puts after its NHWC int8 convolution (measured: 24 Transposes and 59 DequantizeLinear left instead of 10
@@ -86,10 +86,10 @@ class OrtAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         if self.sr_ratio > 1:
-            kv_in = self.norm(_to_tokens(self.sr(_to_map(x, h, w)), x.shape[0], self.sr.out_channels))
+            kv_in = self.norm(to_tokens(self.sr(to_map(x, h, w)), x.shape[0], self.sr.out_channels))
         else:
             kv_in = x
-        return self.proj(_MultiHeadAttention.apply(self.q(x), self.k(kv_in), self.v(kv_in), self.heads))
+        return self.proj(MultiHeadAttention.apply(self.q(x), self.k(kv_in), self.v(kv_in), self.heads))
 
 
 class OrtMixFFN(nn.Module):
@@ -98,8 +98,8 @@ class OrtMixFFN(nn.Module):
         self.fc1, self.dwconv, self.fc2 = _conv1x1(ffn.fc1), ffn.dwconv, _conv1x1(ffn.fc2)
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        y = self.fc2(F.gelu(self.dwconv(self.fc1(_to_map(x, h, w)))))
-        return _to_tokens(y, x.shape[0], self.fc2.out_channels)
+        y = self.fc2(F.gelu(self.dwconv(self.fc1(to_map(x, h, w)))))
+        return to_tokens(y, x.shape[0], self.fc2.out_channels)
 
 
 class OrtBlock(nn.Module):
@@ -119,10 +119,10 @@ class OrtPatchEmbed(nn.Module):
         self.proj, self.norm = pe.proj, pe.norm
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        # the output size from the input's (conv arithmetic), not from the conv output's shape (see _to_tokens)
+        # the output size from the input's (conv arithmetic), not from the conv output's shape (see to_tokens)
         (k, _), (s, _), (p, _) = self.proj.kernel_size, self.proj.stride, self.proj.padding
         h, w = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
-        return self.norm(_to_tokens(self.proj(x), x.shape[0], self.proj.out_channels)), h, w
+        return self.norm(to_tokens(self.proj(x), x.shape[0], self.proj.out_channels)), h, w
 
 
 class OrtStage(nn.Module):
@@ -136,7 +136,7 @@ class OrtStage(nn.Module):
         x, h, w = self.patch_embed(x)
         for blk in self.blocks:
             x = blk(x, h, w)
-        return _to_map(self.norm(x), h, w)
+        return to_map(self.norm(x), h, w)
 
 
 class OrtMixTransformer(nn.Module):

@@ -88,14 +88,14 @@ class MergedOrtAttention(nn.Module):
             self.sr, self.norm = attn.sr, attn.norm
 
     def forward(self, x: torch.Tensor, h, w) -> torch.Tensor:
-        from converters.ort_graph import _MultiHeadAttention, _to_map, _to_tokens
+        from converters.ort_graph import MultiHeadAttention, to_map, to_tokens
 
         if self.sr_ratio > 1:
-            kv_in = self.norm(_to_tokens(self.sr(_to_map(x, h, w)), x.shape[0], self.sr.out_channels))
+            kv_in = self.norm(to_tokens(self.sr(to_map(x, h, w)), x.shape[0], self.sr.out_channels))
         else:
             kv_in = x
         q = self.q(merge_2x2(x, h, w, self.q.in_features))
-        out = self.proj(_MultiHeadAttention.apply(q, self.k(kv_in), self.v(kv_in), self.heads))
+        out = self.proj(MultiHeadAttention.apply(q, self.k(kv_in), self.v(kv_in), self.heads))
         return unmerge_2x2(out, h, w, self.proj.out_features)
 
 
