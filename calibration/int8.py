@@ -226,8 +226,8 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     if p.backend == "openvino":  # the extra checked before the export; and imported now, as importing nncf resets
         from sdk.core.errors import require  # its logger to INFO: quiet_toolkits' level then holds (18 INFO lines)
 
-        require("openvino", "cpu")
-        require("nncf", "quantize")
+        require("openvino")
+        require("nncf")
     calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(
         calib, num_samples=num_samples, seed=seed)
     eval_data = None

@@ -128,7 +128,7 @@ def _make_validation_fn(spec: PreprocessSpec, manifest: Manifest, ignore_index: 
 
 
 def _compile_f32(model):
-    ov = require("openvino", "cpu")
+    ov = require("openvino")
     import openvino.properties.hint as hints
 
     return ov.Core().compile_model(model, "CPU", {hints.inference_precision: "f32"})
@@ -156,8 +156,8 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     the target CPU.
     """
     _check_options(overflow_fix, preset, model_type, size_hw, len(calib), eval_data is None, max_drop, subset_size)
-    nncf = require("nncf", "quantize")
-    ov = require("openvino", "cpu")
+    nncf = require("nncf")
+    ov = require("openvino")
 
     src, out = Path(fp32_onnx_artifact), Path(output)
     if out.resolve() == src.resolve():
@@ -344,7 +344,7 @@ def _int8_agreement(fp32_artifact: Path, int8_artifact: Path, calib: Calibration
     """Mask agreement of INT8 (at the CPU's default precision for its float parts: what ``Segmenter`` runs) vs FP32
     (the f32 hint) on a few calibration frames: a sanity record. The INT8 model under the f32 hint is not what ships,
     and on some CPUs (seen with AMX) it agrees less with FP32 than the default does."""
-    ov = require("openvino", "cpu")
+    ov = require("openvino")
     core = ov.Core()
     fp32 = _compile_f32(core.read_model(str(fp32_artifact / manifest.model_file)))
     int8 = core.compile_model(core.read_model(str(int8_artifact / MODEL_XML)), "CPU")

@@ -265,8 +265,8 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     measurement, at most about ``calib_memory_mib`` of them and their merge copies (at least one frame). minmax keeps
     only two scalars per tensor and frame (the CPU target's takes all frames in one pass)."""
     method = _check_options(target, method, reduce_range, calib_memory_mib, float_precision, len(calib))
-    onnx = require("onnx", "convert")
-    require("onnxruntime", "cpu")
+    onnx = require("onnx")
+    require("onnxruntime")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -311,7 +311,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
 
             converted, float16 = float_parts_to_fp16(onnx.load(str(out / "model.onnx")))
             onnx.save(converted, str(out / "model.onnx"))
-    ort = require("onnxruntime", "cpu")
+    ort = require("onnxruntime")
     result = dataclasses.replace(
         manifest,
         precision="int8",

@@ -29,7 +29,7 @@ GROUP = re.compile(r"^/(encoder/stages\.\d+/(blocks\.\d+|patch_embed)|decoder)/"
 
 def node_groups(fp32_artifact: Path, target: str) -> dict[str, str]:
     """group name -> a regex (for keep_float) matching that group's quantizable nodes."""
-    onnx = require("onnx", "convert")
+    onnx = require("onnx")
     manifest = read_manifest(fp32_artifact)
     model = onnx.load(str(Path(fp32_artifact) / manifest.model_file))
     groups = sorted({m.group(0) for n in quantizable_nodes(model, target, manifest.graph) if (m := GROUP.match(n))})

@@ -173,9 +173,9 @@ def export_onnx(
     opset, upsample = _check_options(graph, opset, head, upsample)
     _check_input_limit(size_hw, max_input_pixels)
     check_output_folder(output, overwrite=overwrite, sources=(checkpoint,))
-    require("torch", "convert")  # each missing dependency's message before any work
-    onnx = require("onnx", "convert")
-    require("onnxruntime", "cpu")
+    require("torch")  # each missing dependency's message before any work
+    onnx = require("onnx")
+    require("onnxruntime")
     from tqdm import tqdm
 
     from converters.checkpoints import load_checkpoint
@@ -268,8 +268,8 @@ def _check_input_limit(size_hw: tuple[int, int] | None, max_input_pixels: int | 
 
 def _trace_logits(net, probe: np.ndarray, opset: int):
     """The network traced to an ONNX model with the logits output, batch, height and width dynamic."""
-    onnx = require("onnx", "convert")
-    torch = require("torch", "convert")
+    onnx = require("onnx")
+    torch = require("torch")
 
     with tempfile.TemporaryDirectory(prefix="segedge-export-") as tmp:
         logits_path = Path(tmp) / "logits.onnx"
@@ -291,8 +291,8 @@ def _probe_parity(model, reference, probe_hw: tuple[int, int], rng: np.random.Ge
                   rtol: float) -> dict:
     """ONNX Runtime's logits vs PyTorch's on two random probes (the network size, and a smaller batch of 2):
     the manifest's parity record. Raises ExportError past the tolerance (see ``logit_parity``)."""
-    ort = require("onnxruntime", "cpu")
-    torch = require("torch", "convert")
+    ort = require("onnxruntime")
+    torch = require("torch")
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     parity: dict = {"probe_shapes": []}
@@ -333,9 +333,9 @@ def _io_tensors(num_classes: int, head: str, upsample: str) -> tuple[list[Tensor
 def _append_checked_head(model, num_classes: int, upsample: str, reference, probe: np.ndarray) -> tuple:
     """``append_mask_head`` and its check against PyTorch on the probe, at an output size unlike the input (which
     catches axis mix-ups): (model, pixel agreement). Raises ExportError below 99.9%."""
-    onnx = require("onnx", "convert")
-    ort = require("onnxruntime", "cpu")
-    torch = require("torch", "convert")
+    onnx = require("onnx")
+    ort = require("onnxruntime")
+    torch = require("torch")
 
     model = append_mask_head(model, num_classes, upsample)
     onnx.checker.check_model(model)

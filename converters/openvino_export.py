@@ -34,7 +34,7 @@ MASK_AGREEMENT_MIN = {"fp32": 0.999, "fp16": 0.99}
 
 def read_onnx_artifact(onnx_artifact: str | Path, size_hw: tuple[int, int] | None = None):
     """(ov.Model, Manifest) of an FP32 ONNX artifact, with ``pixel_values`` reshaped to (1, 3, h, w) if size_hw."""
-    ov = require("openvino", "cpu")
+    ov = require("openvino")
     src = Path(onnx_artifact)
     manifest = read_manifest(src)
     if manifest.format != "onnx" or manifest.precision != "fp32":
@@ -75,8 +75,8 @@ def probe_parity(ir_model_path: Path, onnx_artifact: Path, manifest: Manifest, s
 
     Logits head: max |logit difference|. Mask head: the fraction of mask pixels that agree (at an output size
     unlike the input size, which catches axis mix-ups)."""
-    ov = require("openvino", "cpu")
-    ort = require("onnxruntime", "cpu")
+    ov = require("openvino")
+    ort = require("onnxruntime")
     import openvino.properties.hint as hints
 
     probe_hw = size_hw or manifest.preprocess.size_hw or (256, 320)
@@ -110,7 +110,7 @@ def export_openvino(onnx_artifact: str | Path, output: str | Path, *, size_hw: t
     ``overwrite``.
     Raises ExportError if the IR, run with the f32 hint, disagrees with ONNX Runtime on the probe input.
     """
-    require("openvino", "cpu")
+    require("openvino")
     src, out = Path(onnx_artifact), Path(output)
     if out.resolve() == src.resolve():
         raise InputError(f"output: expected a folder other than the ONNX artifact {src} (both have model.json)")
@@ -133,7 +133,7 @@ def save_ir(ov, model, path: Path, *, compress_to_fp16: bool) -> None:
 def write_ir(src: Path, out: Path, *, size_hw: tuple[int, int] | None = None, compress_to_fp16: bool = False,
              progress: bool = True) -> Path:
     """``export_openvino``'s work, written straight into ``out`` (a staging folder: callers stage it)."""
-    ov = require("openvino", "cpu")
+    ov = require("openvino")
     from tqdm import tqdm
 
     steps = tqdm(total=3, desc="openvino", unit="step", disable=not progress)

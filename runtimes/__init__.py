@@ -12,7 +12,7 @@ from runtimes.base import Runtime, construct
 from runtimes.onnxruntime import OnnxRuntime
 from runtimes.openvino import OpenVINORuntime
 from runtimes.tensorrt import TensorRTRuntime
-from sdk.core.errors import ArtifactError, MissingDependencyError
+from sdk.core.errors import EXTRAS, ArtifactError, MissingDependencyError
 from sdk.core.manifest import Manifest, read_manifest, resolve_artifact
 
 log = logging.getLogger("segedge")
@@ -22,7 +22,7 @@ log = logging.getLogger("segedge")
 RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "openvino": OpenVINORuntime,
                                       "tensorrt": TensorRTRuntime}
 # which Python module each runtime needs, and the pip extra that installs it (TensorRT: JetPack, see INSTALL_TENSORRT)
-_NEEDS = {"onnxruntime": ("onnxruntime", "cpu"), "openvino": ("openvino", "cpu"), "tensorrt": ("tensorrt", "jetson")}
+_NEEDS = {name: (name, EXTRAS[name]) for name in ("onnxruntime", "openvino", "tensorrt")}  # runtime -> (module, extra)
 
 
 def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runtime:

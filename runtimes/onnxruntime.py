@@ -32,7 +32,7 @@ class OnnxRuntime(Runtime):
         if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
             raise InputError(f"providers: expected a non-empty list of provider names (e.g. ['cpu'] or "
                              f"['cuda', 'cpu']), got {providers!r}")
-        ort = require("onnxruntime", "cpu")
+        ort = require("onnxruntime")
         wanted = [PROVIDER_ALIASES.get(p, p) for p in providers]
         available = ort.get_available_providers()
         missing = [p for p in wanted if p not in available]

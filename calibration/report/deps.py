@@ -11,13 +11,13 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Iterable
 
-from sdk.core.errors import InputError, MissingDependencyError
+from sdk.core.errors import EXTRAS, InputError, MissingDependencyError
 
-# module -> (the extra that installs it, what the report needs it for)
-_WHY = {"onnxruntime": ("cpu", "the FP32 reference and scoring"), "cv2": ("cpu", "reading images and video"),
-        "matplotlib": ("report", "the plots in report.html"), "torch": ("convert", "exporting the checkpoint"),
-        "onnx": ("convert", "exporting and INT8 quantization"), "safetensors": ("convert", "reading the checkpoint"),
-        "openvino": ("cpu", "the OpenVINO variants"), "nncf": ("quantize", "OpenVINO INT8")}
+# module -> what the report needs it for (the extra that installs it: sdk.core.errors.EXTRAS)
+_WHY = {"onnxruntime": "the FP32 reference and scoring", "cv2": "reading images and video",
+        "matplotlib": "the plots in report.html", "torch": "exporting the checkpoint",
+        "onnx": "exporting and INT8 quantization", "safetensors": "reading the checkpoint",
+        "openvino": "the OpenVINO variants", "nncf": "OpenVINO INT8"}
 KNOWN_BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 
 
@@ -59,7 +59,7 @@ def check_report_dependencies(backends: Iterable[str], *, precisions: Iterable[s
                if not _installed(m)]
     if not missing:
         return
-    extras = sorted({_WHY[m][0] for m in missing})
-    what = "; ".join(f"{m} ({_WHY[m][1]})" for m in missing)
+    extras = sorted({EXTRAS[m] for m in missing})
+    what = "; ".join(f"{m} ({_WHY[m]})" for m in missing)
     raise MissingDependencyError(f"report over --backends {','.join(backends)}: needs {what}, not installed here "
                                  f"(checked before any work). Install: pip install 'segedge[{','.join(extras)}]'")

@@ -35,7 +35,7 @@ def svg(fig) -> str:
 
 def figure(size):
     """A matplotlib Figure (no pyplot state) and its one axes; matplotlib is the report's extra."""
-    require("matplotlib", "report")
+    require("matplotlib")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=100)

@@ -15,12 +15,13 @@ from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 
-# (import name, distribution name, extra that installs it)
-PACKAGES = (("onnxruntime", "onnxruntime", "cpu"), ("openvino", "openvino", "cpu"),
-            ("cv2", "opencv-python-headless", "cpu"), ("torch", "torch", "convert"), ("onnx", "onnx", "convert"),
-            ("onnxscript", "onnxscript", "convert"), ("safetensors", "safetensors", "convert"),
-            ("nncf", "nncf", "quantize"), ("matplotlib", "matplotlib", "report"), ("tensorrt", "tensorrt", "jetson"),
-            ("pycuda", "pycuda", "jetson"), ("transformers", "transformers", "test"))
+from sdk.core.errors import EXTRAS
+
+# (import name, distribution name, extra that installs it: sdk.core.errors.EXTRAS)
+PACKAGES = tuple((module, dist, EXTRAS[module]) for module, dist in (
+    ("onnxruntime", "onnxruntime"), ("openvino", "openvino"), ("cv2", "opencv-python-headless"), ("torch", "torch"),
+    ("onnx", "onnx"), ("onnxscript", "onnxscript"), ("safetensors", "safetensors"), ("nncf", "nncf"),
+    ("matplotlib", "matplotlib"), ("tensorrt", "tensorrt"), ("pycuda", "pycuda"), ("transformers", "transformers")))
 # job -> (the commands, the modules it needs, the extras that install them)
 JOBS = (("run ONNX artifacts", "predict, stream, eval, bench (onnx)", ("onnxruntime", "cv2"), "cpu"),
         ("run OpenVINO IR", "predict, stream, eval, bench (openvino)", ("openvino", "cv2"), "cpu"),
