@@ -198,6 +198,7 @@ def _prepare(source: Path, artifacts: Path, calib, eval_set, eval_info: dict, it
              tune, max_drop: float, num_samples: int, seed: int, size_hw, batch: int):
     """Check the sets against the model, export the FP32 sources, load the calibration and tuning sets; returns
     (the build context, the reference's manifest, export seconds or None)."""
+    from calibration.int8 import static_size_hw
     from calibration.sets import load_calibration_set
     from sdk.core.manifest import read_manifest
     from sdk.core.preprocess import network_size
@@ -223,7 +224,7 @@ def _prepare(source: Path, artifacts: Path, calib, eval_set, eval_info: dict, it
         tune_data = list(open_labelled_set(tune))
     ctx = BuildContext(source=source, source_is_artifact=is_artifact, fp32=fp32, portable=portable,
                        artifacts=artifacts, calib=calib_set, calib_arg=str(calib), num_samples=num_samples,
-                       seed=seed, size_hw=size_hw, ov_size_hw=tuple(manifest.preprocess.size_hw or frame.shape[:2]),
+                       seed=seed, size_hw=size_hw, ov_size_hw=static_size_hw(manifest, calib_set.frames, None)[0],
                        tune_arg=str(tune) if tune is not None else None, tune_data=tune_data, max_drop=max_drop,
                        latency_hw=network_size(manifest.preprocess, frame.shape[:2]), frame_hw=frame.shape[:2],
                        batch=batch, progress=False)
