@@ -42,8 +42,8 @@ import numpy as np
 from calibration.report.build import build_all
 from calibration.report.cost import CostOptions, measure_cost
 from calibration.report.evaluate import eval_items, evaluate_all, note_identical
-from calibration.report.plan import (BACKENDS, METHODS, PRECISIONS, PRESETS, BuildContext, Variant, openvino_status,
-                                     plan_variants, tensorrt_gpu_status)
+from calibration.report.plan import (BACKENDS, DEFAULT_MAX_DROP, METHODS, PRECISIONS, PRESETS, BuildContext, Variant,
+                                     openvino_status, plan_variants, tensorrt_gpu_status)
 from calibration.report.recommend import choose_int8, pareto_front, recommend
 from sdk.core.errors import InputError, LabelsError
 from sdk.core.result import pixel_agreement
@@ -88,7 +88,7 @@ def _fp32_sources(source: Path, artifacts: Path, backends, size_hw) -> tuple[boo
 @writes_whole(markers=("report.json",), what="report")
 def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path, eval_set: str | Path,
                 backends=BACKENDS, precisions=PRECISIONS, methods=METHODS, presets=("default",),
-                max_drop: float = 0.5, tune: str | Path | None = None, eval_split: str = "test",
+                max_drop: float = DEFAULT_MAX_DROP, tune: str | Path | None = None, eval_split: str = "test",
                 eval_samples: int = 0, num_samples: int = 300, seed: int = 0,
                 size_hw: tuple[int, int] | None = None, corruptions=(), severity: int = 3,
                 corruption_samples: int = 0, cost: CostOptions = CostOptions(), examples: int = 3,

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from calibration.quantize_ort import METHODS  # noqa: F401 (the grid's methods axis, calibration.report.METHODS)
-from sdk.core.errors import SegEdgeError
+from sdk.core.errors import InputError, SegEdgeError
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 PRESETS = ("default", "max-drop", "latency-aware")
+DEFAULT_MAX_DROP = 0.5  # mIoU points (or % of pixels disagreeing, unlabelled): the recommendation's default limit
 SHORT = {"onnxruntime": "ort", "openvino": "ov", "tensorrt": "trt"}
 OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
@@ -215,6 +216,16 @@ class BuildContext:
     frame_hw: tuple[int, int]  # the timing frame (= mask size)
     batch: int  # the larger batch timed for throughput
     progress: bool
+
+
+def presets_and_limit(presets, max_drop: float | None) -> tuple[list[str], float]:
+    """The presets and the recommendation's limit from what the user gave (``segedge report --presets/--max-drop``):
+    no presets -> "default", plus "max-drop" when a limit is given (giving one asks for the variants that meet it);
+    max-drop without a limit is an error (its search needs the drop to meet); no limit -> ``DEFAULT_MAX_DROP``."""
+    chosen = list(presets) if presets else (["default", "max-drop"] if max_drop is not None else ["default"])
+    if "max-drop" in chosen and max_drop is None:
+        raise InputError("--presets max-drop needs --max-drop POINTS (the drop the sensitivity search must meet)")
+    return chosen, DEFAULT_MAX_DROP if max_drop is None else max_drop
 
 
 # ----------------------------------------------------------------------------------------------- what exists here

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from calibration.report import BACKENDS, METHODS, PRECISIONS
+from calibration.report.plan import DEFAULT_MAX_DROP
 from sdk.cli.common import positive_int
-from sdk.core.errors import InputError
 
 
 def _list(value: str) -> list[str]:
@@ -30,8 +30,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--methods", type=_list, default=list(METHODS), help="calibration methods (default: all)")
     p.add_argument("--presets", type=_list, help="float-layer presets: default, max-drop (default: default, plus "
                                                  "max-drop when --max-drop is given)")
-    p.add_argument("--max-drop", type=float, help="largest mIoU drop in points for the recommendation (default "
-                                                  "0.5); giving it also builds the accuracy-aware max-drop variants")
+    p.add_argument("--max-drop", type=float, help=f"largest mIoU drop in points for the recommendation (default "
+                                                  f"{DEFAULT_MAX_DROP:g}); giving it also builds the accuracy-aware "
+                                                  "max-drop variants")
     p.add_argument("--tune", help="labelled set the max-drop search tunes on (default: --eval; for CamVid the "
                                   "val split, as segedge quantize --eval reads it)")
     p.add_argument("--eval-split", default="test", help="CamVid split to evaluate on (default test)")
@@ -63,15 +64,14 @@ def run(args: argparse.Namespace) -> int:
     check_report_dependencies(args.backends, precisions=args.precisions, source=args.checkpoint)  # before any work
     from calibration.corruptions import CORRUPTIONS
     from calibration.report import CostOptions, make_report
+    from calibration.report.plan import presets_and_limit
     from calibration.report.render import format_table
 
-    presets = args.presets or (["default", "max-drop"] if args.max_drop is not None else ["default"])
-    if "max-drop" in presets and args.max_drop is None:
-        raise InputError("--presets max-drop needs --max-drop POINTS (the drop the sensitivity search must meet)")
+    presets, max_drop = presets_and_limit(args.presets, args.max_drop)
     corruptions = list(CORRUPTIONS) if args.corruptions == ["all"] else args.corruptions
     report = make_report(args.checkpoint, args.output, calib=args.calib, eval_set=args.eval,
                          backends=args.backends, precisions=args.precisions, methods=args.methods, presets=presets,
-                         max_drop=0.5 if args.max_drop is None else args.max_drop, tune=args.tune,
+                         max_drop=max_drop, tune=args.tune,
                          eval_split=args.eval_split, eval_samples=args.eval_samples, num_samples=args.num_samples,
                          seed=args.seed, size_hw=tuple(args.size) if args.size else None, corruptions=corruptions,
                          severity=args.severity, corruption_samples=args.corruption_samples,
