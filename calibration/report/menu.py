@@ -232,8 +232,3 @@ def build_latency_aware(v: Variant, ctx) -> None:
     export = "" if ctx.source_is_artifact else cmd.export_command(
         ctx, src, "onnxruntime" if v.backend == "onnxruntime" else "portable") + " && "
     v.command = export + call
-
-
-def tune_needed(presets, menu_on: bool) -> bool:
-    """The tuning set is loaded for the max-drop preset and for the latency-aware variants."""
-    return "max-drop" in presets or LATENCY_AWARE in presets or menu_on

@@ -5,6 +5,7 @@ import argparse
 
 from calibration.report import BACKENDS, METHODS, PRECISIONS
 from calibration.report.plan import DEFAULT_MAX_DROP
+from calibration.speed_menu import DEFAULT_SCALES, DEFAULT_TOKEN_MERGES
 from sdk.cli.common import positive_int
 
 
@@ -50,10 +51,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--settle", type=float, default=10.0, help="seconds of pause before timing (default 10)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant load-time/peak-RSS processes")
     p.add_argument("--examples", type=int, default=3, help="example frames in the HTML (default 3)")
-    p.add_argument("--scales", default="1.0,0.75,0.5", help="network input as shares of the frame, masks still at "
-                   "the frame's size (default 1.0,0.75,0.5; 1.0 alone: off). FP32 at each; INT8 at the pruned points")
-    p.add_argument("--token-merges", default="none,2x2", help="training-free token merging specs (segedge export "
-                   "--token-merge), comma list (default none,2x2; none alone: off)")
+    scales, merges = ",".join(map(str, DEFAULT_SCALES)), ",".join(DEFAULT_TOKEN_MERGES)
+    p.add_argument("--scales", default=scales, help="network input as shares of the frame, masks still at the "
+                   f"frame's size (default {scales}; 1.0 alone: off). FP32 at each; INT8 at the pruned points")
+    p.add_argument("--token-merges", default=merges, help="training-free token merging specs (segedge export "
+                   f"--token-merge), comma list (default {merges}; none alone: off)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
