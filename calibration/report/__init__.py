@@ -140,17 +140,9 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     int8_points = []
     if menu_on:  # phase B: INT8 only at the pruned menu points (calibration.report.menu), then scored like the rest
         t = time.perf_counter()
-        metric = "drop_points" if eval_info["labelled"] else "disagreement_points"
-        int8_points = report_menu.menu_points_for_int8(
-            [v for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"], max_drop, metric)
-        ov = openvino_status() if "openvino" in backends else ("not requested", [])
-        ov_floats, menu_skipped = report_menu.menu_openvino_floats(int8_points, precisions, ov)
-        skipped += menu_skipped + report_menu.menu_skipped(int8_points, backends, precisions,
-                                                          tune=ctx.tune_data is not None,
-                                                          frame_hw=ctx.size_hw or ctx.frame_hw)
-        extra = report_menu.phase_b(int8_points, backends, openvino_ok=ov[0] is None,
-                                    tune=ctx.tune_data is not None, ov_floats=ov_floats, precisions=precisions)
-        build_all(extra, ctx, export_seconds, progress, shared=shared)
+        extra, int8_points, more_skipped = _menu_phase_b(variants, ctx, max_drop, eval_info["labelled"], backends,
+                                                         precisions, shared, progress)
+        skipped += more_skipped
         phases["menu_build_s"] = time.perf_counter() - t
         t = time.perf_counter()
         evaluate_all(extra, ctx.fp32, items, corruption_items, corruptions, severity, names, progress)
@@ -161,15 +153,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     measure_cost(variants, items[0][0], cost, progress)
     phases["cost_s"] = time.perf_counter() - t
 
-    labelled = eval_info["labelled"]
-    reference_name = next((v.name for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"), None)
-    rec = recommend(variants, max_drop=max_drop, labelled=labelled, reference_name=reference_name)
-    quality = "miou" if labelled else "agreement"
-    front = pareto_front({v.name: (v.cost.p50_ms, getattr(v.accuracy, quality)) for v in variants
-                          if v.timed and v.accuracy and getattr(v.accuracy, quality) is not None})
-    for v in variants:
-        v.pareto = v.name in front
-    chosen = choose_int8(variants, rec, rec.metric)
+    rec, front, chosen = _verdict(variants, max_drop, eval_info["labelled"])
     example_frames = _examples(chosen, ctx.fp32, items, examples) if chosen is not None and examples > 0 else []
     report = {
         "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -192,6 +176,37 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
     }
     report["files"] = {k: str(p) for k, p in write_report(report, out, example_frames, manifest).items()}
     return report
+
+
+def _verdict(variants: list[Variant], max_drop: float, labelled: bool):
+    """(the recommendation, the Pareto front's names, the INT8 variant the pictures show); marks ``v.pareto``."""
+    reference_name = next((v.name for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"), None)
+    rec = recommend(variants, max_drop=max_drop, labelled=labelled, reference_name=reference_name)
+    quality = "miou" if labelled else "agreement"
+    front = pareto_front({v.name: (v.cost.p50_ms, getattr(v.accuracy, quality)) for v in variants
+                          if v.timed and v.accuracy and getattr(v.accuracy, quality) is not None})
+    for v in variants:
+        v.pareto = v.name in front
+    return rec, front, choose_int8(variants, rec, rec.metric)
+
+
+def _menu_phase_b(variants: list[Variant], ctx: BuildContext, max_drop: float, labelled: bool, backends, precisions,
+                  shared: dict, progress: bool) -> tuple[list[Variant], list, list[dict]]:
+    """The speed menu's phase B, built: the pruned points' INT8 (and OpenVINO float) variants. Returns (those
+    variants, the pruned points, the requested cells they leave out with why)."""
+    from calibration.report import menu as report_menu
+
+    metric = "drop_points" if labelled else "disagreement_points"
+    int8_points = report_menu.menu_points_for_int8(
+        [v for v in variants if v.backend == "onnxruntime" and v.precision == "fp32"], max_drop, metric)
+    ov = openvino_status() if "openvino" in backends else ("not requested", [])
+    ov_floats, skipped = report_menu.menu_openvino_floats(int8_points, precisions, ov)
+    skipped += report_menu.menu_skipped(int8_points, backends, precisions, tune=ctx.tune_data is not None,
+                                        frame_hw=ctx.size_hw or ctx.frame_hw)
+    extra = report_menu.phase_b(int8_points, backends, openvino_ok=ov[0] is None, tune=ctx.tune_data is not None,
+                                ov_floats=ov_floats, precisions=precisions)
+    build_all(extra, ctx, shared["export_seconds"], progress, shared=shared)
+    return extra, int8_points, skipped
 
 
 def _prepare(source: Path, artifacts: Path, calib, eval_set, eval_info: dict, items: list, *, backends, presets,
