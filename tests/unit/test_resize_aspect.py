@@ -69,6 +69,7 @@ def test_numpy_fallback_within_one_grey_level_where_pil_runs_vertical_first(PIL)
 
 
 def test_pil_bilinear_antialiases_where_opencv_bilinear_does_not():
+    pytest.importorskip("cv2", reason="OpenCV's bilinear is the comparison (the cpu extra)")
     stripes = np.zeros((96, 96, 3), np.uint8)
     stripes[:, ::2] = 255  # one-pixel stripes: a 3x shrink should blur them towards grey
     spec = dict(size_hw=(32, 32), mean=(0, 0, 0), std=(1, 1, 1))
@@ -89,6 +90,7 @@ def test_matches_transformers_image_processor(frame_hw):
 
 
 def test_checkpoint_that_resizes_records_pil_bilinear(tmp_path, hf_model):
+    pytest.importorskip("torch", reason="loading a checkpoint needs torch (the convert extra)")
     from converters.checkpoints import load_checkpoint
 
     for name in ("config.json", "model.safetensors"):
@@ -132,6 +134,7 @@ def test_pad_to_stride_golden():
 
 
 def test_stretch_warns_when_the_aspect_differs_more_than_a_little():
+    pytest.importorskip("cv2", reason="preprocess resizes with OpenCV (the cpu extra)")
     spec = PreprocessSpec(size_hw=(360, 480))
     assert aspect_mismatch(spec, (720, 1280)) == pytest.approx((1280 / 720) / (480 / 360))
     with pytest.warns(UserWarning, match=r"720x1280: its aspect differs from the network's 360x480 by 1\.33x.*"
