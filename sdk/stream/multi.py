@@ -363,17 +363,11 @@ class MultiStreamPipeline:
         """One model call for the frames (frames of the same size together), results in the frames' order, and
         preprocess / inference / postprocess ms for the batch."""
         order = sorted(range(len(frames)), key=lambda k: frames[k].image.shape)
-        calls = self._timed.calls
-        calls.clear()
-        t0 = time.perf_counter()
-        ordered = self._seg.predict_batch([frames[k].image for k in order], batch_size=len(frames))
-        t1 = time.perf_counter()
+        ordered, pre, inf, post = self._timed.timed_predict(self._seg, [frames[k].image for k in order])
         results: list = [None] * len(frames)
         for k, r in zip(order, ordered):
             results[k] = r
-        inf = sum(end - start for _, start, end in calls)
-        pre = sum(asked - (calls[i - 1][2] if i else t0) for i, (asked, _, _) in enumerate(calls))
-        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][2]) * 1e3
+        return results, pre, inf, post
 
     # -- render/writer: the calling thread ---------------------------------------------------------------------
     def run(self) -> MultiStreamStats:

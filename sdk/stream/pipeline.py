@@ -185,6 +185,18 @@ class TimedRuntime:
             self._local.calls = []
         return self._local.calls
 
+    def timed_predict(self, segmenter: "Segmenter", images: list[np.ndarray]) -> tuple[list, float, float, float]:
+        """``segmenter.predict_batch(images)`` (one batch) in this thread, with its preprocess / inference /
+        postprocess ms split at this runtime's calls (the wait for another thread's call is in none of them)."""
+        calls = self.calls
+        calls.clear()
+        t0 = time.perf_counter()
+        results = segmenter.predict_batch(images, batch_size=len(images))
+        t1 = time.perf_counter()
+        inf = sum(end - start for _, start, end in calls)
+        pre = sum(asked - (calls[i - 1][2] if i else t0) for i, (asked, _, _) in enumerate(calls))
+        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][2]) * 1e3
+
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         asked = time.perf_counter()
         with self._slots:
@@ -316,14 +328,7 @@ class StreamPipeline:
 
     def _predict(self, frames: list[Frame]) -> tuple[list, float, float, float]:
         """Segmenter.predict_batch on the frames; returns results and preprocess/inference/postprocess ms."""
-        calls = self._timed.calls
-        calls.clear()
-        t0 = time.perf_counter()
-        results = self._seg.predict_batch([f.image for f in frames], batch_size=len(frames))
-        t1 = time.perf_counter()
-        inf = sum(end - start for _, start, end in calls)
-        pre = sum(asked - (calls[i - 1][2] if i else t0) for i, (asked, _, _) in enumerate(calls))
-        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][2]) * 1e3
+        return self._timed.timed_predict(self._seg, [f.image for f in frames])
 
     # -- render/writer: the calling thread -------------------------------------------------------------------------
     def run(self) -> StreamStats:
