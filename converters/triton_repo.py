@@ -26,12 +26,14 @@ import shutil
 from pathlib import Path
 
 from converters.deploy_configs import LABELS_FILE, default_model_name, labels_text, one_line, pbtxt_string
-from sdk.core.errors import ArtifactError, InputError
+from sdk.core.errors import EXTRAS, ArtifactError, InputError
 from sdk.core.manifest import read_manifest, resolve_artifact
 
 MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 INPUT_NAME, OUTPUT_NAME = "IMAGE", "MASK"
-RUNTIME_EXTRAS = {"onnx": "cpu", "openvino": "cpu", "tensorrt": "jetson"}
+# artifact format -> the extra that installs the runtime it runs in (sdk.core.errors.EXTRAS)
+RUNTIME_EXTRAS = {fmt: EXTRAS[module] for fmt, module in (("onnx", "onnxruntime"), ("openvino", "openvino"),
+                                                          ("tensorrt", "tensorrt"))}
 
 
 def _segedge_version() -> str:

@@ -11,7 +11,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Iterable
 
-from sdk.core.errors import EXTRAS, InputError, MissingDependencyError
+from sdk.core.errors import InputError, MissingDependencyError, extras_for
 
 # module -> what the report needs it for (the extra that installs it: sdk.core.errors.EXTRAS)
 _WHY = {"onnxruntime": "the FP32 reference and scoring", "cv2": "reading images and video",
@@ -59,7 +59,6 @@ def check_report_dependencies(backends: Iterable[str], *, precisions: Iterable[s
                if not _installed(m)]
     if not missing:
         return
-    extras = sorted({EXTRAS[m] for m in missing})
     what = "; ".join(f"{m} ({_WHY[m]})" for m in missing)
     raise MissingDependencyError(f"report over --backends {','.join(backends)}: needs {what}, not installed here "
-                                 f"(checked before any work). Install: pip install 'segedge[{','.join(extras)}]'")
+                                 f"(checked before any work). Install: pip install 'segedge[{extras_for(missing)}]'")

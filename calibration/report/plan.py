@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from calibration.quantize_ort import METHODS  # noqa: F401 (the grid's methods axis, calibration.report.METHODS)
-from sdk.core.errors import InputError, SegEdgeError
+from sdk.core.errors import InputError, SegEdgeError, extras_for
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -236,7 +236,7 @@ def openvino_status() -> tuple[str | None, list[str]]:
     if "openvino" not in RUNTIMES:
         return "runtimes.RUNTIMES has no 'openvino' runtime in this build", []
     if find_spec("openvino") is None:
-        return "openvino is not installed (pip install 'segedge[cpu]')", []
+        return f"openvino is not installed (pip install 'segedge[{extras_for(['openvino'])}]')", []
     import openvino as ov
 
     return None, list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
@@ -297,7 +297,7 @@ def _openvino(precision: str, presets, skip, status: tuple[str | None, list[str]
         return [Variant.of(Cell(backend="openvino", precision=precision), runtime="openvino",
                            runtime_options={"precision": OV_HINT[precision]}, latency_runtime="openvino")]
     if find_spec("nncf") is None:
-        skip("nncf is not installed (OpenVINO INT8 is made with NNCF: pip install nncf)")
+        skip(f"nncf is not installed (OpenVINO INT8 is made with NNCF: pip install 'segedge[{extras_for(['nncf'])}]')")
         return []
     return [Variant.of(Cell(backend="openvino", precision="int8", method="nncf", preset=p), runtime="openvino",
                        runtime_options={"precision": None}, latency_runtime="openvino",

@@ -15,23 +15,21 @@ from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 
-from sdk.core.errors import EXTRAS
+from sdk.core.errors import EXTRAS, extras_for
 
 # (import name, distribution name, extra that installs it: sdk.core.errors.EXTRAS)
 PACKAGES = tuple((module, dist, EXTRAS[module]) for module, dist in (
     ("onnxruntime", "onnxruntime"), ("openvino", "openvino"), ("cv2", "opencv-python-headless"), ("torch", "torch"),
     ("onnx", "onnx"), ("onnxscript", "onnxscript"), ("safetensors", "safetensors"), ("nncf", "nncf"),
     ("matplotlib", "matplotlib"), ("tensorrt", "tensorrt"), ("pycuda", "pycuda"), ("transformers", "transformers")))
-# job -> (the commands, the modules it needs, the extras that install them)
-JOBS = (("run ONNX artifacts", "predict, stream, eval, bench (onnx)", ("onnxruntime", "cv2"), "cpu"),
-        ("run OpenVINO IR", "predict, stream, eval, bench (openvino)", ("openvino", "cv2"), "cpu"),
-        ("convert a checkpoint", "export, export-openvino, demo", ("torch", "onnx", "safetensors", "onnxruntime"),
-         "cpu,convert"),
-        ("INT8 for ONNX Runtime / TensorRT Q/DQ", "quantize --backend onnxruntime|tensorrt",
-         ("onnx", "onnxruntime"), "cpu,convert"),
-        ("INT8 for OpenVINO", "quantize --backend openvino", ("nncf", "openvino", "onnx"), "cpu,convert,quantize"),
-        ("reports", "report", ("matplotlib", "onnxruntime", "onnx"), "cpu,convert,report"),
-        ("TensorRT engines", "build, predict/stream/bench (engine)", ("tensorrt",), "jetson"))
+# job -> (the commands, the modules it needs); the extras that install them come from sdk.core.errors.EXTRAS
+JOBS = (("run ONNX artifacts", "predict, stream, eval, bench (onnx)", ("onnxruntime", "cv2")),
+        ("run OpenVINO IR", "predict, stream, eval, bench (openvino)", ("openvino", "cv2")),
+        ("convert a checkpoint", "export, export-openvino, demo", ("torch", "onnx", "safetensors", "onnxruntime")),
+        ("INT8 for ONNX Runtime / TensorRT Q/DQ", "quantize --backend onnxruntime|tensorrt", ("onnx", "onnxruntime")),
+        ("INT8 for OpenVINO", "quantize --backend openvino", ("nncf", "openvino", "onnx")),
+        ("reports", "report", ("matplotlib", "onnxruntime", "onnx")),
+        ("TensorRT engines", "build, predict/stream/bench (engine)", ("tensorrt",)))
 FEATURES = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
             ("BF16", ("avx512_bf16",)), ("AMX", ("amx_int8",)), ("NEON dot product", ("asimddp",)))
 
@@ -186,8 +184,9 @@ def diagnose() -> dict:
     out["jobs"] = [{"job": job, "commands": commands, "ready": all(usable[m] for m in needs),
                     "missing": [m for m in needs if not usable[m]],
                     # TensorRT comes from JetPack's steps, never from the jetson extra (onnx only)
-                    "install": INSTALL_TENSORRT if "tensorrt" in needs else f"pip install 'segedge[{extras}]'"}
-                   for job, commands, needs, extras in JOBS]
+                    "install": (INSTALL_TENSORRT if "tensorrt" in needs
+                                else f"pip install 'segedge[{extras_for(needs)}]'")}
+                   for job, commands, needs in JOBS]
     return out
 
 

@@ -35,7 +35,14 @@ class MissingDependencyError(SegEdgeError, ImportError):
 # and pycuda come from JetPack, not pip (docs/JETSON.md); "jetson" is what the device side installs with them.
 EXTRAS = {"onnxruntime": "cpu", "openvino": "cpu", "cv2": "cpu", "torch": "convert", "onnx": "convert",
           "onnxscript": "convert", "safetensors": "convert", "nncf": "quantize", "matplotlib": "report",
-          "tensorrt": "jetson", "pycuda": "jetson", "transformers": "test"}
+          "tensorrt": "jetson", "pycuda": "jetson", "transformers": "test", "tritonclient": "serve"}
+
+
+def extras_for(modules) -> str:
+    """The extras that install ``modules``, comma-separated in ``EXTRAS``' order (``cpu,convert,report``), for a
+    ``pip install 'segedge[...]'`` line."""
+    wanted = {EXTRAS[m.split(".")[0]] for m in modules}
+    return ",".join(e for e in dict.fromkeys(EXTRAS.values()) if e in wanted)
 
 
 def require(module: str, extra: str | None = None):

@@ -34,8 +34,8 @@ class TritonSegmenter:
         if protocol not in PROTOCOLS:
             raise InputError(f"protocol: expected one of {PROTOCOLS}, got {protocol!r}")
         self.protocol, self.url, self.model_name, self.timeout_s = protocol, url, model_name, timeout_s
-        self._tc = require(f"tritonclient.{protocol}", "serve")
-        self._utils = require("tritonclient.utils", "serve")
+        self._tc = require(f"tritonclient.{protocol}")
+        self._utils = require("tritonclient.utils")
         self.client = self._tc.InferenceServerClient(url=url)
         try:
             config = self.client.get_model_config(model_name)
