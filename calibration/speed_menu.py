@@ -42,7 +42,7 @@ def parse_token_merges(text: str | tuple | list) -> tuple[TokenMerge, ...]:
 
 
 def scaled_size_hw(frame_hw: tuple[int, int], scale: float) -> tuple[int, int]:
-    """The network input for ``scale`` of a frame of ``frame_hw``; both sides at least 32."""
+    """The network input for ``scale`` of a frame of ``frame_hw``; both sides at least ``STRIDE`` (32)."""
     h, w = (int(round(scale * v)) for v in frame_hw)
     if min(h, w) < STRIDE:
         raise InputError(f"scale {scale}: {frame_hw[0]}x{frame_hw[1]} frames would run at {h}x{w}; expected both "

@@ -34,6 +34,7 @@ from pathlib import Path
 from runtimes.tensorrt import engine_manifest_info
 from sdk.core.errors import ArtifactError, InputError
 from sdk.core.manifest import TENSOR_NAME, Manifest, class_name_problem, read_manifest, resolve_artifact
+from sdk.core.preprocess import STRIDE
 
 DEEPSTREAM_CONFIG = "config_infer_primary_segformer.txt"
 LABELS_FILE = "labels.txt"
@@ -136,8 +137,8 @@ def deepstream_config(manifest: Manifest, *, engine_file: str, labels_file: str 
                             f"per-channel std {list(spec.std)} within {std_tolerance:.1%} of one value, got "
                             f"{deviation:.1%}. Pass std_tolerance={deviation:.3f} to accept the approximation.")
     if spec.aspect == "pad":
-        raise ArtifactError("DeepStream config: the artifact's preprocessing pads frames to a multiple of 32 without "
-                            "resizing (--aspect pad); nvinfer always scales frames to its infer-dims. Export with "
+        raise ArtifactError(f"DeepStream config: the artifact's preprocessing pads frames to a multiple of {STRIDE} "
+                            "without resizing (--aspect pad); nvinfer always scales frames to its infer-dims. Export with "
                             "--aspect letterbox --size H W (nvinfer's maintain-aspect-ratio) or --aspect stretch "
                             "--size H W, then rebuild the engine.")
     notes = [f"# {DS_FILTER_NOTES[spec.resize_mode]}"] if spec.resize_mode in DS_FILTER_NOTES else []

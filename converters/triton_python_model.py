@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sdk.core.errors import InputError, SegEdgeError
+from sdk.core.preprocess import STRIDE
 from sdk.segmenter import Segmenter
 
 
@@ -56,7 +57,7 @@ class TritonPythonModel:
             images = self.pb.get_input_tensor_by_name(request, "IMAGE").as_numpy()
             if images.ndim != 4 or images.shape[0] == 0 or 0 in images.shape[1:3]:
                 responses[i] = self._error(InputError(
-                    f"expected (N, H, W, 3) uint8 images with H, W >= 32, got shape {tuple(images.shape)}. Send "
+                    f"expected (N, H, W, 3) uint8 images with H, W >= {STRIDE}, got shape {tuple(images.shape)}. Send "
                     "one (H, W, 3) RGB frame per batch row."), "IMAGE")
             else:
                 batches.append((i, images))

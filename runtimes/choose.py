@@ -41,6 +41,7 @@ from runtimes.base import AutoChoice, Runtime, construct
 from sdk.core.cpu import host_isa
 from sdk.core.errors import InputError, SegEdgeError
 from sdk.core.manifest import Manifest, model_feeds
+from sdk.core.preprocess import STRIDE
 
 log = logging.getLogger("segedge.auto")  # the CLI prints measured choices from this logger as its first line
 
@@ -125,7 +126,7 @@ def input_size_hw(manifest: Manifest) -> tuple[tuple[int, int], str]:
         return (int(h), int(w)), "its network size"
     limit = manifest.extra.get("max_input_pixels")
     if isinstance(limit, int) and limit < DEFAULT_SIZE_HW[0] * DEFAULT_SIZE_HW[1]:  # a smaller square it allows
-        side = max(32, int(limit ** 0.5) // 32 * 32)
+        side = max(STRIDE, int(limit ** 0.5) // STRIDE * STRIDE)
         return (side, side), ANY_SIZE
     return DEFAULT_SIZE_HW, ANY_SIZE
 
