@@ -25,13 +25,21 @@ RUNTIMES: dict[str, type[Runtime]] = {"onnxruntime": OnnxRuntime, "openvino": Op
 _NEEDS = {name: (name, EXTRAS[name]) for name in ("onnxruntime", "openvino", "tensorrt")}  # runtime -> (module, extra)
 
 
-def open_runtime(artifact: str | Path, runtime: str = "auto", **options) -> Runtime:
+def open_runtime(artifact: str | Path, runtime: str = "auto", *, device: str | int | None = None,
+                 **options) -> Runtime:
     """Open an artifact folder on a runtime. ``"auto"`` picks, among the installed runtimes that can run the
     artifact (and take ``options``), the fastest on this machine, measured once and cached (``runtimes.choose``;
     ``SEGEDGE_AUTO_RUNTIME=first``: the first in ``RUNTIMES`` order); the runtime's ``auto_choice`` says which and
-    why. A runtime named here always wins. ``options`` go to the runtime's constructor."""
+    why. A runtime named here always wins. device: cpu, cuda[:N], tensorrt, GPU[.N], NPU, AUTO or a GPU index,
+    mapped to the runtime (with "auto": the one the device needs) and its options (``runtimes.devices``).
+    ``options`` go to the runtime's constructor."""
     artifact = resolve_artifact(artifact)  # the model file inside an artifact folder works too
     manifest: Manifest = read_manifest(artifact)
+    if device is not None:
+        from runtimes.devices import device_options, merge_options
+
+        runtime, mapped = device_options(manifest.format, runtime, device)
+        options = merge_options(device, mapped, options)
     if runtime != "auto":
         if runtime not in RUNTIMES:
             raise ArtifactError(f"runtime: expected 'auto' or one of {sorted(RUNTIMES)}, got {runtime!r}")

@@ -53,12 +53,15 @@ class Segmenter:
         self.palette = self.manifest.palette or default_palette(len(self.class_names))
 
     @classmethod
-    def from_artifact(cls, path: str | Path, *, runtime: str = "auto", color_order: str = "rgb",
-                      max_input_pixels: int | None = None, **runtime_options) -> "Segmenter":
-        """Open an artifact folder (``model.json`` + model file). ``runtime_options`` go to the runtime."""
+    def from_artifact(cls, path: str | Path, *, runtime: str = "auto", device: str | int | None = None,
+                      color_order: str = "rgb", max_input_pixels: int | None = None,
+                      **runtime_options) -> "Segmenter":
+        """Open an artifact folder (``model.json`` + model file). device: cpu, cuda[:N], tensorrt, GPU[.N], NPU,
+        AUTO (``runtimes.devices``; with runtime "auto" it picks the runtime). ``runtime_options`` go to the
+        runtime."""
         if color_order not in COLOR_ORDERS:
             raise InputError(f"color_order: expected one of {COLOR_ORDERS}, got {color_order!r}")
-        rt = open_runtime(path, runtime, **runtime_options)
+        rt = open_runtime(path, runtime, device=device, **runtime_options)
         try:
             return cls(rt, color_order=color_order, max_input_pixels=max_input_pixels)
         except BaseException:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.cli.common import check_output_file, nonnegative_float, nonnegative_int, positive_int
-from sdk.cli.devices import add_device_argument, runtime_for_device
+from sdk.cli.devices import add_device_argument
 from sdk.core.errors import InputError
 
 
@@ -61,9 +61,14 @@ def run(args: argparse.Namespace) -> int:
         kind, baseline = args.baseline
         if kind != "pytorch":
             raise InputError(f"--baseline: expected 'pytorch CHECKPOINT', got {kind!r}")
-    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
+    options = dict(args.runtime_option)
+    if args.device is not None:  # the library maps it (runtimes/devices.py)
+        if "device" in options and str(options["device"]) != args.device:
+            raise InputError(f"--device {args.device} and --runtime-option device={options['device']}: expected "
+                             "one of them")
+        options["device"] = args.device
     result = bench(args.artifact, sizes_hw=[tuple(s) for s in args.size], batch=args.batch, repeats=args.repeats,
-                   warmup=args.warmup, runtime=runtime, runtime_options={**options, **dict(args.runtime_option)},
+                   warmup=args.warmup, runtime=args.runtime, runtime_options=options,
                    end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle,
                    frame=args.frame)
     print(format_bench(result))

@@ -28,14 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from calibration.datasets import open_labelled_set
     from calibration.evaluate import evaluate
     from sdk.cli.common import check_output_file
-    from sdk.cli.devices import runtime_for_device
     from sdk.segmenter import Segmenter
 
     if args.json:
         check_output_file(args.json, "--json")
     data = open_labelled_set(args.data, args.split, ignore_index=args.ignore_index)
-    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
-    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg, ExitStack() as stack:
+    with Segmenter.from_artifact(args.artifact, runtime=args.runtime, device=args.device) as seg, \
+            ExitStack() as stack:
         ref = stack.enter_context(Segmenter.from_artifact(args.reference)) if args.reference else None
         result = evaluate(seg, data, class_names=getattr(data, "class_names", None), reference=ref, total=len(data),
                           progress=not args.quiet)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from sdk.cli.common import check_output_dir, image_paths, positive_int
-from sdk.cli.devices import add_device_argument, runtime_for_device
+from sdk.cli.devices import add_device_argument
 from sdk.core.errors import InputError, OutputError
 
 
@@ -121,8 +121,7 @@ def predict_files(artifact: str | Path, images: list[str], output: str | Path, *
         raise InputError(f"--output {out}: writing {clash[0]} would overwrite an input image. Choose another folder.")
 
     written: list[Path] = []
-    runtime, options = runtime_for_device(artifact, runtime, device)  # --device: see sdk/cli/devices.py
-    with Segmenter.from_artifact(artifact, runtime=runtime, **options) as seg:
+    with Segmenter.from_artifact(artifact, runtime=runtime, device=device) as seg:  # device: runtimes/devices.py
         out.mkdir(parents=True, exist_ok=True)
         pending: list[tuple[int, object]] = []
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 
 from sdk.cli.common import check_output_file, nonnegative_int, positive_float, positive_int
-from sdk.cli.devices import add_device_argument, runtime_for_device
+from sdk.cli.devices import add_device_argument
 from sdk.core.errors import InputError, SegEdgeError, SourceError
 
 if TYPE_CHECKING:
@@ -100,12 +100,12 @@ def _run_one(args, text: str) -> int:
                           render=_render_options(args))
     live = {"auto": None, "live": True, "file": False}[args.mode]
     spec = parse_source(text, csi=_csi(args), live=live)
-    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
+    runtime, options = _runtime(args), {}
     if args.threads:
         options["threads"] = args.threads
     options.update(stream_runtime_options(args.artifact, runtime, live=spec.live or args.pace_fps is not None,
                                           performance_mode=args.performance_mode))
-    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
+    with Segmenter.from_artifact(args.artifact, runtime=runtime, device=args.device, **options) as seg:
         source = open_source(spec, loop=args.loop, pace_fps=args.pace_fps, csi=_csi(args))
         pipeline = StreamPipeline(seg, source, config)
         print(f"streaming {source} with {seg} ({pipeline.stats.mode} mode, {_network_line(seg, source)}"
@@ -158,12 +158,12 @@ def _run_many(args, texts: list[str]) -> int:
             specs.append(parse_source(t, csi=_csi(args), live=live))
         except SegEdgeError as exc:
             raise type(exc)(f"source {i + 1} of {len(texts)}: {exc}") from None
-    runtime, options = runtime_for_device(args.artifact, args.runtime, args.device)
+    runtime, options = _runtime(args), {}
     if args.threads:
         options["threads"] = args.threads
     options.update(stream_runtime_options(args.artifact, runtime, live=specs[0].live or args.pace_fps is not None,
                                           performance_mode=args.performance_mode, sources=len(specs)))
-    with Segmenter.from_artifact(args.artifact, runtime=runtime, **options) as seg:
+    with Segmenter.from_artifact(args.artifact, runtime=runtime, device=args.device, **options) as seg:
         sources = open_sources(specs, loop=args.loop, pace_fps=args.pace_fps, csi=_csi(args))
         pipeline = MultiStreamPipeline(seg, sources, config)
         print(f"streaming {len(sources)} sources with {seg} ({pipeline.stats.mode} mode, up to "
@@ -195,6 +195,14 @@ def _sigterm_stops(pipeline):
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _runtime(args) -> str:
+    """The runtime --device picks with --runtime (the library's table, runtimes/devices.py): the stream's runtime
+    options depend on it."""
+    from runtimes.devices import runtime_for_device
+
+    return runtime_for_device(args.artifact, args.runtime, args.device)[0]
 
 
 def _render_options(args):

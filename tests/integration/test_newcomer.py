@@ -109,7 +109,7 @@ def test_doctor_reports_cpu_runtimes_and_missing(capsys):
 
 # ------------------------------------------------------------------------------------------------------- --device
 def test_device_maps_to_each_runtime(demo_artifact, tmp_path):
-    from sdk.cli.devices import runtime_for_device
+    from runtimes.devices import runtime_for_device
     from sdk.core.errors import InputError
 
     assert runtime_for_device(demo_artifact, "auto", None) == ("auto", {})
@@ -121,6 +121,24 @@ def test_device_maps_to_each_runtime(demo_artifact, tmp_path):
         runtime_for_device(demo_artifact, "onnxruntime", "NPU")
     with pytest.raises(InputError, match="--device cuda: OpenVINO devices"):
         runtime_for_device(demo_artifact, "openvino", "cuda")
+
+
+def test_device_in_the_library(demo_artifact):  # issue 26 item 3: from_artifact/open_runtime(device=) map it
+    from runtimes import open_runtime
+    from sdk import Segmenter
+    from sdk.core.errors import InputError
+
+    with Segmenter.from_artifact(demo_artifact, device="cpu") as seg:  # auto + cpu: ONNX Runtime, CPU provider
+        assert seg.runtime.name == "onnxruntime" and seg.runtime.auto_choice is None
+    with open_runtime(demo_artifact, "openvino", device="cpu") as rt:
+        assert rt.name == "openvino" and rt.device == "CPU"
+    with pytest.raises(InputError, match="--device NPU: ONNX Runtime"):
+        Segmenter.from_artifact(demo_artifact, runtime="onnxruntime", device="NPU")
+    with pytest.raises(InputError, match="means providers=\\['cpu'\\], but providers="):
+        open_runtime(demo_artifact, device="cpu", providers=["cuda"])
+    for bad in ("", True, -1, 1.5):
+        with pytest.raises(InputError, match="device: expected a name"):
+            open_runtime(demo_artifact, device=bad)
 
 
 def test_device_flag_on_eval_predict_bench_stream(demo_artifact, tmp_path, capsys):

@@ -151,8 +151,10 @@ def test_batch_size_and_threads_refused(art):
             Segmenter.from_artifact(art, runtime=runtime, threads=-1)
 
 
-def test_unknown_runtime_option(art):  # item 10: bench --runtime-option device=GPU on ONNX Runtime
-    with pytest.raises(InputError, match=r"onnxruntime runtime takes \['providers', 'threads'\], got \['device'\]"):
+def test_unknown_runtime_option(art):  # item 10: bench --runtime-option precision=f32 on ONNX Runtime
+    with pytest.raises(InputError, match=r"onnxruntime runtime takes \['providers', 'threads'\], got \['precision'\]"):
+        Segmenter.from_artifact(art, runtime="onnxruntime", precision="f32")
+    with pytest.raises(InputError, match="--device GPU: ONNX Runtime here runs on cpu"):  # device= is the table's
         Segmenter.from_artifact(art, runtime="onnxruntime", device="GPU")
 
 

@@ -138,8 +138,11 @@ def test_output_is_a_file_or_under_one(tmp_path, art):
 
 def test_bench_unknown_runtime_option(art):
     line = _one_line_error(_cli("bench", str(art), "--size", "64", "64", "--runtime", "onnxruntime",
+                                "--runtime-option", "precision=f32", "--repeats", "1", "--settle", "0"))
+    assert "takes ['providers', 'threads'], got ['precision']" in line
+    line = _one_line_error(_cli("bench", str(art), "--size", "64", "64", "--runtime", "onnxruntime",
                                 "--runtime-option", "device=GPU", "--repeats", "1", "--settle", "0"))
-    assert "takes ['providers', 'threads'], got ['device']" in line
+    assert "--device GPU: ONNX Runtime here runs on cpu" in line
 
 
 def _png_claiming(path: Path, w: int, h: int) -> Path:
