@@ -1,4 +1,4 @@
-"""docs/BENCHMARKS.md, generated from the benchmark JSON in docs/benchmarks/ (no number in it is typed by hand).
+"""docs/BENCHMARKS.md, generated from the benchmark JSON in docs/benchmarks/ (no number in its tables is typed by hand).
 
     python -m benchmarks.make_docs            # rewrite docs/BENCHMARKS.md from docs/benchmarks/*.json
     python -m benchmarks.make_docs --check    # exit 1 when docs/BENCHMARKS.md differs from what would be written
@@ -9,7 +9,9 @@ class and ISA flags from the JSON's environment record ("ISA not recorded" where
 here from the p50s (or FPS) measured side by side in one run. The kind of a file is its "schema" field
 (``sdk.timing.SCHEMA``, ``calibration.report.SCHEMA``, ...), or, for older files without one, its keys. Renderers
 read every field with a default, so a file of a known kind missing some keys still renders (with "-"); a file of
-no known kind is listed at the end, never dropped silently. Imports only the standard library and sdk.core.cpu.
+no known kind is listed at the end, never dropped silently. After the sections, the design notes
+(``benchmarks.docs_design``: the measurements behind the code's choices, text kept with the generator). Imports only
+the standard library and sdk.core.cpu.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.docs_common import dig, machine, software
+from benchmarks.docs_design import design_section
 from benchmarks.docs_sections import RENDER, TITLES, bench_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,6 +241,7 @@ def render(json_dir: Path = JSON_DIR) -> str:
             seen.add(kind)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
             unknown.append((name, f"the {kind} renderer failed: {type(exc).__name__}: {exc}"))
+    lines += design_section()
     if unknown:
         lines += ["## Files not rendered", "", "In `docs/benchmarks/` but of no kind this generator knows "
                   "(`benchmarks/make_docs.py`): add a renderer for it.", ""]

@@ -1,8 +1,8 @@
 """Latency-aware per-region INT8: quantize a region only where this machine runs it faster, within an mIoU budget.
 
-INT8 is not always faster: on CPUs without VNNI, ONNX Runtime INT8 measured 0.69-0.92x of its FP32; TensorRT users
-report the same for transformers. NNCF's accuracy control ignores latency and ModelOpt's autotune ignores accuracy;
-this search uses both, measured here:
+INT8 is not always faster (on CPUs without VNNI ONNX Runtime's INT8 B0 was slower than its FP32: docs/BENCHMARKS.md,
+"Design notes"; TensorRT users report the same for transformers). NNCF's accuracy control ignores latency and
+ModelOpt's autotune ignores accuracy; this search uses both, measured here:
 
 1. Regions: the quantizable nodes grouped as in ``calibration.sensitivity`` (``granularity="block"``: each
    patch-merging layer, each encoder block, the decoder) or per stage (``"stage"``: a stage's patch merging and
@@ -11,7 +11,7 @@ this search uses both, measured here:
    alone left float. All of them and the float artifact are timed side by side in one ``sdk.timing.measure_latency``
    call (runs alternate, so machine load hits all alike), and scored on a probe subset of the evaluation set.
 3. A region stays float when leaving it float is faster by more than ``NOISE`` (2%) of the all-INT8 p50 (its INT8
-   does not pay here; on a shared 2-core VM, "no slower" alone kept regions float on noise). Then, while the mIoU drop
+   does not pay here; "no slower" alone kept regions float on timing noise). Then, while the mIoU drop
    on the full evaluation set exceeds ``max_drop``, the region that regains the most mIoU per millisecond of
    latency it costs is left float too.
 4. The chosen model (full calibration set) is timed against the float artifact side by side. If it is not faster,

@@ -1,15 +1,15 @@
 """INT8 post-training quantization for OpenVINO with NNCF: FP32 ONNX artifact + calibration frames -> INT8 IR artifact.
 
-The recipe (measured on SegFormer-B0 / CamVid on an AVX-512 VNNI+BF16 CPU; see ``benchmarks.bench_openvino``):
+The recipe (each choice measured on SegFormer-B0 / CamVid, ``benchmarks.bench_openvino``; the numbers are in
+docs/BENCHMARKS.md, "Design notes"):
 
 - **Static shape first.** The model is reshaped to (1, 3, h, w) before quantizing: OpenVINO then plans memory once,
   and nothing in the quantized graph depends on a resolution it was not calibrated at.
 - **Depthwise convolutions stay float, always.** The Mix-FFN's 3x3 depthwise conv sits behind a (B, N, C) ->
   (B, C, H, W) reshape. NNCF quantizes a depthwise conv's input per channel and propagates that quantizer up through
   the reshape onto the fc1 output, where "channel" is axis 1 = the token axis: one range per token, baked from the
-  calibration frames (16384 ranges at 512x512, so the model only runs at the calibration resolution) and wrong for
-  every other image: CamVid val mIoU fell from 45.5 to 2-6. OpenVINO's CPU plugin has no int8 depthwise kernel
-  anyway (the conv ran in bf16 behind a standalone FakeQuantize + reorders).
+  calibration frames (so the model only runs at the calibration resolution) and wrong for every other image: mIoU
+  collapses. OpenVINO's CPU plugin has no int8 depthwise kernel anyway.
 - **The attention stays float** (``keep_attention_float``): Q.K^T and softmax.V have no weights; ``ov.convert_model``
   fuses them with the Softmax into one ScaledDotProductAttention op that the CPU runs as one MHA kernel; quantizing
   its inputs adds FakeQuantize ops around it.
@@ -19,11 +19,9 @@ The recipe (measured on SegFormer-B0 / CamVid on an AVX-512 VNNI+BF16 CPU; see `
   decoder's 1x1 convs + classifier (``keep_decoder_float`` to leave those float). The resize/argmax mask head is
   never quantized. Float layers run at the runtime's precision hint (bf16 by default on such CPUs).
 
-Measured (B0, CamVid, 300 calibration frames, 2-core AVX-512 BF16/VNNI CPU, latency mode): val mIoU drop 0.15 points,
-pixel agreement with FP32 99.6%, 29.7 vs 33.9 ms (OpenVINO's bf16 default) at 512x512, 18.2 vs 20.7 ms at 360x480.
-The gain is bounded: INT8 speeds up the Linears and dense convs (13 of 34 ms in bf16), while the attention kernel,
-depthwise convs, resizes, LayerNorms and the argmax head (about 60%) run as before, and each quantized activation
-costs an elementwise quantize pass. NNCF's defaults (no model type, nothing ignored) gave 34.5 ms and mIoU 2.5.
+The gain over OpenVINO's bf16 default is bounded: INT8 speeds up the Linears and dense convs only, while the
+attention kernel, depthwise convs, resizes, LayerNorms and the argmax head run as before; NNCF's defaults (no model
+type, nothing ignored) were no faster and lost most of the accuracy.
 
 With ``eval_data`` ((image, label) pairs, e.g. ``calibration.datasets.CamVid``) and ``max_drop`` (mIoU points),
 ``nncf.quantize_with_accuracy_control`` reverts the most harmful quantized layers to float until the drop is met.

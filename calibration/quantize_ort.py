@@ -10,14 +10,9 @@ Two targets from one FP32 ONNX artifact:
   u8 NHWC QLinearConvs with only GELU in float between them. MatMul outputs are not quantized: ONNX Runtime then runs
   them as MatMulIntegerToFloat (int8 in, float out) instead of QLinearMatMul followed by a DequantizeLinear pass.
   Float: LayerNorm, attention (MultiHeadAttention or the attention matmuls + Softmax), GELU, residual adds and the
-  resize/argmax mask head. Why, measured on B0 at 512x512 on a 2-core AVX-512 CPU (ONNX Runtime 1.32, side by
-  side, p50): ONNX Runtime's default (everything) makes QLinearSoftmax the most expensive kernel; on the portable
-  graph, weights-only layers with quantized outputs ran 1.08x faster than FP32 (the DequantizeLinear passes ate
-  the int8 gain), quantizing the decoder too made 1.24x, leaving MatMul outputs float 1.31x, and quantizing the
-  attention matmuls (u8 x u8) or the depthwise convs made it slower again (the depthwise conv sits between two
-  Transposes there, and its DequantizeLinear split ONNX Runtime's GELU fusion); keeping only the classifier float
-  cost 9 ms (1.15x: the 256-channel map at 1/4 resolution must be dequantized for it). Keep any of these float with
-  ``keep_float`` (e.g. ``'^/decoder/classifier/'``).
+  resize/argmax mask head. Why: on the CPU each layer quantized here made B0 faster, and each left float made it
+  slower when quantized (QLinearSoftmax, dequantize passes, a split GELU fusion); the timings are in
+  docs/BENCHMARKS.md, "Design notes". Keep any of these float with ``keep_float`` (e.g. ``'^/decoder/classifier/'``).
 - ``target="tensorrt"``: an explicitly quantized Q/DQ model that TensorRT 8.6-11 builds as INT8: int8 activations
   and weights, symmetric (zero points 0), weights per output channel (axis 0 for Conv, 1 for MatMul), Q/DQ pairs on the
   inputs of Conv/MatMul (where TensorRT fuses them), including the depthwise convs; biases stay float (TensorRT's
@@ -28,13 +23,11 @@ Two targets from one FP32 ONNX artifact:
 
 Calibration methods: minmax, entropy, percentile (ONNX Runtime's calibrators). Default per target: minmax for
 ONNX Runtime, where each activation's range is the mean over the calibration frames of that frame's min and max
-(ONNX Runtime's MinMax calibrator with ``moving_average``; the global min/max of 300 frames let rare outliers widen
-the uint8 steps: B0 on CamVid test agreed 98.90% with FP32, the mean ranges 99.09%, val 99.21% -> 99.41%);
-percentile (99.999) for the TensorRT Q/DQ model, whose symmetric int8 activations lose resolution to
-outliers under minmax (B0 on CamVid test, 300 frames: minmax 98.89% pixel agreement with FP32, under the 99% bar;
-percentile 99.16%). Histogram methods are slower: over 300 frames on a 2-core CPU, percentile took 172 s for the Q/DQ
-model (453 s before the uniform-histogram shortcut below) and 259 s for the CPU target, entropy 250 s, minmax about
-30 s. Scratch files go to a temporary directory, never the current one.
+(ONNX Runtime's MinMax calibrator with ``moving_average``: the global min/max lets rare outliers widen the uint8
+steps); percentile (99.999) for the TensorRT Q/DQ model, whose symmetric int8 activations lose resolution to
+outliers under minmax. The histogram methods (entropy, percentile) take several times minmax's calibration time.
+The agreement and timings behind these defaults: docs/BENCHMARKS.md, "Design notes". Scratch files go to a
+temporary directory, never the current one.
 """
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ graph differs:
   with no transposes between them;
 - GELU is ONNX's own ``Gelu`` op (opset 20), which stays one fused kernel between DequantizeLinear/QuantizeLinear.
 
-Measured on B0 (``python -m benchmarks.bench_int8``, 2-core AVX-512 CPU, ONNX Runtime 1.32, side by side, p50):
-FP32 1.19-1.32x faster than the portable graph at 512x512 and 1.08-1.11x at 360x480 (three runs); INT8 (its recipe
-quantizes the depthwise convs here, which did not pay on the portable graph) 1.54x / 1.58x faster than this FP32. Not for TensorRT or
-OpenVINO: they do not read com.microsoft ops (use ``graph="portable"``).
+Why: on CPUs ONNX Runtime runs this graph faster than the portable one in FP32, and its INT8 recipe can quantize the
+depthwise convs here, which did not pay on the portable graph (``python -m benchmarks.bench_int8``; the ratios are in
+docs/BENCHMARKS.md, "Design notes"). Not for TensorRT or OpenVINO: they do not read com.microsoft ops (use
+``graph="portable"``).
 """
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ def to_map(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
 def to_tokens(x: torch.Tensor, batch, channels: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, H*W, C), with B taken from an upstream tensor and C a constant, never from ``x``'s own
     shape: a Shape node reading a convolution's output keeps ONNX Runtime from cancelling this Transpose against the
-    one it puts after its NHWC int8 convolution (measured: 24 Transposes and 59 DequantizeLinear left instead of 10
-    and 45 in the INT8 model of B0)."""
+    one it puts after its NHWC int8 convolution (more Transposes and DequantizeLinear left in the INT8 model:
+    docs/BENCHMARKS.md, "Design notes")."""
     return x.permute(0, 2, 3, 1).reshape(batch, -1, channels)
 
 

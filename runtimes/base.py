@@ -1,11 +1,17 @@
 """The runtime interface: numpy in, numpy out. Backends override ``_infer_impl`` (and ``_close_impl``) only.
 
-``infer`` checks the feeds once, for every backend, against the artifact's manifest. Runtimes are context
-managers; ``close()`` frees the session and any device memory. torch is never needed to run an artifact.
+``infer`` checks the feeds once, for every backend, against the artifact's manifest, and times the call (as
+Polygraphy's runners do): ``last_inference_time()`` is this thread's last call, and ``recording()`` collects every
+call a thread makes inside it, so callers split their own work from the model's without wrapping the runtime.
+Runtimes are context managers; ``close()`` frees the session and any device memory. torch is never needed to run an
+artifact.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +51,25 @@ class AutoChoice:
         return f"{self.runtime} (auto: {self.reason})"
 
 
+@dataclass(frozen=True)
+class InferCall:
+    """One ``Runtime.infer`` call's ``time.perf_counter()`` seconds: when it was asked for, when the model started
+    (after any wait for the runtime's lock or the recording's gate) and when it ended."""
+
+    asked: float
+    start: float
+    end: float
+
+
+class Recording:
+    """The calls one thread made inside ``Runtime.recording()``, in order; ``gate``: the semaphore each of them held
+    while the model ran (None: no limit beyond the runtime's own)."""
+
+    def __init__(self, gate: threading.Semaphore | None = None) -> None:
+        self.calls: list[InferCall] = []
+        self.gate = gate
+
+
 class Runtime:
     """Base class. ``name`` is the key in ``runtimes.RUNTIMES``; ``formats`` the artifact formats it runs."""
 
@@ -75,6 +100,7 @@ class Runtime:
         self._closed = False
         warn_if_saturating(self.manifest, self.artifact)  # INT8 made for a CPU class that does not saturate
         self._lock = threading.Lock()
+        self._thread = threading.local()  # per thread: the last call's seconds, the active Recording
 
     @property
     def input_names(self) -> list[str]:
@@ -99,10 +125,38 @@ class Runtime:
                 if isinstance(want, int) and want != have:
                     raise InputError(f"{info.name}: expected size {want} on axis {dim} (shape {info.shape}), "
                                      f"got shape {arr.shape}")
-        if self.concurrent:
-            return self._infer_impl(feeds)
-        with self._lock:
-            return self._infer_impl(feeds)
+        recording: Recording | None = getattr(self._thread, "recording", None)
+        asked = time.perf_counter()
+        with contextlib.ExitStack() as held:
+            if recording is not None and recording.gate is not None:
+                held.enter_context(recording.gate)
+            if not self.concurrent:
+                held.enter_context(self._lock)
+            start = time.perf_counter()
+            out = self._infer_impl(feeds)
+            end = time.perf_counter()
+        self._thread.last = end - start
+        if recording is not None:
+            recording.calls.append(InferCall(asked, start, end))
+        return out
+
+    def last_inference_time(self) -> float | None:
+        """Seconds the model ran in this thread's last ``infer`` call (no wait, no input check); None before one."""
+        return getattr(self._thread, "last", None)
+
+    @contextlib.contextmanager
+    def recording(self, gate: threading.Semaphore | None = None) -> Iterator[Recording]:
+        """Collect the ``infer`` calls this thread makes inside the block (``Recording.calls``). ``gate``: a
+        semaphore each call holds while the model runs, so callers sharing it run at most its count of calls at
+        once (stream pipelines: the runtime's ``parallel_calls``); the wait for it is in neither ``asked`` nor the
+        model time. Recordings do not nest."""
+        if getattr(self._thread, "recording", None) is not None:
+            raise RuntimeError("Runtime.recording: already recording in this thread")
+        self._thread.recording = rec = Recording(gate)
+        try:
+            yield rec
+        finally:
+            self._thread.recording = None
 
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -4,14 +4,13 @@ Device "CPU" by default ("GPU", "NPU", "AUTO:GPU,CPU"... where the plugin is ins
 compile-time properties and are read back from the compiled model, so ``describe()`` says what is in effect:
 
 - ``precision``: the inference precision hint for float ops. None keeps OpenVINO's default, which on CPUs with
-  AVX-512 BF16 / AMX is bf16 (about 1.7x faster than f32 on B0 here, masks agree on ~99.9% of pixels); "f32" gives
+  AVX-512 BF16 / AMX is bf16 (faster than f32, masks agree on nearly every pixel: docs/BENCHMARKS.md); "f32" gives
   FP32 parity with ONNX Runtime; "bf16", "f16" where the device has them. A hint the device does not honour (e.g.
   "f16" on a CPU without FP16 arithmetic, which OpenVINO quietly turns into bf16) is an error, not a silent fallback.
   INT8 artifacts run their quantized layers in int8 whatever the hint; the hint applies to the layers left float.
 - ``performance_mode``: "latency" (one request, all cores on it; default) or "throughput" (several streams, each
-  on its own cores: ``parallel_calls`` of them run at once, for pipelines that keep that many frames in flight;
-  B0 INT8 at 512x288 on a 2-core Xeon: 2 streams of 1 thread, ~1.25x the frames per second of latency mode at
-  ~20% less CPU per frame, each frame taking longer).
+  on its own cores: ``parallel_calls`` of them run at once, for pipelines that keep that many frames in flight:
+  more frames per second at less CPU per frame, each frame taking longer).
 - ``threads``: inference threads (0: OpenVINO's choice, one per physical core).
 - ``batch``: compile a static-batch-1 IR for batches of this many images (its input reshaped to (batch, 3, h, w)):
   a call with fewer images is padded, one with more runs in chunks. For pipelines that feed a fixed number of

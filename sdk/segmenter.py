@@ -70,12 +70,19 @@ class Segmenter:
 
     def __call__(self, image: np.ndarray) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 image; the mask comes back at (H, W)."""
-        return self.predict_batch([check_image(image)])[0]
+        return self._segment([self.check_input(image)], 1, self.color_order)[0]
 
-    def predict_batch(self, images: list[np.ndarray], *, batch_size: int = 8) -> list[SegmentationResult]:
-        """Segment many images; consecutive images of the same size run together, up to ``batch_size``."""
+    def predict_batch(self, images: list[np.ndarray], *, batch_size: int = 8,
+                      color_order: str | None = None) -> list[SegmentationResult]:
+        """Segment many images; consecutive images of the same size run together, up to ``batch_size``.
+        ``color_order``: the images' channel order, default the Segmenter's (stream pipelines pass "bgr": decoded
+        frames come as BGR)."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+        if color_order is None:
+            color_order = self.color_order
+        elif color_order not in COLOR_ORDERS:
+            raise InputError(f"color_order: expected one of {COLOR_ORDERS}, got {color_order!r}")
         if isinstance(images, np.ndarray):
             if images.ndim != 4:
                 raise InputError(f"images: expected a list of (H, W, 3) uint8 images or an (N, H, W, 3) array, got "
@@ -83,7 +90,11 @@ class Segmenter:
             images = list(images)
         if isinstance(images, (str, bytes, dict)) or not hasattr(images, "__iter__"):
             raise InputError(f"images: expected a list of (H, W, 3) uint8 images, got {type(images).__name__}")
-        images = [self._check_size(check_image(img, f"images[{i}]"), f"images[{i}]") for i, img in enumerate(images)]
+        images = [self.check_input(img, f"images[{i}]") for i, img in enumerate(images)]
+        return self._segment(images, batch_size, color_order)
+
+    def _segment(self, images: list[np.ndarray], batch_size: int, color_order: str) -> list[SegmentationResult]:
+        """Checked images -> results, consecutive images of one size in batches of up to ``batch_size``."""
         results: list[SegmentationResult] = []
         start = 0
         while start < len(images):
@@ -91,7 +102,7 @@ class Segmenter:
             stop = start + 1
             while stop < len(images) and stop - start < batch_size and images[stop].shape[:2] == hw:
                 stop += 1
-            results.extend(self._run(images[start:stop], hw))
+            results.extend(self._run(images[start:stop], color_order))
             start = stop
         return results
 
@@ -115,8 +126,8 @@ class Segmenter:
                 "--max-input-pixels N; max_input_pixels= in Python).")
         return image
 
-    def _run(self, images: list[np.ndarray], hw: tuple[int, int]) -> list[SegmentationResult]:
-        masks = infer_masks(self.runtime.infer, self.manifest, images, color_order=self.color_order,
+    def _run(self, images: list[np.ndarray], color_order: str) -> list[SegmentationResult]:
+        masks = infer_masks(self.runtime.infer, self.manifest, images, color_order=color_order,
                             what=f"artifact {self.runtime.artifact}")
         return [SegmentationResult(m, self.class_names, self.palette) for m in masks]
 

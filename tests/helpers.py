@@ -152,3 +152,28 @@ def mp4_frames(path: Path) -> int:
         n += 1
     cap.release()
     return n
+
+
+def wrapping_runtime(runtime):
+    """A Runtime subclass instance around a real runtime, for test doubles that watch or slow its calls: override
+    ``_infer_impl`` (call ``self.inner.infer``). ``Runtime.infer`` runs on the wrapper as on any runtime (checks,
+    the call record, the recording's gate), so what the override sees is what a backend's ``_infer_impl`` sees."""
+    from runtimes.base import Runtime
+
+    class Wrapping(Runtime):
+        name = "wrapping"
+        formats = (runtime.manifest.format,)
+        concurrent = True  # the inner runtime serialises what it must
+        parallel_calls = runtime.parallel_calls
+
+        def __init__(self) -> None:
+            super().__init__(runtime.artifact, runtime.manifest)
+            self.inner = runtime
+
+        def _infer_impl(self, feeds):
+            return self.inner.infer(feeds)
+
+        def describe(self) -> str:
+            return self.inner.describe()
+
+    return Wrapping

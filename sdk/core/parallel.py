@@ -53,7 +53,7 @@ def host_parts() -> int:
 def serial_host_work() -> Iterator[None]:
     """Within it, this thread's frames do their host work on this thread alone: for callers that already run
     several frames side by side (the stream pipeline's file-mode workers), where splitting each frame as well only
-    adds hand-offs (measured: 3.5% fewer frames per second in file mode, Xeon, 2 cores)."""
+    adds hand-offs (fewer frames per second in file mode: docs/BENCHMARKS.md, "Design notes")."""
     before = getattr(_this_thread, "serial", False)
     _this_thread.serial = True
     try:
@@ -96,9 +96,9 @@ def run_parts(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:
 
 
 # Stream readers run this much nicer than the inference threads (Linux, per thread). Decoding every frame of many
-# cameras can take more CPU than the machine has (8 x 30 fps of 720p H.264 on 2 cores); at equal priority the
-# decoding threads starve the model's (measured: 1.65 FPS in all and p95 5.3 s, where 8 separate processes got
-# 4.3 FPS), while the frames a live source decodes beyond what the model takes are dropped anyway.
+# cameras can take more CPU than the machine has; at equal priority the decoding threads starve the model's (fewer
+# frames in all than separate processes got: docs/BENCHMARKS.md, "Design notes"), while the frames a live source
+# decodes beyond what the model takes are dropped anyway.
 # SEGEDGE_READER_NICENESS overrides it (0: the readers keep the inference threads' priority).
 READER_NICENESS_ENV = "SEGEDGE_READER_NICENESS"
 

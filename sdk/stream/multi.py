@@ -37,7 +37,7 @@ import numpy as np
 from sdk.core.errors import InputError, SegEdgeError, SourceError, require_cv2
 from sdk.core.parallel import lower_thread_priority, reader_niceness, serial_host_work
 from sdk.stream.mosaic import Mosaic
-from sdk.stream.pipeline import END, Channel, TimedRuntime, render_until_done
+from sdk.stream.pipeline import END, Channel, model_call_gate, render_until_done, timed_predict
 from sdk.stream.reader import Frame, read_loop
 from sdk.stream.render import Renderer, RenderOptions, VideoSink, Window
 from sdk.stream.stats import StageTimes, StreamStats, write_json
@@ -183,8 +183,6 @@ class MultiStreamPipeline:
     def __init__(self, segmenter: "Segmenter", sources: Sequence["Source"],
                  config: MultiStreamConfig = MultiStreamConfig(), *,
                  on_result: Callable[[Frame, "SegmentationResult", np.ndarray], None] | None = None) -> None:
-        from sdk.segmenter import Segmenter
-
         sources = list(sources)
         if not sources:
             raise InputError("sources: expected at least one opened source, got none")
@@ -205,10 +203,7 @@ class MultiStreamPipeline:
                              f"takes (its engine's profile), got {config.max_batch}. Rebuild the engine with "
                              f"segedge build ... --max-batch {config.max_batch}, or lower max_batch")
         self.max_batch = config.max_batch or min(len(sources), limit or len(sources))
-        self._timed = TimedRuntime(segmenter.runtime,
-                                   max(1, min(self.workers, getattr(segmenter.runtime, "parallel_calls", 1))))
-        self._seg = Segmenter(self._timed, color_order="bgr",  # type: ignore[arg-type]  # frames come as BGR
-                              max_input_pixels=segmenter.max_input_pixels)
+        self._seg, self._gate = segmenter, model_call_gate(segmenter.runtime, self.workers)
         self.renderers = [Renderer(segmenter.class_names, segmenter.palette, config.render) for _ in sources]
         mode = "live" if self.live else "file"
         self.stats = MultiStreamStats(
@@ -363,7 +358,7 @@ class MultiStreamPipeline:
         """One model call for the frames (frames of the same size together), results in the frames' order, and
         preprocess / inference / postprocess ms for the batch."""
         order = sorted(range(len(frames)), key=lambda k: frames[k].image.shape)
-        ordered, pre, inf, post = self._timed.timed_predict(self._seg, [frames[k].image for k in order])
+        ordered, pre, inf, post = timed_predict(self._seg, [frames[k].image for k in order], self._gate)
         results: list = [None] * len(frames)
         for k, r in zip(order, ordered):
             results[k] = r

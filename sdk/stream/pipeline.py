@@ -167,50 +167,25 @@ def render_until_done(render: Callable[[], None], on_sigint: Callable[[], None],
         fail(exc)
 
 
-class TimedRuntime:
-    """Forwards to the segmenter's runtime, at most ``parallel`` calls at once (inference workers take turns when it
-    is 1), and records in each thread when its infer() calls were asked for, started and ended, so the pipeline
-    splits Segmenter.predict_batch into preprocess / inference / postprocess without copying its logic (the wait for
-    the other worker's call is in none of them)."""
-
-    def __init__(self, runtime, parallel: int = 1) -> None:
-        self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
-        self.parallel = parallel
-        self._slots, self._local = threading.BoundedSemaphore(parallel), threading.local()
-
-    @property
-    def calls(self) -> list[tuple[float, float, float]]:
-        """This thread's (asked, start, end) perf_counter times, one per infer() call since it was cleared."""
-        if not hasattr(self._local, "calls"):
-            self._local.calls = []
-        return self._local.calls
-
-    def timed_predict(self, segmenter: "Segmenter", images: list[np.ndarray]) -> tuple[list, float, float, float]:
-        """``segmenter.predict_batch(images)`` (one batch) in this thread, with its preprocess / inference /
-        postprocess ms split at this runtime's calls (the wait for another thread's call is in none of them)."""
-        calls = self.calls
-        calls.clear()
+def timed_predict(segmenter: "Segmenter", images: list[np.ndarray],
+                  gate: threading.Semaphore) -> tuple[list, float, float, float]:
+    """``segmenter.predict_batch(images)`` on BGR frames (one batch) in this thread, with its preprocess / inference /
+    postprocess ms split at the runtime's recorded calls (``Runtime.recording``); ``gate`` limits how many workers'
+    model calls run at once, and the wait for it is in none of the three."""
+    with segmenter.runtime.recording(gate) as rec:
         t0 = time.perf_counter()
-        results = segmenter.predict_batch(images, batch_size=len(images))
+        results = segmenter.predict_batch(images, batch_size=len(images), color_order="bgr")
         t1 = time.perf_counter()
-        inf = sum(end - start for _, start, end in calls)
-        pre = sum(asked - (calls[i - 1][2] if i else t0) for i, (asked, _, _) in enumerate(calls))
-        return results, pre * 1e3, inf * 1e3, (t1 - calls[-1][2]) * 1e3
+    calls = rec.calls
+    inf = sum(c.end - c.start for c in calls)
+    pre = sum(c.asked - (calls[i - 1].end if i else t0) for i, c in enumerate(calls))
+    return results, pre * 1e3, inf * 1e3, (t1 - calls[-1].end) * 1e3
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        asked = time.perf_counter()
-        with self._slots:
-            start = time.perf_counter()
-            out = self.runtime.infer(feeds)
-            end = time.perf_counter()
-        self.calls.append((asked, start, end))
-        return out
 
-    def close(self) -> None:  # the caller's Segmenter owns the runtime
-        pass
-
-    def describe(self) -> str:
-        return self.runtime.describe()
+def model_call_gate(runtime, workers: int) -> threading.BoundedSemaphore:
+    """How many inference workers' model calls may run at once: the runtime's ``parallel_calls`` (workers take
+    turns where one call already uses every core)."""
+    return threading.BoundedSemaphore(max(1, min(workers, getattr(runtime, "parallel_calls", 1))))
 
 
 class StreamPipeline:
@@ -220,8 +195,6 @@ class StreamPipeline:
 
     def __init__(self, segmenter: "Segmenter", source: "Source", config: StreamConfig = StreamConfig(), *,
                  on_result: Callable[[Frame, "SegmentationResult", np.ndarray], None] | None = None) -> None:
-        from sdk.segmenter import Segmenter
-
         live = source.live
         if live and config.batch_size > 1:
             raise InputError(f"batch_size: expected 1 for the live source {source.spec.text} (it runs the newest "
@@ -231,10 +204,7 @@ class StreamPipeline:
         # batch in turn: worker w gets frames i with (i // batch_size) % workers == w, and the render loop reads
         # them back in that order
         self.workers = 1 if live else 2
-        self._timed = TimedRuntime(segmenter.runtime,
-                                    max(1, min(self.workers, getattr(segmenter.runtime, "parallel_calls", 1))))
-        self._seg = Segmenter(self._timed, color_order="bgr",  # type: ignore[arg-type]  # frames come as BGR
-                              max_input_pixels=segmenter.max_input_pixels)
+        self._seg, self._gate = segmenter, model_call_gate(segmenter.runtime, self.workers)
         self.renderer = Renderer(segmenter.class_names, segmenter.palette, config.render)
         self.stats = StreamStats(source=source.spec.text, mode="live" if live else "file",
                                  batch_size=config.batch_size, source_frame_count=source.frame_count,
@@ -328,7 +298,7 @@ class StreamPipeline:
 
     def _predict(self, frames: list[Frame]) -> tuple[list, float, float, float]:
         """Segmenter.predict_batch on the frames; returns results and preprocess/inference/postprocess ms."""
-        return self._timed.timed_predict(self._seg, [f.image for f in frames])
+        return timed_predict(self._seg, [f.image for f in frames], self._gate)
 
     # -- render/writer: the calling thread -------------------------------------------------------------------------
     def run(self) -> StreamStats:

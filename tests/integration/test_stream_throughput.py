@@ -15,7 +15,7 @@ from sdk.core.errors import InputError
 from sdk.segmenter import Segmenter
 from sdk.stream.pipeline import StreamConfig, StreamPipeline, stream_runtime_options
 from sdk.stream.sources import open_source
-from helpers import VIDEO, video_frames
+from helpers import VIDEO, video_frames, wrapping_runtime
 from tiny_artifacts import write_onnx_artifact
 
 
@@ -58,32 +58,28 @@ def test_parallel_calls_follow_the_performance_mode(ir_artifact, onnx_artifact):
         assert seg.runtime.parallel_calls == 1
 
 
-class SlowCalls:
+def SlowCalls(runtime):
     """A real runtime whose calls each also wait 30 ms (so two workers' calls overlap when allowed), counting the
-    most calls in flight at once."""
+    most calls in flight at once (inside the pipeline's gate, where a backend's call runs)."""
 
-    def __init__(self, runtime) -> None:
-        self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
-        self.parallel_calls = runtime.parallel_calls
-        self.in_flight = self.most = 0
-        self._lock = threading.Lock()
+    class Slow(wrapping_runtime(runtime)):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight = self.most = 0
+            self._count = threading.Lock()
 
-    def infer(self, feeds):
-        with self._lock:
-            self.in_flight += 1
-            self.most = max(self.most, self.in_flight)
-        try:
-            time.sleep(0.03)
-            return self.runtime.infer(feeds)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        def _infer_impl(self, feeds):
+            with self._count:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            try:
+                time.sleep(0.03)
+                return self.inner.infer(feeds)
+            finally:
+                with self._count:
+                    self.in_flight -= 1
 
-    def describe(self) -> str:
-        return self.runtime.describe()
-
-    def close(self) -> None:
-        pass
+    return Slow()
 
 
 @pytest.mark.parametrize("mode", ["latency", "throughput"])

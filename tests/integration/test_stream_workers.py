@@ -16,7 +16,7 @@ from sdk.segmenter import Segmenter
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.sources import open_source
 
-from helpers import VIDEO, video_frames
+from helpers import VIDEO, video_frames, wrapping_runtime
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +28,24 @@ def artifact(tmp_path_factory, hf_model) -> Path:
     return export_onnx(hf_model, tmp_path_factory.mktemp("workers") / "b0-small", size_hw=(96, 64), progress=False)
 
 
-class CallLog:
-    """Wraps a real runtime and records every infer() call's thread and (start, end)."""
+def CallLog(runtime):
+    """A real runtime whose every model call's thread and (start, end) are recorded (inside the pipeline's gate,
+    where a backend's call runs), with the calling thread's host-work split."""
 
-    def __init__(self, runtime) -> None:
-        self.runtime, self.manifest, self.artifact = runtime, runtime.manifest, runtime.artifact
-        self.calls: list[tuple[str, float, float]] = []
-        self.host_parts: list[int] = []  # how many parts the calling thread splits a frame's host work into
+    class Log(wrapping_runtime(runtime)):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[str, float, float]] = []
+            self.host_parts: list[int] = []  # how many parts the calling thread splits a frame's host work into
 
-    def infer(self, feeds):
-        self.host_parts.append(host_parts())
-        start = time.perf_counter()
-        out = self.runtime.infer(feeds)
-        self.calls.append((threading.current_thread().name, start, time.perf_counter()))
-        return out
+        def _infer_impl(self, feeds):
+            self.host_parts.append(host_parts())
+            start = time.perf_counter()
+            out = self.inner.infer(feeds)
+            self.calls.append((threading.current_thread().name, start, time.perf_counter()))
+            return out
 
-    def describe(self) -> str:
-        return self.runtime.describe()
-
-    def close(self) -> None:
-        pass
+    return Log()
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
