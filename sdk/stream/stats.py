@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("capture", "preprocess", "inference", "postprocess", "render", "write", "latency")
+# a multi-stream run also times each batch as a whole, in ms per batch
+BATCH_STAGES = ("preprocess", "inference", "postprocess", "render", "write")
 
 
 class StageTimes:
@@ -157,4 +159,85 @@ class StreamStats:
         if self.source_ended_early:
             rows.append(f"warning: the file ended after {self.frames_read} of its {self.source_frame_count} frames "
                         "(truncated or corrupt?)")
+        return "\n".join(rows)
+
+
+@dataclass
+class MultiStreamStats:
+    """Per-source stats (``sources[i]``: frames read, processed, dropped, capture and capture-to-mask latency,
+    gaps, its end and error) and the run's: batches and their sizes, per-batch stage times (ms per batch), the
+    aggregate throughput, and this process's CPU time per processed frame."""
+
+    mode: str
+    sources: list[StreamStats]
+    batch_sizes: list[int] = field(default_factory=list)
+    stages: dict[str, StageTimes] = field(default_factory=lambda: {s: StageTimes() for s in BATCH_STAGES})
+    ended: str = "running"
+    outputs: list[str] | None = None
+    mosaic: str | None = None
+    stats_path: str | None = None
+    started_s: float = field(default_factory=time.perf_counter)
+    finished_s: float | None = None
+    cpu_started_s: float = field(default_factory=time.process_time)
+    cpu_s: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_s or time.perf_counter()) - self.started_s
+
+    @property
+    def frames_processed(self) -> int:
+        return sum(s.frames_processed for s in self.sources)
+
+    @property
+    def failed(self) -> list[StreamStats]:
+        """The sources that ended with an error (the others ran on)."""
+        return [s for s in self.sources if s.error]
+
+    def to_dict(self) -> dict:
+        d = self.duration_s
+        done = self.frames_processed
+        sources = []
+        for s in self.sources:
+            one = s.to_dict()
+            one["throughput_fps"] = round(s.frames_processed / d, 3) if d > 0 else None
+            sources.append(one)
+        sizes = np.bincount(self.batch_sizes).tolist() if self.batch_sizes else []
+        cpu = self.cpu_s if self.cpu_s is not None else time.process_time() - self.cpu_started_s
+        return {"mode": self.mode, "ended": self.ended, "sources": sources,
+                "frames_processed": done, "duration_s": round(d, 3),
+                "throughput_fps": round(done / d, 3) if d > 0 else None,
+                "batches": len(self.batch_sizes),
+                "mean_batch": round(float(np.mean(self.batch_sizes)), 3) if self.batch_sizes else None,
+                "batch_size_counts": {str(k): v for k, v in enumerate(sizes) if v},
+                "cpu_ms_per_frame": round(cpu * 1e3 / done, 3) if done else None,
+                "stages_ms_per_batch": {k: v.summary() for k, v in self.stages.items()},
+                "outputs": self.outputs, "mosaic": self.mosaic}
+
+    def write_json(self, path: str | Path) -> Path:
+        self.stats_path = str(path)
+        return write_json(self.to_dict(), path)
+
+    def table(self) -> str:
+        """One row per source (FPS, capture-to-mask p50/p95, read/processed/dropped, gaps, end), then the run's."""
+        d = self.to_dict()
+        rows = [f"{'#':>2} {'source':<34}{'FPS':>7}{'p50 ms':>8}{'p95 ms':>8}{'read':>7}{'done':>7}{'dropped':>8}"
+                f"{'gaps':>5}  ended"]
+        for i, s in enumerate(d["sources"]):
+            lat = s["stages_ms"]["latency"]
+            name = s["source"] if len(s["source"]) <= 34 else "..." + s["source"][-31:]
+            rows.append(f"{i:>2} {name:<34}{s['throughput_fps'] or 0:>7.2f}{lat.get('p50_ms', float('nan')):>8.1f}"
+                        f"{lat.get('p95_ms', float('nan')):>8.1f}{s['frames_read']:>7}{s['frames_processed']:>7}"
+                        f"{s['dropped'] + s['skipped_by_source']:>8}{len(s['gaps']):>5}  {s['ended']}")
+        inf = d["stages_ms_per_batch"]["inference"]
+        rows.append(f"{d['frames_processed']} frames from {len(self.sources)} sources in {d['duration_s']:.1f} s: "
+                    f"{d['throughput_fps'] or 0:.2f} FPS in all ({self.mode} mode), {d['batches']} batches of "
+                    f"{d['mean_batch'] or 0:.2f} frames on average, inference p50 {inf.get('p50_ms', 0):.1f} ms a "
+                    f"batch, CPU {d['cpu_ms_per_frame'] or 0:.1f} ms a frame; ended: {self.ended}")
+        for i, s in enumerate(self.sources):
+            for g in s.gaps:
+                rows.append(f"source {i} gap after frame {g.after_frame}: {g.gap_s:.1f} s, {g.attempts} attempt(s) "
+                            f"({g.reason})")
+            if s.error:
+                rows.append(f"source {i} failed: {s.error}")
         return "\n".join(rows)
