@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sdk.cli.common import check_output_file, nonnegative_float, nonnegative_int, positive_int
+from sdk.cli.common import nonnegative_float, nonnegative_int, positive_int
 from sdk.cli.devices import add_device_argument
 from sdk.core.errors import InputError
+from sdk.core.staging import check_output_file
 
 
 def _option(text: str) -> tuple[str, Any]:

@@ -1,4 +1,5 @@
-"""Small helpers the subcommands share: label lists, image paths, (H, W) pairs, argument types, output checks.
+"""Small helpers the subcommands share: label lists, (H, W) pairs, argument types (the output checks are
+``sdk.core.staging``'s).
 
 Imports nothing heavy: ``add_parser`` functions use the argument types here.
 """
@@ -8,7 +9,6 @@ import argparse
 from pathlib import Path
 
 from sdk.core.errors import InputError
-from sdk.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 
 
@@ -49,38 +49,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _file_above(path: Path) -> Path | None:
-    """The first existing ancestor of ``path`` that is not a folder (then nothing can be created under it)."""
-    for parent in path.absolute().parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
-
-
-def check_output_dir(path: str | Path, flag: str = "--output") -> Path:
-    """A folder we may create or write into: not an existing file, not under a file. Checked before any work."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{flag} {path}: expected a folder, got an existing file. Choose another path.")
-    blocker = _file_above(path)
-    if blocker is not None:
-        raise InputError(f"{flag} {path}: cannot create a folder under {blocker}, which is a file. Choose another "
-                         "path.")
-    return path
-
-
-def check_output_file(path: str | Path, flag: str) -> Path:
-    """A file we may write (its folder is created if missing): not a folder, not under a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{flag} {path}: expected a file name, got an existing folder. Give a file inside it, "
-                         f"e.g. {path / 'result.json'}.")
-    blocker = _file_above(path)
-    if blocker is not None:
-        raise InputError(f"{flag} {path}: cannot write under {blocker}, which is a file. Choose another path.")
-    return path
-
-
 def parse_labels(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -98,25 +66,6 @@ def parse_labels(value: str | None) -> list[str] | None:
         raise InputError(f"--labels {value!r}: expected non-empty class names (a text file with one per line, or "
                          "a comma-separated list), got an empty name")
     return names
-
-
-def image_paths(inputs: list[str]) -> list[Path]:
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                raise InputError(f"images: folder {p} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            paths.extend(found)
-        elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
-            raise InputError(f"images: {p} is a video; segment it with segedge stream ARTIFACT --source {p} "
-                             "(--output run.mp4 to keep the result)")
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise InputError(f"images: {p} is neither an image file nor a folder")
-    return paths
 
 
 def hw_pair(values: list[int] | None) -> tuple[int, int] | None:

@@ -27,7 +27,7 @@ def format_eval(title: str, result) -> str:
 def run(args: argparse.Namespace) -> int:
     from calibration.datasets import open_labelled_set
     from calibration.evaluate import evaluate
-    from sdk.cli.common import check_output_file
+    from sdk.core.staging import check_output_file
     from sdk.segmenter import Segmenter
 
     if args.json:

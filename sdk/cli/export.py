@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from sdk.cli.common import check_output_dir, parse_labels, positive_int
+from sdk.cli.common import parse_labels, positive_int
 from sdk.core.errors import InputError
 from sdk.core.manifest import GRAPHS, read_manifest
+from sdk.core.staging import check_output_dir
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,9 +7,10 @@ import threading
 from typing import TYPE_CHECKING
 from pathlib import Path
 
-from sdk.cli.common import check_output_file, nonnegative_int, positive_float, positive_int
+from sdk.cli.common import nonnegative_int, positive_float, positive_int
 from sdk.cli.devices import add_device_argument
 from sdk.core.errors import InputError, SegEdgeError, SourceError
+from sdk.core.staging import check_output_file
 
 if TYPE_CHECKING:
     from sdk.stream.pipeline import StreamConfig

@@ -7,6 +7,8 @@ of the same kind (``markers``: e.g. ``model.json`` for an artifact) is refused u
 ``--output`` never replaces a folder of the user's files; an earlier output is replaced whole (no stale model file
 or mask of the last run is left beside the new ones).
 
+Also the checks of an output path given on the command line (a folder or a file we may create), before any work.
+
 Leaf module: the standard library and sdk.core.errors only.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from sdk.core.errors import OutputError
+from sdk.core.errors import InputError, OutputError
 
 ARTIFACT_MARKERS = ("model.json",)
 
@@ -49,6 +51,38 @@ def check_output_folder(target: str | Path, *, overwrite: bool = False, markers:
                           f"folder holding other files ({shown}). Pick another --output, or give {flag} to replace "
                           "that folder whole")
     return target
+
+
+def file_above(path: Path) -> Path | None:
+    """The first existing ancestor of ``path`` that is not a folder (then nothing can be created under it)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_dir(path: str | Path, flag: str = "--output") -> Path:
+    """A folder we may create or write into: not an existing file, not under a file. Checked before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{flag} {path}: expected a folder, got an existing file. Choose another path.")
+    blocker = file_above(path)
+    if blocker is not None:
+        raise InputError(f"{flag} {path}: cannot create a folder under {blocker}, which is a file. Choose another "
+                         "path.")
+    return path
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """A file we may write (its folder is created if missing): not a folder, not under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: expected a file name, got an existing folder. Give a file inside it, "
+                         f"e.g. {path / 'result.json'}.")
+    blocker = file_above(path)
+    if blocker is not None:
+        raise InputError(f"{flag} {path}: cannot write under {blocker}, which is a file. Choose another path.")
+    return path
 
 
 def _install(stage: Path, target: Path) -> None:

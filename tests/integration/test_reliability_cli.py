@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sdk.cli import main
-from sdk.cli.predict import output_names, predict_files
+from sdk.predict_files import output_names, predict_files
 from sdk.core.errors import InputError, OutputError
 from tiny_artifacts import write_onnx_artifact
 

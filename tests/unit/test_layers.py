@@ -4,6 +4,7 @@
     sdk.core                  nothing from the project outside sdk.core (errors, manifest, preprocess, ...)
     runtimes                  sdk.core
     sdk.segmenter, sdk.timing sdk.core, runtimes (and each other)
+    sdk.predict_files         the above (image files -> mask files, beside Segmenter)
     converters                the above
     calibration               the above + converters
     sdk.stream                sdk.core, sdk.segmenter, runtimes
@@ -33,16 +34,19 @@ ALLOWED: dict[str, set[str]] = {
     "runtimes": {"sdk.core", "runtimes"},
     "sdk.segmenter": _BASE,
     "sdk.timing": _BASE,
+    "sdk.predict_files": _BASE,
     "converters": _BASE | {"converters"},
     "calibration": _BASE | {"converters", "calibration"},
     "sdk.stream": {"sdk.core", "sdk.segmenter", "runtimes", "sdk.stream"},
     "sdk.serving": {"sdk.core", "sdk.serving"},
-    "sdk.cli": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk.cli", "sdk"},
+    "sdk.cli": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk.cli", "sdk",
+                        "sdk.predict_files"},
     "sdk": {"sdk", "sdk.core", "sdk.segmenter"},
-    "benchmarks": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk", "benchmarks"},
-    "examples": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk"},
+    "benchmarks": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk", "sdk.predict_files",
+                           "benchmarks"},
+    "examples": _BASE | {"converters", "calibration", "sdk.stream", "sdk.serving", "sdk", "sdk.predict_files"},
 }
-SDK_PARTS = ("core", "stream", "serving", "cli", "segmenter", "timing")
+SDK_PARTS = ("core", "stream", "serving", "cli", "segmenter", "timing", "predict_files")
 
 
 def layer(module: str) -> str:
