@@ -44,7 +44,7 @@ FIXED_COMMANDS = {
     "speed_menu": "python -m benchmarks.bench_speed_menu --checkpoint ../shared/models/segformer-b0-camvid-hf "
                   "--camvid ../shared/data/camvid --split test --json docs/benchmarks/speed_menu.json",
     "heads": "python -m benchmarks.upsample_study --checkpoint ../shared/models/segformer-b0-camvid-hf "
-             "--camvid ../shared/data/camvid --json docs/benchmarks/upsample_study.json",
+             "--camvid ../shared/data/camvid --json docs/benchmarks/heads.json",
     "verify": "segedge verify ARTIFACT --json docs/benchmarks/verify_NAME.json",
     "peers": "python -m benchmarks.bench_peers --checkpoint ../shared/models/segformer-b0-camvid-hf "
              "--camvid ../shared/data/camvid --json docs/benchmarks/peers.json",

@@ -201,7 +201,7 @@ def export_onnx(
 
     steps.set_postfix_str("parity check")
     parity = _probe_parity(model, reference, probe_hw, rng, parity_atol, parity_rtol)
-    if merge.enabled:  # on the random probes: real-frame agreement is measured by benchmarks/bench_token_merge
+    if merge.enabled:  # on the random probes: real-frame agreement is measured by benchmarks/bench_speed_menu
         parity["token_merge_vs_unmerged"] = agreement_with_unmerged(reference, ck.model, [probe])
     steps.update()
 
