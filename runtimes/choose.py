@@ -34,6 +34,7 @@ import os
 import time
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -131,11 +132,33 @@ def input_size_hw(manifest: Manifest) -> tuple[tuple[int, int], str]:
     return DEFAULT_SIZE_HW, ANY_SIZE
 
 
+def sample_runs(fn: Callable[[], Any], *, warmup: int = WARMUP, min_runs: int = MIN_RUNS,
+                max_runs: int = MAX_RUNS, budget_s: float = BUDGET_S, pause_s: float = 0.0) -> tuple[float, list[float]]:
+    """The one timing loop of the project's isolated timings (this module's ``time_runtime`` and
+    ``sdk.timing_isolated``'s child process): ``warmup`` untimed runs of ``fn()`` (the first one's time returned),
+    then ``min_runs`` to ``max_runs`` timed ones within ``budget_s`` (``pause_s`` of sleep before each). Returns
+    (the first run's ms, the timed runs' ms)."""
+    t = time.perf_counter()
+    fn()
+    first_ms = 1e3 * (time.perf_counter() - t)
+    for _ in range(max(0, warmup - 1)):
+        fn()
+    samples: list[float] = []
+    end = time.perf_counter() + budget_s
+    while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter() < end):
+        if pause_s:
+            time.sleep(pause_s)
+        t = time.perf_counter()
+        fn()
+        samples.append(1e3 * (time.perf_counter() - t))
+    return first_ms, samples
+
+
 def time_runtime(cls: type[Runtime], artifact: Path, manifest: Manifest, options: dict, size_hw: tuple[int, int],
                  *, warmup: int = WARMUP, min_runs: int = MIN_RUNS, max_runs: int = MAX_RUNS,
                  budget_s: float = BUDGET_S, keep_open: bool = False) -> tuple[dict, Runtime | None]:
-    """Open ``artifact`` on ``cls``, time ``Runtime.infer`` on a (1, 3, H, W) input of ``size_hw`` (``warmup``
-    untimed runs, then ``min_runs`` to ``max_runs`` timed ones within ``budget_s``), and close it (unless
+    """Open ``artifact`` on ``cls``, time ``Runtime.infer`` on a (1, 3, H, W) input of ``size_hw`` (``sample_runs``:
+    ``warmup`` untimed runs, then ``min_runs`` to ``max_runs`` timed ones within ``budget_s``), and close it (unless
     ``keep_open``: then it is returned, else None). Returns ({"p50_ms", "runs", "load_s", "first_ms",
     "describe"}, the runtime or None). Callers time one runtime at a time, so nothing else runs beside it."""
     t0 = time.perf_counter()
@@ -144,17 +167,8 @@ def time_runtime(cls: type[Runtime], artifact: Path, manifest: Manifest, options
         load_s = time.perf_counter() - t0
         x = np.random.default_rng(0).standard_normal((1, 3, *size_hw)).astype(np.float32)
         feeds = model_feeds(manifest, x, size_hw)
-        t = time.perf_counter()
-        rt.infer(feeds)
-        first_ms = 1e3 * (time.perf_counter() - t)
-        for _ in range(max(0, warmup - 1)):
-            rt.infer(feeds)
-        samples: list[float] = []
-        end = time.perf_counter() + budget_s
-        while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter() < end):
-            t = time.perf_counter()
-            rt.infer(feeds)
-            samples.append(1e3 * (time.perf_counter() - t))
+        first_ms, samples = sample_runs(lambda: rt.infer(feeds), warmup=warmup, min_runs=min_runs,
+                                        max_runs=max_runs, budget_s=budget_s)
         record = {"p50_ms": float(np.median(samples)), "runs": len(samples), "load_s": round(load_s, 3),
                   "first_ms": round(first_ms, 2), "describe": rt.describe(), "samples_ms": samples}
     except BaseException:

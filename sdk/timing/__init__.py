@@ -1,0 +1,33 @@
+"""Latency benchmarks: ``segedge bench`` and the timing helpers every benchmark in this project uses.
+
+    segedge bench out/b0-ov-int8 --size 512 512 --json bench.json
+    segedge bench out/b0-fp32 --end-to-end --size 360 480 --size 1024 2048 \
+        --baseline pytorch ../shared/models/segformer-b0-camvid-hf --json e2e.json
+
+Two modes:
+- model (default): a preprocessed (N, 3, H, W) float32 input -> the (N, H, W) mask at the same size (the in-graph
+  head, or a logits head upsampled + argmaxed on the host). ``--size`` is the network input size.
+- end-to-end (``--end-to-end``): (H, W, 3) uint8 frames -> ``Segmenter`` (the artifact's preprocessing, inference)
+  -> full-resolution masks. ``--size`` is the frame size.
+
+Baseline (``--baseline pytorch CHECKPOINT``, a Hugging Face folder): transformers' SegformerForSemanticSegmentation
+in PyTorch eager, with HF-style post-processing (bilinear upsample of the logits to the frame size, argmax); in
+end-to-end mode the whole transformers pipeline (the checkpoint's image processor, the model,
+``post_process_semantic_segmentation``). It runs in the same process, alternating run by run with the artifact, so
+the ratio is measured under the same machine load.
+
+``measure_latency`` alternates the variants run by run and pauses between runs: ONNX Runtime's intra-op threads
+spin-wait after each run and slowed whatever ran next by ~1.6x on this project's 2-core machine; a 0.1 s pause made
+alternated p50s agree with each variant timed alone (within 5%). Timings on a shared machine are noisy: compare
+variants measured side by side in one run, by their medians.
+"""
+from __future__ import annotations
+
+from sdk.timing.baseline import BASELINE_INSTALL, TransformersBaseline
+from sdk.timing.bench import SCHEMA, bench, format_bench, synthetic_frame
+from sdk.timing.stats import (KEY_CPU_FLAGS, VERSIONED, cpu_times, environment, latency_stats, library_versions,
+                              measure_latency, other_load, probe_load_and_memory, throughput_fps)
+
+__all__ = ["SCHEMA", "latency_stats", "measure_latency", "throughput_fps", "library_versions", "environment",
+           "cpu_times", "other_load", "probe_load_and_memory", "BASELINE_INSTALL", "TransformersBaseline", "bench",
+           "format_bench", "synthetic_frame", "KEY_CPU_FLAGS", "VERSIONED"]
