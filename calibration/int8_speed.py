@@ -18,7 +18,7 @@ from runtimes.choose import ANY_SIZE, ISOLATION, input_size_hw, runnable, time_r
 from sdk.core.cpu import host_isa
 from sdk.core.manifest import Manifest, read_manifest
 from sdk.core.preprocess import network_size
-from sdk.core.records import SpeedRecord
+from sdk.core.records import QuantizationRecord, SpeedRecord
 
 MARGIN = 1.10  # INT8 costs accuracy: below 10% faster than FP32 it is not worth shipping without a word
 
@@ -49,7 +49,8 @@ def measure_speed(int8: Path, fp32: Path, *, frame_hw: tuple[int, int] | None = 
     """Time ``int8`` and ``fp32`` here (see the module docstring); None for the TensorRT Q/DQ target. fp32_shown:
     the FP32 artifact's path as the record names it (``fp32`` may be in a staging folder)."""
     m8 = read_manifest(int8)
-    if (m8.extra.get("quantization") or {}).get("target") == "tensorrt":
+    quantization = QuantizationRecord.read(m8)
+    if quantization is not None and quantization.target == "tensorrt":
         return None
     size_hw = timing_size_hw(m8, frame_hw)
     int8_ms, _ = time_each(int8, size_hw)

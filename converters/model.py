@@ -102,8 +102,9 @@ class Block(nn.Module):
 
 
 class Stage(nn.Module):
-    def __init__(self, in_ch: int, dim: int, depth: int, heads: int, mlp_ratio: int, sr_ratio: int,
+    def __init__(self, in_ch: int, dim: int, heads: int, mlp_ratio: int, sr_ratio: int,
                  patch: int, stride: int, cfg: "SegFormerConfig", drop_paths: list[float]) -> None:
+        """One block per entry of ``drop_paths`` (its stochastic-depth rate): the stage's depth."""
         super().__init__()
         self.patch_embed = OverlapPatchEmbed(in_ch, dim, patch, stride, cfg.patch_norm_eps)
         self.blocks = nn.ModuleList(
@@ -128,7 +129,7 @@ class MixTransformer(nn.Module):
         rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         stages, in_ch, start = [], cfg.num_channels, 0
         for i in range(4):
-            stages.append(Stage(in_ch, cfg.hidden_sizes[i], cfg.depths[i], cfg.num_heads[i], cfg.mlp_ratios[i],
+            stages.append(Stage(in_ch, cfg.hidden_sizes[i], cfg.num_heads[i], cfg.mlp_ratios[i],
                                 cfg.sr_ratios[i], cfg.patch_sizes[i], cfg.strides[i], cfg,
                                 rates[start:start + cfg.depths[i]]))
             in_ch, start = cfg.hidden_sizes[i], start + cfg.depths[i]
