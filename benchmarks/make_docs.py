@@ -6,7 +6,8 @@
 Every JSON file becomes one section: a table of its numbers, the command that produced it (recorded in the JSON,
 else rebuilt from the fields it records, else a fixed line per kind) and, beside the tables, the machine's CPU
 class and ISA flags from the JSON's environment record ("ISA not recorded" where it has none). Ratios are computed
-here from the p50s (or FPS) measured side by side in one run. The kind of a file is its "schema" field
+here from the p50s (or FPS) measured in one run; under every timing table, a line says how its variants were kept
+apart while timed (``benchmarks.docs_isolation``). The kind of a file is its "schema" field
 (``sdk.timing.SCHEMA``, ``calibration.report.SCHEMA``, ...), or, for older files without one, its keys. Renderers
 read every field with a default, so a file of a known kind missing some keys still renders (with "-"); a file of
 no known kind is listed at the end, never dropped silently. After the sections, the design notes
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.docs_common import dig, machine, software
+from benchmarks.docs_isolation import isolation_line
 from benchmarks.docs_design import design_section
 from benchmarks.docs_sections import RENDER, TITLES, bench_command
 
@@ -57,8 +59,11 @@ it by hand. Rerun the benchmark, put its JSON there and regenerate; `{command} -
 by the tests) fails while the two differ.
 
 How to read them: the development machine is a small shared VM, so absolute times move between runs (the same
-artifact timed in back-to-back processes has differed by tens of percent at p50). Compare **ratios measured side by
-side in one run** (the variants of one table alternate run by run), not absolute times across tables or sections.
+artifact timed in back-to-back processes has differed by tens of percent at p50). Compare **ratios measured in one
+run**, not absolute times across tables or sections. Under every timing table, "Timed:" says how its variants were
+kept apart: each alone in a fresh process per round, in alternating rounds (`sdk.timing.isolated`), or, in files
+written before that, in one process, alternating run by run, where ONNX Runtime's spinning threads can slow the
+variant timed after an ONNX Runtime one (issue 28).
 Every ratio below is computed from the p50s (or FPS) in the same JSON. Latency is p50/p90 in ms over the runs the
 section states; mIoU and pixel agreement (share of pixels whose class matches the FP32 reference) are in percent,
 drops in mIoU points (positive = worse than FP32). Each section says which CPU class and ISA flags it ran on:
@@ -71,8 +76,7 @@ Calibration memory at the video's full frame size: the histogram calibrators (en
 number of bytes (`--calib-memory-mib`), and frames are read when used, so the peak does not grow with the number
 of frames.""",
     "int8": """\
-Accuracy at CamVid's native 360x480; latency model-only (preprocessed input -> mask), variants alternating run by
-run. ONNX Runtime FP32 and INT8 come from the `--graph onnxruntime` export (what `segedge quantize --backend
+Accuracy at CamVid's native 360x480; latency model-only (preprocessed input -> mask), timed as "Timed:" says. ONNX Runtime FP32 and INT8 come from the `--graph onnxruntime` export (what `segedge quantize --backend
 onnxruntime` uses), the portable FP32 is timed beside them; the TensorRT Q/DQ model and OpenVINO come from the
 portable export, OpenVINO as static IRs at each size. The TensorRT Q/DQ model is for the device: it is scored in
 ONNX Runtime for accuracy only, its speed here means nothing. What made ONNX Runtime's INT8 fast on the
@@ -82,12 +86,12 @@ cancels against its NHWC kernels (no Shape node reading a convolution's or a Deq
 calibration ranges taken as the mean of each frame's min and max (better agreement than the global min/max at the
 same speed).""",
     "report": """\
-`segedge report` builds, scores and times every variant of its grid in one process; the ratios are against its
+`segedge report` builds, scores and times every variant of its grid in one run; the ratios are against its
 ONNX Runtime FP32 variant, in the report's own timing pass. The full per-variant tables (with memory, throughput
 and per-class numbers) are in the report's Markdown/HTML.""",
     "bench-e2e": """\
 `segedge bench --end-to-end --baseline pytorch` (`sdk.timing.bench`): the artifact and transformers' PyTorch
-eager model alternating run by run, each from a uint8 frame to a full-resolution mask (ours: preprocessing +
+eager model in the same run (how they were kept apart: "Timed:"), each from a uint8 frame to a full-resolution mask (ours: preprocessing +
 inference + head; the baseline: SegformerForSemanticSegmentation with its image processor, bilinear upsampling and
 argmax). Where the two run their networks at different sizes the ratio compares different amounts of work (said
 under the table). Heads not recorded in the JSON show "-". The 150-class model (`e2e_150cls_*`) is a random-weight
@@ -138,7 +142,7 @@ What a user gets from the peers' documented defaults, built without this project
 (`benchmarks/bench_peers.py`): a plain `torch.onnx.export` of transformers' model in ONNX Runtime FP32, ONNX
 Runtime `quantize_static` (QDQ, per-channel, MinMax), OpenVINO's default compile of that ONNX and NNCF
 `quantize(model_type=TRANSFORMER)`; our artifacts beside them. Agreement is against the plain ONNX in ONNX Runtime
-FP32; all timed side by side in one pass (model only, preprocessed frame -> mask at the frame's size); "x best
+FP32; all timed in one run (model only, preprocessed frame -> mask at the frame's size; how: "Timed:"); "x best
 peer" = the fastest peer within the mIoU budget, its p50 / this row's.""",
     "eval": "`segedge eval`: mIoU and pixel accuracy on a labelled split, agreement with the FP32 reference.",
     "verify": "`segedge verify`: the artifact run on this machine against its FP32 reference.",
@@ -210,6 +214,9 @@ def section(name: str, kind: str, d: dict, json_dir: Path = JSON_DIR, first: boo
     soft = software(d)
     lines += [soft, ""] if soft else [""]
     lines += RENDER[kind](d)
+    timed = isolation_line(kind, d)  # under the section's tables: how their variants were kept apart while timed
+    if timed:
+        lines += [timed, ""]
     md = Path(json_dir) / Path(name).with_suffix(".md").name
     if kind == "report" and md.is_file():
         lines += [f"Full report (per-class IoU, memory, throughput): `docs/benchmarks/{md.name}`.", ""]

@@ -224,8 +224,8 @@ def test_peers_ratio_against_the_best_peer_within_budget(rendered: str):
 
 def test_peers_at_each_idle_protocol(rendered: str):
     s = section(rendered, "peers_pauses.json")
-    assert "100 ms idle before each run; `33 ms` columns: 33 ms idle before each run; `0 ms` columns: each variant " \
-           "alone, back to back." in s
+    assert "100 ms idle before each run; `33 ms` columns: 33 ms idle before each run; `0 ms` columns: back to back, " \
+           "no idle (how the variants were kept apart: \"Timed:\" under the table)." in s
     assert "| p50 ms, 33 ms idle | x best peer, 33 ms idle | p50 ms, 0 ms idle | x best peer, 0 ms idle |" in s
     assert "| ours | ours | - | - | - | 20.0 | 21.0 | 3.00x | 16.0 | 3.62x | - | - | - | - |" in s  # 58/16; 0 missing
 
@@ -263,3 +263,38 @@ def test_multi_stream_ratios_are_computed_from_the_json():
     assert "| 4 x 10 fps | 9.60-10.00 | 9.80 | 0.96 | 90 | 140 | 3-5 | 100 | 1.40 |" in text
     assert "in 5 of 5 tries (s after its return: 2.4)" in text and "during the gap: 40" in text
     assert make_docs.kind_of(d) == "multi_stream"
+
+
+TIMING_KINDS = ("int8", "report", "speed_menu", "peers", "bench-e2e", "bench", "heads", "stream", "multi_stream",
+                "triton", "calib_memory")
+
+
+def test_every_timing_table_says_how_its_variants_were_isolated():
+    """Issue 28: under every timing table, how its variants were kept apart while timed; in the committed doc too."""
+    from benchmarks.docs_isolation import isolation_line
+
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    for path in sorted((ROOT / "docs" / "benchmarks").glob("*.json")):
+        d = json.loads(path.read_text())
+        kind = make_docs.kind_of(d)
+        if kind in TIMING_KINDS:
+            line = isolation_line(kind, d)
+            assert line and line.startswith("Timed: ") and line in section(text, path.name), path.name
+    for name, d in SYNTHETIC.items():  # older files: what the code did then, said plainly
+        kind = make_docs.kind_of(d)
+        if kind in ("int8", "report", "speed_menu", "peers", "heads") or name == "e2e_refine.json":
+            assert "in one process, alternating run by run" in isolation_line(kind, d), name
+    assert "one variant, alone in its process" in isolation_line("bench", SYNTHETIC["bench_model.json"])
+    assert isolation_line("eval", SYNTHETIC["eval.json"]) is None  # no timing table, no line
+
+
+def test_a_recorded_isolation_is_printed_as_recorded():
+    from benchmarks.docs_isolation import isolation_line
+    from sdk.timing.isolated import isolation
+
+    how = isolation(rounds=3, runs=10, warmup=3)
+    for kind, d in (("int8", {"timing": {"isolation": how}}), ("report", {"latency_input": {"isolation": how}}),
+                    ("bench", {"isolation": how, "pause_s": 0.1})):
+        assert isolation_line(kind, d) == f"Timed: {how['text']}.", kind
+    peers = isolation_line("peers", {"timing": {"isolation": how, "pauses_ms": [100.0, 0.0]}})
+    assert "own fresh process per round, 3 alternating rounds" in peers and "one such pass per idle time" in peers
