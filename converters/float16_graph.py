@@ -20,6 +20,7 @@ float32 casts for CPU kernels without FP16), so its accuracy is measured here li
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,123 +47,33 @@ def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP3
                         keep_fp32_after: tuple[str, ...] = KEEP_FP32_AFTER) -> tuple[Any, dict]:
     """(new ModelProto, record of what changed) for a Q/DQ (or plain) FP32 model; see the module docstring."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper, version_converter
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset > FP16_OPSET:
-        raise InputError(f"model opset: expected <= {FP16_OPSET} (the FP16 rewrite targets opset {FP16_OPSET}), got "
-                         f"{opset}")
-    if opset < FP16_OPSET:
-        model = version_converter.convert_version(model, FP16_OPSET)
-    model = onnx.shape_inference.infer_shapes(model)
+    model = onnx.shape_inference.infer_shapes(_at_fp16_opset(model))
     g = model.graph
-    F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
     types = _elem_types(model)
     inits = {t.name: t for t in g.initializer}
     consumers: dict[str, list[tuple[Any, int]]] = {}
     for node in g.node:
         for i, name in enumerate(node.input):
             consumers.setdefault(name, []).append((node, i))
-
-    # 1. the data path: float tensors from the float graph inputs, through every node but Shape/Size (Q's int8
-    # outputs count as data too, so the DequantizeLinear after them is a data node)
-    data = {i.name for i in g.input if types.get(i.name) == F32 and i.name not in inits}
-    data_nodes = []
-    for node in g.node:  # ONNX graphs are topologically sorted
-        if node.op_type in SHAPE_OPS or not any(name in data for name in node.input):
-            continue
-        data_nodes.append(node)
-        for out in node.output:
-            if types.get(out) == F32 or node.op_type == "QuantizeLinear":
-                data.add(out)
-    blocked = {id(n) for n in data_nodes if n.op_type in keep_fp32_ops}
-    downstream = set(keep_fp32_after)
-    for node in data_nodes:  # the float nodes computed from keep_fp32_after (topological order)
-        if any(name in downstream for name in node.input):
-            blocked.add(id(node))
-            downstream.update(node.output)
+    data, data_nodes = _data_path(g, types, inits)
+    blocked = _blocked(data_nodes, keep_fp32_ops, keep_fp32_after)
+    edits = _Edits(record={"opset": FP16_OPSET, "kept_fp32": sorted(n.name for n in data_nodes if id(n) in blocked),
+                           "initializers_fp16": 0, "casts_added": 0})
     island = {out for n in data_nodes if id(n) in blocked for out in n.output}  # FP32 tensors of blocked nodes
     fp32_name: dict[str, str] = {}  # a blocked node's output -> the name its FP32 value has after renaming
-    record: dict[str, Any] = {"opset": FP16_OPSET, "kept_fp32": sorted(n.name for n in data_nodes if id(n) in blocked),
-              "initializers_fp16": 0, "casts_added": 0}
-    new_nodes: dict[int, list[Any]] = {}  # id(node) -> nodes to insert before it
-    after: dict[int, list[Any]] = {}  # id(node) -> nodes to insert after it
     converted: dict[str, str] = {}  # float32 initializer/constant name -> its float16 twin
     retyped: set[str] = set()  # tensors outside the data path that become float16 (weight DequantizeLinear outputs)
     outputs = {o.name for o in g.output}
-
-    def cast(src: str, dst: str, to: int, where: dict, node: Any) -> None:
-        where.setdefault(id(node), []).append(helper.make_node("Cast", [src], [dst], to=to, name=f"{dst}/segedge_cast"))
-        record["casts_added"] += 1
-
-    def fp16_twin(name: str, node: Any) -> str:
-        if name in converted:
-            return converted[name]
-        twin = f"{name}_fp16"
-        if name in inits:
-            arr = numpy_helper.to_array(inits[name])
-            g.initializer.append(numpy_helper.from_array(arr.astype(np.float16), twin))
-            record["initializers_fp16"] += 1
-        else:
-            cast(name, twin, F16, new_nodes, node)
-        converted[name] = twin
-        return twin
-
     # the float parts of weight Q/DQ chains and the scales of activation Q/DQ follow their data consumer
     for node in data_nodes:
         if id(node) in blocked:
-            for i, name in enumerate(node.input):
-                if name in island:  # from another blocked node: FP32 already, no cast inside an island
-                    node.input[i] = fp32_name.get(name, name)
-                elif name in data and types.get(name) == F32:
-                    node.input[i] = f"{name}_fp32_for_{node.name or node.op_type}"
-                    cast(name, node.input[i], F32, new_nodes, node)
-            for j, out in enumerate(node.output):
-                if out not in data:
-                    continue
-                if out in outputs:  # a graph output keeps its float32 value
-                    if consumers.get(out):
-                        raise InputError(f"{out}: a graph output of {node.op_type} that other nodes read too; "
-                                         "expected it to be read by nothing else. Keep the model FP32.")
-                    continue
-                if all(id(c) in blocked for c, _ in consumers.get(out, [])):
-                    continue  # read only inside the island: stays FP32
-                node.output[j] = fp32_name[out] = f"{out}_fp32"
-                cast(node.output[j], out, F16, after, node)
-            continue
-        skip = UNTYPED_INPUTS.get(node.op_type, ())
-        for i, name in enumerate(node.input):
-            if not name or i in skip or name in data or types.get(name) != F32:
-                continue
-            if _weight_chain_fp16(g, name, inits, converted, record):
-                retyped.add(name)
-            else:
-                node.input[i] = fp16_twin(name, node)
-        if node.op_type == "Cast":
-            for a in node.attribute:
-                if a.name == "to" and a.i == F32:
-                    a.i = F16
-    # graph inputs and outputs keep their types
-    for inp in g.input:
-        if inp.name in data and types.get(inp.name) == F32:
-            twin = f"{inp.name}_fp16"
-            for node, i in consumers.get(inp.name, []):
-                if id(node) not in blocked:
-                    node.input[i] = twin
-            g.node.insert(0, helper.make_node("Cast", [inp.name], [twin], to=F16, name=f"{twin}/segedge_cast"))
-            record["casts_added"] += 1
-    for out in g.output:
-        if out.name in data and types.get(out.name) == F32:
-            producer = next(n for n in g.node if out.name in n.output)
-            if id(producer) in blocked:
-                continue  # already float32 there (the Cast back to FP16 feeds only the other consumers)
-            _rename(g, out.name, f"{out.name}_fp16")
-            cast(f"{out.name}_fp16", out.name, F32, after, producer)
-    order = []
-    for node in g.node:
-        order += new_nodes.get(id(node), []) + [node] + after.get(id(node), [])
-    del g.node[:]
-    g.node.extend(order)
+            _keep_fp32(node, edits, data=data, types=types, island=island, fp32_name=fp32_name, outputs=outputs,
+                       consumers=consumers, blocked=blocked)
+        else:
+            _to_fp16(node, g, edits, data=data, types=types, inits=inits, converted=converted, retyped=retyped)
+    _keep_io_types(g, edits, data=data, types=types, consumers=consumers, blocked=blocked)
+    edits.insert_into(g)
     read = {name for node in g.node for name in node.input} | outputs
     unused = [t for t in g.initializer if t.name not in read]  # the float32 originals of the twins
     for t in unused:
@@ -172,7 +83,150 @@ def float_parts_to_fp16(model: Any, *, keep_fp32_ops: tuple[str, ...] = KEEP_FP3
     g.value_info.extend(kept)
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model)
-    return model, record
+    return model, edits.record
+
+
+def _at_fp16_opset(model: Any) -> Any:
+    """``model`` at ``FP16_OPSET`` (ONNX's version converter from an older opset; a newer one is refused)."""
+    from onnx import version_converter
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset > FP16_OPSET:
+        raise InputError(f"model opset: expected <= {FP16_OPSET} (the FP16 rewrite targets opset {FP16_OPSET}), got "
+                         f"{opset}")
+    return version_converter.convert_version(model, FP16_OPSET) if opset < FP16_OPSET else model
+
+
+def _data_path(g: Any, types: dict[str, int], inits: dict) -> tuple[set[str], list[Any]]:
+    """(the data path's tensors, its nodes in graph order): float tensors from the float graph inputs, through every
+    node but Shape/Size (Q's int8 outputs count as data too, so the DequantizeLinear after them is a data node)."""
+    from onnx import TensorProto
+
+    data = {i.name for i in g.input if types.get(i.name) == TensorProto.FLOAT and i.name not in inits}
+    data_nodes = []
+    for node in g.node:  # ONNX graphs are topologically sorted
+        if node.op_type in SHAPE_OPS or not any(name in data for name in node.input):
+            continue
+        data_nodes.append(node)
+        for out in node.output:
+            if types.get(out) == TensorProto.FLOAT or node.op_type == "QuantizeLinear":
+                data.add(out)
+    return data, data_nodes
+
+
+def _blocked(data_nodes: list[Any], keep_fp32_ops: tuple[str, ...], keep_fp32_after: tuple[str, ...]) -> set[int]:
+    """id() of the data nodes that stay FP32: ``keep_fp32_ops`` and every float node computed from
+    ``keep_fp32_after``."""
+    blocked = {id(n) for n in data_nodes if n.op_type in keep_fp32_ops}
+    downstream = set(keep_fp32_after)
+    for node in data_nodes:  # topological order
+        if any(name in downstream for name in node.input):
+            blocked.add(id(node))
+            downstream.update(node.output)
+    return blocked
+
+
+@dataclass
+class _Edits:
+    """The Casts to insert before and after existing nodes (by ``id(node)``, in the order made) and the record of
+    what changed."""
+
+    record: dict[str, Any]
+    before: dict[int, list[Any]] = field(default_factory=dict)
+    after: dict[int, list[Any]] = field(default_factory=dict)
+
+    def cast(self, src: str, dst: str, to: int, node: Any, *, after: bool = False) -> None:
+        from onnx import helper
+
+        where = self.after if after else self.before
+        where.setdefault(id(node), []).append(helper.make_node("Cast", [src], [dst], to=to, name=f"{dst}/segedge_cast"))
+        self.record["casts_added"] += 1
+
+    def insert_into(self, g: Any) -> None:
+        order = []
+        for node in g.node:
+            order += self.before.get(id(node), []) + [node] + self.after.get(id(node), [])
+        del g.node[:]
+        g.node.extend(order)
+
+
+def _keep_fp32(node: Any, edits: _Edits, *, data: set[str], types: dict[str, int], island: set[str],
+               fp32_name: dict[str, str], outputs: set[str], consumers: dict, blocked: set[int]) -> None:
+    """A blocked node: FP32 inputs (a Cast from the FP16 data path, none from inside the island) and FP16 copies of
+    its outputs for the FP16 nodes that read them; a graph output keeps its float32 value."""
+    from onnx import TensorProto
+
+    for i, name in enumerate(node.input):
+        if name in island:  # from another blocked node: FP32 already, no cast inside an island
+            node.input[i] = fp32_name.get(name, name)
+        elif name in data and types.get(name) == TensorProto.FLOAT:
+            node.input[i] = f"{name}_fp32_for_{node.name or node.op_type}"
+            edits.cast(name, node.input[i], TensorProto.FLOAT, node)
+    for j, out in enumerate(node.output):
+        if out not in data:
+            continue
+        if out in outputs:  # a graph output keeps its float32 value
+            if consumers.get(out):
+                raise InputError(f"{out}: a graph output of {node.op_type} that other nodes read too; "
+                                 "expected it to be read by nothing else. Keep the model FP32.")
+            continue
+        if all(id(c) in blocked for c, _ in consumers.get(out, [])):
+            continue  # read only inside the island: stays FP32
+        node.output[j] = fp32_name[out] = f"{out}_fp32"
+        edits.cast(node.output[j], out, TensorProto.FLOAT16, node, after=True)
+
+
+def _to_fp16(node: Any, g: Any, edits: _Edits, *, data: set[str], types: dict[str, int], inits: dict,
+             converted: dict[str, str], retyped: set[str]) -> None:
+    """A data node that turns FP16: the float32 weights, scales and constants it reads get FP16 twins (a weight
+    Q/DQ chain is retyped in place), and a Cast to float32 becomes one to float16."""
+    from onnx import TensorProto, numpy_helper
+
+    skip = UNTYPED_INPUTS.get(node.op_type, ())
+    for i, name in enumerate(node.input):
+        if not name or i in skip or name in data or types.get(name) != TensorProto.FLOAT:
+            continue
+        if _weight_chain_fp16(g, name, inits, converted, edits.record):
+            retyped.add(name)
+            continue
+        if name not in converted:
+            twin = f"{name}_fp16"
+            if name in inits:
+                arr = numpy_helper.to_array(inits[name])
+                g.initializer.append(numpy_helper.from_array(arr.astype(np.float16), twin))
+                edits.record["initializers_fp16"] += 1
+            else:
+                edits.cast(name, twin, TensorProto.FLOAT16, node)
+            converted[name] = twin
+        node.input[i] = converted[name]
+    if node.op_type == "Cast":
+        for a in node.attribute:
+            if a.name == "to" and a.i == TensorProto.FLOAT:
+                a.i = TensorProto.FLOAT16
+
+
+def _keep_io_types(g: Any, edits: _Edits, *, data: set[str], types: dict[str, int], consumers: dict,
+                   blocked: set[int]) -> None:
+    """Graph inputs and outputs keep their types: a Cast to FP16 after each float input (first in the graph), one
+    back to float32 before each float output an FP16 node makes."""
+    from onnx import TensorProto, helper
+
+    for inp in g.input:
+        if inp.name in data and types.get(inp.name) == TensorProto.FLOAT:
+            twin = f"{inp.name}_fp16"
+            for node, i in consumers.get(inp.name, []):
+                if id(node) not in blocked:
+                    node.input[i] = twin
+            g.node.insert(0, helper.make_node("Cast", [inp.name], [twin], to=TensorProto.FLOAT16,
+                                              name=f"{twin}/segedge_cast"))
+            edits.record["casts_added"] += 1
+    for out in g.output:
+        if out.name in data and types.get(out.name) == TensorProto.FLOAT:
+            producer = next(n for n in g.node if out.name in n.output)
+            if id(producer) in blocked:
+                continue  # already float32 there (the Cast back to FP16 feeds only the other consumers)
+            _rename(g, out.name, f"{out.name}_fp16")
+            edits.cast(f"{out.name}_fp16", out.name, TensorProto.FLOAT, producer, after=True)
 
 
 def _rename(g: Any, old: str, new: str) -> None:
