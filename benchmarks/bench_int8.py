@@ -11,10 +11,12 @@ Runtime INT8 (CPU recipe, from the ``onnxruntime`` graph); from the portable gra
 (evaluated in ONNX Runtime: its speed here means nothing, TensorRT builds it on the device); and, when OpenVINO +
 NNCF are installed, OpenVINO FP32 (f32 hint), its default precision (bf16 on CPUs with AVX-512 BF16) and NNCF INT8 (static, so built once per measured size). Calibrates on CamVid train
 (``--num-samples`` frames), evaluates mIoU and pixel agreement with FP32 on val and test at the native 360x480, and
-measures latency (model only: preprocessed input -> mask, warm-up then ``--repeats`` runs, p50/p90) at 512x512 and
-360x480 with ``sdk.timing.measure_latency`` (variants alternating run by run, a pause before each run so ONNX Runtime's
-spinning threads do not slow the next variant), next to PyTorch eager FP32 (transformers-equivalent model, logits
-upsampled and argmaxed). Quantization times are the build times of ``segedge quantize``'s code paths.
+measures latency (model only: preprocessed input -> mask, p50/p90) at 512x512 and 360x480, next to PyTorch eager
+FP32 (transformers-equivalent model, logits upsampled and argmaxed): each variant alone in its own fresh process,
+``--rounds`` alternating rounds of ``--warmup`` untimed + ``--repeats / --rounds`` timed runs, pooled
+(``sdk.timing.isolated``), so no variant's threads share the cores with another's timing (in one process ONNX
+Runtime's spinning threads slowed whatever ran next; ``--in-process`` keeps that older protocol for comparison). The
+JSON's ``timing.isolation`` says which. Quantization times are the build times of ``segedge quantize``'s code paths.
 Calibration-subset robustness: ``--seeds 0,1,2`` also builds the INT8 variants from calibration subsets drawn with
 the other seeds and reports mean and worst drop and agreement over all seeds (accuracy only; latency on the first).
 """
@@ -31,6 +33,53 @@ from pathlib import Path
 import numpy as np
 
 
+def torch_eager(*, checkpoint: str, pixel_values: str, hw: list[int]):
+    """``sdk.timing.isolated``'s factory for the PyTorch eager FP32 row: the transformers-equivalent model, logits
+    upsampled bilinearly to ``hw`` and argmaxed, on the saved input."""
+    import torch
+
+    from converters.checkpoints import load_checkpoint
+    from sdk.timing.isolated import TimedCall
+
+    model = load_checkpoint(Path(checkpoint)).model
+    x = torch.from_numpy(np.load(pixel_values))
+    size = (int(hw[0]), int(hw[1]))
+
+    def run():
+        with torch.no_grad():
+            logits = model(x)
+            return torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False).argmax(1)
+
+    return TimedCall(run, f"PyTorch {torch.__version__} eager FP32, {torch.get_num_threads()} threads")
+
+
+def _in_process(timed: dict, x: np.ndarray, hw: tuple[int, int], args) -> dict:
+    """The older protocol (--in-process): every variant open in this process, alternating run by run."""
+    import torch
+
+    from converters.checkpoints import load_checkpoint
+    from sdk.core.manifest import model_feeds
+    from sdk.segmenter import Segmenter
+    from sdk.timing import measure_latency
+
+    torch_model = load_checkpoint(args.checkpoint).model
+    segs = {name: Segmenter.from_artifact(art, **opts) for name, (art, opts) in timed.items()}
+    fns = {name: (lambda feeds, s=s: s.runtime.infer(feeds)) for name, s in segs.items()}
+
+    def torch_eager_fn(feeds):
+        with torch.no_grad():
+            logits = torch_model(torch.from_numpy(feeds["pixel_values"]))
+            torch.nn.functional.interpolate(logits, size=hw, mode="bilinear", align_corners=False).argmax(1)
+
+    fns["pytorch-eager-fp32"] = torch_eager_fn
+    feeds = model_feeds(segs["ort-fp32"].manifest, x, hw)  # torch_eager reads only pixel_values
+    try:
+        return measure_latency(fns, lambda name: feeds, args.repeats)
+    finally:
+        for s in segs.values():
+            s.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -41,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-cpu", default="auto", help="CPU class the INT8 artifacts are made for (auto|vnni|"
                                                            "avx512|avx2|arm64)")
     ap.add_argument("--seeds", default="0", help="calibration-subset seeds, comma-separated (robustness: 0,1,2)")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=20, help="timed runs per variant and size, split over the rounds")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs first, in each process")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating rounds; each times every variant alone in a fresh process of its own")
+    ap.add_argument("--in-process", action="store_true",
+                    help="the older protocol, for comparison: all variants in this process, alternating run by run "
+                         "with a 0.1 s pause (ONNX Runtime's spinning threads may slow the variant after it)")
     ap.add_argument("--splits", default="val,test")
     ap.add_argument("--workdir", type=Path, help="keep the artifacts here (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -53,11 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     from calibration.evaluate import evaluate
     from calibration import quantize
     from calibration.sets import load_calibration_set
-    from converters.checkpoints import load_checkpoint
     from converters.onnx_export import export_onnx
     from runtimes import RUNTIMES
-    from sdk.timing import measure_latency
-    from sdk.core.manifest import model_feeds, read_manifest
+    from sdk.core.manifest import read_manifest
+    from sdk.timing.isolated import Timed, artifact_variant, in_process, save_input, time_isolated
     from sdk.core.preprocess import preprocess
     from sdk.segmenter import Segmenter
 
@@ -144,28 +198,31 @@ def main(argv: list[str] | None = None) -> int:
                   f"agreement mean {np.mean(agree):.2%} worst {min(agree):.2%} over seeds {seeds}")
 
     # latency, model only (preprocessed input -> mask), at a fixed 512x512 and at CamVid's 360x480
-    torch_model = load_checkpoint(args.checkpoint).model
     frame = next(iter(CamVid(args.camvid, "val")))[0]
     latency: dict[str, dict] = {}
     for hw in ((512, 512), (360, 480)):
         import cv2
 
         img = cv2.resize(frame, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-        segs = {name: Segmenter.from_artifact(ov_at.get(hw, {}).get(name, art), **opts)
-                for name, (art, opts) in variants.items() if not name.startswith("trt-")}
-        x = preprocess(img, segs["ort-fp32"].manifest.preprocess)
-        fns = {name: (lambda feeds, s=s: s.runtime.infer(feeds)) for name, s in segs.items()}
-
-        def torch_eager(feeds):
-            with torch.no_grad():
-                logits = torch_model(torch.from_numpy(feeds["pixel_values"]))
-                torch.nn.functional.interpolate(logits, size=hw, mode="bilinear", align_corners=False).argmax(1)
-
-        fns["pytorch-eager-fp32"] = torch_eager
-        feeds = model_feeds(segs["ort-fp32"].manifest, x, hw)  # torch_eager reads only pixel_values
-        latency[f"{hw[0]}x{hw[1]}"] = measure_latency(fns, lambda name: feeds, args.repeats)
-        for s in segs.values():
-            s.close()
+        timed = {name: (ov_at.get(hw, {}).get(name, art), opts) for name, (art, opts) in variants.items()
+                 if not name.startswith("trt-")}
+        x = preprocess(img, read_manifest(fp32).preprocess)
+        if args.in_process:
+            latency[f"{hw[0]}x{hw[1]}"] = _in_process(timed, x, hw, args)
+        else:
+            x_npy = save_input(work / "timing", f"x-{hw[0]}x{hw[1]}", x)
+            runs = [artifact_variant(name, art, runtime=opts["runtime"], pixel_values=x_npy, output_hw=hw,
+                                     options={k: v for k, v in opts.items() if k != "runtime"})
+                    for name, (art, opts) in timed.items()]
+            runs.append(Timed(name="pytorch-eager-fp32", factory="benchmarks.bench_int8:torch_eager",
+                              args={"checkpoint": str(args.checkpoint), "pixel_values": x_npy, "hw": list(hw)}))
+            print(f"timing {len(runs)} variants at {hw[0]}x{hw[1]}, each alone in its own process, {args.rounds} "
+                  "alternating rounds", flush=True)
+            got = time_isolated(runs, rounds=args.rounds, runs=-(-args.repeats // args.rounds), warmup=args.warmup)
+            latency[f"{hw[0]}x{hw[1]}"] = got["variants"]
+            how = got["isolation"]
+    if args.in_process:
+        how = in_process(pause_s=0.1, repeats=args.repeats, warmup=1)
 
     from sdk.timing import environment
 
@@ -200,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"schema": "segedge.int8_bench/1",  # benchmarks/make_docs.py renders it into docs/BENCHMARKS.md
               "command": "python -m benchmarks.bench_int8 " + shlex.join(sys.argv[1:] if argv is None else argv),
               "environment": env, "build_seconds": build_s, "calibration": calib.description, "accuracy": rows,
-              "robustness": robustness, "latency": latency,
+              "robustness": robustness, "latency": latency, "timing": {"isolation": how},
               "speedups_p50": ratios}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--size", type=int, nargs=2, action="append", required=True, metavar=("H", "W"),
                    help="network input size (model mode) or frame size (--end-to-end); repeat for several")
     p.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
-    p.add_argument("--repeats", type=positive_int, default=50, help="timed runs per variant and size (default 50)")
-    p.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--repeats", type=positive_int, default=50,
+                   help="timed runs per variant and size, split over the rounds (default 50)")
+    p.add_argument("--rounds", type=positive_int, default=3,
+                   help="alternating rounds: each round times the artifact and the baseline each alone in a fresh "
+                        "process of its own (default 3)")
+    p.add_argument("--in-process", action="store_true",
+                   help="the older protocol, for comparison: both in this process, alternating run by run (ONNX "
+                        "Runtime's spinning threads may then slow the variant timed after it)")
+    p.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed runs first, in each process "
+                                                                      "(default 5)")
     p.add_argument("--runtime", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     add_device_argument(p)
     p.add_argument("--runtime-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -40,8 +48,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--end-to-end", action="store_true",
                    help="uint8 frames of --size -> preprocessing + inference -> full-resolution masks")
     p.add_argument("--baseline", nargs=2, metavar=("pytorch", "CHECKPOINT"),
-                   help="also time transformers' model in PyTorch eager (HF folder), side by side; needs torch, "
-                        "transformers and Pillow: pip install 'segedge[convert,baseline]'")
+                   help="also time transformers' model in PyTorch eager (HF folder), in alternating rounds; needs "
+                        "torch, transformers and Pillow: pip install 'segedge[convert,baseline]'")
     p.add_argument("--pause", type=nonnegative_float, default=0.1, help="seconds between timed runs (default 0.1)")
     p.add_argument("--settle", type=nonnegative_float, default=2.0,
                    help="idle seconds before timing, to sample other processes' load (default 2)")
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     result = bench(args.artifact, sizes_hw=[tuple(s) for s in args.size], batch=args.batch, repeats=args.repeats,
                    warmup=args.warmup, runtime=args.runtime, runtime_options=options,
                    end_to_end=args.end_to_end, baseline=baseline, pause_s=args.pause, settle_s=args.settle,
-                   frame=args.frame)
+                   frame=args.frame, isolation="in-process" if args.in_process else "process", rounds=args.rounds)
     print(format_bench(result))
     if args.json:
         path = Path(args.json)

@@ -73,3 +73,18 @@ class TransformersBaseline:
         """The size the image processor feeds the network for a frame of ``frame_hw``."""
         x = self.processor(images=[np.zeros((*frame_hw, 3), np.uint8)], return_tensors="np")["pixel_values"]
         return int(x.shape[2]), int(x.shape[3])
+
+
+def open_baseline(*, checkpoint: str, mode: str, inputs: str, out_hw: list[int]):
+    """``sdk.timing.isolated``'s factory for the baseline in its own process: ``mode`` "model" (``model_masks`` of
+    the (N, 3, h, w) float32 .npy ``inputs``, masks at ``out_hw``) or "pipeline" (``pipeline_masks`` of the
+    (N, H, W, 3) uint8 frames in ``inputs``)."""
+    from sdk.timing.isolated import TimedCall
+
+    ref = TransformersBaseline(checkpoint)
+    data = np.load(inputs)
+    if mode == "pipeline":
+        frames = list(data)
+        return TimedCall(lambda: ref.pipeline_masks(frames), ref.description)
+    hw = (int(out_hw[0]), int(out_hw[1]))
+    return TimedCall(lambda: ref.model_masks(data, hw), ref.description)

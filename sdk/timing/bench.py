@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -10,10 +11,14 @@ import numpy as np
 
 from sdk.core.errors import InputError
 from sdk.core.result import pixel_agreement
+from sdk.timing.isolated import Timed, artifact_variant, save_input, time_isolated
+from sdk.timing.isolated import in_process as in_process_record
+from sdk.timing.isolated import isolation as isolated_record
 from sdk.timing.stats import environment, measure_latency, other_load, throughput_fps
 from sdk.timing.baseline import TransformersBaseline
 
 SCHEMA = "segedge.bench/1"
+ISOLATIONS = ("process", "in-process")
 
 def synthetic_frame(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
     """A deterministic (H, W, 3) uint8 RGB test frame: smooth gradients plus noise. The refine head's cost depends on
@@ -33,14 +38,19 @@ def _static_input_hw(manifest) -> tuple[int, int] | None:
 def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int = 1, repeats: int = 50,
           warmup: int = 5, runtime: str = "auto", runtime_options: dict | None = None, end_to_end: bool = False,
           baseline: str | Path | None = None, pause_s: float = 0.1, settle_s: float = 2.0,
-          frame: str | Path | None = None) -> dict:
+          frame: str | Path | None = None, isolation: str = "process", rounds: int = 3) -> dict:
     """Latency of an artifact (and optionally the transformers baseline, side by side) at each size.
 
     sizes_hw: model mode: network input sizes; end-to-end: frame sizes. batch: images per call. baseline: a Hugging
     Face checkpoint folder for the PyTorch/transformers baseline. settle_s: idle seconds before timing, during which
     the load from other processes is sampled (recorded as ``other_load``). frame: an image file used (resized
     bilinearly to each size) instead of the synthetic frame. End to end with a baseline, the pixel agreement of the
-    two pipelines' masks on the timed frames is recorded too. Returns the JSON-ready result.
+    two pipelines' masks on the timed frames is recorded too. isolation: "process" (default): the artifact and the
+    baseline each timed alone in its own fresh process, ``rounds`` alternating rounds of ``ceil(repeats / rounds)``
+    runs after ``warmup`` (``sdk.timing.isolated``), so neither's threads share the cores with the other's timing;
+    "in-process": the older protocol, both in this process alternating run by run (``measure_latency``), kept for
+    comparison. ``pause_s`` of idle precedes every timed run either way. Returns the JSON-ready result, with an
+    ``isolation`` record saying which.
     """
     from sdk.core.manifest import model_feeds
     from sdk.core.postprocess import masks_from_logits
@@ -52,6 +62,9 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
         raise InputError(f"sizes_hw: expected at least one (height, width), both >= 32, got {sizes_hw}")
     if batch < 1:
         raise InputError(f"batch: expected >= 1, got {batch}")
+    if isolation not in ISOLATIONS or rounds < 1:
+        raise InputError(f"isolation/rounds: expected one of {ISOLATIONS} and rounds >= 1, got {isolation!r} and "
+                         f"{rounds}")
     source = cv2 = None
     if frame is not None:
         from sdk.core.errors import require_cv2
@@ -66,6 +79,10 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
     static = _static_input_hw(m)
     busy = other_load(settle_s) if settle_s > 0 else None
     results = []
+    runs = -(-repeats // rounds)
+    how = (isolated_record(rounds=rounds, runs=runs, warmup=warmup, pause_s=pause_s) if isolation == "process" else
+           in_process_record(pause_s=pause_s, repeats=repeats, warmup=warmup))
+    scratch = tempfile.TemporaryDirectory(prefix="segedge-bench-")
     fns: dict[str, Callable[[Any], Any]]
     feeds_for: Callable[[str], Any]
     try:
@@ -95,7 +112,13 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
                 if ref is not None:
                     fns["baseline"] = lambda f: ref.model_masks(f["pixel_values"], hw)
                 feeds_for = lambda name: feeds  # noqa: E731
-            stats = measure_latency(fns, feeds_for, repeats, warmup=warmup, pause_s=pause_s)
+            if isolation == "in-process":
+                stats = measure_latency(fns, feeds_for, repeats, warmup=warmup, pause_s=pause_s)
+            else:
+                spec = {"artifact": artifact, "runtime": seg.runtime.name, "options": runtime_options or {},
+                        "baseline": baseline, "end_to_end": end_to_end, "hw": hw}
+                stats = _time_isolated(spec, frames if end_to_end else feeds["pixel_values"], Path(scratch.name),
+                                       rounds=rounds, runs=runs, warmup=warmup, pause_s=pause_s)
             row: dict[str, Any] = {"size_hw": list(hw), "network_hw": list(net_hw),
                                    "artifact": {**stats["artifact"],
                                                 "throughput_fps": throughput_fps(stats["artifact"], batch)}}
@@ -117,6 +140,7 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
         described = seg.runtime.describe()
     finally:
         seg.close()
+        scratch.cleanup()
     torch_threads = None
     if ref is not None:
         torch_threads = ref.torch.get_num_threads()
@@ -126,7 +150,7 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
         "mode": "end-to-end" if end_to_end else "model",
         "what_is_timed": ("uint8 frames -> preprocessing + inference -> full-resolution masks" if end_to_end else
                           "preprocessed float32 input -> inference -> masks at the input size"),
-        "batch": batch, "repeats": repeats, "warmup": warmup, "pause_s": pause_s,
+        "batch": batch, "repeats": repeats, "warmup": warmup, "pause_s": pause_s, "isolation": how,
         "load_seconds": {"artifact": load_s, "baseline": ref.load_seconds if ref else None},
         "baseline": None if ref is None else {"kind": "pytorch", "checkpoint": str(baseline),
                                               "description": ref.description,
@@ -134,6 +158,21 @@ def bench(artifact: str | Path, *, sizes_hw: list[tuple[int, int]], batch: int =
         "frame": str(frame) if frame is not None else "synthetic (sdk.timing.synthetic_frame)",
         "environment": environment(torch=torch_threads), "other_load": busy, "results": results,
     }
+
+
+def _time_isolated(spec: dict, inputs, scratch: Path, **how) -> dict[str, dict]:
+    """The artifact (and the baseline) at one size, each in its own process (``sdk.timing.isolated``): what the
+    in-process functions run, rebuilt in the child from the artifact folder / checkpoint and the saved input."""
+    hw, e2e = tuple(spec["hw"]), spec["end_to_end"]
+    path = save_input(scratch, f"input-{hw[0]}x{hw[1]}", np.stack(list(inputs)) if e2e else inputs)
+    variants = [artifact_variant("artifact", spec["artifact"], runtime=spec["runtime"], options=spec["options"],
+                                 what="segmenter" if e2e else "mask", frames=path if e2e else None,
+                                 pixel_values=None if e2e else path, output_hw=hw)]
+    if spec["baseline"] is not None:
+        variants.append(Timed(name="baseline", factory="sdk.timing.baseline:open_baseline",
+                              args={"checkpoint": str(spec["baseline"]), "mode": "pipeline" if e2e else "model",
+                                    "inputs": path, "out_hw": list(hw)}))
+    return time_isolated(variants, **how)["variants"]
 
 
 def _same_answer(row: dict, base_hw, net_hw, agree_pct: float) -> bool:
@@ -158,6 +197,8 @@ def format_bench(result: dict) -> str:
     """The human-readable table ``segedge bench`` prints."""
     lines = [f"{result['artifact']} ({result['format']} {result['precision']}) on {result['runtime']}; "
              f"{result['mode']}, batch {result['batch']}, {result['repeats']} runs after {result['warmup']} warm-up"]
+    if result.get("isolation"):
+        lines.append(f"timed {result['isolation']['text']}")
     head = f"{'size':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'img/s':>7}"
     if result["baseline"]:
         head += f" {'pytorch p50':>11} {'p90':>8} {'speedup':>9} {'agree %':>8}"
