@@ -12,10 +12,13 @@ import pytest
 os.environ["SEGEDGE_AUTO_RUNTIME"] = "first"
 
 ROOT = Path(__file__).resolve().parents[1]
+# The one set of ../shared paths (seen from the repository root; read-only): tests import these names
+# (``from conftest import VIDEO, need``) or take the fixtures below, never spell a ../shared path of their own.
 SHARED = ROOT.parent / "shared"
 HF_MODEL = SHARED / "models" / "segformer-b0-camvid-hf"
 NVLABS_MODEL = SHARED / "models" / "segformer-b0-camvid-nvlabs.pth"
 CAMVID = SHARED / "data" / "camvid"
+VIDEO = SHARED / "video" / "sidewalk.mp4"
 DEMO_MODEL = ROOT / "sdk" / "assets" / "segformer-b0-camvid-demo"
 
 
@@ -38,6 +41,12 @@ def nvlabs_model() -> Path:
 @pytest.fixture(scope="session")
 def camvid() -> Path:
     return need(CAMVID)
+
+
+@pytest.fixture(scope="session")
+def video() -> Path:
+    """The shared street video (H.264, 720x1280 portrait, 190 frames)."""
+    return need(VIDEO)
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-# ../shared seen from the repository root; read-only.
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-MODELS = SHARED / "models"
-HF_DIR = MODELS / "segformer-b0-camvid-hf"
-NVLABS_PTH = MODELS / "segformer-b0-camvid-nvlabs.pth"
-CAMVID_VAL = SHARED / "data" / "camvid" / "val"
-VIDEO = SHARED / "video" / "sidewalk.mp4"
+# the ../shared paths are conftest's (one set); VIDEO is re-exported for the stream tests that import it from here
+from conftest import CAMVID, VIDEO  # noqa: F401
 
 # A small non-published architecture: non-default heads, sr ratios, MLP ratios and strides, so that the loader has
 # to take them from config.json (heads, strides) or from tensor shapes (the rest).
@@ -126,7 +121,7 @@ def first_val_image() -> tuple[Path, np.ndarray]:
     """The first CamVid val image (sorted by name) as (path, RGB uint8 (360, 480, 3))."""
     import cv2
 
-    path = sorted(CAMVID_VAL.glob("*.png"))[0]
+    path = sorted((CAMVID / "val").glob("*.png"))[0]
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert bgr is not None, f"cannot read {path}"
     return path, np.ascontiguousarray(bgr[..., ::-1])

@@ -12,18 +12,12 @@ import numpy as np
 import pytest
 
 from benchmarks.camera_servers import MjpegServer, RtspServer, SilentServer, camera_clip, ffmpeg_missing, rtsp_missing
+from conftest import VIDEO, need
 from sdk.core.errors import SourceError
 from sdk.stream.sources import URL_TIMEOUT_MS, Source, open_source
 
 pytest.importorskip("cv2")
-VIDEO = Path(__file__).resolve().parents[3] / "shared" / "video" / "sidewalk.mp4"
 CLIP_FPS, CLIP_WH = 10, (640, 360)
-
-
-def need(path: Path) -> Path:
-    if not path.is_file():
-        pytest.skip(f"needs {path} (the ../shared data folder beside the project)")
-    return path
 
 
 def _read_frames(source: Source, n: int, *, deadline_s: float = 10.0) -> list[np.ndarray]:

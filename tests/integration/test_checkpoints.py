@@ -16,17 +16,19 @@ import torch
 from converters.checkpoints import load_checkpoint, read_checkpoint, to_huggingface
 from sdk.core.errors import CheckpointError, LabelsError
 
+from conftest import HF_MODEL, NVLABS_MODEL
+
 try:  # tests/ may or may not become a package; a `tests` package in site-packages shadows a namespace one
-    from tests.helpers import HF_DIR, NVLABS_PTH, random_hf_model, save_hf_folder
+    from tests.helpers import random_hf_model, save_hf_folder
 except ImportError:
-    from helpers import HF_DIR, NVLABS_PTH, random_hf_model, save_hf_folder
+    from helpers import random_hf_model, save_hf_folder
 
 CAMVID = ["sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian",
           "bicyclist"]
 
 needs_shared = pytest.mark.skipif(
-    not (HF_DIR / "config.json").is_file() or not NVLABS_PTH.is_file(),
-    reason=f"the reference models are not in {HF_DIR.parent} (../shared/models seen from the repository root)",
+    not (HF_MODEL / "config.json").is_file() or not NVLABS_MODEL.is_file(),
+    reason=f"the reference models are not in {HF_MODEL.parent} (../shared/models seen from the repository root)",
 )
 
 
@@ -36,9 +38,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def nvlabs_obj() -> dict:
     """The shared NVlabs checkpoint as a dict {'meta', 'state_dict'} (read-only: tests copy before editing)."""
-    if not NVLABS_PTH.is_file():
-        pytest.skip(f"{NVLABS_PTH} is absent")
-    return torch.load(NVLABS_PTH, map_location="cpu", weights_only=True)
+    if not NVLABS_MODEL.is_file():
+        pytest.skip(f"{NVLABS_MODEL} is absent")
+    return torch.load(NVLABS_MODEL, map_location="cpu", weights_only=True)
 
 
 def _nvlabs_variant(obj: dict, tmp_path: Path, *, drop=(), add=None, meta=None, name="edited.pth") -> Path:
@@ -55,11 +57,11 @@ def _hf_variant(tmp_path: Path, *, drop=(), add=None, config=None) -> Path:
 
     folder = tmp_path / "hf"
     folder.mkdir()
-    sd = load_file(str(HF_DIR / "model.safetensors"))
+    sd = load_file(str(HF_MODEL / "model.safetensors"))
     sd = {k: v for k, v in sd.items() if k not in drop}
     sd.update(add or {})
     save_file(sd, str(folder / "model.safetensors"))
-    cfg = json.loads((HF_DIR / "config.json").read_text())
+    cfg = json.loads((HF_MODEL / "config.json").read_text())
     cfg.update(config or {})
     (folder / "config.json").write_text(json.dumps(cfg))
     return folder
@@ -68,8 +70,8 @@ def _hf_variant(tmp_path: Path, *, drop=(), add=None, config=None) -> Path:
 # ------------------------------------------------------------------------------------------ config inference
 @needs_shared
 def test_hf_folder_config_and_labels():
-    ck = load_checkpoint(HF_DIR)
-    cfg = json.loads((HF_DIR / "config.json").read_text())
+    ck = load_checkpoint(HF_MODEL)
+    cfg = json.loads((HF_MODEL / "config.json").read_text())
     assert ck.layout == "huggingface"
     assert ck.config.variant == "b0"
     assert ck.config.num_classes == 11
@@ -87,7 +89,7 @@ def test_hf_folder_config_and_labels():
 
 @needs_shared
 def test_nvlabs_config_labels_and_palette(nvlabs_obj):
-    ck = load_checkpoint(NVLABS_PTH)
+    ck = load_checkpoint(NVLABS_MODEL)
     assert ck.layout == "nvlabs"
     assert ck.config.variant == "b0" and ck.config.num_classes == 11
     assert ck.class_names == list(nvlabs_obj["meta"]["CLASSES"]) == CAMVID
@@ -133,9 +135,9 @@ def test_to_huggingface_round_trip():
     """Ours -> hub names gives back exactly the tensors of the HF file."""
     from safetensors.torch import load_file
 
-    ck = load_checkpoint(HF_DIR)
+    ck = load_checkpoint(HF_MODEL)
     back = to_huggingface(ck.model.state_dict())
-    orig = load_file(str(HF_DIR / "model.safetensors"))
+    orig = load_file(str(HF_MODEL / "model.safetensors"))
     assert back.keys() == orig.keys()
     assert all(torch.equal(back[k], orig[k]) for k in orig)
 
@@ -146,8 +148,8 @@ def test_to_huggingface_round_trip():
 def test_truncated_safetensors(tmp_path, as_file):
     folder = tmp_path / "hf"
     folder.mkdir()
-    shutil.copy(HF_DIR / "config.json", folder)
-    data = (HF_DIR / "model.safetensors").read_bytes()
+    shutil.copy(HF_MODEL / "config.json", folder)
+    data = (HF_MODEL / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"not a readable safetensors file.*truncated") as err:
         load_checkpoint(folder / "model.safetensors" if as_file else folder)
@@ -157,7 +159,7 @@ def test_truncated_safetensors(tmp_path, as_file):
 @needs_shared
 @pytest.mark.parametrize("cut", [0.5, 0.001, 0.0], ids=["half", "head", "empty"])
 def test_truncated_pth(tmp_path, cut):
-    data = NVLABS_PTH.read_bytes()
+    data = NVLABS_MODEL.read_bytes()
     path = tmp_path / "cut.pth"
     path.write_bytes(data[: int(len(data) * cut)])
     with pytest.raises(CheckpointError, match=r"cannot be read.*expected a PyTorch checkpoint.*truncated") as err:
@@ -224,7 +226,7 @@ def test_pth_that_is_not_a_dict(tmp_path):
 @needs_shared
 def test_class_names_of_wrong_length():
     with pytest.raises(LabelsError) as err:
-        load_checkpoint(HF_DIR, class_names=["road", "car", "sky"])
+        load_checkpoint(HF_MODEL, class_names=["road", "car", "sky"])
     msg = str(err.value)
     print(f"\n[error] {msg}")
     assert "11 classes" in msg and "3 class names" in msg and "exactly 11" in msg
@@ -244,7 +246,7 @@ def test_metadata_labels_of_wrong_length(tmp_path, nvlabs_obj):
 def test_folder_without_config_json(tmp_path):
     folder = tmp_path / "no-config"
     folder.mkdir()
-    shutil.copy(HF_DIR / "model.safetensors", folder)
+    shutil.copy(HF_MODEL / "model.safetensors", folder)
     with pytest.raises(CheckpointError, match=r"must be a Hugging Face model folder with config\.json") as err:
         load_checkpoint(folder)
     print(f"\n[error] {err.value}")
@@ -260,7 +262,7 @@ def test_folder_without_weights(tmp_path):
 @pytest.mark.parametrize("name", ["config.json", "preprocessor_config.json"])
 def test_unreadable_json(tmp_path, name):
     folder = tmp_path / "hf"
-    shutil.copytree(HF_DIR, folder)
+    shutil.copytree(HF_MODEL, folder)
     (folder / name).write_text("{not json")
     with pytest.raises(CheckpointError, match=rf"{name} is unreadable.*expected a JSON file"):
         load_checkpoint(folder)
@@ -332,7 +334,7 @@ def test_tensor_of_wrong_shape(nvlabs_obj, tmp_path):
 def test_nvlabs_unused_conv_seg_is_tolerated(nvlabs_obj, tmp_path):
     """mmseg's BaseDecodeHead always builds conv_seg, which the NVlabs SegFormer head never uses."""
     assert {"decode_head.conv_seg.weight", "decode_head.conv_seg.bias"} <= set(nvlabs_obj["state_dict"])
-    with_seg = load_checkpoint(NVLABS_PTH)
+    with_seg = load_checkpoint(NVLABS_MODEL)
     without = load_checkpoint(_nvlabs_variant(
         nvlabs_obj, tmp_path, drop=["decode_head.conv_seg.weight", "decode_head.conv_seg.bias"]))
     a, b = with_seg.model.state_dict(), without.model.state_dict()

@@ -17,12 +17,14 @@ from converters.checkpoints import load_checkpoint  # noqa: E402
 from converters.model import SegFormer  # noqa: E402
 from sdk.core.preprocess import preprocess  # noqa: E402
 
+from conftest import HF_MODEL, NVLABS_MODEL  # noqa: E402
+
 try:  # tests/ may or may not become a package; a `tests` package in site-packages shadows a namespace one
-    from tests.helpers import (HF_DIR, NVLABS_PTH, first_val_image, hf_logits, max_abs, pixels,  # noqa: E402
-                               random_hf_model, save_hf_bin_folder, save_hf_folder)
+    from tests.helpers import (first_val_image, hf_logits, max_abs, pixels, random_hf_model,  # noqa: E402
+                               save_hf_bin_folder, save_hf_folder)
 except ImportError:
-    from helpers import (HF_DIR, NVLABS_PTH, first_val_image, hf_logits, max_abs, pixels,  # noqa: E402
-                         random_hf_model, save_hf_bin_folder, save_hf_folder)
+    from helpers import (first_val_image, hf_logits, max_abs, pixels, random_hf_model,  # noqa: E402
+                         save_hf_bin_folder, save_hf_folder)
 
 TOL = 1e-4
 SHAPES = [(1, 3, 128, 160), (1, 3, 100, 132), (2, 3, 64, 96)]
@@ -112,8 +114,8 @@ def test_fp16_safetensors_loads_as_float32(tmp_path):
 
 # --------------------------------------------------------------------------------- real trained weights
 needs_shared = pytest.mark.skipif(
-    not (HF_DIR / "config.json").is_file() or not NVLABS_PTH.is_file(),
-    reason=f"the reference models are not in {HF_DIR.parent} (../shared/models seen from the repository root)",
+    not (HF_MODEL / "config.json").is_file() or not NVLABS_MODEL.is_file(),
+    reason=f"the reference models are not in {HF_MODEL.parent} (../shared/models seen from the repository root)",
 )
 
 
@@ -121,11 +123,11 @@ needs_shared = pytest.mark.skipif(
 def real():
     """(HF-folder checkpoint, NVlabs checkpoint, (1, 3, 360, 480) input): the first CamVid val image at its native
     size, preprocessed with sdk.core.preprocess.preprocess and the HF folder's own spec."""
-    if not (HF_DIR / "config.json").is_file() or not NVLABS_PTH.is_file():
-        pytest.skip(f"the reference models are not in {HF_DIR.parent}")
+    if not (HF_MODEL / "config.json").is_file() or not NVLABS_MODEL.is_file():
+        pytest.skip(f"the reference models are not in {HF_MODEL.parent}")
     path, image = first_val_image()
-    hf_ck = load_checkpoint(HF_DIR)
-    nv_ck = load_checkpoint(NVLABS_PTH)
+    hf_ck = load_checkpoint(HF_MODEL)
+    nv_ck = load_checkpoint(NVLABS_MODEL)
     assert hf_ck.preprocess.size_hw is None, "the shared HF folder runs at the image's own size (do_resize false)"
     x = torch.from_numpy(preprocess(image, hf_ck.preprocess))
     assert x.shape == (1, 3, 360, 480)
@@ -138,7 +140,7 @@ def test_real_hf_folder_matches_transformers(real):
     from transformers import SegformerForSemanticSegmentation
 
     hf_ck, _, x = real
-    ref = SegformerForSemanticSegmentation.from_pretrained(str(HF_DIR)).eval()
+    ref = SegformerForSemanticSegmentation.from_pretrained(str(HF_MODEL)).eval()
     diff = _check("real B0 HF folder", hf_ck.model, ref, x)
     with torch.no_grad():
         same = (hf_ck.model(x).argmax(1) == hf_logits(ref, x).argmax(1)).float().mean().item()
@@ -171,7 +173,7 @@ def test_real_nvlabs_matches_hf_folder(real):
     print(f"\n[real] NVlabs .pth vs HF folder: max abs {diff:.3g}")
     assert diff == 0.0
 
-    nv_code = load_checkpoint(NVLABS_PTH, layer_norm_eps=1e-6)
+    nv_code = load_checkpoint(NVLABS_MODEL, layer_norm_eps=1e-6)
     assert nv_code.config.layer_norm_eps == 1e-6
     with torch.no_grad():
         l6 = nv_code.model(x)

@@ -22,17 +22,10 @@ from sdk.stream.multi import MultiStreamConfig, MultiStreamPipeline
 from sdk.stream.pipeline import StreamConfig, StreamPipeline
 from sdk.stream.sources import (CaptureSource, PacedSource, Source, open_source, open_sources, parse_source,
                                 read_source_list)
-from helpers import VIDEO, mp4_frames
+from helpers import mp4_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = "import sys; from sdk.cli import main; sys.exit(main())"
-
-
-@pytest.fixture(scope="module")
-def video() -> Path:
-    if not VIDEO.exists():
-        pytest.skip(f"needs {VIDEO} (the ../shared data folder beside the project)")
-    return VIDEO
 
 
 @pytest.fixture(scope="module")

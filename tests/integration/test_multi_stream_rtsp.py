@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 
 from benchmarks.camera_servers import MjpegServer, RtspServer, SilentServer, camera_clip, ffmpeg_missing, rtsp_missing
+from conftest import VIDEO, need
 from sdk.core.errors import SourceError
 from sdk.segmenter import Segmenter
 from sdk.stream.multi import MultiStreamConfig, MultiStreamPipeline
 from sdk.stream.sources import open_sources
-from helpers import VIDEO
 
 
 @pytest.fixture(scope="module")
 def camera_file(tmp_path_factory) -> Path:
     """A 40 s landscape 640x360 camera at 10 fps cut from the shared portrait video."""
-    if not VIDEO.exists():
-        pytest.skip(f"needs {VIDEO} (the ../shared data folder beside the project)")
+    need(VIDEO)
     for reason in (ffmpeg_missing(), rtsp_missing()):
         if reason:
             pytest.skip(reason)

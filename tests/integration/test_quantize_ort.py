@@ -13,14 +13,12 @@ from calibration.datasets import CamVid
 from calibration.evaluate import evaluate
 from calibration.quantize_ort import quantize_onnxruntime
 from calibration.sets import load_calibration_set
+from conftest import VIDEO
 from converters.onnx_export import export_onnx
 from sdk import Segmenter
 from sdk.cli import main
 from sdk.core.errors import InputError
 from sdk.core.manifest import read_manifest
-
-SHARED_VIDEO = "video/sidewalk.mp4"
-
 
 @pytest.fixture(scope="module")
 def small_fp32(tmp_path_factory, hf_model):
@@ -116,7 +114,7 @@ def test_calibration_sources(tmp_path, camvid):
     (tmp_path / "junk.png").write_bytes(b"not a png")
     with pytest.raises(InputError, match="cannot be read or decoded"):
         load_calibration_set(tmp_path)
-    video = camvid.parents[1] / SHARED_VIDEO
+    video = VIDEO
     if video.exists():
         cs = load_calibration_set(video, num_samples=5)
         assert len(cs) == 5 and cs.frames[0].shape == (1280, 720, 3) or cs.frames[0].shape == (720, 1280, 3)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CAMVID
+
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP = {"export", "export-openvino", "predict", "eval", "inspect", "bench", "doctor", "--version"}
-REAL_CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 
 
 def readme_commands(text: str) -> list[list[str]]:
@@ -57,10 +58,10 @@ def test_cheap_readme_examples_run_as_written(tmp_path):
     (work / "path" / "to").mkdir(parents=True)
     (work / "path" / "to" / "checkpoint").symlink_to(DEMO_CHECKPOINT, target_is_directory=True)
     cv2.imwrite(str(work / "street.png"), street_scene((360, 480), 0)[0][..., ::-1])
-    have_camvid = (REAL_CAMVID / "val.txt").is_file()
+    have_camvid = (CAMVID / "val.txt").is_file()
     if have_camvid:
         (tmp_path / "shared" / "data").mkdir(parents=True)
-        (tmp_path / "shared" / "data" / "camvid").symlink_to(REAL_CAMVID, target_is_directory=True)
+        (tmp_path / "shared" / "data" / "camvid").symlink_to(CAMVID, target_is_directory=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def segedge(argv: list[str]) -> subprocess.CompletedProcess:

@@ -16,14 +16,14 @@ from converters.checkpoints import load_checkpoint
 from converters.model import SegFormerConfig, config_for_variant
 from converters.onnx_export import max_abs_logit_diff
 from sdk.core.errors import CheckpointError, ExportError, LabelsError
-from helpers import HF_DIR
+from conftest import HF_MODEL
 
 BIAS = "segformer.encoder.block.0.0.mlp.dense1.bias"
 
 
 def _hf_copy(tmp_path: Path, *, edit_sd=None, edit_config=None, edit_pp=None) -> Path:
     folder = tmp_path / "ckpt"
-    shutil.copytree(HF_DIR, folder)
+    shutil.copytree(HF_MODEL, folder)
     for f in folder.iterdir():
         f.chmod(0o644)
     if edit_sd is not None:
@@ -140,7 +140,7 @@ class _Reduce:
 
 
 def test_crafted_bookkeeping_pickle_gives_checkpoint_error(tmp_path):  # item 13
-    sd = load_file(str(HF_DIR / "model.safetensors"))
+    sd = load_file(str(HF_MODEL / "model.safetensors"))
     obj = {"state_dict": {"backbone.layers.0.0.projection.weight": torch.zeros(1)}, "meta": {"x": _Reduce()}}
     path = tmp_path / "iter_1.pth"
     torch.save(obj, path)
@@ -154,9 +154,9 @@ def test_crafted_bookkeeping_pickle_gives_checkpoint_error(tmp_path):  # item 13
 
 
 def test_integer_weights_and_odd_metadata(tmp_path):  # found by the sweep
-    from helpers import NVLABS_PTH
+    from conftest import NVLABS_MODEL
 
-    nv = torch.load(str(NVLABS_PTH), map_location="cpu", weights_only=True)
+    nv = torch.load(str(NVLABS_MODEL), map_location="cpu", weights_only=True)
     ints = {"state_dict": {k: (v.long() if "linear_pred" in k else v) for k, v in nv["state_dict"].items()}}
     torch.save(ints, tmp_path / "ints.pth")
     with pytest.raises(CheckpointError, match=r"decoder\.classifier\.\w+ \[.*\] is torch.int64; expected floating"):

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from calibration.sets import load_calibration_set
-from helpers import SHARED
+from conftest import VIDEO
 from sdk.core.errors import InputError, SourceError
 from sdk.stream.sources import open_source
 
-VIDEO = SHARED / "video" / "sidewalk.mp4"
 ROOT = Path(__file__).resolve().parents[2]
 needs_video = pytest.mark.skipif(not VIDEO.exists(), reason=f"{VIDEO} is not here")
 

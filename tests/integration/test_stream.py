@@ -23,15 +23,7 @@ from sdk.stream.sources import (CaptureSource, CsiOptions, PacedSource, Source, 
                          parse_source)
 from helpers import mp4_frames
 ROOT = Path(__file__).resolve().parents[2]
-VIDEO = ROOT.parent / "shared" / "video" / "sidewalk.mp4"
-VIDEO_FRAMES = 190
-
-
-@pytest.fixture(scope="session")
-def video() -> Path:
-    if not VIDEO.exists():
-        pytest.skip(f"needs {VIDEO} (the ../shared data folder beside the project)")
-    return VIDEO
+VIDEO_FRAMES = 190  # in conftest's video
 
 
 @pytest.fixture(scope="session")

@@ -2,20 +2,15 @@
 then 1); small files decode on one FFmpeg thread and give the same frames as with more."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
-import pytest
 
+from conftest import VIDEO, need
 from sdk.stream.sources import open_source
-
-VIDEO = Path(__file__).resolve().parents[3] / "shared" / "video" / "sidewalk.mp4"
 
 
 def test_loop_restarts_at_the_first_frame_in_order():
-    if not VIDEO.exists():
-        pytest.skip(f"needs {VIDEO} (the ../shared data folder beside the project)")
+    need(VIDEO)
     cap = cv2.VideoCapture(str(VIDEO))
     once = []
     while True:
@@ -31,8 +26,7 @@ def test_loop_restarts_at_the_first_frame_in_order():
 
 
 def test_small_video_files_decode_on_one_thread_with_the_same_frames():
-    if not VIDEO.exists():
-        pytest.skip(f"needs {VIDEO} (the ../shared data folder beside the project)")
+    need(VIDEO)
     src = open_source(str(VIDEO))
     assert src._cap.get(cv2.CAP_PROP_N_THREADS) == 1  # 720x1280: under SINGLE_THREAD_DECODE_PIXELS
     ours = [src.read() for _ in range(40)]

@@ -3,22 +3,18 @@ equals the palette lookup for every class id, and the legend drawn once and copi
 straight onto each picture, also after the classes present or the picture size change."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
+from conftest import VIDEO, need
 from sdk.core.result import SegmentationResult, colorize, default_palette
 from sdk.stream.render import LEGEND_MAX_HEIGHT, Renderer, RenderOptions, _font, _text_box
 
-VIDEO = Path(__file__).resolve().parents[3] / "shared" / "video" / "sidewalk.mp4"
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    if not VIDEO.exists():
-        pytest.skip(f"needs {VIDEO} (the ../shared data folder beside the project)")
-    cap = cv2.VideoCapture(str(VIDEO))
+    cap = cv2.VideoCapture(str(need(VIDEO)))
     frames = [cap.read()[1] for _ in range(n)]
     cap.release()
     return frames
