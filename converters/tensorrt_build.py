@@ -101,6 +101,58 @@ def build_engine(
     another with CUDA_VISIBLE_DEVICES). Raises ExportError when TensorRT cannot parse or build the graph, or when
     the engine does not run what was asked (read back with the engine inspector).
     """
+    src, onnx_manifest, model, n_qdq = _checked_source(onnx_artifact, fp16=fp16, int8=int8, dla_core=dla_core,
+                                                       workspace_mib=workspace_mib)
+    opt_batch = max_batch if opt_batch is None else opt_batch
+    shapes = dict(min_hw=min_hw, opt_hw=opt_hw, max_hw=max_hw, min_output_hw=min_output_hw,
+                  opt_output_hw=opt_output_hw, max_output_hw=max_output_hw)
+    profile = plan_profile(onnx_manifest, opt_batch=opt_batch, max_batch=max_batch, static=dla_core is not None,
+                           **shapes)
+    command = rebuild_command(src, output, fp16=fp16, int8=int8, dla_core=dla_core, workspace_mib=workspace_mib,
+                              shapes=shapes, opt_batch=opt_batch, max_batch=max_batch, softmax=softmax)
+
+    version = require_tensorrt()
+    plan = plan_build(version, fp16=fp16, int8=int8, onnx_fp16=bool(float16_tensors(model)), dla_core=dla_core)
+    for note in plan.notes:
+        log.warning("note: %s", note)
+    fp32_names = [n.name for n in model.graph.node if n.op_type in FP32_OPS and n.name]
+    changes = prepare_onnx(model, softmax=softmax)
+    if plan.convert_fp16:
+        model = _float_parts_fp16(model, changes)
+    fingerprint = _fingerprint(version, plan, dla_core)
+    cache = (default_timing_cache(version, fingerprint.compute_capability) if timing_cache == AUTO else
+             None if timing_cache is None else Path(timing_cache))
+    t0 = time.perf_counter()
+    engine_bytes, record = _build(model.SerializeToString(), plan=plan, dla_core=dla_core, profile=profile,
+                                  workspace_mib=workspace_mib, cache=cache, command=command)
+    seconds = round(time.perf_counter() - t0, 1)
+    io, records = _read_engine(engine_bytes, dla_core)
+    summary = summarize_layers(records)
+    in_fp16 = _say_layers(summary, plan, int8=int8, dla_core=dla_core, command=command, fp32_names=fp32_names)
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ENGINE_FILE).write_bytes(engine_bytes)
+    _copy_reference_frames(onnx_manifest, src, out)
+    batch = {"min": 1, "opt": opt_batch, "max": max_batch}
+    build = {"command": command, "seconds": seconds, "graph_changes": changes, "qdq_nodes": n_qdq,
+             "softmax": softmax, "workspace_mib": workspace_mib, "batch": batch,
+             **record, **_plan_and_layers(plan, summary, in_fp16)}
+    onnx_sha = hashlib.sha256((src / onnx_manifest.model_file).read_bytes()).hexdigest()
+    args: dict[str, Any] = dict(onnx_sha256=onnx_sha, onnx_artifact=src, fingerprint=fingerprint, profile=profile,
+                                io=io, build=build, layers=summary["table"])
+    manifest = engine_manifest(onnx_manifest, **args)
+    manifest.write(out)
+    if check_parity:
+        manifest = engine_manifest(onnx_manifest, **args, parity=_parity(out, src, manifest, profile, softmax=softmax))
+        manifest.write(out)
+    return out
+
+
+def _checked_source(onnx_artifact: str | Path, *, fp16: bool, int8: bool, dla_core: int | None,
+                    workspace_mib: int) -> tuple[Path, Manifest, Any, int]:
+    """(artifact folder, its manifest, its ONNX model, its Q/DQ node count) once the options fit the artifact: a
+    portable ONNX export, Q/DQ exactly when ``int8``, a DLA core only with fp16 or int8."""
     src = resolve_artifact(onnx_artifact)
     onnx_manifest = read_manifest(src)
     if onnx_manifest.format != "onnx":
@@ -124,35 +176,22 @@ def build_engine(
                           "from it.")
     if n_qdq and not int8:
         raise ExportError(f"int8: {src} is quantized ({n_qdq} Q/DQ nodes); expected --int8 to build it, got none")
-    opt_batch = max_batch if opt_batch is None else opt_batch
-    shapes = dict(min_hw=min_hw, opt_hw=opt_hw, max_hw=max_hw, min_output_hw=min_output_hw,
-                  opt_output_hw=opt_output_hw, max_output_hw=max_output_hw)
-    profile = plan_profile(onnx_manifest, opt_batch=opt_batch, max_batch=max_batch, static=dla_core is not None,
-                           **shapes)
-    command = rebuild_command(src, output, fp16=fp16, int8=int8, dla_core=dla_core, workspace_mib=workspace_mib,
-                              shapes=shapes, opt_batch=opt_batch, max_batch=max_batch, softmax=softmax)
+    return src, onnx_manifest, model, n_qdq
 
-    version = require_tensorrt()
-    plan = plan_build(version, fp16=fp16, int8=int8, onnx_fp16=bool(float16_tensors(model)), dla_core=dla_core)
-    for note in plan.notes:
-        log.warning("note: %s", note)
-    fp32_names = [n.name for n in model.graph.node if n.op_type in FP32_OPS and n.name]
-    changes = prepare_onnx(model, softmax=softmax)
-    if plan.convert_fp16:
-        model = _float_parts_fp16(model, changes)
+
+def _fingerprint(version: str, plan: BuildPlan, dla_core: int | None) -> EngineFingerprint:
+    """What the engine is built for: this TensorRT, CUDA device 0, the plan's precision and typing, the DLA core."""
     driver = CudaDriver()
     gpu_name, capability = driver.device(0)
-    fingerprint = EngineFingerprint(tensorrt_version=version, gpu_name=gpu_name, compute_capability=capability,
-                                    dla_core=dla_core, precision=plan.precision, strongly_typed=plan.strongly_typed,
-                                    platform=host_platform(), sm_count=driver.sm_count(0), device_model=device_model())
-    cache = (default_timing_cache(version, capability) if timing_cache == AUTO else
-             None if timing_cache is None else Path(timing_cache))
-    t0 = time.perf_counter()
-    engine_bytes, record = _build(model.SerializeToString(), plan=plan, dla_core=dla_core, profile=profile,
-                                  workspace_mib=workspace_mib, cache=cache, command=command)
-    seconds = round(time.perf_counter() - t0, 1)
-    io, records = _read_engine(engine_bytes, dla_core)
-    summary = summarize_layers(records)
+    return EngineFingerprint(tensorrt_version=version, gpu_name=gpu_name, compute_capability=capability,
+                             dla_core=dla_core, precision=plan.precision, strongly_typed=plan.strongly_typed,
+                             platform=host_platform(), sm_count=driver.sm_count(0), device_model=device_model())
+
+
+def _say_layers(summary: dict, plan: BuildPlan, *, int8: bool, dla_core: int | None, command: str,
+                fp32_names: list[str]) -> list[str]:
+    """Log where the built engine's layers run and what it does not run as asked; returns the FP32-constrained
+    layers TensorRT ran in FP16 anyway."""
     log.info("TensorRT engine: %s", describe_layers(summary))
     for warning in check_built(summary, int8=int8, fp16=plan.fp16, dla_core=dla_core, command=command):
         log.warning(warning)
@@ -161,28 +200,15 @@ def build_engine(
     if in_fp16:
         log.warning("%d Softmax layers run FP16 despite the FP32 constraint (first: %s); check the masks "
                     "against the FP32 engine (segedge eval ... --reference)", len(in_fp16), in_fp16[0])
+    return in_fp16
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ENGINE_FILE).write_bytes(engine_bytes)
-    _copy_reference_frames(onnx_manifest, src, out)
-    build = {"command": command, "seconds": seconds, "graph_changes": changes, "qdq_nodes": n_qdq,
-             "softmax": softmax, "workspace_mib": workspace_mib, "batch": {"min": 1, "opt": opt_batch,
-                                                                            "max": max_batch},
-             **record, "plan": {
-                 "network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
-                 "keep_fp32": plan.keep_fp32, "convert_fp16": plan.convert_fp16, "notes": list(plan.notes)},
-             "layer_precisions": {k: v for k, v in summary.items() if k != "table"},
-             "layers_line": describe_layers(summary), "fp32_constrained_in_fp16": in_fp16}
-    onnx_sha = hashlib.sha256((src / onnx_manifest.model_file).read_bytes()).hexdigest()
-    args: dict[str, Any] = dict(onnx_sha256=onnx_sha, onnx_artifact=src, fingerprint=fingerprint, profile=profile,
-                                io=io, build=build, layers=summary["table"])
-    manifest = engine_manifest(onnx_manifest, **args)
-    manifest.write(out)
-    if check_parity:
-        manifest = engine_manifest(onnx_manifest, **args, parity=_parity(out, src, manifest, profile, softmax=softmax))
-        manifest.write(out)
-    return out
+
+def _plan_and_layers(plan: BuildPlan, summary: dict, in_fp16: list[str]) -> dict:
+    """The build record's plan and where the layers ended up."""
+    return {"plan": {"network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
+                     "keep_fp32": plan.keep_fp32, "convert_fp16": plan.convert_fp16, "notes": list(plan.notes)},
+            "layer_precisions": {k: v for k, v in summary.items() if k != "table"},
+            "layers_line": describe_layers(summary), "fp32_constrained_in_fp16": in_fp16}
 
 
 def _copy_reference_frames(onnx_manifest: Manifest, src: Path, out: Path) -> None:
