@@ -27,6 +27,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,7 +180,7 @@ def export_onnx(
     from tqdm import tqdm
 
     from converters.checkpoints import load_checkpoint
-    from converters.token_merge import agreement_with_unmerged, export_modules, merge_summary
+    from converters.token_merge import export_modules, merge_summary
     from converters.token_merge_spec import parse_token_merge
 
     out = Path(output)
@@ -192,8 +193,33 @@ def export_onnx(
     spec = dataclasses.replace(ck.preprocess, size_hw=size_hw or ck.preprocess.size_hw, aspect=aspect)
     steps.update()
 
+    model, parity = _checked_graph(net, reference, ck.model, merge=merge, num_classes=ck.config.num_classes,
+                                   probe_hw=spec.size_hw or (256, 320), opset=opset, head=head, upsample=upsample,
+                                   parity_atol=parity_atol, parity_rtol=parity_rtol, steps=steps)
+
+    steps.set_postfix_str("write artifact")
+    with staged_folder(out, overwrite=overwrite, sources=(checkpoint,)) as stage:  # moved in whole once written
+        model.producer_name = "segedge"
+        onnx.save(model, str(stage / "model.onnx"))
+        extra = {"export_seconds": round(time.perf_counter() - t0, 2),
+                 **({"max_input_pixels": int(max_input_pixels)} if max_input_pixels is not None else {}),
+                 **({"token_merge": merge_summary(merge, ck.config)} if merge.enabled else {})}
+        _manifest(ck, spec, graph=graph, head=head, upsample=upsample, opset=opset, parity=parity,
+                  extra=extra).write(stage)
+    steps.update()
+    steps.close()
+    return out
+
+
+def _checked_graph(net: Any, reference: Any, unmerged: Any, *, merge: Any, num_classes: int,
+                   probe_hw: tuple[int, int], opset: int, head: str, upsample: str, parity_atol: float,
+                   parity_rtol: float, steps: Any) -> tuple[Any, dict]:
+    """(ONNX model, parity record): ``net`` traced to logits and checked against ``reference`` (PyTorch) on random
+    probes (with token merging also against the ``unmerged`` model), then, for head="mask", the mask head appended
+    and checked. Three of ``steps``."""
+    from converters.token_merge import agreement_with_unmerged
+
     steps.set_postfix_str("trace to ONNX")
-    probe_hw = spec.size_hw or (256, 320)
     rng = np.random.default_rng(0)
     probe = rng.standard_normal((1, 3, *probe_hw)).astype(np.float32)
     model = _trace_logits(net, probe, opset)
@@ -202,35 +228,29 @@ def export_onnx(
     steps.set_postfix_str("parity check")
     parity = _probe_parity(model, reference, probe_hw, rng, parity_atol, parity_rtol)
     if merge.enabled:  # on the random probes: real-frame agreement is measured by benchmarks/bench_speed_menu
-        parity["token_merge_vs_unmerged"] = agreement_with_unmerged(reference, ck.model, [probe])
+        parity["token_merge_vs_unmerged"] = agreement_with_unmerged(reference, unmerged, [probe])
     steps.update()
 
-    inputs, outputs = _io_tensors(ck.config.num_classes, head, upsample)
     if head == "mask":
         steps.set_postfix_str("append mask head")
-        model, parity["mask_agreement_vs_torch"] = _append_checked_head(model, ck.config.num_classes, upsample,
-                                                                        reference, probe)
+        model, parity["mask_agreement_vs_torch"] = _append_checked_head(model, num_classes, upsample, reference,
+                                                                        probe)
     steps.update()
+    return model, parity
 
-    steps.set_postfix_str("write artifact")
-    with staged_folder(out, overwrite=overwrite, sources=(checkpoint,)) as stage:  # moved in whole once written
-        model.producer_name = "segedge"
-        onnx.save(model, str(stage / "model.onnx"))
-        manifest = Manifest(
-            format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
-            palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs,
-            head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None,
-            architecture=ck.config.to_dict(),
-            source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
-            versions=_versions(), parity=parity,
-            extra={"export_seconds": round(time.perf_counter() - t0, 2),
-                   **({"max_input_pixels": int(max_input_pixels)} if max_input_pixels is not None else {}),
-                   **({"token_merge": merge_summary(merge, ck.config)} if merge.enabled else {})},
-        )
-        manifest.write(stage)
-    steps.update()
-    steps.close()
-    return out
+
+def _manifest(ck: Any, spec: PreprocessSpec, *, graph: str, head: str, upsample: str, opset: int, parity: dict,
+              extra: dict) -> Manifest:
+    """The ONNX artifact's model.json."""
+    inputs, outputs = _io_tensors(ck.config.num_classes, head, upsample)
+    return Manifest(
+        format="onnx", model_file="model.onnx", precision="fp32", class_names=ck.class_names,
+        palette=ck.palette, preprocess=spec, inputs=inputs, outputs=outputs,
+        head="refine" if upsample == "refine" else head, upsample=upsample if head == "mask" else None,
+        architecture=ck.config.to_dict(),
+        source={"path": str(ck.source), "sha256": ck.sha256, "layout": ck.layout}, opset=opset, graph=graph,
+        versions=_versions(), parity=parity, extra=extra,
+    )
 
 
 def _check_options(graph: str, opset: int | None, head: str, upsample: str | None) -> tuple[int, str]:
