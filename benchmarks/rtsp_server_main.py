@@ -1,5 +1,5 @@
 """GStreamer's RTSP server serving H.264 mp4 files as cameras; run by Debian's /usr/bin/python3 (python3-gi), never
-imported by the project's Python. benchmarks/camera_servers.py starts it: see RtspServer there.
+imported by the project's Python. benchmarks/rtsp_camera.py starts it: see RtspServer there.
 
     /usr/bin/python3 benchmarks/rtsp_server_main.py --port 8554 [--host 127.0.0.1] [--shared] [--parent-pid PID] \
         A.mp4 ...
