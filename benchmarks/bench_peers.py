@@ -24,11 +24,16 @@ align_corners False) to the frame's 360x480, then argmax. Each is scored on CamV
 mIoU against the labels (void ignored; ``calibration.metrics``) and pixel agreement with ``ort-fp32``'s masks.
 ``--ours NAME=PATH`` artifact folders (any runtime ``Segmenter`` opens) are scored the same way through their own
 preprocessing. Latency: model only (the preprocessed first test frame -> logits -> mask at 360x480; ours:
-``Runtime.infer`` and the artifact's head, as ``segedge bench`` times it), p50/p90, in one pass per ``--pauses-ms``
-value: all variants alternated run by run (``sdk.timing.measure_latency``) with that much idle before each run (100:
-a frame every 0.1 s, the primary pass; 33: a 30 fps camera), or, at 0, each timed alone back to back (a saturated
-pipeline). Idle matters here: on this project's 2-core VM an OpenVINO run after 0.1 s idle took ~5 ms longer than
-back to back (B0 bf16 token-merged: 16.5 vs 12.1 ms), a fixed cost that weighs most on the fastest variants. Ratios
+``Runtime.infer`` and the artifact's head, as ``segedge bench`` times it), p50/p90. Each variant is timed alone in a
+fresh process of its own (``sdk.timing.isolated``: the peers rebuilt there from the files built here by
+``open_peer``, our artifacts opened on the runtime ``Segmenter`` picked), ``--rounds`` alternating rounds, runs
+pooled, so no variant's threads share the cores with another's timing (in one process, ONNX Runtime's spinning
+threads slowed whatever ran next: issue 28). One such pass per ``--pauses-ms`` value, that much idle before each run
+(100: a frame every 0.1 s, the primary pass; 33: a 30 fps camera; 0: back to back, a saturated pipeline). Idle
+matters: on this project's 2-core VM an OpenVINO run after 0.1 s idle took ~5 ms longer than back to back (B0 bf16
+token-merged: 16.5 vs 12.1 ms), a fixed cost that weighs most on the fastest variants. ``--in-process`` keeps the
+older protocol for comparison (all variants in this process alternated run by run; at pause 0 each alone, back to
+back). The JSON's ``timing.isolation`` says which. Ratios
 are peer p50 / ours p50 within each pass; "best peer" is the fastest peer
 within ``--max-drop`` mIoU points of ``ort-fp32``. Prints a table, writes --json (schema segedge.peers_bench/1) with
 the command line and the machine's CPU flags/ISA.
@@ -75,9 +80,10 @@ def _calibration_paths(camvid: Path, n: int) -> list[Path]:
     return [pairs[i][0] for i in np.unique(np.linspace(0, len(pairs) - 1, n).round().astype(int))]
 
 
-def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tuple[dict, dict, dict]:
-    """The four peers: name -> fn((1, 3, H, W) float32) -> (1, K, h, w) logits; their build seconds and
-    descriptions (what runs them)."""
+def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tuple[dict, dict, dict, dict]:
+    """The four peers: name -> fn((1, 3, H, W) float32) -> (1, K, h, w) logits; their build seconds, descriptions
+    (what runs them) and model files (what ``open_peer`` loads to time them in a process of their own: the ONNX
+    files, and NNCF's quantized model saved as an IR, weights kept as they are)."""
     import nncf
     import onnxruntime as ort
     import openvino as ov
@@ -85,7 +91,7 @@ def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tupl
     import transformers
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    fns, build_s, described = {}, {}, {}
+    fns, build_s, described, files = {}, {}, {}, {}
     t = time.perf_counter()
     model = transformers.SegformerForSemanticSegmentation.from_pretrained(checkpoint).eval()
 
@@ -107,6 +113,7 @@ def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tupl
     fns["ort-fp32"] = lambda x, s=sess: s.run(["logits"], {"pixel_values": x})[0]
     build_s["ort-fp32"] = time.perf_counter() - t
     described["ort-fp32"] = f"onnxruntime {ort.__version__} {sess.get_providers()[0]}, default session options"
+    files["ort-fp32"] = files["ov-default"] = str(onnx_path)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -124,6 +131,7 @@ def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tupl
     fns["ort-int8"] = lambda x, s=qs: s.run(["logits"], {"pixel_values": x})[0]
     build_s["ort-int8"] = export_s + time.perf_counter() - t
     described["ort-int8"] = f"onnxruntime {ort.__version__} {qs.get_providers()[0]}, QDQ per-channel MinMax"
+    files["ort-int8"] = str(q_path)
 
     core = ov.Core()
     for name in ("ov-default", "nncf-int8"):
@@ -131,6 +139,8 @@ def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tupl
         ov_model = ov.convert_model(str(onnx_path))
         if name == "nncf-int8":
             ov_model = nncf.quantize(ov_model, nncf.Dataset(calib_x), model_type=nncf.ModelType.TRANSFORMER)
+            files[name] = str(work / name / "model.xml")
+            ov.save_model(ov_model, files[name], compress_to_fp16=False)
         compiled = core.compile_model(ov_model, "CPU")
         out = compiled.output(0)
         fns[name] = lambda x, c=compiled, o=out: c(x)[o]
@@ -139,13 +149,45 @@ def build_peers(checkpoint: Path, calib_x: list[np.ndarray], work: Path) -> tupl
         precision = precision.to_string() if hasattr(precision, "to_string") else str(precision)
         described[name] = (f"OpenVINO {ov.__version__.split('-')[0]} CPU, inference precision {precision}"
                            + (f", NNCF {nncf.__version__}" if name == "nncf-int8" else ""))
-    return fns, build_s, described
+    return fns, build_s, described, files
+
+
+def peer_mask(fn, x: np.ndarray, frame_hw) -> np.ndarray:
+    """transformers' ``post_process_semantic_segmentation`` of a peer's logits: bilinear to the frame, argmax."""
+    import torch
+
+    with torch.inference_mode():
+        up = torch.nn.functional.interpolate(torch.from_numpy(fn(x)), size=tuple(frame_hw), mode="bilinear",
+                                             align_corners=False)
+        return up.argmax(1).numpy()
+
+
+def open_peer(*, name: str, path: str, pixel_values: str, frame_hw: list[int]):
+    """``sdk.timing.isolated``'s factory: the peer ``name`` rebuilt from the file ``build_peers`` saved, as its
+    in-process function runs it (an ONNX Runtime session with default options; OpenVINO's convert_model of the ONNX
+    and compile_model(..., "CPU"); NNCF's IR read and compiled likewise), then ``peer_mask``."""
+    from sdk.timing.isolated import TimedCall
+
+    x = np.load(pixel_values)
+    if name.startswith("ort-"):
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(path, ort.SessionOptions(), providers=["CPUExecutionProvider"])
+        fn, what = (lambda a: sess.run(["logits"], {"pixel_values": a})[0]), f"onnxruntime {ort.__version__}"
+    else:
+        import openvino as ov
+
+        core = ov.Core()
+        model = ov.convert_model(path) if path.endswith(".onnx") else core.read_model(path)
+        compiled = core.compile_model(model, "CPU")
+        out = compiled.output(0)
+        fn, what = (lambda a: compiled(a)[out]), f"OpenVINO {ov.__version__.split('-')[0]} CPU"
+    return TimedCall(lambda: peer_mask(fn, x, frame_hw), what)
 
 
 def _timed(fns: dict, feeds: dict, repeats: int, warmup: int, pause_ms: float) -> dict[str, dict]:
-    """p50/p90... of every fn: alternated run by run with ``pause_ms`` of idle before each run; at 0, each fn timed
-    alone, back to back (alternating without a pause would time each variant in the wake of the previous one's
-    spinning threads)."""
+    """--in-process, the older protocol kept for comparison: p50/p90... of every fn alternated run by run in this
+    process with ``pause_ms`` of idle before each run; at 0, each fn timed alone, back to back."""
     from sdk.timing import measure_latency
 
     if pause_ms > 0:
@@ -165,16 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-drop", type=float, default=0.5, help="mIoU points vs ort-fp32 for a peer to count as "
                                                                 "'best peer'")
     ap.add_argument("--pauses-ms", default="100,33,0",
-                    help="idle time before each timed run, one side-by-side pass per value: 100 (a frame every "
-                         "0.1 s; the ratios' primary pass), 33 (a 30 fps camera's frame period), 0 (back to back: "
-                         "each variant timed alone in a run of its own, as a saturated pipeline feeds it)")
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=3)
+                    help="idle time before each timed run, one pass per value: 100 (a frame every 0.1 s; the ratios' "
+                         "primary pass), 33 (a 30 fps camera's frame period), 0 (back to back, as a saturated "
+                         "pipeline feeds it)")
+    ap.add_argument("--repeats", type=int, default=30, help="timed runs per variant and pass, split over the rounds")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs first, in each process")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating rounds; each times every variant alone in a fresh process of its own")
+    ap.add_argument("--in-process", action="store_true",
+                    help="the older protocol, for comparison: all variants in this process, alternated run by run")
     ap.add_argument("--workdir", type=Path, help="where the peers' models go (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    if args.every < 1 or args.repeats < 1 or args.warmup < 0:
-        ap.error("--every, --repeats: expected >= 1; --warmup: expected >= 0")
+    if args.every < 1 or args.repeats < 1 or args.rounds < 1 or args.warmup < 0:
+        ap.error("--every, --repeats, --rounds: expected >= 1; --warmup: expected >= 0")
     try:
         pauses = [float(v) for v in args.pauses_ms.split(",")]
     except ValueError:
@@ -196,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     from sdk.core.result import agreeing_pixels
     from sdk.segmenter import Segmenter
     from sdk.timing import environment
+    from sdk.timing.isolated import Timed, artifact_variant, in_process, save_input, time_isolated
 
     t_start = time.perf_counter()
     transformers.logging.disable_progress_bar()
@@ -215,12 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tmp.name)
     print(f"building the peers ({len(calib_x)} calibration frames, network input {input_hw[0]}x{input_hw[1]})",
           flush=True)
-    peer_fns, build_s, described = build_peers(args.checkpoint, calib_x, work)
-
-    def peer_mask(fn, x: np.ndarray) -> np.ndarray:  # transformers' post_process_semantic_segmentation
-        up = torch.nn.functional.interpolate(torch.from_numpy(fn(x)), size=frame_hw, mode="bilinear",
-                                             align_corners=False)
-        return up.argmax(1).numpy()
+    peer_fns, build_s, described, peer_files = build_peers(args.checkpoint, calib_x, work)
 
     segs = {name: Segmenter.from_artifact(path) for name, path in args.ours}
     try:
@@ -231,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             for image, label in data:
                 x = hf_input(image)
-                masks = {n: peer_mask(peer_fns[n], x)[0] for n in PEERS}
+                masks = {n: peer_mask(peer_fns[n], x, frame_hw)[0] for n in PEERS}
                 masks.update({n: s(image).mask for n, s in segs.items()})
                 for n, m in masks.items():
                     cms[n].update(m, label)
@@ -241,19 +283,35 @@ def main(argv: list[str] | None = None) -> int:
         eval_s = time.perf_counter() - t
 
         x0 = hf_input(data[0][0])
-        fns = {n: (lambda f, fn=peer_fns[n]: peer_mask(fn, f)) for n in PEERS}
+        fns = {n: (lambda f, fn=peer_fns[n]: peer_mask(fn, f, frame_hw)) for n in PEERS}
         feeds = {n: x0 for n in PEERS}
+        x0_npy = save_input(work / "timing", "peers", x0)
+        timed = [Timed(name=n, factory="benchmarks.bench_peers:open_peer",
+                       args={"name": n, "path": peer_files[n], "pixel_values": x0_npy, "frame_hw": list(frame_hw)})
+                 for n in PEERS]
         for n, s in segs.items():
             m = s.manifest
             feeds[n] = model_feeds(m, preprocess(data[0][0], m.preprocess), frame_hw)
             fns[n] = ((lambda f, s=s: s.runtime.infer(f)["mask"]) if m.head == "mask" else
                       (lambda f, s=s: masks_from_logits(s.runtime.infer(f), frame_hw)))
+            timed.append(artifact_variant(n, dict(args.ours)[n], runtime=s.runtime.name, what="mask",
+                                          pixel_values=save_input(work / "timing", n, feeds[n]["pixel_values"]),
+                                          output_hw=frame_hw))
         lat_by: dict[str, dict] = {}
-        with torch.inference_mode():
-            for pause in pauses:
-                print(f"timing {len(fns)} {'one after another' if pause == 0 else 'side by side'}, {args.repeats} "
-                      f"runs each, {pause:g} ms idle before each", flush=True)
-                lat_by[f"{pause:g}"] = _timed(fns, feeds, args.repeats, args.warmup, pause)
+        how_by: dict[str, dict] = {}
+        for pause in pauses:
+            if args.in_process:
+                print(f"timing {len(fns)} in this process, {'one after another' if pause == 0 else 'side by side'}, "
+                      f"{args.repeats} runs each, {pause:g} ms idle before each", flush=True)
+                with torch.inference_mode():
+                    lat_by[f"{pause:g}"] = _timed(fns, feeds, args.repeats, args.warmup, pause)
+                how_by[f"{pause:g}"] = in_process(pause_s=pause / 1e3, repeats=args.repeats, warmup=args.warmup)
+                continue
+            print(f"timing {len(timed)} variants, each alone in its own process, {args.rounds} alternating rounds, "
+                  f"{pause:g} ms idle before each run", flush=True)
+            got = time_isolated(timed, rounds=args.rounds, runs=-(-args.repeats // args.rounds), warmup=args.warmup,
+                                pause_s=pause / 1e3)
+            lat_by[f"{pause:g}"], how_by[f"{pause:g}"] = got["variants"], got["isolation"]
         lat = lat_by[f"{pauses[0]:g}"]
         ours_described = {n: s.runtime.describe() for n, s in segs.items()}
         ours_meta = {n: {"format": s.manifest.format, "precision": s.manifest.precision,
@@ -283,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                  for pause, v in lat_by.items()}
 
     print(f"\nmachine: {host_isa()}; CamVid test every {args.every} ({len(data)} images), frames "
-          f"{frame_hw[0]}x{frame_hw[1]}; p50/p90 model only, side by side; agreement vs ort-fp32")
+          f"{frame_hw[0]}x{frame_hw[1]}; p50/p90 model only, timed {how_by[f'{pauses[0]:g}']['text']}; "
+          "agreement vs ort-fp32")
     w = max(len(n) for n in names)
     print(f"{'variant':<{w}} {'kind':<5} {'mIoU':>7} {'drop':>6} {'agree':>7} {'p50 ms':>7} {'p90 ms':>7} "
           f"{'build s':>7}" + ("  peer p50 / ours p50: " + " ".join(f"{p:>10}" for p in PEERS) if ratios else ""))
@@ -318,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
                               "selection": "spread evenly over train.txt", "preprocessing": type(processor).__name__},
               "timing": {"repeats": args.repeats, "warmup": args.warmup, "input": "the first test frame",
                          "pauses_ms": pauses, "primary_pause_ms": pauses[0],
-                         "protocol": "pause > 0: all variants alternated run by run, that long idle before each "
-                                     "run; pause 0: each variant timed alone, back to back, one after another"},
+                         "isolation": how_by[f"{pauses[0]:g}"], "isolation_by_pause_ms": how_by,
+                         "protocol": ("pause > 0: all variants alternated run by run in one process, that long idle "
+                                      "before each run; pause 0: each variant timed alone, back to back, one after "
+                                      "another" if args.in_process else how_by[f"{pauses[0]:g}"]["text"]
+                                      + "; one such pass per pause")},
               "max_drop": args.max_drop, "rows": rows, "best_peer": best_peer, "ratios_p50": ratios,
               "ratios_p50_by_pause_ms": ratios_by,
               "seconds": {"total": time.perf_counter() - t_start, "evaluate": eval_s}}

@@ -13,13 +13,19 @@ Two modes:
 Baseline (``--baseline pytorch CHECKPOINT``, a Hugging Face folder): transformers' SegformerForSemanticSegmentation
 in PyTorch eager, with HF-style post-processing (bilinear upsample of the logits to the frame size, argmax); in
 end-to-end mode the whole transformers pipeline (the checkpoint's image processor, the model,
-``post_process_semantic_segmentation``). It runs in the same process, alternating run by run with the artifact, so
-the ratio is measured under the same machine load.
+``post_process_semantic_segmentation``).
 
-``measure_latency`` alternates the variants run by run and pauses between runs: ONNX Runtime's intra-op threads
-spin-wait after each run and slowed whatever ran next by ~1.6x on this project's 2-core machine; a 0.1 s pause made
-alternated p50s agree with each variant timed alone (within 5%). Timings on a shared machine are noisy: compare
-variants measured side by side in one run, by their medians.
+How variants are kept apart while timed: ``segedge bench``, the benchmarks and the report time each variant alone in
+a fresh process of its own, in alternating rounds (``sdk.timing.isolated``): in one process, alternating run by run,
+ONNX Runtime's intra-op threads spin-wait after each run and slowed whatever ran next (two ORT sessions alternating
+took 60 and 44 ms where each alone took 33.5 and 21.9; issue 28), so a pause between runs is not enough.
+``measure_latency`` (one process, alternating run by run, a pause before each run) stays for the ``--in-process``
+comparisons and for the timings not moved to the harness yet (``calibration.latency_aware.p50_side_by_side``, used
+by the latency-aware search and ``benchmarks/bench_speed_menu``; ``benchmarks/upsample_study``). Timings on a shared machine are noisy: compare variants measured
+in one run, by their medians, and read the JSON's ``isolation`` record.
+
+The parts: ``stats`` (latency statistics, ``measure_latency``, the machine record, load and memory probes),
+``isolated`` (the isolated harness), ``bench`` (``segedge bench``), ``baseline`` (the transformers baseline).
 """
 from __future__ import annotations
 
