@@ -142,15 +142,16 @@ def main(argv: list[str] | None = None) -> int:
                 int8_rows.append(_row(name, point, backend, "int8", res.artifact, {"runtime": backend},
                                       export_step + q, time.perf_counter() - t))
                 if args.latency_aware and backend == "onnxruntime":
-                    from calibration.latency_aware import latency_aware_quantize
-
                     t = time.perf_counter()
-                    la = latency_aware_quantize(src, work / f"{name}-la", backend=backend, calib=calib,
-                                                eval_data=list(CamVid(args.camvid, "val"))[::5],
-                                                max_drop=args.max_drop, progress=False)
+                    la = quantize(src, work / f"{name}-la", backend=backend, calib=calib,
+                                  eval_set=list(CamVid(args.camvid, "val"))[::5], max_drop=args.max_drop,
+                                  latency_aware=True, holdout=0, progress=False).latency_aware
+                    q_la = (f" && segedge quantize {src.name} --backend {backend} --calib {args.camvid / 'train.txt'} "
+                            f"--num-samples {args.num_samples} --eval {args.camvid} --max-drop {args.max_drop:g} "
+                            f"--latency-aware --holdout 0 --output {name}-la  # here tuned on every 5th val image")
                     int8_rows.append(_row(f"{name}-la", point, backend, "int8-la" if la.winner == "int8" else "fp32",
-                                          la.artifact, {"runtime": backend}, fr["command"] + "  # then "
-                                          "calibration.latency_aware.latency_aware_quantize", time.perf_counter() - t))
+                                          la.artifact, {"runtime": backend}, fr["command"] + q_la,
+                                          time.perf_counter() - t))
                     int8_rows[-1]["verdict"] = la.verdict
         for r in int8_rows:
             score(r)

@@ -6,9 +6,11 @@ It holds every decision, and checks every option before any work: the graph form
 else the artifact's, else the calibration frames' own when they share one), the target CPU class and the recipe it
 gets (``sdk.core.cpu``: 7-bit weights where u8 x s8 products saturate: ONNX Runtime ``reduce_range``, NNCF
 ``overflow_fix``; the TensorRT Q/DQ target is a GPU recipe and ignores the CPU), the calibration method, and the
-accuracy-aware route (``eval_set`` + ``max_drop``). Some calibration frames are held out (not calibrated on): the
-INT8 masks' agreement with the FP32 model on them, measured on this machine, is recorded with the machine's ISA, and
-a few of them with their FP32 masks ship inside the artifact (``reference/``) for ``segedge verify``.
+accuracy-aware route (``eval_set`` + ``max_drop``), or the latency-aware one (``latency_aware``: INT8 only in the
+regions where it is faster on this machine, within ``max_drop``; ``calibration.latency_aware``). Some calibration
+frames are held out (not calibrated on): the INT8 masks' agreement with the FP32 model on them, measured on this
+machine, is recorded with the machine's ISA, and a few of them with their FP32 masks ship inside the artifact
+(``reference/``) for ``segedge verify``.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
+from calibration import latency_aware as la
 from calibration.quantize_ort import DEFAULT_METHODS, METHODS
 from calibration.sets import CalibrationSet, load_calibration_set
 from sdk.core.cpu import host_isa, resolve_target_cpu, saturates
@@ -49,6 +52,7 @@ class Plan:
     recipe: str  # the switch the target gets: "reduce_range", "overflow_fix", or "8-bit weights"
     method: str | None  # ONNX Runtime calibrator; None for NNCF (its own range estimation)
     accuracy_aware: bool
+    latency_aware: bool = False  # the float regions chosen by timing here, within max_drop (not accuracy_aware)
     float_precision: str = "fp32"  # TensorRT Q/DQ target: the layers outside the Q/DQ pairs ("fp16" for strongly typed)
 
 
@@ -58,15 +62,18 @@ class QuantizeResult:
 
     artifact: Path
     plan: Plan
-    calibration: CalibrationRecord
+    calibration: CalibrationRecord | None  # None: latency-aware found the float artifact faster (no INT8)
     accuracy: HeldOutAccuracy
     accuracy_aware: AccuracyAwareRecord | None
     notes: list[str] = field(default_factory=list)
     below_min: float | None = None  # the minimum it is under (kept with keep_below_min), else None
     speed: SpeedRecord | None = None  # INT8 vs FP32 timed here (speed_check), else None
+    latency_aware: la.LatencyAwareResult | None = None  # the search's verdict (latency_aware), else None
 
     def next_command(self) -> str:
         """What to run next, as ``segedge quantize`` prints it after "next: "."""
+        if self.latency_aware is not None and self.latency_aware.winner != "int8":  # float: nothing to verify
+            return f"segedge predict {self.artifact} IMAGE_OR_FOLDER --output masks/"
         if self.plan.backend == "tensorrt":
             return (f"on the device, segedge build {self.artifact} --output {self.artifact}-engine --int8, then "
                     f"segedge verify {self.artifact}-engine")
@@ -76,7 +83,7 @@ class QuantizeResult:
 
 def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, keep_float: tuple[str, ...] = (),
          eval_set=None, max_drop: float | None = None, size_hw: tuple[int, int] | None = None,
-         float_precision: str = "fp32") -> Plan:
+         float_precision: str = "fp32", latency_aware: bool = False) -> Plan:
     """Check the options against each other and decide graph, target, recipe and method; raises InputError."""
     if backend not in BACKENDS:
         raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
@@ -88,6 +95,11 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
                          "quantization, or neither")
     if max_drop is not None and max_drop < 0:
         raise InputError(f"max_drop: expected >= 0 mIoU points, got {max_drop}")
+    if latency_aware:
+        la.check_options(backend=backend, eval_data=eval_set, max_drop=max_drop)
+        if keep_float:
+            raise InputError("keep_float and latency_aware contradict (--keep-float, --latency-aware): the "
+                             "latency-aware search chooses what stays float; give one of them")
     for pattern in keep_float:  # regexes: a typo is refused here, not after the calibration pass
         try:
             re.compile(pattern)
@@ -115,7 +127,7 @@ def plan(*, backend: str, target_cpu: str = "auto", method: str | None = None, k
     switch = ("reduce_range" if backend == "onnxruntime" else "overflow_fix") if saturates(cpu) else "8-bit weights"
     return Plan(backend=backend, graph="onnxruntime" if backend == "onnxruntime" else "portable", target_cpu=cpu,
                 recipe=switch, method=(method or DEFAULT_METHODS["onnxruntime"]) if backend == "onnxruntime" else None,
-                accuracy_aware=max_drop is not None)
+                accuracy_aware=max_drop is not None and not latency_aware, latency_aware=latency_aware)
 
 
 def split_holdout(calib: CalibrationSet, holdout: int | None) -> tuple[CalibrationSet, list[np.ndarray]]:
@@ -191,7 +203,8 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
              eval_set: str | Path | list | None = None, max_drop: float | None = None, labels: list[str] | None = None,
              holdout: int | None = None, reference_frames: int | None = None, calib_memory_mib: int = 2048,
              float_precision: str = "fp32", min_agreement: float | None = None, keep_below_min: bool = False,
-             speed_check: bool = False, overwrite: bool = False, progress: bool = True) -> QuantizeResult:
+             speed_check: bool = False, latency_aware: bool | la.LatencyAwareOptions = False, overwrite: bool = False,
+             progress: bool = True) -> QuantizeResult:
     """Checkpoint (any layout) or FP32 ONNX artifact -> INT8 artifact in ``output``; see the module docstring.
 
     calib: a folder / video / .txt list (``num_samples`` frames, ``seed``), a ``CalibrationSet`` or RGB arrays.
@@ -208,13 +221,20 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
     speed_check: time the INT8 artifact against its FP32 here, each runtime alone (seconds;
     ``calibration.int8_speed``), record both in the manifest and in ``QuantizeResult.speed`` (``segedge quantize``
     does; off by default in Python, where the report and the benchmarks time every variant themselves).
+    latency_aware: True or ``LatencyAwareOptions``: with ``eval_set`` + ``max_drop`` (ONNX Runtime, OpenVINO), INT8
+    only in the regions that run faster here, within ``max_drop``; the float artifact itself when no INT8 is faster
+    (``QuantizeResult.latency_aware`` says which and why). Its own side-by-side timing stands in for speed_check.
     output: written whole (``sdk.core.staging``): a failure or Ctrl-C part-way leaves an earlier artifact there as
     it was; a folder holding other files is refused unless ``overwrite``. From a checkpoint, the FP32 export it
     quantizes is kept inside, in ``output/fp32``.
     """
     keep_float = tuple(keep_float)
+    if not isinstance(latency_aware, (bool, la.LatencyAwareOptions)):
+        raise InputError(f"latency_aware: expected True, False or a LatencyAwareOptions, got {latency_aware!r}")
+    la_options = la.LatencyAwareOptions() if latency_aware is True else latency_aware or None
     p = plan(backend=backend, target_cpu=target_cpu, method=method, keep_float=keep_float, eval_set=eval_set,
-             max_drop=max_drop, size_hw=size_hw, float_precision=float_precision)
+             max_drop=max_drop, size_hw=size_hw, float_precision=float_precision,
+             latency_aware=la_options is not None)
     source, out = Path(checkpoint), Path(output)
     if out.resolve() == source.resolve():
         raise InputError(f"output: expected a folder other than the source {source}")
@@ -247,18 +267,19 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
         if len(calib_set) < FEW_FRAMES:  # a warning (stderr), not a note
             log.warning("calibration: only %d calibration frames (fewer than %d): INT8 ranges from so few frames "
                         "are noisy; give more with --num-samples or a larger --calib", len(calib_set), FEW_FRAMES)
-        from calibration.quiet import quiet_toolkits
-
-        with quiet_toolkits():  # NNCF's INFO lines, ONNX Runtime's calibrator prints (segedge -v keeps them)
-            art = _run_backend(p, fp32, calib_set, stage, size_hw=static, keep_float=keep_float,
-                               eval_data=eval_data, max_drop=max_drop, calib_memory_mib=calib_memory_mib,
-                               progress=progress)
-        accuracy = _record(art, fp32, p, calib_set, held, reference_frames, shown_as=out / art.relative_to(stage))
+        art, searched = _make(p, fp32, calib_set, stage, size_hw=static, keep_float=keep_float, eval_data=eval_data,
+                              max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress,
+                              latency_aware=la_options, build_options=dict(target_cpu=target_cpu, method=method))
+        if searched is None or (searched.winner == "int8" and held):
+            accuracy = _record(art, fp32, p, calib_set, held, reference_frames, shown_as=out / art.relative_to(stage))
+        else:  # the float artifact won (nothing INT8 to compare), or no frames were held out
+            accuracy = HeldOutAccuracy(frames=0, agreement=None, runtime="none (no held-out frames)",
+                                       machine=host_isa())
         below = min_agreement is not None and accuracy.agreement is not None and accuracy.agreement < min_agreement
         if below and not keep_below_min:
             raise BelowMinimumError(below_min_message(accuracy, min_agreement, out, written=False))
         speed = None
-        if speed_check:
+        if speed_check and searched is None:
             from calibration import int8_speed
 
             frame_hw = (held[0] if held else calib_set.frames[0]).shape[:2]
@@ -268,9 +289,11 @@ def quantize(checkpoint: str | Path, output: str | Path, *, backend: str, calib:
                 int8_speed.attach_speed(art, speed)
         repoint(stage, stage, out.resolve())  # paths recorded inside (the FP32 source under fp32/) name the output
     art = out / art.relative_to(stage)
+    if searched is not None:  # its artifact was the staging folder
+        searched = dataclasses.replace(searched, artifact=art)
     return QuantizeResult(artifact=art, plan=p, calibration=CalibrationRecord.read(read_manifest(art)),
                           accuracy=accuracy, accuracy_aware=AccuracyAwareRecord.read(read_manifest(art)), notes=notes,
-                          below_min=min_agreement if below else None, speed=speed)
+                          below_min=min_agreement if below else None, speed=speed, latency_aware=searched)
 
 
 class BelowMinimumError(SegEdgeError):
@@ -288,6 +311,28 @@ def below_min_message(accuracy: HeldOutAccuracy, min_agreement: float, out: Path
         return f"{head}; kept in {out} as asked (--keep-below-min): segedge verify will fail it. To do better: {todo}"
     return (f"{head}: {out} was not written (an earlier artifact there is unchanged). Try {todo}; or keep it anyway "
             "with --keep-below-min")
+
+
+def _make(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size_hw, keep_float, eval_data, max_drop,
+          calib_memory_mib: int, progress: bool, latency_aware: la.LatencyAwareOptions | None,
+          build_options: dict) -> tuple[Path, la.LatencyAwareResult | None]:
+    """(the artifact written in ``out``, the latency-aware search's result or None). The latency-aware route's trials
+    and its choice are INT8 artifacts built by ``quantize`` with the same options, some regions float, no frames held
+    out; otherwise the backend's quantizer runs once."""
+    if latency_aware is not None:
+        def build(keep: tuple[str, ...], where: Path, frames: CalibrationSet) -> Path:
+            return quantize(fp32, where, backend=p.backend, calib=frames, size_hw=size_hw, keep_float=keep,
+                            holdout=0, reference_frames=0, calib_memory_mib=calib_memory_mib, progress=False,
+                            **build_options).artifact
+
+        return out, la.latency_aware_search(fp32, out, build=build, backend=p.backend, calib=calib,
+                                            eval_data=eval_data or [], max_drop=float(max_drop), size_hw=size_hw,
+                                            options=latency_aware, progress=progress)
+    from calibration.quiet import quiet_toolkits
+
+    with quiet_toolkits():  # NNCF's INFO lines, ONNX Runtime's calibrator prints (segedge -v keeps them)
+        return _run_backend(p, fp32, calib, out, size_hw=size_hw, keep_float=keep_float, eval_data=eval_data,
+                            max_drop=max_drop, calib_memory_mib=calib_memory_mib, progress=progress), None
 
 
 def _run_backend(p: Plan, fp32: Path, calib: CalibrationSet, out: Path, *, size_hw, keep_float, eval_data,

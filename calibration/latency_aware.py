@@ -19,8 +19,10 @@ ModelOpt's autotune ignores accuracy; this search uses both, measured here:
    record says "FP32 wins here" (the FP16/BF16 wording for OpenVINO's default float is the runtime's own choice).
    So the result is never slower than the float artifact of the same backend, as measured on this machine.
 
-Everything measured is recorded in the output's ``model.json`` (``extra.latency_aware``). INT8 is built with
-``calibration.quantize`` (``keep_float`` regexes), so the recipe is what ``segedge quantize`` ships.
+Everything measured is recorded in the output's ``model.json`` (``extra.latency_aware``). The entry point is
+``calibration.quantize(..., latency_aware=True)`` (``segedge quantize --latency-aware``), which checks the options,
+exports a checkpoint, and hands ``latency_aware_search`` its own INT8 build (``keep_float`` regexes), so the recipe
+is what ``segedge quantize`` ships. This module never imports ``calibration.int8``.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -40,6 +43,27 @@ from sdk.core.manifest import read_manifest
 GRANULARITIES = ("block", "stage")
 NOISE = 0.02  # share of the all-INT8 p50 below which a region's float-vs-INT8 difference counts as noise
 BACKENDS = ("onnxruntime", "openvino")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyAwareOptions:
+    """The search's rarely changed knobs (``quantize(latency_aware=LatencyAwareOptions(...))``; True: these defaults).
+    granularity: "stage" (5 regions) or "block" (each block, patch merging and the decoder). repeats: timed runs per
+    artifact in the side-by-side timing. probe_frames / probe_images: the calibration frames and evaluation images
+    the per-region trials use (the chosen model is calibrated and scored on all of them)."""
+
+    granularity: str = "stage"
+    repeats: int = 15
+    probe_frames: int = 32
+    probe_images: int = 10
+
+    def __post_init__(self) -> None:
+        if self.granularity not in GRANULARITIES:
+            raise InputError(f"granularity: expected one of {GRANULARITIES}, got {self.granularity!r}")
+        for name in ("repeats", "probe_frames", "probe_images"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name}: expected an int >= 1, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,40 +150,51 @@ def _miou(artifact: Path, opts: dict, data: list) -> float:
         return evaluate(seg, data, progress=False).miou
 
 
-def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, backend: str, calib: CalibrationSet,
-                           eval_data: list, max_drop: float, granularity: str = "stage", repeats: int = 15,
-                           probe_frames: int = 32, probe_images: int = 10, size_hw: tuple[int, int] | None = None,
-                           progress: bool = True) -> LatencyAwareResult:
-    """FP32 ONNX artifact -> the fastest artifact of ``backend`` on this machine whose mIoU drop on ``eval_data``
-    ((image, label) pairs) is at most ``max_drop`` points: INT8 in the regions where it pays, or the float artifact
-    itself when nothing INT8 is faster (see the module docstring). size_hw: OpenVINO's static size (None: the
-    artifact's, else the frames')."""
-    from tqdm import tqdm
-
-    from calibration.int8 import quantize
-
+def check_options(*, backend: str, eval_data: list | None, max_drop: float | None) -> None:
+    """What the search needs, checked before any work: an ONNX Runtime or OpenVINO backend and an mIoU budget on
+    labelled data."""
     if backend not in BACKENDS:
-        raise InputError(f"backend: expected one of {BACKENDS} (TensorRT is timed on the device), got {backend!r}")
+        raise InputError(f"backend: expected one of {BACKENDS} for latency-aware INT8 (TensorRT is timed on the "
+                         f"device), got {backend!r}")
+    if eval_data is None or max_drop is None:
+        raise InputError("latency-aware INT8 (--latency-aware) needs --eval LABELLED and --max-drop POINTS "
+                         "(eval_set= and max_drop= in Python): the mIoU budget the float regions are chosen for")
     if max_drop < 0:
         raise InputError(f"max_drop: expected >= 0 mIoU points, got {max_drop}")
+
+
+Build = Callable[[tuple[str, ...], Path, CalibrationSet], Path]  # (keep_float, output, frames) -> INT8 artifact
+
+
+def latency_aware_search(fp32_artifact: str | Path, output: str | Path, *, build: Build, backend: str,
+                         calib: CalibrationSet, eval_data: list, max_drop: float,
+                         options: LatencyAwareOptions = LatencyAwareOptions(), size_hw: tuple[int, int] | None = None,
+                         progress: bool = True) -> LatencyAwareResult:
+    """FP32 ONNX artifact -> the fastest artifact of ``backend`` on this machine whose mIoU drop on ``eval_data``
+    ((image, label) pairs) is at most ``max_drop`` points, written to ``output``: INT8 in the regions where it pays,
+    or the float artifact itself when nothing INT8 is faster (see the module docstring). build: makes an INT8
+    artifact with the given regions float (``calibration.quantize`` passes its own). size_hw: OpenVINO's static
+    size (required there)."""
+    from tqdm import tqdm
+
     eval_data = list(eval_data)
+    check_options(backend=backend, eval_data=eval_data, max_drop=max_drop)
     if not eval_data:
         raise InputError("eval_data: expected labelled (image, label) pairs to hold the mIoU budget, got none")
+    if backend == "openvino" and size_hw is None:
+        raise InputError("size_hw: OpenVINO's float and INT8 IRs are static; expected (H, W), got None")
+    granularity, repeats = options.granularity, options.repeats
     fp32, out = Path(fp32_artifact), Path(output)
     out.mkdir(parents=True, exist_ok=True)
     groups = regions(fp32, backend, granularity)
-    probe = eval_data[:: max(1, len(eval_data) // probe_images)]
-    probe_calib = dataclasses.replace(calib, frames=calib.frames[:: max(1, len(calib) // probe_frames)])
+    probe = eval_data[:: max(1, len(eval_data) // options.probe_images)]
+    probe_calib = dataclasses.replace(calib, frames=calib.frames[:: max(1, len(calib) // options.probe_frames)])
     image = eval_data[0][0]
     q_opts = {"onnxruntime": {"runtime": "onnxruntime"}, "openvino": {"runtime": "openvino"}}[backend]
 
-    def build(keep: tuple[str, ...], where: Path, frames: CalibrationSet) -> Path:
-        return quantize(fp32, where, backend=backend, calib=frames, keep_float=keep, holdout=0, reference_frames=0,
-                        size_hw=size_hw if backend == "openvino" else None, progress=False).artifact
-
     with tempfile.TemporaryDirectory(prefix="segedge-latency-", dir=out) as tmp:
         work = Path(tmp)
-        ref_path, ref_opts = _float_reference(fp32, backend, work, size_hw or _static(fp32, calib, backend))
+        ref_path, ref_opts = _float_reference(fp32, backend, work, size_hw)
         ref_miou = _miou(ref_path, ref_opts, eval_data)
         trial_arts = {"int8": (build((), work / "all", probe_calib), q_opts)}
         for name, pattern in tqdm(groups.items(), desc="latency-aware", unit="region", disable=not progress):
@@ -198,8 +233,8 @@ def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, bac
                    f"the best INT8 within {max_drop} pt runs p50 {int8_p50:.1f} vs {float_p50:.1f} ms"
                    if int8_p50 is not None else f"no INT8 model held the {max_drop} pt budget")
             verdict = f"{'FP32' if backend == 'onnxruntime' else 'FP32/FP16'} wins here: {why}"
-        for child in out.iterdir():
-            if child != work:
+        for child in out.iterdir():  # an earlier output's files; the FP32 source may sit inside (quantize's fp32/)
+            if child != work and child.resolve() != ref_path.resolve() and child.resolve() != fp32.resolve():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         shutil.copytree(src, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(work.name))
     result = LatencyAwareResult(
@@ -213,11 +248,3 @@ def latency_aware_quantize(fp32_artifact: str | Path, output: str | Path, *, bac
     record.pop("artifact")
     dataclasses.replace(manifest, extra={**manifest.extra, "latency_aware": record}).write(out)
     return result
-
-
-def _static(fp32: Path, calib: CalibrationSet, backend: str):
-    if backend != "openvino":
-        return None
-    from calibration.int8 import static_size_hw
-
-    return static_size_hw(read_manifest(fp32), calib.frames, None)[0]

@@ -1,5 +1,5 @@
 """The one place the report writes commands: how to rebuild each variant (``segedge export`` / ``quantize`` /
-``build``, or the Python call where there is no subcommand) and how to run it (``Segmenter.from_artifact``).
+``build``) and how to run it (``Segmenter.from_artifact``).
 Each is built from the same options the report built the variant with, so the command reproduces it.
 """
 from __future__ import annotations
@@ -37,8 +37,10 @@ def quantize_command(ctx: BuildContext, v: Variant, out: Path) -> str:
     size = ctx.ov_size_hw if v.backend == "openvino" else ctx.size_hw
     if size and not (ctx.source_is_artifact and v.backend != "openvino"):
         parts += ["--size", str(size[0]), str(size[1])]
-    if v.preset == "max-drop":
+    if v.preset in ("max-drop", "latency-aware"):
         parts += ["--eval", q(ctx.tune_arg), "--max-drop", f"{ctx.max_drop:g}"]
+    if v.preset == "latency-aware":  # the search scores on the tuning set; no calibration frames held out
+        parts += ["--latency-aware", "--holdout", "0"]
     # the report keeps every variant whatever its held-out agreement, and ranks it by what it measures: so does its
     # command (segedge quantize alone writes nothing under verify's 98% minimum)
     return " ".join(parts + ["--keep-below-min", "--output", q(out)])

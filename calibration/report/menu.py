@@ -207,28 +207,23 @@ def finish(v: Variant, ctx, shared: dict) -> None:
 
 
 def build_latency_aware(v: Variant, ctx) -> None:
-    """The latency-aware INT8 variant: INT8 only in the regions where it is faster here, within the report's
-    max_drop on its tuning set; the float artifact itself when nothing INT8 is faster (then the variant is renamed
-    and marked fp32: "FP32 wins here")."""
-    from calibration.latency_aware import latency_aware_quantize
+    """The latency-aware INT8 variant: ``calibration.quantize(latency_aware=True)``, INT8 only in the regions where
+    it is faster here, within the report's max_drop on its tuning set; the float artifact itself when nothing INT8 is
+    faster (then the variant is renamed and marked fp32: "FP32 wins here"). No frames are held out (the search
+    scores on the tuning set), as its command says (--holdout 0)."""
+    from calibration.int8 import quantize
     from sdk.core.errors import InputError
 
     if ctx.tune_data is None:
         raise InputError("latency-aware INT8 needs a labelled tuning set (--tune, or a labelled --eval)")
     src = ctx.fp32 if v.backend == "onnxruntime" else ctx.portable
     out = ctx.artifacts / v.name
-    r = latency_aware_quantize(src, out, backend=v.backend, calib=ctx.calib, eval_data=ctx.tune_data,
-                               max_drop=ctx.max_drop, size_hw=ctx.ov_size_hw if v.backend == "openvino" else None,
-                               progress=False)
-    v.artifact = r.artifact
+    result = quantize(src, out, backend=v.backend, calib=ctx.calib, method=None if v.backend == "openvino" else
+                      v.method, size_hw=ctx.ov_size_hw if v.backend == "openvino" else None, eval_set=ctx.tune_data,
+                      max_drop=ctx.max_drop, latency_aware=True, holdout=0, progress=False)
+    r = result.latency_aware
+    v.artifact = result.artifact
     v.notes.append(r.verdict)
+    v.command = cmd.quantize_command(ctx, v, out)
     if r.winner != "int8":
         v.precision, v.name = "fp32", v.name.replace(f"-int8-{v.method}-", "-fp32-", 1)
-    call = (f"python -c \"from calibration.latency_aware import latency_aware_quantize; from calibration.sets "
-            f"import load_calibration_set; from calibration.datasets import open_labelled_set; "
-            f"latency_aware_quantize('{src}', '{out}', backend='{v.backend}', calib=load_calibration_set("
-            f"'{ctx.calib_arg}', num_samples={ctx.num_samples}, seed={ctx.seed}), eval_data=list("
-            f"open_labelled_set('{ctx.tune_arg}')), max_drop={ctx.max_drop:g})\"")
-    export = "" if ctx.source_is_artifact else cmd.export_command(
-        ctx, src, "onnxruntime" if v.backend == "onnxruntime" else "portable") + " && "
-    v.command = export + call

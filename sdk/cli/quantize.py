@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
                       eval_set=args.eval_set, max_drop=args.max_drop, labels=parse_labels(args.labels),
                       holdout=args.holdout, calib_memory_mib=args.calib_memory_mib, float_precision=args.float_precision,
                       min_agreement=args.min_agreement, keep_below_min=args.keep_below_min, overwrite=args.overwrite,
-                      speed_check=not args.no_speed_check, progress=not args.quiet)
+                      speed_check=not args.no_speed_check, latency_aware=args.latency_aware,
+                      progress=not args.quiet)
     for note in result.notes:
         print(f"note: {note}")
     aa = result.accuracy_aware
@@ -29,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"accuracy-aware: drop {aa.measured_drop_points:.2f} points vs --max-drop {aa.max_drop_points:g} "
               f"{status}; float layers: {aa.float_layers or 'none'}")
     p, acc = result.plan, result.accuracy
+    if result.latency_aware is not None:  # INT8 where it is faster here, or the float artifact itself
+        print(f"latency-aware: {result.latency_aware.verdict}; recorded in model.json")
+        if result.latency_aware.winner != "int8":
+            print(f"wrote the float artifact -> {result.artifact}")
+            print(f"next: {result.next_command()}")
+            return 0
     print(f"quantized to INT8 ({p.backend}, {p.method or 'NNCF'}, target {p.target_cpu}: {p.recipe}; "
           f"{result.calibration.description}) -> {result.artifact}")
     if acc.agreement is not None:
@@ -83,6 +90,9 @@ def add_parser(sub) -> None:
     p.add_argument("--eval", dest="eval_set", help="labelled set (CamVid or Cityscapes root: its val split; ADE20K "
                                                    "folder; or images/ + labels/) for accuracy-aware quantization")
     p.add_argument("--max-drop", type=float, help="largest mIoU drop in points allowed with --eval")
+    p.add_argument("--latency-aware", action="store_true",
+                   help="with --eval and --max-drop (onnxruntime, openvino): INT8 only in the regions that run faster "
+                        "on this machine, timed region by region; the float artifact itself when no INT8 is faster")
     p.add_argument("--labels", help="class names: a text file (one per line) or a comma-separated list")
     p.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
                    help=f"held-out agreement with FP32 (fraction) the artifact must reach, the rule segedge verify "
