@@ -27,9 +27,6 @@ log = logging.getLogger("segedge")
 
 OPENVINO_DEVICES = re.compile(r"^(CPU|GPU|NPU|AUTO|MULTI|HETERO|BATCH)([.:].*)?$", re.IGNORECASE)
 CUDA = re.compile(r"^cuda(?::(\d+))?$", re.IGNORECASE)
-HELP = ("device: cpu, cuda[:N] (ONNX Runtime's CUDA provider, or the GPU of a TensorRT engine), tensorrt (ONNX "
-        "Runtime's TensorRT provider), GPU[.N] / NPU / AUTO (OpenVINO; an ONNX artifact then runs in OpenVINO). "
-        "Default: the runtime's own (CPU)")
 
 
 def _name(device: str | int) -> str:

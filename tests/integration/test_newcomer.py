@@ -139,6 +139,13 @@ def test_device_in_the_library(demo_artifact):  # issue 26 item 3: from_artifact
     for bad in ("", True, -1, 1.5):
         with pytest.raises(InputError, match="device: expected a name"):
             open_runtime(demo_artifact, device=bad)
+    from runtimes.devices import device_options  # the table alone: a GPU index (Triton's), OpenVINO's names
+
+    assert device_options("engine", "auto", 1) == ("tensorrt", {"device": 1})
+    assert device_options("engine", "tensorrt", "cuda:2") == ("tensorrt", {"device": 2})
+    assert device_options("openvino", "auto", "batch:gpu") == ("openvino", {"device": "BATCH:GPU"})
+    with pytest.raises(InputError, match="a TensorRT engine runs on an NVIDIA GPU"):
+        device_options("engine", "auto", "cpu")
 
 
 def test_device_flag_on_eval_predict_bench_stream(demo_artifact, tmp_path, capsys):
