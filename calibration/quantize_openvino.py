@@ -36,7 +36,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -168,36 +168,14 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     recipe = {"preset": preset, "model_type": model_type, "smooth_quant_alpha": smooth_quant_alpha,
               "keep_attention_float": keep_attention_float, "keep_decoder_float": keep_decoder_float,
               "fast_bias_correction": fast_bias_correction, "static_shape": [1, 3, *check_size_hw(size_hw)],
-              "float_always": "GroupConvolution (depthwise)"}
-    sq = {} if smooth_quant_alpha is None else {"smooth_quant_alphas": nncf.AdvancedSmoothQuantParameters(
-        matmul=smooth_quant_alpha)}
-    if overflow_fix is not None:
-        from nncf.quantization.advanced_parameters import OverflowFix
-
-        sq["overflow_fix"] = OverflowFix(overflow_fix)
-    recipe["overflow_fix"] = overflow_fix or "nncf default"
-    kwargs = dict(
-        preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
-        model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
-        subset_size=subset_size or len(calib), fast_bias_correction=fast_bias_correction, ignored_scope=scope,
-    )
+              "float_always": "GroupConvolution (depthwise)", "overflow_fix": overflow_fix or "nncf default"}
+    kwargs, sq = _nncf_options(nncf, preset=preset, model_type=model_type, smooth_quant_alpha=smooth_quant_alpha,
+                               overflow_fix=overflow_fix, subset_size=subset_size or len(calib),
+                               fast_bias_correction=fast_bias_correction, scope=scope)
     # NNCF's dataset = any iterable + a transform: the frames, through the inference preprocessing
     calib_ds = nncf.Dataset(calib.frames, lambda frame: _feeds(frame, spec, manifest))
-
-    nncf_log = logging.getLogger("nncf")
-    level = nncf_log.level
-    if not progress:
-        nncf_log.setLevel(logging.ERROR)
-    try:
-        if eval_data is None or max_drop is None:
-            quantized = nncf.quantize(model, calib_ds, advanced_parameters=nncf.AdvancedQuantizationParameters(**sq),
-                                      **kwargs)
-            accuracy = None
-        else:
-            quantized, accuracy = _with_accuracy_control(nncf, model, calib_ds, list(eval_data), spec, manifest,
-                                                         kwargs, sq, max_drop, max_iterations)
-    finally:
-        nncf_log.setLevel(level)
+    quantized, accuracy = _run_nncf(nncf, model, calib_ds, kwargs, sq, eval_data=eval_data, max_drop=max_drop,
+                                    max_iterations=max_iterations, spec=spec, manifest=manifest, progress=progress)
     seconds = round(time.perf_counter() - t0, 1)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -227,6 +205,45 @@ def quantize_openvino(fp32_onnx_artifact: str | Path, calib: CalibrationSet, out
     if accuracy is not None and not accuracy["max_drop_met"]:
         _warn_drop_not_met(accuracy, max_drop, out)
     return out
+
+
+def _nncf_options(nncf: Any, *, preset: str, model_type: str | None, smooth_quant_alpha: float | None,
+                  overflow_fix: str | None, subset_size: int, fast_bias_correction: bool,
+                  scope: Any) -> tuple[dict, dict]:
+    """(nncf.quantize's keyword arguments, its advanced parameters) for the recipe."""
+    sq = {} if smooth_quant_alpha is None else {"smooth_quant_alphas": nncf.AdvancedSmoothQuantParameters(
+        matmul=smooth_quant_alpha)}
+    if overflow_fix is not None:
+        from nncf.quantization.advanced_parameters import OverflowFix
+
+        sq["overflow_fix"] = OverflowFix(overflow_fix)
+    kwargs = dict(
+        preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
+        model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
+        subset_size=subset_size, fast_bias_correction=fast_bias_correction, ignored_scope=scope,
+    )
+    return kwargs, sq
+
+
+def _run_nncf(nncf: Any, model: Any, calib_ds: Any, kwargs: dict, sq: dict, *,
+              eval_data: Iterable[tuple[np.ndarray, np.ndarray]] | None, max_drop: float | None,
+              max_iterations: int | None, spec: PreprocessSpec, manifest: Manifest,
+              progress: bool) -> tuple[Any, dict | None]:
+    """(quantized model, accuracy-control record or None): plain ``nncf.quantize``, or accuracy-controlled with
+    ``eval_data`` and ``max_drop``; NNCF's log quiet unless ``progress``."""
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    if not progress:
+        nncf_log.setLevel(logging.ERROR)
+    try:
+        if eval_data is None or max_drop is None:
+            quantized = nncf.quantize(model, calib_ds, advanced_parameters=nncf.AdvancedQuantizationParameters(**sq),
+                                      **kwargs)
+            return quantized, None
+        return _with_accuracy_control(nncf, model, calib_ds, list(eval_data), spec, manifest, kwargs, sq, max_drop,
+                                      max_iterations)
+    finally:
+        nncf_log.setLevel(level)
 
 
 def _check_options(overflow_fix: str | None, preset: str, model_type: str | None, size_hw, frames: int,
