@@ -21,7 +21,8 @@ The grid: backend x precision x calibration method x float-layer preset.
 Accuracy against the FP32 ONNX artifact in ONNX Runtime (the reference): mIoU, per-class IoU, pixel accuracy and
 pixel agreement on a labelled set; on an unlabelled one (a folder of images, a video, a .txt list) agreement alone.
 Optionally under corruptions (``calibration.corruptions``). Cost: latency p50/p90/p99 (model only: the preprocessed
-frame -> full-resolution mask, alternating variants run by run, ``sdk.timing.measure_latency``), throughput at batch
+frame -> full-resolution mask, each variant alone in its own process per round, alternating rounds:
+``sdk.timing.isolated``), throughput at batch
 1 and ``CostOptions.batch``, load/compile time and peak RSS in a fresh process per variant, artifact size on disk.
 
 The parts (modules of this package), in the order ``make_report`` runs them: ``plan`` (the grid and its typed
@@ -150,7 +151,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
         variants += extra
     note_identical(variants)
     t = time.perf_counter()
-    measure_cost(variants, items[0][0], cost, progress)
+    timing = measure_cost(variants, items[0][0], cost, progress)
     phases["cost_s"] = time.perf_counter() - t
 
     rec, front, chosen = _verdict(variants, max_drop, eval_info["labelled"])
@@ -165,6 +166,7 @@ def make_report(checkpoint: str | Path, output: str | Path, *, calib: str | Path
                  "menu_int8_points": [{"scale": p.scale, "token_merge": p.merge.spec} for p in int8_points],
                  "menu_prune_rule": report_menu.PRUNE_RULE if menu_on else None},
         "latency_input": {"frame_hw": list(items[0][0].shape[:2]), "options": dataclasses.asdict(cost),
+                          "isolation": timing,
                           "what": "preprocessed frame -> inference -> full-resolution mask (model only, "
                                   "preprocessing excluded)"},
         "environment": _environment(),

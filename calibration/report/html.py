@@ -13,7 +13,7 @@ import numpy as np
 
 from calibration.report.figures import menu_svg, pareto_svg, per_class_svg
 from calibration.report.plan import Variant
-from calibration.report.readers import busy, labelled, number, recommendation, rows, variants
+from calibration.report.readers import busy, labelled, number, recommendation, rows, timed_how, variants
 from sdk.core.result import colorize
 
 
@@ -142,8 +142,8 @@ def _latency(report: dict, variants: list[Variant], rec) -> list[str]:
     nets = sorted({f"{v.cost.network_hw[0]}x{v.cost.network_hw[1]}" for v in variants if v.cost.network_hw})
     parts.append(f"<p class='muted'>Latency: {_e(li['what'])}, frame {li['frame_hw'][0]}x{li['frame_hw'][1]} "
                  f"(network input {_e(', '.join(nets) or '-')}); "
-                 f"{li['options']['repeats']} runs per variant after {li['options']['warmup']} warm-up, variants "
-                 f"alternating run by run with a {li['options']['pause_s']} s pause; load time and peak RSS in a "
+                 f"{li['options']['repeats']} runs per variant after {li['options']['warmup']} warm-up; timed "
+                 f"{_e(timed_how(li))}; load time and peak RSS in a "
                  "fresh process per variant (peak RSS includes Python and the runtime library).</p>")
     load = busy(variants)
     if load:

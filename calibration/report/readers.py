@@ -65,3 +65,13 @@ def rows(report: dict) -> list[dict[str, str]]:
             row[""] = (row[""] + " " + c.latency_note).strip()
         out.append(row)
     return out
+
+
+def timed_how(latency_input: dict) -> str:
+    """How the variants were isolated while timed: the report's record (``sdk.timing.isolated``), or, for reports
+    written before it was recorded, what the code did then (one process, alternating run by run, with a pause)."""
+    how = latency_input.get("isolation")
+    if isinstance(how, dict) and how.get("text"):
+        return str(how["text"])
+    pause = (latency_input.get("options") or {}).get("pause_s")
+    return f"all variants in one process, alternating run by run, a {pause} s pause before each run"

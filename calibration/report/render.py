@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from calibration.report.html import render_html
-from calibration.report.readers import busy, labelled, number, recommendation, rows, variants
+from calibration.report.readers import busy, labelled, number, recommendation, rows, timed_how, variants
 from sdk.core.result import default_palette
 
 def _clean(value: Any) -> Any:
@@ -93,7 +93,8 @@ def render_markdown(report: dict) -> str:
     if report["skipped"]:
         md += ["", "## Not in the grid", ""] + [f"- {s['name']}: {s['reason']}" for s in report["skipped"]]
     md += ["", "## Commands", ""] + [f"- {v.name}: `{v.command}`" for v in variants(report) if v.command]
-    md += ["", f"Pictures: `report.html`. Latency: {report['latency_input']['what']}."]
+    md += ["", f"Pictures: `report.html`. Latency: {report['latency_input']['what']}; timed "
+           f"{timed_how(report['latency_input'])}."]
     return "\n".join(md) + "\n"
 
 

@@ -45,8 +45,13 @@ def add_parser(subparsers) -> None:
                    "brightness, contrast, jpeg, or 'all' (robustness study; default none)")
     p.add_argument("--severity", type=int, default=3, help="corruption severity 1..5 (default 3)")
     p.add_argument("--corruption-samples", type=int, default=0, help="images per corruption (0: all)")
-    p.add_argument("--repeats", type=int, default=30, help="timed runs per variant at batch 1 (default 30)")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=30, help="timed runs per variant at batch 1, split over the rounds "
+                                                           "(default 30)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first, in each process (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating timing rounds; each times every variant alone "
+                                                        "in a fresh process of its own (default 3)")
+    p.add_argument("--in-process", action="store_true",
+                   help="time the variants the older way, for comparison: all in this process, alternating run by run")
     p.add_argument("--batch", type=int, default=4, help="the larger batch for throughput (default 4)")
     p.add_argument("--settle", type=float, default=10.0, help="seconds of pause before timing (default 10)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant load-time/peak-RSS processes")
@@ -78,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, size_hw=tuple(args.size) if args.size else None, corruptions=corruptions,
                          severity=args.severity, corruption_samples=args.corruption_samples,
                          cost=CostOptions(repeats=args.repeats, warmup=args.warmup, batch=args.batch,
-                                          settle_s=args.settle, memory=not args.no_memory),
+                                          settle_s=args.settle, memory=not args.no_memory,
+                                          isolated=not args.in_process, rounds=args.rounds),
                          examples=args.examples, scales=args.scales, token_merges=args.token_merges,
                          overwrite=args.overwrite, progress=not args.quiet)
     print(format_table(report))

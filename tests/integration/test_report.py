@@ -52,6 +52,10 @@ def test_report_files_and_self_contained_html(tiny_report):
     assert data["recommendation"]["variant"] in open(files["md"]).read()
     env = data["environment"]
     assert env["cpu_model"] and isinstance(env["cpu_flags"], list) and env["versions"]["numpy"]
+    # issue 28: each variant timed alone in its own process, alternating rounds, and every format says so
+    how = data["latency_input"]["isolation"]
+    assert how["method"] == "own process per variant, alternating rounds" and how["rounds"] == 3
+    assert how["text"] in page and how["text"] in open(files["md"]).read()
 
 
 def test_report_grid_and_tensorrt_variant(tiny_report):
