@@ -263,15 +263,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    src = Path(fp32_artifact)
-    manifest = read_manifest(src)
-    if manifest.format != "onnx" or manifest.precision != "fp32":
-        raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (segedge export), got "
-                         f"{manifest.format} {manifest.precision}")
-    if target == "tensorrt":
-        require_portable_graph(manifest, what=f"artifact {src}", reader="TensorRT cannot parse", error=InputError,
-                               fix="Quantize for TensorRT from a portable export: segedge export CHECKPOINT --graph "
-                                   "portable, or pass the checkpoint itself.")
+    src, manifest = _fp32_source(fp32_artifact, target)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -294,16 +286,7 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
                 op_types_to_quantize=["Conv", "MatMul", *([] if trt else DECODER_INT8_OPS)], nodes_to_quantize=nodes,
                 calibrate_method=calib_method, extra_options=extra, reduce_range=reduce_range,
             )
-        if not trt:
-            quantized = onnx.load(str(out / "model.onnx"))
-            if shapes_from_quantized(quantized):
-                onnx.save(quantized, str(out / "model.onnx"))
-        float16: dict = {}
-        if float_precision == "fp16":
-            from converters.float16_graph import float_parts_to_fp16
-
-            converted, float16 = float_parts_to_fp16(onnx.load(str(out / "model.onnx")))
-            onnx.save(converted, str(out / "model.onnx"))
+        float16 = _finish_graph(out / "model.onnx", trt=trt, float_precision=float_precision)
     ort = require("onnxruntime")
     result = dataclasses.replace(
         manifest,
@@ -325,6 +308,39 @@ def quantize_onnxruntime(fp32_artifact: str | Path, calib: CalibrationSet, outpu
     )
     result.write(out)
     return out
+
+
+def _fp32_source(fp32_artifact: str | Path, target: str) -> tuple[Path, Manifest]:
+    """(folder, manifest) of an FP32 ONNX artifact; for the TensorRT target a portable graph."""
+    src = Path(fp32_artifact)
+    manifest = read_manifest(src)
+    if manifest.format != "onnx" or manifest.precision != "fp32":
+        raise InputError(f"artifact {src}: expected an FP32 ONNX artifact (segedge export), got "
+                         f"{manifest.format} {manifest.precision}")
+    if target == "tensorrt":
+        require_portable_graph(manifest, what=f"artifact {src}", reader="TensorRT cannot parse", error=InputError,
+                               fix="Quantize for TensorRT from a portable export: segedge export CHECKPOINT --graph "
+                                   "portable, or pass the checkpoint itself.")
+    return src, manifest
+
+
+def _finish_graph(path: Path, *, trt: bool, float_precision: str) -> dict:
+    """The quantized graph at ``path`` finished in place: for ONNX Runtime its Shape nodes read int8 tensors, not
+    DequantizeLinear outputs (``shapes_from_quantized``); with float_precision "fp16" its float parts become FP16.
+    Returns the FP16 rewrite's record ({} without it)."""
+    onnx = require("onnx")
+
+    if not trt:
+        quantized = onnx.load(str(path))
+        if shapes_from_quantized(quantized):
+            onnx.save(quantized, str(path))
+    float16: dict = {}
+    if float_precision == "fp16":
+        from converters.float16_graph import float_parts_to_fp16
+
+        converted, float16 = float_parts_to_fp16(onnx.load(str(path)))
+        onnx.save(converted, str(path))
+    return float16
 
 
 def _check_options(target: str, method: str | None, reduce_range: bool, calib_memory_mib: int, float_precision: str,
