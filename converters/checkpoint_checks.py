@@ -1,5 +1,6 @@
 """Checks a loaded checkpoint must pass before it is exported: finite weights, tensors that agree with the
-checkpoint's own ``config.json``, and a preprocessor config in a form segedge can represent.
+checkpoint's own ``config.json``, and a preprocessor config in a form segedge can represent; and what its metadata
+says (class names, palette, preprocessing), checked against the head.
 
 Used by ``converters.checkpoints.load_checkpoint``; each failure is one line naming the tensor or field and the fix.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 from sdk.core.errors import CheckpointError, LabelsError
+from sdk.core.manifest import class_name_problem
 from sdk.core.preprocess import PreprocessSpec
 
 # config.json field -> SegFormerConfig field, for the architecture fields transformers' SegformerConfig has
@@ -126,3 +128,70 @@ def preprocess_from_hf(pp: dict, path: Path) -> PreprocessSpec:
         return PreprocessSpec(size_hw=size_hw, mean=tuple(mean), std=tuple(std), resize_mode=resize_mode)
     except (InputError, TypeError) as exc:
         raise CheckpointError(f"{where}: {exc}. Fix the file.") from None
+
+
+def labels_from_meta(meta: dict, layout: str, path: Path) -> tuple[list[str] | None, list[list[int]] | None]:
+    """(class names, palette) from a checkpoint's metadata (config.json's id2label; mmseg's dataset_meta or
+    CLASSES/PALETTE), None where it has none; a malformed palette is dropped, malformed names are a LabelsError."""
+    if layout == "huggingface" and "config" in meta:
+        id2label = meta["config"].get("id2label") or {}
+        names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else None
+        palette = None
+    else:
+        src = meta.get("dataset_meta") or meta  # mmseg 1.x: meta.dataset_meta.{classes,palette}; 0.x: CLASSES/PALETTE
+        src = src if isinstance(src, dict) else {}
+        names = src.get("classes") or src.get("CLASSES")
+        palette = src.get("palette") or src.get("PALETTE")
+    if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n
+                                                                              for n in names)):
+        raise LabelsError(f"checkpoint {path}: its class names must be a list of non-empty strings, got "
+                          f"{str(names)[:80]!r}. Pass the names with --labels (class_names=).")
+    problem = next((class_name_problem(n) for n in names or () if class_name_problem(n)), None)
+    if problem:
+        raise LabelsError(f"checkpoint {path}: expected class names of one line each, got {problem}. Pass the "
+                          "names with --labels (class_names=).")
+    if palette is not None:
+        ok = isinstance(palette, (list, tuple)) and all(
+            isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in palette)
+        palette = [list(map(int, c)) for c in palette] if ok else None  # a bad palette falls back to the default
+    return (list(names) if names else None), (palette or None)
+
+
+def preprocess_from_meta(meta: dict, layout: str, path: Path) -> PreprocessSpec:
+    """The preprocessing the checkpoint was trained with (Hugging Face's preprocessor config), else the default."""
+    pp = meta.get("preprocessor")
+    if layout == "huggingface" and pp:
+        return preprocess_from_hf(pp, path)
+    return PreprocessSpec(size_hw=None)  # ImageNet mean/std on 0..255, the convention of all three layouts
+
+
+def class_names_and_palette(meta: dict, layout: str, path: Path, class_names: list[str] | None, *, num_classes: int,
+                            classifier_shape: list[int]) -> tuple[list[str], list | None]:
+    """(class names, palette or None): those given (one per output channel), else the checkpoint's, else
+    class_<i>; a palette of the wrong length is dropped."""
+    try:
+        names, palette = labels_from_meta(meta, layout, path)
+    except LabelsError:
+        if class_names is None:
+            raise
+        names, palette = None, None  # the names given replace the checkpoint's unusable ones
+    head = f"decode head has {num_classes} classes (classifier weight {classifier_shape})"
+    if class_names is not None:
+        if isinstance(class_names, str) or not all(isinstance(n, str) and n.strip() for n in class_names):
+            raise LabelsError(f"class_names: expected a list of {num_classes} non-empty strings, got "
+                              f"{str(class_names)[:80]!r}")
+        problem = next((class_name_problem(n) for n in class_names if class_name_problem(n)), None)
+        if problem:
+            raise LabelsError(f"class_names (--labels): expected one line of text per name, got {problem}")
+        if len(class_names) != num_classes:
+            raise LabelsError(f"checkpoint {head} but {len(class_names)} class names were given. "
+                              f"Pass exactly {num_classes} names, one per output channel.")
+        names = list(class_names)
+    elif names is not None and len(names) != num_classes:
+        raise LabelsError(f"checkpoint {head} but its metadata lists {len(names)} class names. "
+                          "Pass the right names with class_names= (or --labels).")
+    names = names or [f"class_{i}" for i in range(num_classes)]
+    if palette is not None and len(palette) != num_classes:
+        palette = None
+    return names, palette

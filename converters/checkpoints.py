@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from converters.checkpoint_checks import check_dtypes, check_finite, check_hf_config, preprocess_from_hf
+from converters.checkpoint_checks import (check_dtypes, check_finite, check_hf_config, class_names_and_palette,
+                                          preprocess_from_meta)
 from converters.checkpoint_io import file_sha256, hf_config, read_safetensors, read_torch
 from converters.model import SegFormer, SegFormerConfig, variant_name
-from sdk.core.errors import CheckpointError, LabelsError
-from sdk.core.manifest import class_name_problem
+from sdk.core.errors import CheckpointError
 from sdk.core.preprocess import PreprocessSpec
 
 StateDict = dict[str, torch.Tensor]
@@ -321,39 +321,6 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict, str]:
     return sd, meta, _detect_layout(list(sd))
 
 
-def _labels_from_meta(meta: dict, layout: str, path: Path) -> tuple[list[str] | None, list[list[int]] | None]:
-    if layout == "huggingface" and "config" in meta:
-        id2label = meta["config"].get("id2label") or {}
-        names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else None
-        palette = None
-    else:
-        src = meta.get("dataset_meta") or meta  # mmseg 1.x: meta.dataset_meta.{classes,palette}; 0.x: CLASSES/PALETTE
-        src = src if isinstance(src, dict) else {}
-        names = src.get("classes") or src.get("CLASSES")
-        palette = src.get("palette") or src.get("PALETTE")
-    if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n
-                                                                              for n in names)):
-        raise LabelsError(f"checkpoint {path}: its class names must be a list of non-empty strings, got "
-                          f"{str(names)[:80]!r}. Pass the names with --labels (class_names=).")
-    problem = next((class_name_problem(n) for n in names or () if class_name_problem(n)), None)
-    if problem:
-        raise LabelsError(f"checkpoint {path}: expected class names of one line each, got {problem}. Pass the "
-                          "names with --labels (class_names=).")
-    if palette is not None:
-        ok = isinstance(palette, (list, tuple)) and all(
-            isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
-            for c in palette)
-        palette = [list(map(int, c)) for c in palette] if ok else None  # a bad palette falls back to the default
-    return (list(names) if names else None), (palette or None)
-
-
-def _preprocess_from_meta(meta: dict, layout: str, path: Path) -> PreprocessSpec:
-    pp = meta.get("preprocessor")
-    if layout == "huggingface" and pp:
-        return preprocess_from_hf(pp, path)
-    return PreprocessSpec(size_hw=None)  # ImageNet mean/std on 0..255, the convention of all three layouts
-
-
 def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
                     layer_norm_eps: float | None = None) -> LoadedCheckpoint:
     """Read, remap and strictly load a SegFormer checkpoint in any supported layout (see module docstring).
@@ -367,6 +334,20 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
     """
     path = Path(path)
     raw, meta, layout = read_checkpoint(path)
+    sd, cfg = _remapped(raw, meta, layout, path, labels_given=class_names is not None)
+    if layer_norm_eps is not None:
+        cfg = dataclasses.replace(cfg, layer_norm_eps=float(layer_norm_eps))
+    model, sd = _strict_model(sd, cfg, layout, path)
+    names, palette = class_names_and_palette(meta, layout, path, class_names, num_classes=cfg.num_classes,
+                                             classifier_shape=list(sd["decoder.classifier.weight"].shape))
+    return LoadedCheckpoint(model=model, config=cfg, class_names=names, palette=palette,
+                            preprocess=preprocess_from_meta(meta, layout, path), layout=layout, source=str(path),
+                            sha256=file_sha256(path))
+
+
+def _remapped(raw: dict, meta: dict, layout: str, path: Path, *, labels_given: bool) -> tuple[dict, SegFormerConfig]:
+    """(state dict in our key names, config inferred from it): the layout's remapping, and for Hugging Face the
+    heads and strides config.json gives, checked against the weights."""
     if layout == "huggingface":
         sd = remap_huggingface(raw)
         hf = meta.get("config", {})
@@ -379,15 +360,19 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
                                       f"got {value!r}")
         cfg = infer_config(sd, num_heads=heads, eps=(1e-5, 1e-5, 1e-5), strides=strides)
         if "config" in meta:
-            check_hf_config(cfg, hf, path, labels_given=class_names is not None)
+            check_hf_config(cfg, hf, path, labels_given=labels_given)
     elif layout == "nvlabs":
         sd = remap_nvlabs(raw)
         cfg = infer_config(sd, num_heads=None, eps=(1e-5, 1e-5, 1e-5))
     else:
         sd = remap_mmseg(raw)
         cfg = infer_config(sd, num_heads=None, eps=(1e-6, 1e-6, 1e-6))
-    if layer_norm_eps is not None:
-        cfg = dataclasses.replace(cfg, layer_norm_eps=float(layer_norm_eps))
+    return sd, cfg
+
+
+def _strict_model(sd: dict, cfg: SegFormerConfig, layout: str, path: Path) -> tuple[SegFormer, dict]:
+    """(the model in eval mode, the float32 state dict it loaded): every key of the checkpoint used (beside the
+    known training leftovers), every parameter present, with its shape, dtype checked and values finite."""
     unused = [k.removeprefix("<unused>.") for k in sd if k.startswith("<unused>.")]
     unexpected = [k for k in unused if not _UNUSED_KEYS.match(k)]
     if unexpected:
@@ -411,31 +396,4 @@ def load_checkpoint(path: str | Path, *, class_names: list[str] | None = None,
             raise CheckpointError(f"checkpoint {path}: {k} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
     model.load_state_dict(sd, strict=False)  # strictness enforced above; num_batches_tracked is bookkeeping
     model.eval()
-
-    try:
-        names, palette = _labels_from_meta(meta, layout, path)
-    except LabelsError:
-        if class_names is None:
-            raise
-        names, palette = None, None  # the names given replace the checkpoint's unusable ones
-    head = f"decode head has {cfg.num_classes} classes (classifier weight {list(sd['decoder.classifier.weight'].shape)})"
-    if class_names is not None:
-        if isinstance(class_names, str) or not all(isinstance(n, str) and n.strip() for n in class_names):
-            raise LabelsError(f"class_names: expected a list of {cfg.num_classes} non-empty strings, got "
-                              f"{str(class_names)[:80]!r}")
-        problem = next((class_name_problem(n) for n in class_names if class_name_problem(n)), None)
-        if problem:
-            raise LabelsError(f"class_names (--labels): expected one line of text per name, got {problem}")
-        if len(class_names) != cfg.num_classes:
-            raise LabelsError(f"checkpoint {head} but {len(class_names)} class names were given. "
-                              f"Pass exactly {cfg.num_classes} names, one per output channel.")
-        names = list(class_names)
-    elif names is not None and len(names) != cfg.num_classes:
-        raise LabelsError(f"checkpoint {head} but its metadata lists {len(names)} class names. "
-                          "Pass the right names with class_names= (or --labels).")
-    names = names or [f"class_{i}" for i in range(cfg.num_classes)]
-    if palette is not None and len(palette) != cfg.num_classes:
-        palette = None
-    return LoadedCheckpoint(model=model, config=cfg, class_names=names, palette=palette,
-                            preprocess=_preprocess_from_meta(meta, layout, path), layout=layout, source=str(path),
-                            sha256=file_sha256(path))
+    return model, sd

@@ -411,14 +411,14 @@ def test_manifest_refuses_names_that_would_inject_into_configs(tmp_path):
 
 
 def test_checkpoint_and_labels_names_are_checked_where_they_enter():
-    from converters.checkpoints import _labels_from_meta
+    from converters.checkpoint_checks import labels_from_meta
     from sdk.core.errors import LabelsError
 
     meta = {"config": {"id2label": {"0": "road", "1": "car\ncustom-lib-path=/tmp/x.so"}}}
     with pytest.raises(LabelsError, match="one line each.*--labels"):
-        _labels_from_meta(meta, "huggingface", Path("ckpt"))
-    assert _labels_from_meta({"config": {"id2label": {"0": "road", "1": "car; truck"}}}, "huggingface",
-                             Path("ckpt"))[0] == ["road", "car; truck"]
+        labels_from_meta(meta, "huggingface", Path("ckpt"))
+    assert labels_from_meta({"config": {"id2label": {"0": "road", "1": "car; truck"}}}, "huggingface",
+                            Path("ckpt"))[0] == ["road", "car; truck"]
 
 
 def test_engine_io_names_and_paths_cannot_add_config_entries(tmp_path):
