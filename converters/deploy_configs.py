@@ -294,43 +294,12 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
     if manifest.format == "tensorrt":
         fingerprint, profile, _ = engine_manifest_info(manifest)
         engine_max = profile[manifest.inputs[0].name].max[0]
-    if manifest.head == "mask":
-        if max_batch_size:
-            raise InputError(f"max_batch_size: expected 0 for a mask-head model (its output_size input [2] has no "
-                             f"batch dimension for Triton to batch along), got {max_batch_size}. Export with "
-                             "--head logits for dynamic batching.")
-        max_batch_size = 0
-    elif max_batch_size is None:
-        max_batch_size = engine_max or 8
-    if max_batch_size < 0 or (engine_max is not None and max_batch_size > engine_max):
-        raise InputError(f"max_batch_size: expected 0..{engine_max if engine_max is not None else 'any'} (the "
-                         f"engine's max batch), got {max_batch_size}")
+    max_batch_size = _triton_max_batch(manifest, max_batch_size, engine_max)
     kind = kind or ("KIND_GPU" if manifest.format == "tensorrt" else "KIND_CPU")
     if kind not in ("KIND_GPU", "KIND_CPU", "KIND_AUTO"):
         raise InputError(f"kind: expected KIND_GPU, KIND_CPU or KIND_AUTO, got {kind!r}")
     if instance_count < 1:
         raise InputError(f"instance_count: expected >= 1, got {instance_count}")
-
-    def tensor_block(t: dict) -> list[str]:
-        if t["dtype"] not in TRITON_TYPES:
-            raise ArtifactError(f"Triton config: tensor {t['name']} has dtype {t['dtype']}, expected one of "
-                                f"{sorted(TRITON_TYPES)}")
-        shape = t["shape"]
-        if max_batch_size:
-            shape = shape[1:]  # Triton adds the batch dimension itself
-        body = [f"    name: {pbtxt_string(_tensor_name(t['name'], 'Triton tensor'))}",
-                f"    data_type: {TRITON_TYPES[t['dtype']]}",
-                "    dims: [ " + ", ".join(str(d) for d in shape) + " ]"]
-        if t["shape_tensor"]:
-            body.append("    is_shape_tensor: true")
-        return ["  {", *body, "  }"]
-
-    def section(name: str, tensors: list[dict]) -> list[str]:
-        blocks = [tensor_block(t) for t in tensors]
-        lines = [f"{name} ["]
-        for i, block in enumerate(blocks):
-            lines += block[:-1] + ["  }," if i < len(blocks) - 1 else "  }"]
-        return lines + ["]"]
 
     inputs, outputs = _triton_tensors(manifest)
     wanted = {t.name for t in manifest.outputs}
@@ -348,7 +317,8 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
               f"max_batch_size: {max_batch_size}"]
     if manifest.format == "openvino":
         lines.append('default_model_filename: "model.xml"')
-    lines += section("input", inputs) + section("output", outputs)
+    lines += _triton_section("input", inputs, batched=bool(max_batch_size))
+    lines += _triton_section("output", outputs, batched=bool(max_batch_size))
     group = ["instance_group [", "  {", f"    count: {instance_count}", f"    kind: {kind}"]
     if gpus:
         group.append("    gpus: [ " + ", ".join(str(g) for g in gpus) + " ]")
@@ -360,6 +330,44 @@ def triton_config(manifest: Manifest, *, model_name: str, max_batch_size: int | 
     if max_batch_size and dynamic_batching:
         lines.append("dynamic_batching { }")
     return "\n".join(lines) + "\n"
+
+
+def _triton_max_batch(manifest: Manifest, max_batch_size: int | None, engine_max: int | None) -> int:
+    """The config's max_batch_size: 0 for mask heads (refused otherwise); for logits heads the one given, else the
+    engine profile's max batch, else 8; never above the engine's."""
+    if manifest.head == "mask":
+        if max_batch_size:
+            raise InputError(f"max_batch_size: expected 0 for a mask-head model (its output_size input [2] has no "
+                             f"batch dimension for Triton to batch along), got {max_batch_size}. Export with "
+                             "--head logits for dynamic batching.")
+        max_batch_size = 0
+    elif max_batch_size is None:
+        max_batch_size = engine_max or 8
+    if max_batch_size < 0 or (engine_max is not None and max_batch_size > engine_max):
+        raise InputError(f"max_batch_size: expected 0..{engine_max if engine_max is not None else 'any'} (the "
+                         f"engine's max batch), got {max_batch_size}")
+    return max_batch_size
+
+
+def _triton_section(name: str, tensors: list[dict], *, batched: bool) -> list[str]:
+    """``input [...]`` / ``output [...]``: one block per tensor; ``batched``: without the batch dimension, which
+    Triton adds itself."""
+    blocks = []
+    for t in tensors:
+        if t["dtype"] not in TRITON_TYPES:
+            raise ArtifactError(f"Triton config: tensor {t['name']} has dtype {t['dtype']}, expected one of "
+                                f"{sorted(TRITON_TYPES)}")
+        shape = t["shape"][1:] if batched else t["shape"]
+        body = [f"    name: {pbtxt_string(_tensor_name(t['name'], 'Triton tensor'))}",
+                f"    data_type: {TRITON_TYPES[t['dtype']]}",
+                "    dims: [ " + ", ".join(str(d) for d in shape) + " ]"]
+        if t["shape_tensor"]:
+            body.append("    is_shape_tensor: true")
+        blocks.append(["  {", *body, "  }"])
+    lines = [f"{name} ["]
+    for i, block in enumerate(blocks):
+        lines += block[:-1] + ["  }," if i < len(blocks) - 1 else "  }"]
+    return lines + ["]"]
 
 
 def default_model_name(folder: Path) -> str:
