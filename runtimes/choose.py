@@ -135,7 +135,7 @@ def input_size_hw(manifest: Manifest) -> tuple[tuple[int, int], str]:
 def sample_runs(fn: Callable[[], Any], *, warmup: int = WARMUP, min_runs: int = MIN_RUNS,
                 max_runs: int = MAX_RUNS, budget_s: float = BUDGET_S, pause_s: float = 0.0) -> tuple[float, list[float]]:
     """The one timing loop of the project's isolated timings (this module's ``time_runtime`` and
-    ``sdk.timing_isolated``'s child process): ``warmup`` untimed runs of ``fn()`` (the first one's time returned),
+    ``sdk.timing.isolated``'s child process): ``warmup`` untimed runs of ``fn()`` (the first one's time returned),
     then ``min_runs`` to ``max_runs`` timed ones within ``budget_s`` (``pause_s`` of sleep before each). Returns
     (the first run's ms, the timed runs' ms)."""
     t = time.perf_counter()

@@ -4,9 +4,10 @@ one process, alternating run by run, ONNX Runtime's spinning threads slowed the 
 nothing of one variant runs while the other is timed, so timing them together must not change either's number.
 
 The model: tests/tiny_artifacts.py's real ONNX graph (a stride-4 conv and the exact mask head), dynamic size, fed
-two different sizes (~35 and ~25 ms on the 2-core development VM). Together and alone are interleaved trial by trial;
-each side's number is the p50 of its quietest round (see the test). The tolerance (30%) is for a shared 2-core
-machine: with other test jobs running (load 4-5), the same variant's round p50s ranged over 2x."""
+two different sizes (~15-35 and ~10-25 ms on the 2-core development VM, quiet to busy). Together and alone are
+interleaved trial by trial and compared by the median of their rounds' p50s or by their quietest rounds (see the
+test). The tolerance (30%) is for a shared 2-core machine: with other test jobs running (load 4-5), the same
+variant's round p50s ranged over 2x."""
 from __future__ import annotations
 
 
@@ -35,8 +36,11 @@ def variants(tmp_path_factory):
 
 def test_two_sessions_together_time_as_each_alone(variants):
     # together and alone interleaved trial by trial, so load from other jobs drifting over the test's half minute
-    # weighs on both sides alike; each side's number is the p50 of its quietest round: other jobs on a shared
-    # machine only ever add time, while a variant slowed by the one timed beside it would be slower in every round
+    # weighs on both sides alike. Each side is summed up two ways: the median of its rounds' p50s, and the p50 of its
+    # quietest round (other jobs on a shared machine only ever add time; at load 4-5 on 2 cores the medians wander
+    # by more than the tolerance while the quietest rounds agree, at low load the reverse happens on a rare fast
+    # round). A variant slowed by the one timed beside it (issue 28: 1.6-1.8x in one process) is slower in every
+    # round, so it fails both.
     together, alone = {v.name: [] for v in variants}, {v.name: [] for v in variants}
     for _ in range(TRIALS):
         both = time_isolated(variants, rounds=2, runs=8, warmup=3)
@@ -46,13 +50,17 @@ def test_two_sessions_together_time_as_each_alone(variants):
             assert len(got["round_p50_ms"]) == 2 and got["n"] == 16 and "onnxruntime" in got["describe"]
             together[v.name] += got["round_p50_ms"]
             alone[v.name] += time_isolated([v], rounds=2, runs=8, warmup=3)["variants"][v.name]["round_p50_ms"]
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= TOLERANCE * min(a, b)
+
     for v in variants:
-        a, b = min(together[v.name]), min(alone[v.name])
-        assert abs(a - b) <= TOLERANCE * min(a, b), (
-            f"{v.name}: {a:.1f} ms timed beside the other, {b:.1f} ms alone (round p50s {together[v.name]} vs "
-            f"{alone[v.name]})")
+        t, a = together[v.name], alone[v.name]
+        assert close(float(np.median(t)), float(np.median(a))) or close(min(t), min(a)), (
+            f"{v.name}: round p50s {sorted(t)} ms timed beside the other vs {sorted(a)} ms alone: neither the "
+            f"medians nor the quietest rounds within {TOLERANCE:.0%}")
     # the two sizes stay apart: the harness times each variant's own input
-    assert min(together["big"]) > min(together["small"])
+    assert np.median(together["big"]) > np.median(together["small"])
 
 
 def test_a_failing_child_names_the_variant(tmp_path):
