@@ -22,13 +22,25 @@ def street_scene(hw: tuple[int, int] = (360, 480), seed: int = 0) -> tuple[np.nd
     img = np.zeros((h, w, 3), np.float32)
     lab = np.full((h, w), VOID, np.uint8)
     horizon = int(h * rng.uniform(0.42, 0.52))
+    # back to front, each drawn into the picture and the layout; one generator, so each seed gives one scene
+    _sky_and_buildings(img, lab, rng, horizon)
+    _road(img, lab, rng, horizon)
+    _trees_and_poles(img, lab, rng, horizon)
+    _cars(img, lab, rng, horizon)
+    _person(img, lab, rng, horizon)
+    # texture and sensor noise, then a slight blur as a camera gives
+    img += rng.normal(0, 6, img.shape).astype(np.float32)
+    img = cv2.GaussianBlur(np.clip(img, 0, 255).astype(np.uint8), (3, 3), 0)
+    return img, lab
 
-    # sky: an overcast gradient, as in most driving footage
+
+def _sky_and_buildings(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, horizon: int) -> None:
+    """An overcast sky gradient, as in most driving footage, and blocks of buildings of varying height along the
+    horizon, with rows of windows."""
+    w = img.shape[1]
     t = np.linspace(0, 1, horizon, dtype=np.float32)[:, None, None]
     img[:horizon] = (1 - t) * np.array([205, 212, 222], np.float32) + t * np.array([236, 238, 240], np.float32)
     lab[:horizon] = SKY
-
-    # buildings: blocks of varying height along the horizon, with rows of windows
     x = 0
     while x < w:
         bw = int(rng.uniform(0.12, 0.3) * w)
@@ -41,7 +53,13 @@ def street_scene(hw: tuple[int, int] = (360, 480), seed: int = 0) -> tuple[np.nd
                 img[wy:wy + 10, wx:wx + 8] = colour * 0.45
         x += bw
 
-    # road below the horizon, pavement strips at both sides converging to a vanishing point
+
+def _road(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, horizon: int) -> None:
+    """The road below the horizon, pavement strips at both sides converging to a vanishing point, and a dashed
+    centre line in perspective."""
+    import cv2
+
+    h, w = lab.shape
     img[horizon:] = (88, 86, 92)
     lab[horizon:] = ROAD
     vx = int(w * rng.uniform(0.4, 0.6))
@@ -50,13 +68,18 @@ def street_scene(hw: tuple[int, int] = (360, 480), seed: int = 0) -> tuple[np.nd
                         np.int32)
         cv2.fillPoly(img, [poly], (150, 146, 140))
         cv2.fillPoly(lab, [poly], PAVEMENT)
-    for k in range(6):  # dashed centre line, in perspective
+    for k in range(6):
         y0 = horizon + int((h - horizon) * (k / 6) ** 1.6)
         y1 = horizon + int((h - horizon) * ((k + 0.5) / 6) ** 1.6)
         half = 1 + (y1 - horizon) // 30
         cv2.rectangle(img, (vx - half, y0), (vx + half, y1), (235, 235, 225), -1)
 
-    # trees: trunks and round crowns in front of the buildings
+
+def _trees_and_poles(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, horizon: int) -> None:
+    """Trees (trunks and round crowns) in front of the buildings, then poles on the pavement."""
+    import cv2
+
+    h, w = lab.shape
     for _ in range(int(rng.integers(1, 4))):
         cx = int(rng.uniform(0.05, 0.95) * w)
         r = int(h * rng.uniform(0.07, 0.13))
@@ -65,15 +88,18 @@ def street_scene(hw: tuple[int, int] = (360, 480), seed: int = 0) -> tuple[np.nd
         cv2.rectangle(lab, (cx - 3, cy), (cx + 3, horizon + 6), TREE, -1)
         cv2.circle(img, (cx, cy), r, tuple(float(v) for v in rng.uniform([40, 90, 30], [80, 140, 60])), -1)
         cv2.circle(lab, (cx, cy), r, TREE, -1)
-
-    # poles on the pavement
     for _ in range(int(rng.integers(1, 3))):
         px = int(rng.choice([rng.uniform(0.02, 0.25), rng.uniform(0.75, 0.98)]) * w)
         top = int(horizon * rng.uniform(0.2, 0.5))
         cv2.rectangle(img, (px - 2, top), (px + 2, int(h * 0.85)), (60, 60, 64), -1)
         cv2.rectangle(lab, (px - 2, top), (px + 2, int(h * 0.85)), POLE, -1)
 
-    # cars on the road: body, darker windows, wheels
+
+def _cars(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, horizon: int) -> None:
+    """Cars on the road, larger nearer the camera: body, darker windows, wheels."""
+    import cv2
+
+    h, w = lab.shape
     for _ in range(int(rng.integers(1, 4))):
         cy = int(rng.uniform(horizon + 0.15 * (h - horizon), h - 0.15 * (h - horizon)))
         scale = (cy - horizon) / (h - horizon)
@@ -89,7 +115,12 @@ def street_scene(hw: tuple[int, int] = (360, 480), seed: int = 0) -> tuple[np.nd
             cv2.circle(img, (wx, cy), max(3, ch // 4), (20, 20, 20), -1)
             cv2.circle(lab, (wx, cy), max(3, ch // 4), CAR, -1)
 
-    # a person on the pavement
+
+def _person(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, horizon: int) -> None:
+    """A person on the pavement: body and head."""
+    import cv2
+
+    h, w = lab.shape
     px = int(rng.choice([rng.uniform(0.05, 0.2), rng.uniform(0.8, 0.95)]) * w)
     feet = int(rng.uniform(horizon + 0.3 * (h - horizon), h - 10))
     ph = int((feet - horizon) * 1.1) + 12
@@ -98,11 +129,6 @@ def street_scene(hw: tuple[int, int] = (360, 480), seed: int = 0) -> tuple[np.nd
     cv2.ellipse(lab, (px, feet - ph // 2), (max(3, ph // 9), ph // 2 - ph // 8), 0, 0, 360, PEDESTRIAN, -1)
     cv2.circle(img, (px, feet - ph + ph // 10), max(2, ph // 10), (200, 160, 130), -1)
     cv2.circle(lab, (px, feet - ph + ph // 10), max(2, ph // 10), PEDESTRIAN, -1)
-
-    # texture and sensor noise, then a slight blur as a camera gives
-    img += rng.normal(0, 6, img.shape).astype(np.float32)
-    img = cv2.GaussianBlur(np.clip(img, 0, 255).astype(np.uint8), (3, 3), 0)
-    return img, lab
 
 
 def street_scenes(count: int, hw: tuple[int, int] = (360, 480), seed: int = 0):
