@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from sdk.core.errors import SourceError, require_cv2
+from sdk.core.errors import InputError, SourceError, require_cv2
 from sdk.core.parallel import lower_thread_priority, reader_niceness
 from sdk.core.media import IMAGE_SUFFIXES
+from sdk.core.preprocess import check_size_hw
 
 log = logging.getLogger("segedge")
 
@@ -63,8 +64,10 @@ class CsiOptions:
     flip_method: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.size_hw) != 2 or min(self.size_hw) < 32:
-            raise SourceError(f"csi size_hw: expected (height, width) >= 32, got {self.size_hw}")
+        try:  # the one (height, width) check, as a camera's error
+            check_size_hw(self.size_hw, "csi size_hw")
+        except InputError as exc:
+            raise SourceError(str(exc)) from None
         if not 0 < self.fps <= 240:
             raise SourceError(f"csi fps: expected 1..240, got {self.fps}")
         if self.flip_method not in range(8):
