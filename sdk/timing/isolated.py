@@ -115,7 +115,7 @@ def run_child(variant: Timed, *, runs: int, warmup: int, pause_s: float = 0.0, t
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_root(), os.environ.get("PYTHONPATH")]))}
     try:
         res = subprocess.run([sys.executable, "-m", "sdk.timing.isolated"], input=json.dumps(spec),
-                             capture_output=True, text=True, timeout=timeout_s, env=env, cwd=_root())
+                             capture_output=True, text=True, timeout=timeout_s, env=env)  # the caller's cwd
     except subprocess.TimeoutExpired as exc:
         raise SegEdgeError(f"timing {variant.name}: its process ran past {timeout_s:g} s. Fewer runs, or a larger "
                            "timeout") from exc
@@ -158,8 +158,8 @@ def time_isolated(variants: list[Timed], *, rounds: int = ROUNDS, runs: int = RU
 
 # ---------------------------------------------------------------------------------------- inputs and the artifact
 def save_input(folder: str | Path, name: str, array: np.ndarray) -> str:
-    """Write ``array`` to ``folder/name.npy`` for a child to load; returns the path."""
-    path = Path(folder) / f"{name}.npy"
+    """Write ``array`` to ``folder/name.npy`` for a child to load; returns its absolute path."""
+    path = (Path(folder) / f"{name}.npy").absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.ascontiguousarray(array))
     return str(path)
@@ -176,8 +176,10 @@ def artifact_variant(name: str, path: str | Path, *, runtime: str, options: dict
         raise InputError(f"what: expected 'infer', 'mask' or 'segmenter', got {what!r}")
     if (what == "segmenter") != (frames is not None) or (what != "segmenter") != (pixel_values is not None):
         raise InputError(f"{name}: 'segmenter' takes frames=, 'infer'/'mask' take pixel_values= (got what={what!r})")
-    args = {"path": str(path), "runtime": runtime, "options": options or {}, "what": what, "frames": frames,
-            "pixel_values": pixel_values, "output_hw": list(output_hw) if output_hw else None}
+    args = {"path": str(Path(path).absolute()), "runtime": runtime, "options": options or {}, "what": what,
+            "frames": frames and str(Path(frames).absolute()),
+            "pixel_values": pixel_values and str(Path(pixel_values).absolute()),
+            "output_hw": list(output_hw) if output_hw else None}
     return Timed(name=name, factory="sdk.timing.isolated:open_artifact", args=args)
 
 

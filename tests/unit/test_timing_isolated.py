@@ -48,3 +48,11 @@ def test_variants_are_checked():
         Timed(name="a", factory="nofunction")
     with pytest.raises(InputError, match="pixel_values"):
         artifact_variant("a", "x", runtime="onnxruntime", what="segmenter", pixel_values="x.npy")
+
+
+def test_artifact_paths_are_absolute_for_the_child(tmp_path, monkeypatch):
+    # the child runs in the caller's folder, but a relative path given here must not depend on that
+    monkeypatch.chdir(tmp_path)
+    v = artifact_variant("a", "out/model", runtime="onnxruntime", pixel_values="x.npy", output_hw=(32, 48))
+    assert v.args["path"] == str(tmp_path / "out" / "model") and v.args["pixel_values"] == str(tmp_path / "x.npy")
+    assert v.args["output_hw"] == [32, 48] and v.factory == "sdk.timing.isolated:open_artifact"
