@@ -62,13 +62,16 @@ RECIPES = {
 }
 
 
-def _ours(spec: str) -> tuple[str, Path]:
-    name, sep, path = spec.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"--ours: expected NAME=PATH (an artifact folder), got {spec!r}")
+def _ours(spec: str) -> tuple[str, Path, str]:
+    """NAME=PATH (the runtime Segmenter picks: runtime auto) or NAME=PATH@RUNTIME (onnxruntime, openvino)."""
+    name, sep, rest = spec.partition("=")
+    path, _, runtime = rest.rpartition("@") if "@" in rest else (rest, "", "auto")
+    if not sep or not name or not path or not runtime:
+        raise argparse.ArgumentTypeError(f"--ours: expected NAME=PATH or NAME=PATH@RUNTIME (an artifact folder), "
+                                         f"got {spec!r}")
     if name in PEERS:
         raise argparse.ArgumentTypeError(f"--ours: {name!r} is a peer's name; pick another, e.g. ours-{name}")
-    return name, Path(path)
+    return name, Path(path), runtime
 
 
 def _calibration_paths(camvid: Path, n: int) -> list[Path]:
@@ -203,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-samples", type=int, default=300, help="calibration frames from CamVid train")
     ap.add_argument("--every", type=int, default=1, help="score every k-th test image (1: all 233)")
     ap.add_argument("--ours", type=_ours, action="append", default=[], metavar="NAME=PATH",
-                    help="one of our artifact folders to score and time beside the peers (repeatable)")
+                    help="one of our artifact folders to score and time beside the peers (repeatable); @RUNTIME after "
+                         "the path names its runtime (default: auto, as Segmenter picks)")
     ap.add_argument("--max-drop", type=float, default=0.5, help="mIoU points vs ort-fp32 for a peer to count as "
                                                                 "'best peer'")
     ap.add_argument("--pauses-ms", default="100,33,0",
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         pauses = []
     if not pauses or any(not 0 <= v <= 10_000 for v in pauses) or len(set(pauses)) != len(pauses):
         ap.error(f"--pauses-ms: expected distinct comma-separated milliseconds from 0 to 10000, got {args.pauses_ms!r}")
-    if len({n for n, _ in args.ours}) != len(args.ours):
+    if len({n for n, _, _ in args.ours}) != len(args.ours):
         ap.error("--ours: names must differ")
 
     import torch
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     peer_fns, build_s, described, peer_files = build_peers(args.checkpoint, calib_x, work)
 
-    segs = {name: Segmenter.from_artifact(path) for name, path in args.ours}
+    segs = {name: Segmenter.from_artifact(path, runtime=runtime) for name, path, runtime in args.ours}
     try:
         names = list(PEERS) + list(segs)
         cms = {n: ConfusionMatrix(11, 255) for n in names}
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             feeds[n] = model_feeds(m, preprocess(data[0][0], m.preprocess), frame_hw)
             fns[n] = ((lambda f, s=s: s.runtime.infer(f)["mask"]) if m.head == "mask" else
                       (lambda f, s=s: masks_from_logits(s.runtime.infer(f), frame_hw)))
-            timed.append(artifact_variant(n, dict(args.ours)[n], runtime=s.runtime.name, what="mask",
+            timed.append(artifact_variant(n, s.runtime.artifact, runtime=s.runtime.name, what="mask",
                                           pixel_values=save_input(work / "timing", n, feeds[n]["pixel_values"]),
                                           output_hw=frame_hw))
         lat_by: dict[str, dict] = {}
@@ -325,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         peer = n in PEERS
         rows.append({"name": n, "kind": "peer" if peer else "ours",
-                     "what": RECIPES[n] if peer else str(dict(args.ours)[n]),
+                     "what": RECIPES[n] if peer else str(segs[n].runtime.artifact),
                      "runtime_description": described[n] if peer else ours_described[n],
                      **({} if peer else ours_meta[n]),
                      "build_seconds": build_s.get(n), "miou": cms[n].miou(),
