@@ -179,11 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     import shlex
     import sys
 
+    from sdk.timing.isolated import isolation
+
     result = {"schema": SCHEMA, "command": "python -m benchmarks.bench_speed_menu " + " ".join(
                   shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
               "environment": {**environment(), "isa": host_isa()}, "split": args.split, "images": len(data),
               "frame_hw": list(frame_hw), "max_drop": args.max_drop, "rows": everything, "pareto": sorted(front),
-              "recommended": best["name"] if best else None, "seconds": time.perf_counter() - t_start}
+              "recommended": best["name"] if best else None, "seconds": time.perf_counter() - t_start,
+              # as calibration.latency_aware.p50_side_by_side times each group
+              "isolation": isolation(rounds=3, runs=max(2, -(-args.repeats // 3)), warmup=2)}
     print(f"total {result['seconds']:.0f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,14 @@ ModelOpt's autotune ignores accuracy; this search uses both, measured here:
    patch-merging layer, each encoder block, the decoder) or per stage (``"stage"``: a stage's patch merging and
    blocks together, and the decoder; 5 regions on any MiT, the cheap search the report runs).
 2. Trials, with a small calibration subset: the all-INT8 model, and for each region the model with that region
-   alone left float. All of them and the float artifact are timed side by side in one ``sdk.timing.measure_latency``
-   call (runs alternate, so machine load hits all alike), and scored on a probe subset of the evaluation set.
+   alone left float. All of them and the float artifact are timed each alone in a process of its own, in
+   alternating rounds (``sdk.timing.isolated``: load hits all alike, and no runtime's spinning threads slow another),
+   and scored on a probe subset of the evaluation set.
 3. A region stays float when leaving it float is faster by more than ``NOISE`` (2%) of the all-INT8 p50 (its INT8
    does not pay here; "no slower" alone kept regions float on timing noise). Then, while the mIoU drop
    on the full evaluation set exceeds ``max_drop``, the region that regains the most mIoU per millisecond of
    latency it costs is left float too.
-4. The chosen model (full calibration set) is timed against the float artifact side by side. If it is not faster,
+4. The chosen model (full calibration set) is timed against the float artifact the same way. If it is not faster,
    or every region ended float, the float artifact is the answer: the output folder holds a copy of it and the
    record says "FP32 wins here" (the FP16/BF16 wording for OpenVINO's default float is the runtime's own choice).
    So the result is never slower than the float artifact of the same backend, as measured on this machine.
@@ -122,24 +123,26 @@ def _float_reference(fp32: Path, backend: str, work: Path, size_hw) -> tuple[Pat
     return export_openvino(fp32, work / "float-ir", size_hw=size_hw, progress=False), {"runtime": "openvino"}
 
 
-def p50_side_by_side(artifacts: dict[str, tuple[Path, dict]], image: np.ndarray, repeats: int
-                     ) -> dict[str, float]:
-    """p50 ms of each artifact's model call (preprocessed frame -> mask at the frame's size), side by side."""
-    from sdk.core.manifest import model_feeds
+def p50_side_by_side(artifacts: dict[str, tuple[Path, dict]], image: np.ndarray, repeats: int, *,
+                     rounds: int = 3) -> dict[str, float]:
+    """p50 ms of each artifact's model call (the preprocessed frame -> mask at the frame's size), each artifact
+    alone in a fresh process of its own, in ``rounds`` alternating rounds of about ``repeats / rounds`` runs
+    (``sdk.timing.isolated``), so no runtime's spinning threads slow another's runs. ``artifacts``: name ->
+    (folder, {"runtime": name, ...runtime options})."""
     from sdk.core.preprocess import preprocess
-    from sdk.segmenter import Segmenter
-    from sdk.timing import measure_latency
+    from sdk.timing.isolated import artifact_variant, save_input, time_isolated
 
-    segs = {name: Segmenter.from_artifact(path, **opts) for name, (path, opts) in artifacts.items()}
-    try:
-        feeds = {name: model_feeds(s.manifest, preprocess(image, s.manifest.preprocess), image.shape[:2])
-                 for name, s in segs.items()}
-        fns = {name: (lambda f, s=s: s.runtime.infer(f)) for name, s in segs.items()}
-        stats = measure_latency(fns, feeds.__getitem__, repeats, warmup=2)
-    finally:
-        for s in segs.values():
-            s.close()
-    return {name: v["p50_ms"] for name, v in stats.items()}
+    with tempfile.TemporaryDirectory(prefix="segedge-timing-") as tmp:
+        variants = []
+        for name, (path, opts) in artifacts.items():
+            options = dict(opts)
+            runtime = options.pop("runtime")
+            x = preprocess(image, read_manifest(path).preprocess)
+            variants.append(artifact_variant(name, path, runtime=runtime, options=options,
+                                             pixel_values=save_input(tmp, f"x{len(variants)}", x),
+                                             output_hw=image.shape[:2]))
+        timed = time_isolated(variants, rounds=rounds, runs=max(2, -(-repeats // rounds)), warmup=2)
+    return {name: v["p50_ms"] for name, v in timed["variants"].items()}
 
 
 def _miou(artifact: Path, opts: dict, data: list) -> float:

@@ -20,8 +20,7 @@ a fresh process of its own, in alternating rounds (``sdk.timing.isolated``): in 
 ONNX Runtime's intra-op threads spin-wait after each run and slowed whatever ran next (two ORT sessions alternating
 took 60 and 44 ms where each alone took 33.5 and 21.9; issue 28), so a pause between runs is not enough.
 ``measure_latency`` (one process, alternating run by run, a pause before each run) stays for the ``--in-process``
-comparisons and for the timings not moved to the harness yet (``calibration.latency_aware.p50_side_by_side``, used
-by the latency-aware search and ``benchmarks/bench_speed_menu``; ``benchmarks/upsample_study``). Timings on a
+comparisons and for the one study not moved to the harness (``benchmarks/upsample_study``). Timings on a
 shared machine are noisy: compare variants measured in one run, by their medians, and read the JSON's ``isolation``
 record.
 
