@@ -58,6 +58,14 @@ class Recorder:
 
 
 # -- sources ------------------------------------------------------------------------------------------------------
+def test_csi_options_refuse_bad_values():
+    for bad, match in [(dict(size_hw=(16, 640)), r"csi size_hw: expected \(height, width\), both >= 32"),
+                       (dict(size_hw=(720,)), "csi size_hw"), (dict(size_hw=("a", 2)), "csi size_hw"),
+                       (dict(fps=0), "csi fps"), (dict(flip_method=8), "csi flip_method")]:
+        with pytest.raises(SourceError, match=match):
+            CsiOptions(**bad)
+
+
 def test_parse_sources(video, camvid):
     assert parse_source("0") == parse_source(0)
     cam = parse_source("2")
